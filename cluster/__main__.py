@@ -1,0 +1,86 @@
+"""python -m cluster: run Apache Cassandra locally, one node or three."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+
+import cluster
+from cluster import config
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+def _cqlsh(node: int) -> int:
+    statuses = {s.index: s for s in cluster.status()}
+    if node not in statuses or not statuses[node].up:
+        raise cluster.ClusterError(f"node {node} is not running; `python -m cluster status` shows the nodes")
+    exe = shutil.which("cqlsh")
+    if not exe:
+        raise cluster.ClusterError("cqlsh not found: pip install -r requirements.txt")
+    os.execv(exe, [exe, config.node_address(node), str(config.NATIVE_PORT)])
+    return 0  # not reached
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m cluster",
+        description="Run Apache Cassandra 5.0 on this machine: one node on 127.0.0.1, or three on "
+        "127.0.0.1-127.0.0.3. Data and logs live under .cassandra/ (or $CLUSTER_HOME).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    up = commands.add_parser("up", help="start the cluster (or reuse the running one) and wait until it is ready")
+    up.add_argument("--nodes", type=int, choices=(1, 3), default=1, help="how many nodes (default 1)")
+    up.add_argument("--timeout", type=float, default=300, help="seconds to wait for the nodes (default 300)")
+    down = commands.add_parser("down", help="stop every node")
+    down.add_argument("--wipe", action="store_true", help="also delete all data (the jars stay cached)")
+    commands.add_parser("status", help="show each node: address, pid, UP/DOWN, log path")
+    stop = commands.add_parser("stop", help="stop one node (for fault tests)")
+    stop.add_argument("node", type=int, help="node number, 1-3")
+    stop.add_argument("--kill", action="store_true", help="SIGKILL instead of a clean shutdown (a crash)")
+    start = commands.add_parser("start", help="start one stopped node and wait until it is UP")
+    start.add_argument("node", type=int, help="node number, 1-3")
+    cqlsh = commands.add_parser("cqlsh", help="open cqlsh against a node")
+    cqlsh.add_argument("node", type=int, nargs="?", default=1, help="node number (default 1)")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "up":
+            points = cluster.start(nodes=args.nodes, timeout=args.timeout, progress=_print)
+            _print(f"ready: CASSANDRA_HOSTS={','.join(points)}")
+        elif args.command == "down":
+            cluster.stop(wipe=args.wipe, progress=_print)
+            _print("all nodes stopped")
+        elif args.command == "status":
+            rows = cluster.status()
+            if not rows:
+                _print("no cluster has been started here; run `python -m cluster up`")
+            for s in rows:
+                _print(
+                    f"node{s.index}  {s.address:<10} pid {str(s.pid or '-'):<8} {'UP' if s.up else 'DOWN':<5} {s.log}"
+                )
+        elif args.command == "stop":
+            cluster.stop_node(args.node, kill=args.kill)
+            _print(f"node {args.node} stopped")
+        elif args.command == "start":
+            cluster.start_node(args.node, progress=_print)
+        elif args.command == "cqlsh":
+            return _cqlsh(args.node)
+    except cluster.ClusterError as error:
+        print(f"cluster: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "cluster: interrupted; nodes already started keep running (`python -m cluster down` stops them)",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

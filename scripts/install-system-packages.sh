@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the project needs, only those that are missing:
+# a JDK Cassandra 5.0 runs on (17) and Maven, which fetches Cassandra's jars.
+set -euo pipefail
+
+missing=()
+if ! ls /usr/lib/jvm/*17*/bin/java >/dev/null 2>&1 && ! java -version 2>&1 | grep -q 'version "17'; then
+  missing+=(openjdk-17-jdk-headless)
+fi
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing Debian packages: ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

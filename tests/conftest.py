@@ -1,0 +1,42 @@
+"""One real Cassandra for the whole test session.
+
+`CASSANDRA_HOSTS=127.0.0.1,...` reuses a cluster that is already running (nothing is started or
+stopped); otherwise the cluster of `CLUSTER_NODES` nodes (3 by default) is started through
+`cluster.start()`, or reused if it already runs, and left running for the next session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from cassandra.cluster import Cluster, Session
+
+import cluster
+
+
+@pytest.fixture(scope="session")
+def cassandra_hosts() -> list[str]:
+    if os.environ.get("CASSANDRA_HOSTS"):
+        return [h.strip() for h in os.environ["CASSANDRA_HOSTS"].split(",") if h.strip()]
+    nodes = int(os.environ.get("CLUSTER_NODES", "3"))
+    return cluster.start(nodes=nodes, progress=lambda m: print(f"[cluster] {m}"))
+
+
+@pytest.fixture(scope="session")
+def node_count(cassandra_hosts: list[str]) -> int:
+    return len(cassandra_hosts)
+
+
+@pytest.fixture(autouse=True)
+def _skip_without_three_nodes(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("three_nodes") and len(request.getfixturevalue("cassandra_hosts")) < 3:
+        pytest.skip("needs the 3-node cluster (CLUSTER_NODES=3)")
+
+
+@pytest.fixture(scope="session")
+def driver_session(cassandra_hosts: list[str]) -> Iterator[Session]:
+    """A plain driver session on the whole cluster, for tests of Cassandra itself."""
+    with Cluster(cassandra_hosts, protocol_version=5) as c:
+        yield c.connect()
