@@ -8,12 +8,17 @@ stopped); otherwise the cluster of `CLUSTER_NODES` nodes (3 by default) is start
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from cassandra.cluster import Cluster, Session
 
 import cluster
+from app.db import Database
+from app.repository import Library
+from app.schema import apply_schema
+from app.settings import Settings
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +45,29 @@ def driver_session(cassandra_hosts: list[str]) -> Iterator[Session]:
     """A plain driver session on the whole cluster, for tests of Cassandra itself."""
     with Cluster(cassandra_hosts, protocol_version=5) as c:
         yield c.connect()
+
+
+# -- the service's own layers on the real cluster -------------------------------------------------
+@pytest.fixture(scope="session")
+def settings(cassandra_hosts: list[str]) -> Settings:
+    """Settings for a keyspace of this test session's own, replicated to every node."""
+    return Settings(
+        cassandra_hosts=cassandra_hosts,
+        keyspace=f"test_{uuid.uuid4().hex[:12]}",
+        replication_factor=min(3, len(cassandra_hosts)),
+        seed_demo_data=False,
+    )
+
+
+@pytest.fixture(scope="session")
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    db = await Database.connect(settings)
+    await apply_schema(db, settings)
+    yield db
+    await db.execute_raw(f"DROP KEYSPACE IF EXISTS {settings.keyspace}")
+    db.close()
+
+
+@pytest.fixture(scope="session")
+def library(database: Database) -> Library:
+    return Library(database)

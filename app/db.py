@@ -1,0 +1,196 @@
+"""The one door to Cassandra: a driver session, prepared statements, and asyncio awaitables.
+
+Every statement the service runs goes through `Database.execute`, so errors are translated in one
+place: a definite refusal (too few replicas) becomes `DatabaseUnavailable`; a write whose outcome is
+unknown (timeout, lost connection) becomes `OutcomeUnknown`, which the repository resolves by
+reading the truth back at SERIAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cassandra import (
+    AlreadyExists,
+    ConfigurationException,
+    InvalidRequest,
+    OperationTimedOut,
+    ProtocolVersion,
+    ReadFailure,
+    ReadTimeout,
+    Unauthorized,
+    Unavailable,
+)
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, ResponseFuture, Session
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.protocol import SyntaxException
+from cassandra.query import BatchStatement, BatchType, PreparedStatement, SimpleStatement, Statement
+
+from app.models import DatabaseUnavailable
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Errors that mean the statement itself is wrong: bugs, never retried, never reported as an outage.
+_STATEMENT_ERRORS = (InvalidRequest, SyntaxException, Unauthorized, ConfigurationException, AlreadyExists)
+
+
+class OutcomeUnknown(DatabaseUnavailable):
+    """A write was sent but its answer was lost: it may or may not have been applied."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """The rows of one page, its paging state, and (for lightweight transactions) whether it applied."""
+
+    rows: list[Any]
+    paging_state: bytes | None
+    was_applied: bool
+
+    def one(self) -> Any | None:
+        return self.rows[0] if self.rows else None
+
+
+class Database:
+    def __init__(self, cluster: Cluster, session: Session, settings: Settings) -> None:
+        self.cluster = cluster
+        self.session = session
+        self.settings = settings
+        self._prepared: dict[str, asyncio.Future[PreparedStatement]] = {}
+
+    @classmethod
+    async def connect(cls, settings: Settings) -> Database:
+        if not settings.cassandra_hosts:
+            raise ValueError("settings.cassandra_hosts is empty: name at least one Cassandra host")
+        profile = ExecutionProfile(
+            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.local_datacenter)),
+            consistency_level=settings.consistency,
+            serial_consistency_level=settings.serial_consistency,
+            request_timeout=settings.request_timeout,
+        )
+        cluster = Cluster(
+            settings.cassandra_hosts,
+            port=settings.cassandra_port,
+            protocol_version=ProtocolVersion.V5,
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        )
+        try:
+            # The driver's connect blocks; keep it off the event loop.
+            session = await asyncio.get_running_loop().run_in_executor(None, cluster.connect)
+        except NoHostAvailable as error:
+            cluster.shutdown()
+            hosts = ",".join(settings.cassandra_hosts)
+            raise DatabaseUnavailable(f"cannot connect to Cassandra at {hosts}: {error}") from error
+        log.info(
+            "connected to Cassandra at %s (cluster %s)",
+            ",".join(settings.cassandra_hosts),
+            cluster.metadata.cluster_name,
+        )
+        return cls(cluster, session, settings)
+
+    def close(self) -> None:
+        self.cluster.shutdown()
+
+    async def prepare(self, cql: str) -> PreparedStatement:
+        """Prepare once per statement text; concurrent callers share one preparation."""
+        future = self._prepared.get(cql)
+        if future is None:
+            future = asyncio.get_running_loop().run_in_executor(None, self.session.prepare, cql)
+            self._prepared[cql] = future
+        try:
+            return await future
+        except Exception as error:
+            self._prepared.pop(cql, None)
+            raise _translate(error, write=False) from error
+
+    async def execute(
+        self,
+        statement: str | Statement,
+        params: Sequence[Any] | None = None,
+        *,
+        write: bool = False,
+        page_size: int | None = None,
+        paging_state: bytes | None = None,
+        consistency: int | None = None,
+    ) -> Result:
+        """Run one statement (CQL text is prepared first); `write` marks it for outcome-unknown handling."""
+        if isinstance(statement, str):
+            statement = await self.prepare(statement)
+        if isinstance(statement, PreparedStatement):
+            statement = statement.bind(params or ())
+            params = None
+        if page_size is not None:
+            statement.fetch_size = page_size
+        if consistency is not None:
+            statement.consistency_level = consistency
+        try:
+            future = self.session.execute_async(statement, params, paging_state=paging_state)
+            return await _awaitable(future)
+        except Exception as error:
+            raise _translate(error, write=write) from error
+
+    async def execute_raw(self, cql: str) -> Result:
+        """Unprepared CQL, for schema changes and tests."""
+        return await self.execute(SimpleStatement(cql))
+
+    def batch(self) -> BatchStatement:
+        """A logged batch: all of its statements apply, or (after the batchlog replays) none of them."""
+        return BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self.settings.consistency)
+
+
+def _awaitable(future: ResponseFuture) -> asyncio.Future[Result]:
+    """The driver calls back on its own I/O thread; hand the answer to the event loop's thread."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Result] = loop.create_future()
+
+    def succeed(_rows: Any) -> None:
+        result_set = future.result()  # already complete: does not block, and fetches no further page
+        result = Result(list(result_set.current_rows), result_set.paging_state, _was_applied(result_set))
+        loop.call_soon_threadsafe(_settle, done, result, None)
+
+    def fail(error: BaseException) -> None:
+        loop.call_soon_threadsafe(_settle, done, None, error)
+
+    future.add_callbacks(succeed, fail)
+    return done
+
+
+def _settle(done: asyncio.Future[Result], result: Result | None, error: BaseException | None) -> None:
+    if done.cancelled():
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(result)  # type: ignore[arg-type]
+
+
+def _was_applied(result_set: Any) -> bool:
+    try:
+        return bool(result_set.was_applied)
+    except RuntimeError:  # not a lightweight transaction
+        return True
+
+
+def _translate(error: Exception, *, write: bool) -> Exception:
+    if isinstance(error, (DatabaseUnavailable, *_STATEMENT_ERRORS)):
+        return error
+    if isinstance(error, Unavailable):
+        return DatabaseUnavailable(
+            f"database unavailable: {error.alive_replicas} of {error.required_replicas} required replicas alive"
+        )
+    if (
+        isinstance(error, NoHostAvailable)
+        and error.errors
+        and all(isinstance(e, Unavailable) for e in error.errors.values())
+    ):
+        return DatabaseUnavailable("database unavailable: too few replicas alive")
+    if not write or isinstance(error, ReadTimeout | ReadFailure):
+        return DatabaseUnavailable(f"database unavailable: {error!r}")
+    # A write timeout, a lost connection, a client-side timeout, an unknown CAS result: the write may have
+    # applied. Only reading the row back can tell.
+    kind = "timeout" if isinstance(error, OperationTimedOut) else type(error).__name__
+    return OutcomeUnknown(f"database did not confirm the write ({kind})")

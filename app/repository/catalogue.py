@@ -1,0 +1,215 @@
+"""Books and readers: plain rows, written at the configured consistency (LOCAL_QUORUM)."""
+
+from __future__ import annotations
+
+import random
+import re
+from uuid import UUID, uuid4
+
+from app.models import Book, Conflict, InvalidInput, NotFound, Page, User
+from app.repository.base import (
+    RepositoryBase,
+    book_from_row,
+    check_page_size,
+    decode_page,
+    encode_page,
+    now,
+)
+
+BOOK_COLUMNS = "book_id, title, author, genre, published_year"
+USER_COLUMNS = "user_id, name, email, joined_at"
+MAX_TEXT = 300
+_WORD = re.compile(r"\w+")
+# Card numbers handed out when the caller names none: seven digits, so they never meet seeded ids 1..N.
+CARD_NUMBERS = (1_000_000, 9_999_999)
+
+
+def title_words(title: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(title)}
+
+
+def _text(value: object, field: str, required: bool = True) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise InvalidInput(f"{field} must be a non-empty string", field=field)
+    if len(value) > MAX_TEXT:
+        raise InvalidInput(f"{field} must be at most {MAX_TEXT} characters", field=field)
+    return value.strip()
+
+
+def _year(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not -3000 <= value <= now().year + 1:
+        raise InvalidInput("published_year must be a whole year, not in the future", field="published_year")
+    return value
+
+
+def _email(value: object) -> str:
+    email = _text(value, "email")
+    if "@" not in email or email.startswith("@") or email.endswith("@"):
+        raise InvalidInput("email must look like name@example.org", field="email")
+    return email
+
+
+class CatalogueRepository(RepositoryBase):
+    # -- books ------------------------------------------------------------------------------
+    async def get_book(self, book_id: UUID) -> Book:
+        row = (
+            await self.db.execute(self.cql(f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books WHERE book_id = ?"), [book_id])
+        ).one()
+        if row is None:
+            raise NotFound(f"book {book_id} does not exist")
+        return book_from_row(row)
+
+    async def list_books(
+        self,
+        *,
+        genre: str | None = None,
+        author: str | None = None,
+        title: str | None = None,
+        page_size: int = 20,
+        page: str | None = None,
+    ) -> Page[Book]:
+        """A page of the catalogue; filters use the storage-attached indexes (genre, author: exact, any case;
+        title: every word given must be a word of the title)."""
+        conditions, params = [], []
+        if genre:
+            conditions.append("genre = ?")
+            params.append(genre.strip())
+        if author:
+            conditions.append("author = ?")
+            params.append(author.strip())
+        for word in sorted(title_words(title or "")):
+            conditions.append("title_words CONTAINS ?")
+            params.append(word)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        result = await self.db.execute(
+            self.cql(f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books{where}"),
+            params,
+            page_size=check_page_size(page_size),
+            paging_state=decode_page(page),
+        )
+        return Page([book_from_row(r) for r in result.rows], encode_page(result.paging_state))
+
+    async def create_book(
+        self,
+        title: str,
+        author: str,
+        genre: str,
+        published_year: int | None,
+        book_id: UUID | None = None,
+    ) -> Book:
+        """Adds a book, or overwrites the one with this `book_id` (so imports can run twice)."""
+        book = Book(
+            book_id or uuid4(),
+            _text(title, "title"),
+            _text(author, "author"),
+            _text(genre, "genre"),
+            _year(published_year),
+        )
+        await self._write_book(book)
+        return book
+
+    async def update_book(
+        self,
+        book_id: UUID,
+        *,
+        title: str | None = None,
+        author: str | None = None,
+        genre: str | None = None,
+        published_year: int | None = None,
+    ) -> Book:
+        book = await self.get_book(book_id)
+        updated = Book(
+            book_id,
+            _text(title, "title") if title is not None else book.title,
+            _text(author, "author") if author is not None else book.author,
+            _text(genre, "genre") if genre is not None else book.genre,
+            _year(published_year) if published_year is not None else book.published_year,
+        )
+        await self._write_book(updated)
+        return updated
+
+    async def _write_book(self, book: Book) -> None:
+        await self.db.execute(
+            self.cql(f"INSERT INTO {{ks}}.books ({BOOK_COLUMNS}, title_words) VALUES (?, ?, ?, ?, ?, ?)"),
+            [book.book_id, book.title, book.author, book.genre, book.published_year, title_words(book.title)],
+            write=True,
+        )
+
+    async def delete_book(self, book_id: UUID) -> None:
+        await self.get_book(book_id)
+        holder = await self.holder(book_id, serial=True)  # type: ignore[attr-defined]
+        if holder is not None:
+            raise Conflict(f"book {book_id} is reserved (reservation {holder.reservation_id}); cancel it first")
+        await self.db.execute(self.cql("DELETE FROM {ks}.books WHERE book_id = ?"), [book_id], write=True)
+
+    # -- readers ----------------------------------------------------------------------------
+    async def get_user(self, user_id: int) -> User:
+        row = (
+            await self.db.execute(self.cql(f"SELECT {USER_COLUMNS} FROM {{ks}}.users WHERE user_id = ?"), [user_id])
+        ).one()
+        if row is None:
+            raise NotFound(f"user {user_id} does not exist")
+        return User(row.user_id, row.name, row.email, row.joined_at)
+
+    async def list_users(self, *, page_size: int = 20, page: str | None = None) -> Page[User]:
+        result = await self.db.execute(
+            self.cql(f"SELECT {USER_COLUMNS} FROM {{ks}}.users"),
+            page_size=check_page_size(page_size),
+            paging_state=decode_page(page),
+        )
+        users = [User(r.user_id, r.name, r.email, r.joined_at) for r in result.rows]
+        return Page(users, encode_page(result.paging_state))
+
+    async def create_user(self, name: str, email: str, user_id: int | None = None) -> User:
+        """Adds a reader. With `user_id` it writes that card (an upsert, so imports can run twice);
+        without, it hands out a free seven-digit card number, claimed with IF NOT EXISTS."""
+        name, email = _text(name, "name"), _email(email)
+        if user_id is not None:
+            if isinstance(user_id, bool) or not isinstance(user_id, int) or not 0 < user_id < 2**31:
+                raise InvalidInput("user_id must be a positive 32-bit integer", field="user_id")
+            user = User(user_id, name, email, now())
+            await self._write_user(user, claim=False)
+            return user
+        for _ in range(20):
+            user = User(random.randint(*CARD_NUMBERS), name, email, now())
+            if await self._write_user(user, claim=True):
+                return user
+        raise Conflict("could not find a free card number; try again")
+
+    async def update_user(self, user_id: int, *, name: str | None = None, email: str | None = None) -> User:
+        user = await self.get_user(user_id)
+        updated = User(
+            user_id,
+            _text(name, "name") if name is not None else user.name,
+            _email(email) if email is not None else user.email,
+            user.joined_at,
+        )
+        # IF EXISTS: a reader deleted meanwhile is not brought back by the update.
+        result = await self.db.execute(
+            self.cql("UPDATE {ks}.users SET name = ?, email = ? WHERE user_id = ? IF EXISTS"),
+            [updated.name, updated.email, user_id],
+            write=True,
+        )
+        if not result.was_applied:
+            raise NotFound(f"user {user_id} does not exist")
+        return updated
+
+    async def _write_user(self, user: User, *, claim: bool) -> bool:
+        suffix = " IF NOT EXISTS" if claim else ""
+        result = await self.db.execute(
+            self.cql(f"INSERT INTO {{ks}}.users ({USER_COLUMNS}) VALUES (?, ?, ?, ?){suffix}"),
+            [user.user_id, user.name, user.email, user.joined_at],
+            write=True,
+        )
+        return result.was_applied
+
+    async def delete_user(self, user_id: int) -> None:
+        await self.get_user(user_id)
+        held = await self.user_reservations(user_id, page_size=1)  # type: ignore[attr-defined]
+        if held.items:
+            raise Conflict(f"user {user_id} holds reservations; cancel them first")
+        await self.db.execute(self.cql("DELETE FROM {ks}.users WHERE user_id = ?"), [user_id], write=True)

@@ -1,0 +1,53 @@
+"""Every setting of the service, each an environment variable with a default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from cassandra import ConsistencyLevel
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default).strip() or default
+
+
+def _consistency(name: str, default: str) -> int:
+    value = _env(name, default).upper()
+    if value not in ConsistencyLevel.name_to_value:
+        raise ValueError(f"{name}={value!r} is not a consistency level (e.g. LOCAL_QUORUM, QUORUM, LOCAL_SERIAL)")
+    return ConsistencyLevel.name_to_value[value]
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Empty: start (or reuse) the single local node from `cluster/`.
+    cassandra_hosts: list[str] = field(default_factory=list)
+    cassandra_port: int = 9042
+    keyspace: str = "library"
+    replication_factor: int = 1
+    local_datacenter: str = "datacenter1"
+    consistency: int = ConsistencyLevel.LOCAL_QUORUM
+    serial_consistency: int = ConsistencyLevel.LOCAL_SERIAL
+    request_timeout: float = 10.0
+    http_port: int = 8888
+    debug: bool = False
+    seed_demo_data: bool = True
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        hosts = [h.strip() for h in _env("CASSANDRA_HOSTS", "").split(",") if h.strip()]
+        return cls(
+            cassandra_hosts=hosts,
+            cassandra_port=int(_env("CASSANDRA_PORT", "9042")),
+            keyspace=_env("CASSANDRA_KEYSPACE", "library"),
+            # A cluster named by CASSANDRA_HOSTS gets one replica per host, up to 3, unless told otherwise.
+            replication_factor=int(_env("CASSANDRA_REPLICATION", str(min(3, max(1, len(hosts)))))),
+            local_datacenter=_env("CASSANDRA_LOCAL_DC", "datacenter1"),
+            consistency=_consistency("CASSANDRA_CONSISTENCY", "LOCAL_QUORUM"),
+            serial_consistency=_consistency("CASSANDRA_SERIAL_CONSISTENCY", "LOCAL_SERIAL"),
+            request_timeout=float(_env("CASSANDRA_TIMEOUT", "10")),
+            http_port=int(_env("PORT", "8888")),
+            debug=_env("DEBUG", "0").lower() in ("1", "true", "yes"),
+            seed_demo_data=_env("SEED_DEMO_DATA", "1").lower() in ("1", "true", "yes"),
+        )
