@@ -10,9 +10,14 @@ setup:  ## system packages (JDK 17, Maven) when missing, then the Python package
 run: setup  ## the service on http://localhost:8888/ on the single local Cassandra node
 	$(PYTHON) -m app
 
-test: setup  ## lint, then the whole suite against the real 3-node cluster
+# The tests that must hold on both topologies run again on the single node after the 3-node pass.
+BOTH_TOPOLOGIES = tests/test_cluster.py tests/test_reservations.py
+
+test: setup  ## lint, the whole suite on the real 3-node cluster, then the core again on one node
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest
+	$(PYTHON) -m cluster down
+	CLUSTER_NODES=1 $(PYTHON) -m pytest -m "not three_nodes" $(BOTH_TOPOLOGIES)
 
 lint:
 	$(PYTHON) -m ruff check .

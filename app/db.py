@@ -20,7 +20,6 @@ from cassandra import (
     InvalidRequest,
     OperationTimedOut,
     ProtocolVersion,
-    ReadFailure,
     ReadTimeout,
     Unauthorized,
     Unavailable,
@@ -178,19 +177,19 @@ def _was_applied(result_set: Any) -> bool:
 def _translate(error: Exception, *, write: bool) -> Exception:
     if isinstance(error, (DatabaseUnavailable, *_STATEMENT_ERRORS)):
         return error
+    log.warning("Cassandra request failed: %r", error)
     if isinstance(error, Unavailable):
         return DatabaseUnavailable(
-            f"database unavailable: {error.alive_replicas} of {error.required_replicas} required replicas alive"
+            f"database unavailable: {error.alive_replicas} of the {error.required_replicas} replicas needed are up"
         )
-    if (
-        isinstance(error, NoHostAvailable)
-        and error.errors
-        and all(isinstance(e, Unavailable) for e in error.errors.values())
-    ):
-        return DatabaseUnavailable("database unavailable: too few replicas alive")
-    if not write or isinstance(error, ReadTimeout | ReadFailure):
-        return DatabaseUnavailable(f"database unavailable: {error!r}")
+    if isinstance(error, NoHostAvailable):
+        if error.errors and all(isinstance(e, Unavailable) for e in error.errors.values()):
+            return DatabaseUnavailable("database unavailable: too few replicas are up")
+        if not write:
+            return DatabaseUnavailable("database unavailable: no Cassandra node could be reached")
+    if not write:
+        what = "timed out" if isinstance(error, ReadTimeout | OperationTimedOut) else "failed"
+        return DatabaseUnavailable(f"database unavailable: the read {what} ({type(error).__name__})")
     # A write timeout, a lost connection, a client-side timeout, an unknown CAS result: the write may have
     # applied. Only reading the row back can tell.
-    kind = "timeout" if isinstance(error, OperationTimedOut) else type(error).__name__
-    return OutcomeUnknown(f"database did not confirm the write ({kind})")
+    return OutcomeUnknown(f"database unavailable: the write was not confirmed ({type(error).__name__})")

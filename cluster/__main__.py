@@ -15,14 +15,14 @@ def _print(message: str) -> None:
     print(message, flush=True)
 
 
-def _cqlsh(node: int) -> int:
+def _cqlsh(node: int, extra: list[str]) -> int:
     statuses = {s.index: s for s in cluster.status()}
     if node not in statuses or not statuses[node].up:
         raise cluster.ClusterError(f"node {node} is not running; `python -m cluster status` shows the nodes")
     exe = shutil.which("cqlsh")
     if not exe:
         raise cluster.ClusterError("cqlsh not found: pip install -r requirements.txt")
-    os.execv(exe, [exe, config.node_address(node), str(config.NATIVE_PORT)])
+    os.execv(exe, [exe, config.node_address(node), str(config.NATIVE_PORT), *extra])
     return 0  # not reached
 
 
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("node", type=int, help="node number, 1-3")
     cqlsh = commands.add_parser("cqlsh", help="open cqlsh against a node")
     cqlsh.add_argument("node", type=int, nargs="?", default=1, help="node number (default 1)")
+    cqlsh.add_argument("cqlsh_args", nargs=argparse.REMAINDER, help="passed on to cqlsh, e.g. -e 'DESCRIBE KEYSPACES'")
     args = parser.parse_args(argv)
 
     try:
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "start":
             cluster.start_node(args.node, progress=_print)
         elif args.command == "cqlsh":
-            return _cqlsh(args.node)
+            return _cqlsh(args.node, args.cqlsh_args)
     except cluster.ClusterError as error:
         print(f"cluster: {error}", file=sys.stderr)
         return 1

@@ -1,0 +1,303 @@
+"""The reservation core against real Cassandra: contention, ownership, moves, ambiguity, repair."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from cassandra import WriteTimeout
+
+import app.db
+from app.db import Database
+from app.models import Book, Conflict, DatabaseUnavailable, Forbidden, NotFound, Reservation, User
+from app.repository import Library
+
+_user_ids = itertools.count(1000)
+
+
+async def new_book(library: Library, title: str = "A Tale of Two Cities") -> Book:
+    return await library.create_book(title, "Charles Dickens", "Classic", 1859)
+
+
+async def new_users(library: Library, n: int) -> list[User]:
+    return list(
+        await asyncio.gather(
+            *[library.create_user(f"Reader {i}", f"reader{i}@example.org", user_id=next(_user_ids)) for i in range(n)]
+        )
+    )
+
+
+async def outcomes(calls: list[Awaitable[Any]]) -> Counter[str]:
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for r in results:
+        if isinstance(r, Exception) and not isinstance(r, Conflict | NotFound | Forbidden):
+            raise r
+    return Counter(type(r).__name__ for r in results)
+
+
+async def assert_clean(library: Library) -> None:
+    report = await library.audit()
+    assert report.clean, report.violations
+
+
+async def test_hundred_readers_one_book_exactly_one_wins(library: Library) -> None:
+    book = await new_book(library)
+    readers = await new_users(library, 100)
+    seen = await outcomes([library.reserve(book.book_id, u.user_id) for u in readers])
+    assert seen == {"Reservation": 1, "Conflict": 99}
+    assert len(await library.book_reservations(book.book_id)) == 1
+    await assert_clean(library)
+
+
+async def test_one_reader_same_book_hundred_times_one_reservation(library: Library) -> None:
+    book = await new_book(library)
+    (reader,) = await new_users(library, 1)
+    seen = await outcomes([library.reserve(book.book_id, reader.user_id) for _ in range(100)])
+    assert seen == {"Reservation": 1, "Conflict": 99}
+    assert len((await library.user_reservations(reader.user_id)).items) == 1
+    await assert_clean(library)
+
+
+async def test_retry_with_the_same_reservation_id_is_idempotent(library: Library) -> None:
+    book = await new_book(library)
+    (reader,) = await new_users(library, 1)
+    rid = uuid.uuid4()
+    first = await library.reserve(book.book_id, reader.user_id, rid)
+    again = await library.reserve(book.book_id, reader.user_id, rid)
+    assert first == again
+    await assert_clean(library)
+
+
+async def test_unknown_book_or_reader_is_an_error_and_takes_no_lock(library: Library) -> None:
+    book = await new_book(library)
+    (reader,) = await new_users(library, 1)
+    with pytest.raises(NotFound, match="book"):
+        await library.reserve(uuid.uuid4(), reader.user_id)
+    with pytest.raises(NotFound, match="user"):
+        await library.reserve(book.book_id, 987_654_321)
+    assert await library.holder(book.book_id, serial=True) is None
+
+
+async def test_cancel_by_another_reader_is_refused(library: Library) -> None:
+    book = await new_book(library)
+    owner, other = await new_users(library, 2)
+    r = await library.reserve(book.book_id, owner.user_id)
+    with pytest.raises(Forbidden):
+        await library.cancel(r.reservation_id, other.user_id)
+    with pytest.raises(Forbidden):
+        await library.move(r.reservation_id, other.user_id)
+    assert await library.holder(book.book_id, serial=True) == r
+
+
+async def test_stale_cancel_after_rereserve_leaves_new_reservation_intact(library: Library) -> None:
+    book = await new_book(library)
+    first, second = await new_users(library, 2)
+    old = await library.reserve(book.book_id, first.user_id)
+    await library.cancel(old.reservation_id, first.user_id)
+    new = await library.reserve(book.book_id, second.user_id)
+    # The first reader's cancel arrives again, late: it must not free the second reader's reservation.
+    with pytest.raises(NotFound):
+        await library.cancel(old.reservation_id, first.user_id)
+    # Even a release that gets as far as the lock (it read its reservation before the cancel) is refused.
+    assert not await library._release_lock(book.book_id, old.reservation_id)
+    assert await library.holder(book.book_id, serial=True) == new
+    await assert_clean(library)
+
+
+async def test_two_readers_moving_onto_one_free_book_one_wins(library: Library) -> None:
+    a_book, b_book, target = [await new_book(library, t) for t in ("Emma", "Persuasion", "Mansfield Park")]
+    a, b = await new_users(library, 2)
+    ra = await library.reserve(a_book.book_id, a.user_id)
+    rb = await library.reserve(b_book.book_id, b.user_id)
+    results = await asyncio.gather(
+        library.move(ra.reservation_id, a.user_id, target.book_id),
+        library.move(rb.reservation_id, b.user_id, target.book_id),
+        return_exceptions=True,
+    )
+    assert sorted(type(r).__name__ for r in results) == ["Conflict", "Reservation"]
+    winner = next(r for r in results if isinstance(r, Reservation))
+    loser_before = rb if winner.reservation_id == ra.reservation_id else ra
+    assert await library.holder(target.book_id, serial=True) == winner
+    assert await library.get_reservation(loser_before.reservation_id) == loser_before  # exactly as it was
+    assert await library.holder(loser_before.book_id, serial=True) == loser_before
+    await assert_clean(library)
+
+
+async def test_renew_updates_the_time_and_keeps_the_book(library: Library) -> None:
+    book = await new_book(library)
+    (reader,) = await new_users(library, 1)
+    r = await library.reserve(book.book_id, reader.user_id)
+    await asyncio.sleep(0.01)
+    renewed = await library.move(r.reservation_id, reader.user_id)
+    assert renewed.book_id == r.book_id and renewed.reserved_at > r.reserved_at
+    assert await library.get_reservation(r.reservation_id) == renewed
+    await assert_clean(library)
+
+
+async def test_reserve_cancel_loop_never_has_two_holders(library: Library) -> None:
+    """Two readers reserve and cancel one book for many cycles; the clients' own history is checked."""
+    book = await new_book(library)
+    readers = await new_users(library, 2)
+    loop = asyncio.get_running_loop()
+    holds: list[tuple[float, float, int]] = []  # (acknowledged, cancel sent, reader): surely held in between
+
+    async def client(user: User) -> None:
+        for _ in range(25):
+            try:
+                r = await library.reserve(book.book_id, user.user_id)
+            except Conflict:
+                await asyncio.sleep(0.005)
+                continue
+            acknowledged = loop.time()
+            await asyncio.sleep(0.002)
+            cancel_sent = loop.time()
+            await library.cancel(r.reservation_id, user.user_id)
+            holds.append((acknowledged, cancel_sent, user.user_id))
+
+    await asyncio.gather(*[client(u) for u in readers])
+    assert len(holds) >= 2
+    holds.sort()
+    for (_, end, _), (start, _, _) in itertools.pairwise(holds):
+        assert start >= end, "two readers held the book at the same time"
+    await assert_clean(library)
+
+
+# -- ambiguous outcomes, injected at the driver boundary around the real statements ----------------------
+@pytest.fixture
+def lose_answer(library: Library, monkeypatch: pytest.MonkeyPatch) -> Callable[..., list[str]]:
+    """Make the driver lose the answer of the next statement matching `fragment`; the caller sees a WriteTimeout.
+    With `after=True` the real statement runs in Cassandra first; with `after=False` it never leaves the client
+    (a harmless read goes out in its place)."""
+    session = library.db.session
+    real_execute_async, real_awaitable = session.execute_async, app.db._awaitable
+    hits: list[str] = []
+    lost: set[int] = set()
+
+    def arm(fragment: str, *, after: bool = True, times: int = 1) -> list[str]:
+        def execute_async(statement: Any, *args: Any, **kwargs: Any) -> Any:
+            query = getattr(statement, "prepared_statement", statement)
+            text = getattr(query, "query_string", "") or ""
+            if fragment not in text or len(hits) >= times:
+                return real_execute_async(statement, *args, **kwargs)
+            hits.append(text)
+            future = real_execute_async(statement if after else "SELECT release_version FROM system.local")
+            lost.add(id(future))
+            return future
+
+        def awaitable(future: Any) -> Any:
+            answer = real_awaitable(future)
+            return _lost(answer) if id(future) in lost else answer
+
+        monkeypatch.setattr(session, "execute_async", execute_async)
+        monkeypatch.setattr(app.db, "_awaitable", awaitable)
+        return hits
+
+    return arm
+
+
+async def _lost(answer: Awaitable[Any]) -> Any:
+    await answer
+    raise WriteTimeout(
+        "injected: the answer was lost", write_type=5, consistency=6, received_responses=1, required_responses=2
+    )
+
+
+async def test_lost_answer_of_an_applied_lock_resolves_to_the_reservation(library: Library, lose_answer) -> None:
+    book = await new_book(library)
+    (reader,) = await new_users(library, 1)
+    hits = lose_answer("IF NOT EXISTS")
+    r = await library.reserve(book.book_id, reader.user_id)
+    assert hits, "the fault was not injected"
+    assert await library.holder(book.book_id, serial=True) == r
+    assert await library.get_reservation(r.reservation_id) == r
+    await assert_clean(library)
+
+
+async def test_lost_request_that_never_applied_is_retried(library: Library, lose_answer) -> None:
+    book = await new_book(library)
+    (reader,) = await new_users(library, 1)
+    hits = lose_answer("IF NOT EXISTS", after=False)
+    r = await library.reserve(book.book_id, reader.user_id)
+    assert hits
+    assert await library.holder(book.book_id, serial=True) == r
+    await assert_clean(library)
+
+
+async def test_lost_answer_of_a_release_still_cancels(library: Library, lose_answer) -> None:
+    book = await new_book(library)
+    (reader,) = await new_users(library, 1)
+    r = await library.reserve(book.book_id, reader.user_id)
+    hits = lose_answer("IF reservation_id")
+    await library.cancel(r.reservation_id, reader.user_id)
+    assert hits
+    assert await library.holder(book.book_id, serial=True) is None
+    await assert_clean(library)
+
+
+async def test_crash_between_lock_and_views_is_repaired_from_the_lock(
+    library: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book = await new_book(library)
+    (reader,) = await new_users(library, 1)
+    real_execute = Database.execute
+
+    async def views_unreachable(self: Database, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        # The batch and its undo both fail, as if the process died right after taking the lock.
+        if type(statement).__name__ == "BatchStatement":
+            raise DatabaseUnavailable("injected: the database went away")
+        return await real_execute(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(Database, "execute", views_unreachable)
+    rid = uuid.uuid4()
+    with pytest.raises(DatabaseUnavailable):
+        await library.reserve(book.book_id, reader.user_id, rid)
+    monkeypatch.undo()
+
+    report = await library.audit()
+    assert any("missing from reservations" in v for v in report.violations), report.violations
+    repaired = await library.audit(repair=True)
+    assert repaired.repaired
+    await assert_clean(library)
+    assert (await library.get_reservation(rid)).user_id == reader.user_id
+    await library.cancel(rid, reader.user_id)
+    assert await library.holder(book.book_id, serial=True) is None
+
+
+# -- the catalogue ----------------------------------------------------------------------------------
+async def test_books_page_and_filter(library: Library) -> None:
+    genre = f"Genre{uuid.uuid4().hex[:6]}"
+    for i in range(5):
+        await library.create_book(f"Volume {i} of the Saga", "Ann Author" if i % 2 else "Bo Writer", genre, 2000 + i)
+    first = await library.list_books(genre=genre.lower(), page_size=2)
+    assert len(first.items) == 2 and first.next_page
+    seen = list(first.items)
+    page = first.next_page
+    while page:
+        more = await library.list_books(genre=genre, page_size=2, page=page)
+        seen += more.items
+        page = more.next_page
+    assert len({b.book_id for b in seen}) == 5
+    by_author = await library.list_books(genre=genre, author="ann author")
+    assert {b.published_year for b in by_author.items} == {2001, 2003}
+    by_title = await library.list_books(genre=genre, title="volume 3")
+    assert [b.published_year for b in by_title.items] == [2003]
+
+
+async def test_reserved_book_and_its_reader_cannot_be_deleted(library: Library) -> None:
+    book = await new_book(library)
+    (reader,) = await new_users(library, 1)
+    r = await library.reserve(book.book_id, reader.user_id)
+    with pytest.raises(Conflict, match="reserved"):
+        await library.delete_book(book.book_id)
+    with pytest.raises(Conflict, match="reservations"):
+        await library.delete_user(reader.user_id)
+    await library.cancel(r.reservation_id, reader.user_id)
+    await library.delete_book(book.book_id)
+    await library.delete_user(reader.user_id)
+    with pytest.raises(NotFound):
+        await library.get_book(book.book_id)
