@@ -8,7 +8,6 @@ stopped); otherwise the cluster of `CLUSTER_NODES` nodes (3 by default) is start
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -48,12 +47,16 @@ def driver_session(cassandra_hosts: list[str]) -> Iterator[Session]:
 
 
 # -- the service's own layers on the real cluster -------------------------------------------------
+TEST_KEYSPACE = "test_library"
+TABLES = ("books", "users", "reservation_by_book_id", "reservations", "user_reservations", "book_reservations")
+
+
 @pytest.fixture(scope="session")
 def settings(cassandra_hosts: list[str]) -> Settings:
-    """Settings for a keyspace of this test session's own, replicated to every node."""
+    """Settings for the tests' keyspace, replicated to every node."""
     return Settings(
         cassandra_hosts=cassandra_hosts,
-        keyspace=f"test_{uuid.uuid4().hex[:12]}",
+        keyspace=TEST_KEYSPACE,
         replication_factor=min(3, len(cassandra_hosts)),
         seed_demo_data=False,
     )
@@ -61,10 +64,14 @@ def settings(cassandra_hosts: list[str]) -> Settings:
 
 @pytest.fixture(scope="session")
 async def database(settings: Settings) -> AsyncIterator[Database]:
+    """The tests' keyspace, emptied at the start of the session. It is kept, not dropped: dropping keyspaces
+    over and over while nodes are killed and restarted trips Cassandra's commit log ("Unknown CF") and leaves
+    a node refusing every later schema change."""
     db = await Database.connect(settings)
     await apply_schema(db, settings)
+    for table in TABLES:
+        await db.execute_raw(f"TRUNCATE {settings.keyspace}.{table}")
     yield db
-    await db.execute_raw(f"DROP KEYSPACE IF EXISTS {settings.keyspace}")
     db.close()
 
 

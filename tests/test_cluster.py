@@ -26,14 +26,15 @@ def _session_on(host: str) -> tuple[Cluster, Session]:
 def test_one_node_create_keyspace_write_and_read(cassandra_hosts: list[str]) -> None:
     c, session = _session_on(cassandra_hosts[0])
     with c:
-        keyspace = f"t_{uuid.uuid4().hex[:10]}"
+        # Kept between runs (see tests/conftest.py on why keyspaces are not dropped); the value is new each time.
         session.execute(
-            f"CREATE KEYSPACE {keyspace} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+            "CREATE KEYSPACE IF NOT EXISTS test_one_replica "
+            "WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"
         )
-        session.execute(f"CREATE TABLE {keyspace}.kv (k int PRIMARY KEY, v text)")
-        session.execute(f"INSERT INTO {keyspace}.kv (k, v) VALUES (1, 'one')")
-        assert session.execute(f"SELECT v FROM {keyspace}.kv WHERE k = 1").one().v == "one"
-        session.execute(f"DROP KEYSPACE {keyspace}")
+        session.execute("CREATE TABLE IF NOT EXISTS test_one_replica.kv (k int PRIMARY KEY, v text)")
+        value = uuid.uuid4().hex
+        session.execute("INSERT INTO test_one_replica.kv (k, v) VALUES (1, %s)", [value])
+        assert session.execute("SELECT v FROM test_one_replica.kv WHERE k = 1").one().v == value
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +44,9 @@ def replicated(driver_session: Session) -> Iterator[str]:
         "CREATE KEYSPACE IF NOT EXISTS library WITH replication = "
         "{'class': 'NetworkTopologyStrategy', 'datacenter1': 3}"
     )
-    table = f"library.cluster_check_{uuid.uuid4().hex[:8]}"
-    driver_session.execute(f"CREATE TABLE {table} (k uuid PRIMARY KEY, v int)")
+    table = "library.cluster_check"
+    driver_session.execute(f"CREATE TABLE IF NOT EXISTS {table} (k uuid PRIMARY KEY, v int)")
     yield table
-    driver_session.execute(f"DROP TABLE {table}")
 
 
 @pytest.mark.three_nodes

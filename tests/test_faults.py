@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -15,6 +16,9 @@ from app.models import Conflict, DatabaseUnavailable, NotFound, Reservation
 from app.repository import Library
 
 pytestmark = [pytest.mark.three_nodes, pytest.mark.faults]
+
+OUTAGE_SECONDS = 36
+DETECTION_SECONDS = 24  # measured here: the survivors mark a killed node DOWN after 18-20 s
 
 
 async def _blocking(fn: Any, *args: Any) -> None:
@@ -34,8 +38,7 @@ async def test_one_node_down_mid_run_loses_nothing_acknowledged(library: Library
     book_ids, readers = await _catalogue(library, books=20, readers=8, first_id=500_000)
     held: dict[Any, Reservation] = {}  # acknowledged and not cancelled
     counts = {"ok": 0, "conflict": 0, "unavailable": 0}
-    during_outage = {"ok": 0, "unavailable": 0}
-    outage = asyncio.Event()
+    timeline: list[tuple[float, str]] = []
     stop = asyncio.Event()
     rng = random.Random(7)
 
@@ -51,33 +54,41 @@ async def test_one_node_down_mid_run_loses_nothing_acknowledged(library: Library
                     r = await library.reserve(rng.choice(book_ids), user_id)
                     mine.append(r)
                     held[r.reservation_id] = r
-                counts["ok"] += 1
-                if outage.is_set():
-                    during_outage["ok"] += 1
+                outcome = "ok"
             except (Conflict, NotFound):
-                counts["conflict"] += 1
+                outcome = "conflict"
             except DatabaseUnavailable:
-                counts["unavailable"] += 1
-                if outage.is_set():
-                    during_outage["unavailable"] += 1
+                outcome = "unavailable"
+            counts[outcome] += 1
+            timeline.append((time.monotonic(), outcome))
             await asyncio.sleep(0.01)
 
     workers = [asyncio.create_task(reader(u)) for u in readers]
     try:
         await asyncio.sleep(3)
         await _blocking(lambda: cluster.stop_node(3, kill=True))  # a crash, not a clean shutdown
-        outage.set()
-        await asyncio.sleep(8)
+        crashed = time.monotonic()
+        await asyncio.sleep(OUTAGE_SECONDS)
+        restarting = time.monotonic()
     finally:
-        outage.clear()
         await _blocking(cluster.start_node, 3)
         await asyncio.sleep(2)
         stop.set()
         await asyncio.gather(*workers)
 
-    print(f"\nops {counts}, during the outage {during_outage}, {len(held)} reservations held at the end")
-    assert during_outage["ok"] > 0, "nothing succeeded while one node was down"
-    assert counts["unavailable"] <= 0.05 * counts["ok"] + 3, counts
+    # Until the failure detector convicts the crashed node, requests that wait on it time out; after that,
+    # with two replicas of three up, everything must work.
+    settled = Counter(o for t, o in timeline if crashed + DETECTION_SECONDS <= t <= restarting)
+    early = Counter(o for t, o in timeline if crashed <= t < crashed + DETECTION_SECONDS)
+    buckets: dict[int, Counter[str]] = {}
+    for t, o in timeline:
+        buckets.setdefault(int((t - crashed) // 3) * 3, Counter())[o] += 1
+    print("\n" + "\n".join(f"  {k:+4d}s {dict(v)}" for k, v in sorted(buckets.items())))
+    print(
+        f"\nall {counts}; first {DETECTION_SECONDS}s after the crash {dict(early)}; after that {dict(settled)}; "
+        f"{len(held)} reservations held at the end"
+    )
+    assert settled["ok"] > 0 and settled["unavailable"] == 0, settled
     for r in held.values():  # nothing acknowledged is lost
         assert await library.get_reservation(r.reservation_id) == r
         assert await library.holder(r.book_id, serial=True) == r

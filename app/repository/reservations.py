@@ -232,24 +232,29 @@ class ReservationRepository(RepositoryBase):
         try:
             await self.db.execute(batch, write=True)
         except DatabaseUnavailable:
-            # Not acknowledged: take back what this call added, so no half-made reservation lingers. If the
-            # undo fails too, the lock stays the truth and audit(repair=True) rebuilds the views from it.
+            # Not acknowledged: take back what this call added, so no half-made reservation lingers. The lock goes
+            # first (Paxos needs only a quorum); if the undo fails too, the lock stays the truth and
+            # audit(repair=True) rebuilds the views from it.
             if release_on_failure is not None:
                 try:
+                    await self._release_lock(release_on_failure, r.reservation_id)
                     await self._delete_views(
                         Reservation(r.reservation_id, release_on_failure, r.user_id, r.reserved_at)
                     )
-                    await self._release_lock(release_on_failure, r.reservation_id)
                 except DatabaseUnavailable:
                     log.warning("could not undo reservation %s on book %s", r.reservation_id, release_on_failure)
             raise
 
     async def _delete_views(self, r: Reservation) -> None:
-        batch = self.db.batch()
-        keys = ([r.reservation_id], [r.user_id, r.reservation_id], [r.book_id, r.reservation_id])
-        for cql, params in zip(VIEW_DELETES, keys, strict=True):
-            batch.add(await self.db.prepare(self.cql(cql)), params)
-        await self.db.execute(batch, write=True)
+        """Deletes the reservation's three view rows, as plain writes rather than a logged batch: a batchlog needs
+        two live peers that the failure detector believes in, and a cancel or an undo must work whenever a quorum
+        does. Their newer timestamps outrank a late batchlog replay of the writes they undo. The `reservations` row
+        goes last, so that a retried cancel still finds the reservation while anything of it remains."""
+        await asyncio.gather(
+            self.db.execute(self.cql(VIEW_DELETES[1]), [r.user_id, r.reservation_id], write=True),
+            self.db.execute(self.cql(VIEW_DELETES[2]), [r.book_id, r.reservation_id], write=True),
+        )
+        await self.db.execute(self.cql(VIEW_DELETES[0]), [r.reservation_id], write=True)
 
     async def _resolve_lock(self, book_id: UUID) -> Any | None:
         """The lock row at SERIAL, after an ambiguous lightweight transaction. Under contention the serial read
