@@ -23,15 +23,16 @@ def _session_on(host: str) -> tuple[Cluster, Session]:
     return c, c.connect()
 
 
-def test_one_node_create_keyspace_write_and_read(cassandra_hosts: list[str]) -> None:
+def test_one_node_create_keyspace_write_and_read(cassandra_hosts: list[str], driver_session: Session) -> None:
+    # The schema goes through the session that knows every node, so the driver waits until all agree on it.
+    # Kept between runs (see tests/conftest.py on why keyspaces are not dropped); the value is new each time.
+    driver_session.execute(
+        "CREATE KEYSPACE IF NOT EXISTS test_one_replica "
+        "WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"
+    )
+    driver_session.execute("CREATE TABLE IF NOT EXISTS test_one_replica.kv (k int PRIMARY KEY, v text)")
     c, session = _session_on(cassandra_hosts[0])
     with c:
-        # Kept between runs (see tests/conftest.py on why keyspaces are not dropped); the value is new each time.
-        session.execute(
-            "CREATE KEYSPACE IF NOT EXISTS test_one_replica "
-            "WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"
-        )
-        session.execute("CREATE TABLE IF NOT EXISTS test_one_replica.kv (k int PRIMARY KEY, v text)")
         value = uuid.uuid4().hex
         session.execute("INSERT INTO test_one_replica.kv (k, v) VALUES (1, %s)", [value])
         assert session.execute("SELECT v FROM test_one_replica.kv WHERE k = 1").one().v == value
