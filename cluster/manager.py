@@ -337,7 +337,25 @@ def start(nodes: int = 1, timeout: float = 300, progress: Progress = _quiet) -> 
         for node in to_start:
             progress(f"starting node {node.index} on {node.address} (log: {node.log})")
             node.launch(java)
+            if node.index == 1 and len(to_start) > 1:
+                # The others learn the ring from the seed at start-up and give up if it does not answer.
+                _wait_for_seed(node, timeout, progress)
     _wait_until_up(members, timeout, progress)
+
+
+def _wait_for_seed(seed: Node, timeout: float, progress: Progress) -> None:
+    deadline = time.monotonic() + timeout
+    while not _port_open(seed.address, config.STORAGE_PORT):
+        if seed.pid() is None:
+            raise ClusterError(
+                f"node 1 ({seed.address}) stopped while starting; last lines of {seed.log}:\n{seed.tail()}"
+            )
+        if time.monotonic() > deadline:
+            raise ClusterError(
+                f"node 1 did not open its storage port in {timeout:.0f}s; last lines of {seed.log}:\n{seed.tail()}"
+            )
+        time.sleep(0.3)
+    progress("node 1 (the seed) is listening; starting the others")
     return contact_points()
 
 
