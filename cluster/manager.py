@@ -341,6 +341,7 @@ def start(nodes: int = 1, timeout: float = 300, progress: Progress = _quiet) -> 
                 # The others learn the ring from the seed at start-up and give up if it does not answer.
                 _wait_for_seed(node, timeout, progress)
     _wait_until_up(members, timeout, progress)
+    return contact_points()
 
 
 def _wait_for_seed(seed: Node, timeout: float, progress: Progress) -> None:
@@ -356,7 +357,6 @@ def _wait_for_seed(seed: Node, timeout: float, progress: Progress) -> None:
             )
         time.sleep(0.3)
     progress("node 1 (the seed) is listening; starting the others")
-    return contact_points()
 
 
 def _wait_until_up(members: list[Node], timeout: float, progress: Progress) -> None:

@@ -78,3 +78,20 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
 @pytest.fixture(scope="session")
 def library(database: Database) -> Library:
     return Library(database)
+
+
+# -- the web service, in this process, on the tests' keyspace -------------------------------------------
+@pytest.fixture(scope="session")
+async def web_url(library: Library, settings: Settings) -> AsyncIterator[str]:
+    """The Tornado app served on a free port of 127.0.0.1, in the tests' event loop."""
+    from tornado.httpserver import HTTPServer
+    from tornado.netutil import bind_sockets
+
+    from app.web import make_app
+
+    sockets = bind_sockets(0, "127.0.0.1")
+    server = HTTPServer(make_app(library, settings))
+    server.add_sockets(sockets)
+    yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+    server.stop()
+    await server.close_all_connections()
