@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -129,3 +132,21 @@ def test_quorum_survives_one_node_down_and_refuses_with_two_down(cassandra_hosts
             for key in written:
                 stmt = SimpleStatement(f"SELECT v FROM {replicated} WHERE k = %s", consistency_level=QUORUM)
                 assert session.execute(stmt, [key]).one().v == 8
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cluster", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.skipif(bool(os.environ.get("CASSANDRA_HOSTS")), reason="the cluster was not started by cluster/")
+def test_cli_up_reuses_the_running_cluster_and_status_shows_it(cassandra_hosts: list[str]) -> None:
+    up = _cli("up", "--nodes", str(len(cassandra_hosts)))
+    assert up.returncode == 0, up.stderr
+    assert "already running; reusing it" in up.stdout
+    assert f"CASSANDRA_HOSTS={','.join(cassandra_hosts)}" in up.stdout
+    status = _cli("status").stdout.splitlines()
+    assert [line.split()[1] for line in status] == cassandra_hosts
+    assert all(" UP " in line for line in status)
+    other = _cli("up", "--nodes", "1" if len(cassandra_hosts) == 3 else "3")
+    assert other.returncode == 1 and "cluster is running; stop it first" in other.stderr
+    assert "Traceback" not in other.stderr
