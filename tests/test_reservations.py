@@ -7,6 +7,7 @@ import itertools
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import app.db
 from app.db import Database
 from app.models import Book, Conflict, DatabaseUnavailable, Forbidden, NotFound, Reservation, User
 from app.repository import Library
+from app.repository.base import now
 
 _user_ids = itertools.count(1000)
 
@@ -302,3 +304,18 @@ async def test_reserved_book_and_its_reader_cannot_be_deleted(library: Library) 
     await library.delete_user(reader.user_id)
     with pytest.raises(NotFound):
         await library.get_book(book.book_id)
+
+
+async def test_an_abandoned_lock_gets_its_views_back_at_the_next_conflict(library: Library) -> None:
+    book = await new_book(library)
+    owner, other = await new_users(library, 2)
+    # What a client that died right after taking the lock leaves behind: the lock alone, a minute old.
+    abandoned = Reservation(uuid.uuid4(), book.book_id, owner.user_id, now() - timedelta(minutes=1))
+    assert (
+        await library._take_lock(book.book_id, abandoned.reservation_id, owner.user_id, abandoned.reserved_at)
+    ) == abandoned
+    with pytest.raises(Conflict):
+        await library.reserve(book.book_id, other.user_id)
+    assert await library.get_reservation(abandoned.reservation_id) == abandoned
+    assert abandoned in (await library.user_reservations(owner.user_id)).items
+    await assert_clean(library)
