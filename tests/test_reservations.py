@@ -319,3 +319,24 @@ async def test_an_abandoned_lock_gets_its_views_back_at_the_next_conflict(librar
     assert await library.get_reservation(abandoned.reservation_id) == abandoned
     assert abandoned in (await library.user_reservations(owner.user_id)).items
     await assert_clean(library)
+
+
+async def test_cancel_racing_a_move_of_the_same_reservation_leaves_nothing(library: Library) -> None:
+    (reader,) = await new_users(library, 1)
+    seen: Counter[str] = Counter()
+    for _ in range(15):
+        old, new = await new_book(library, "Bleak House"), await new_book(library, "Hard Times")
+        r = await library.reserve(old.book_id, reader.user_id)
+        cancel, move = await asyncio.gather(
+            library.cancel(r.reservation_id, reader.user_id),
+            library.move(r.reservation_id, reader.user_id, new.book_id),
+            return_exceptions=True,
+        )
+        assert cancel is None, cancel  # the owner's cancel always wins, wherever the move got to
+        seen[type(move).__name__] += 1
+        assert await library.holder(old.book_id, serial=True) is None
+        assert await library.holder(new.book_id, serial=True) is None
+        with pytest.raises(NotFound):
+            await library.get_reservation(r.reservation_id)
+    print(f"\nmove outcomes against a concurrent cancel: {dict(seen)}")
+    await assert_clean(library)

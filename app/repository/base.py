@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,11 @@ def now() -> datetime:
     """UTC at millisecond precision, naive, as Cassandra's timestamp stores and returns it."""
     t = datetime.now(UTC).replace(tzinfo=None)
     return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+def write_time() -> int:
+    """A write timestamp in microseconds, as Cassandra's `USING TIMESTAMP` and the driver's own take them."""
+    return time.time_ns() // 1000
 
 
 def encode_page(paging_state: bytes | None) -> str | None:

@@ -34,6 +34,7 @@ from app.repository.base import (
     encode_page,
     now,
     reservation_from_row,
+    write_time,
 )
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,15 @@ LOCK_TAKE = (
 )
 LOCK_RENEW = "UPDATE {ks}.reservation_by_book_id SET reserved_at = ? WHERE book_id = ? IF reservation_id = ?"
 LOCK_RELEASE = "DELETE FROM {ks}.reservation_by_book_id WHERE book_id = ? IF reservation_id = ?"
+# The view writes carry the time taken just before their lock's transaction: an operation that changes the lock
+# later (a cancel) deletes with a newer timestamp, so a slow view write can never bring a cancelled reservation back.
 VIEW_INSERTS = (
-    "INSERT INTO {ks}.reservations (reservation_id, book_id, user_id, reserved_at) VALUES (?, ?, ?, ?)",
-    "INSERT INTO {ks}.user_reservations (user_id, reservation_id, book_id, reserved_at) VALUES (?, ?, ?, ?)",
-    "INSERT INTO {ks}.book_reservations (book_id, reservation_id, user_id, reserved_at) VALUES (?, ?, ?, ?)",
+    "INSERT INTO {ks}.reservations (reservation_id, book_id, user_id, reserved_at) VALUES (?, ?, ?, ?) "
+    "USING TIMESTAMP ?",
+    "INSERT INTO {ks}.user_reservations (user_id, reservation_id, book_id, reserved_at) VALUES (?, ?, ?, ?) "
+    "USING TIMESTAMP ?",
+    "INSERT INTO {ks}.book_reservations (book_id, reservation_id, user_id, reserved_at) VALUES (?, ?, ?, ?) "
+    "USING TIMESTAMP ?",
 )
 VIEW_DELETES = (
     "DELETE FROM {ks}.reservations WHERE reservation_id = ?",
@@ -115,11 +121,12 @@ class ReservationRepository(RepositoryBase):
         """
         reservation_id = reservation_id or uuid4()
         await self._require_book_and_user(book_id, user_id)
+        written_at = write_time()
         held = await self._take_lock(book_id, reservation_id, user_id, now())
         if held.reservation_id != reservation_id:
             await self._heal_views(held)
             raise self._taken(book_id, held, user_id)
-        await self._write_views_or_undo(held, release_on_failure=book_id)
+        await self._write_views_or_undo(held, release_on_failure=book_id, written_at=written_at)
         return held
 
     async def _heal_views(self, held: Reservation) -> None:
@@ -166,7 +173,17 @@ class ReservationRepository(RepositoryBase):
         """Cancel the caller's own reservation. A stale or repeated cancel never frees a newer reservation:
         the lock is released only if it still carries this reservation's id."""
         reservation = await self._owned(reservation_id, user_id)
-        await self._release_lock(reservation.book_id, reservation_id)
+        for _ in range(LWT_ATTEMPTS):
+            if await self._release_lock(reservation.book_id, reservation_id):
+                break
+            # Not on that book any more: a move may have carried it to another one meanwhile; follow it there.
+            try:
+                moved = await self.get_reservation(reservation_id)
+            except NotFound:
+                return  # a concurrent cancel finished it
+            if moved.book_id == reservation.book_id:
+                break  # a stale reservation whose lock is gone: only its views remain to clean
+            reservation = moved
         await self._delete_views(reservation)
 
     async def _owned(self, reservation_id: UUID, user_id: int) -> Reservation:
@@ -200,19 +217,25 @@ class ReservationRepository(RepositoryBase):
         )
         if new_book_id == current.book_id:
             return await self._renew(current)
+        written_at = write_time()
         held = await self._take_lock(new_book_id, reservation_id, user_id, now())
         if held.reservation_id != reservation_id:
             raise self._taken(new_book_id, held, user_id)
         batch = self.db.batch()
-        await self._add_view_inserts(batch, held)
+        await self._add_view_inserts(batch, held, written_at)
         batch.add(await self.db.prepare(self.cql(VIEW_DELETES[2])), [current.book_id, reservation_id])
         await self._execute_views_or_undo(batch, held, release_on_failure=new_book_id)
         if not await self._release_lock(current.book_id, reservation_id):
-            log.warning("move of %s: the old lock on %s was no longer ours", reservation_id, current.book_id)
+            # The old lock went while we moved: the owner's cancel got there first, and the cancel wins. Take back
+            # all the move wrote, as the cancel may have deleted the views before our writes landed.
+            await self._release_lock(new_book_id, reservation_id)
+            await self._delete_views(held)
+            raise NotFound(f"reservation {reservation_id} was cancelled while it was being changed")
         return held
 
     async def _renew(self, current: Reservation) -> Reservation:
         renewed = Reservation(current.reservation_id, current.book_id, current.user_id, now())
+        written_at = write_time()
         for _ in range(LWT_ATTEMPTS):
             try:
                 result = await self.db.execute(
@@ -229,23 +252,26 @@ class ReservationRepository(RepositoryBase):
                     applied = True
             if not applied:
                 raise NotFound(f"reservation {current.reservation_id} no longer holds book {current.book_id}")
-            await self._write_views_or_undo(renewed, release_on_failure=None)
+            await self._write_views_or_undo(renewed, release_on_failure=None, written_at=written_at)
             return renewed
         raise DatabaseUnavailable("database unavailable: the renewal could not be confirmed; try again")
 
     # -- the views --------------------------------------------------------------------------
-    async def _add_view_inserts(self, batch: Any, r: Reservation) -> None:
+    async def _add_view_inserts(self, batch: Any, r: Reservation, written_at: int) -> None:
         values = (
-            [r.reservation_id, r.book_id, r.user_id, r.reserved_at],
-            [r.user_id, r.reservation_id, r.book_id, r.reserved_at],
-            [r.book_id, r.reservation_id, r.user_id, r.reserved_at],
+            [r.reservation_id, r.book_id, r.user_id, r.reserved_at, written_at],
+            [r.user_id, r.reservation_id, r.book_id, r.reserved_at, written_at],
+            [r.book_id, r.reservation_id, r.user_id, r.reserved_at, written_at],
         )
         for cql, params in zip(VIEW_INSERTS, values, strict=True):
             batch.add(await self.db.prepare(self.cql(cql)), params)
 
-    async def _write_views_or_undo(self, r: Reservation, *, release_on_failure: UUID | None) -> None:
+    async def _write_views_or_undo(
+        self, r: Reservation, *, release_on_failure: UUID | None, written_at: int | None = None
+    ) -> None:
+        """`written_at` is the write time taken before the lock's transaction; repairs write at the present."""
         batch = self.db.batch()
-        await self._add_view_inserts(batch, r)
+        await self._add_view_inserts(batch, r, written_at or write_time())
         await self._execute_views_or_undo(batch, r, release_on_failure=release_on_failure)
 
     async def _execute_views_or_undo(self, batch: Any, r: Reservation, *, release_on_failure: UUID | None) -> None:
