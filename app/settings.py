@@ -33,6 +33,8 @@ class Settings:
     http_port: int = 8888
     debug: bool = False
     seed_demo_data: bool = True
+    # Seals page tokens (app/repository/base.py); every instance of the service must share it.
+    page_token_secret: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,4 +52,5 @@ class Settings:
             http_port=int(_env("PORT", "8888")),
             debug=_env("DEBUG", "0").lower() in ("1", "true", "yes"),
             seed_demo_data=_env("SEED_DEMO_DATA", "1").lower() in ("1", "true", "yes"),
+            page_token_secret=os.environ.get("PAGE_TOKEN_SECRET", ""),
         )

@@ -11,8 +11,6 @@ from app.repository.base import (
     RepositoryBase,
     book_from_row,
     check_page_size,
-    decode_page,
-    encode_page,
     now,
 )
 
@@ -89,9 +87,9 @@ class CatalogueRepository(RepositoryBase):
             self.cql(f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books{where}"),
             params,
             page_size=check_page_size(page_size),
-            paging_state=decode_page(page),
+            paging_state=self.pages.decode(page),
         )
-        return Page([book_from_row(r) for r in result.rows], encode_page(result.paging_state))
+        return Page([book_from_row(r) for r in result.rows], self.pages.encode(result.paging_state))
 
     async def create_book(
         self,
@@ -159,10 +157,10 @@ class CatalogueRepository(RepositoryBase):
         result = await self.db.execute(
             self.cql(f"SELECT {USER_COLUMNS} FROM {{ks}}.users"),
             page_size=check_page_size(page_size),
-            paging_state=decode_page(page),
+            paging_state=self.pages.decode(page),
         )
         users = [User(r.user_id, r.name, r.email, r.joined_at) for r in result.rows]
-        return Page(users, encode_page(result.paging_state))
+        return Page(users, self.pages.encode(result.paging_state))
 
     async def create_user(self, name: str, email: str, user_id: int | None = None) -> User:
         """Adds a reader. With `user_id` it writes that card (an upsert, so imports can run twice);

@@ -30,8 +30,6 @@ from app.models import Conflict, DatabaseUnavailable, Forbidden, NotFound, Page,
 from app.repository.base import (
     RepositoryBase,
     check_page_size,
-    decode_page,
-    encode_page,
     now,
     reservation_from_row,
     write_time,
@@ -108,9 +106,9 @@ class ReservationRepository(RepositoryBase):
 
     async def _page(self, cql: str, params: list[Any], page_size: int, page: str | None) -> Page[Reservation]:
         result = await self.db.execute(
-            self.cql(cql), params, page_size=check_page_size(page_size), paging_state=decode_page(page)
+            self.cql(cql), params, page_size=check_page_size(page_size), paging_state=self.pages.decode(page)
         )
-        return Page([reservation_from_row(r) for r in result.rows], encode_page(result.paging_state))
+        return Page([reservation_from_row(r) for r in result.rows], self.pages.encode(result.paging_state))
 
     # -- reserve ----------------------------------------------------------------------------
     async def reserve(self, book_id: UUID, user_id: int, reservation_id: UUID | None = None) -> Reservation:
