@@ -1,0 +1,118 @@
+"""`python -m app`: the service on http://localhost:$PORT/ (8888).
+
+Without CASSANDRA_HOSTS it starts the single local Cassandra node of `cluster/`, or reuses whichever
+local cluster already runs (the 3-node one of the tests included). It applies the schema, writes the
+demo catalogue into an empty database (SEED_DEMO_DATA=0 turns that off), and serves until Ctrl-C or
+SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+
+from cassandra import ConsistencyLevel
+from tornado.httpserver import HTTPServer
+
+import cluster
+from app.db import Database
+from app.demo_data import seed_if_empty
+from app.models import DatabaseUnavailable
+from app.repository import Library
+from app.schema import apply_schema
+from app.settings import Settings
+from app.web import make_app
+
+log = logging.getLogger("app")
+
+
+def local_cluster_hosts() -> list[str]:
+    """The contact points of the local cluster: the running one (1 or 3 nodes), else a single node started now."""
+    size = cluster.running_size()
+    if size:
+        log.info("reusing the local %d-node Cassandra cluster", size)
+        return cluster.start(nodes=size, progress=lambda m: log.info("cluster: %s", m))
+    log.info("no local Cassandra is running: starting the single node (the first start takes a minute or two)")
+    return cluster.start(nodes=1, progress=lambda m: log.info("cluster: %s", m))
+
+
+async def resolve_settings(settings: Settings) -> Settings:
+    if settings.cassandra_hosts:
+        return settings
+    # Starting Cassandra blocks for a while; it runs in a thread so that Ctrl-C still reaches the loop.
+    hosts = await asyncio.get_running_loop().run_in_executor(None, local_cluster_hosts)
+    replication = settings.replication_factor
+    if "CASSANDRA_REPLICATION" not in os.environ:
+        replication = min(3, len(hosts))
+    return dataclasses.replace(settings, cassandra_hosts=hosts, replication_factor=replication)
+
+
+async def serve(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    settings = await resolve_settings(settings)
+    if stop.is_set():
+        return
+    db = await Database.connect(settings)
+    try:
+        log.info(
+            "Cassandra %s, keyspace %s, replication %d, consistency %s / %s, datacenter %s",
+            ",".join(settings.cassandra_hosts),
+            settings.keyspace,
+            settings.replication_factor,
+            ConsistencyLevel.value_to_name[settings.consistency],
+            ConsistencyLevel.value_to_name[settings.serial_consistency],
+            settings.local_datacenter,
+        )
+        await apply_schema(db, settings)
+        library = Library(db)
+        if settings.seed_demo_data:
+            if not await seed_if_empty(library):
+                log.info("the database already holds data; no demo data written")
+        else:
+            log.info("demo data off (SEED_DEMO_DATA=0)")
+
+        server = HTTPServer(make_app(library, settings), xheaders=True)
+        server.listen(settings.http_port)
+        log.info("serving on http://localhost:%d/ (debug %s); Ctrl-C stops", settings.http_port, settings.debug)
+        await stop.wait()
+        log.info("stopping: no new connections, finishing the requests in flight")
+        server.stop()
+        try:
+            await asyncio.wait_for(server.close_all_connections(), timeout=10)
+        except TimeoutError:
+            log.warning("some connections were still open after 10 s; closing anyway")
+    finally:
+        db.close()
+        log.info("stopped")
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    # The driver reports every schema agreement wait and peer event at INFO; keep start-up readable.
+    logging.getLogger("cassandra").setLevel(logging.WARNING)
+    try:
+        settings = Settings.from_env()
+    except ValueError as error:
+        raise SystemExit(f"bad setting: {error}") from error
+    try:
+        asyncio.run(serve(settings))
+    except cluster.ClusterError as error:
+        raise SystemExit(f"cannot start Cassandra: {error}") from error
+    except DatabaseUnavailable as error:
+        raise SystemExit(str(error)) from error
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The Tornado application: the JSON API, the earlier system's endpoints, and the developer UI.
+
+Nothing that decides a reservation lives in the process: every handler asks `Library`, which asks
+Cassandra, so any number of instances on one cluster behave as one service.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jinja2
+import tornado.web
+
+from app.repository import Library
+from app.settings import Settings
+from app.web import api_books, api_reservations, api_users, legacy, pages
+from app.web.base import JsonHandler
+from app.web.health import HealthHandler
+from app.web.openapi import document
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+TEMPLATES_DIR = PROJECT_DIR / "templates"
+STATIC_DIR = PROJECT_DIR / "static"
+
+UUID = r"([^/]+)"  # parsed by the handler, so a malformed id is a 400 that names the field, not a 404
+
+
+class OpenApiHandler(JsonHandler):
+    def initialize(self) -> None:
+        self._document = json.dumps(document())
+
+    def get(self) -> None:
+        self.finish(self._document)
+
+
+def make_app(library: Library, settings: Settings) -> tornado.web.Application:
+    jinja_env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,  # every template, whatever its file name: nothing a reader typed is ever markup
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    routes: list[tuple[str, type[tornado.web.RequestHandler]]] = [
+        # JSON API
+        (r"/health", HealthHandler),
+        (r"/openapi.json", OpenApiHandler),
+        (r"/api/books", api_books.BooksHandler),
+        (rf"/api/books/{UUID}", api_books.BookHandler),
+        (r"/api/users", api_users.UsersHandler),
+        (rf"/api/users/{UUID}", api_users.UserHandler),
+        (r"/api/reservations", api_reservations.ReservationsHandler),
+        (rf"/api/reservations/{UUID}", api_reservations.ReservationHandler),
+        # the earlier system's endpoints
+        (r"/make_reservation", legacy.MakeReservationHandler),
+        (r"/update_reservation", legacy.UpdateReservationHandler),
+        (r"/remove_reservation", legacy.RemoveReservationHandler),
+        # developer UI
+        (r"/", pages.CatalogueHandler),
+        (rf"/books/{UUID}", pages.BookPageHandler),
+        (rf"/books/{UUID}/reserve", pages.ReserveHandler),
+        (r"/me", pages.MyReservationsHandler),
+        (r"/reservations", pages.AllReservationsHandler),
+        (rf"/reservations/{UUID}/cancel", pages.CancelHandler),
+        (rf"/reservations/{UUID}/move", pages.MoveHandler),
+        (r"/readers", pages.ReadersHandler),
+        (r"/readers/add", pages.AddReaderHandler),
+        (r"/reader", pages.ChooseReaderHandler),
+    ]
+    return tornado.web.Application(
+        routes,  # type: ignore[arg-type]
+        default_handler_class=pages.PageNotFoundHandler,
+        static_path=str(STATIC_DIR),
+        xsrf_cookies=True,
+        xsrf_cookie_kwargs={"httponly": True, "samesite": "Lax"},
+        # Tornado's debug mode serves tracebacks and reloads code; only ever on when DEBUG asks for it.
+        debug=settings.debug,
+        serve_traceback=False,
+        library=library,
+        app_settings=settings,
+        jinja_env=jinja_env,
+    )
+
+
+__all__ = ["make_app"]

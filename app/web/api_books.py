@@ -1,0 +1,89 @@
+"""/api/books: the catalogue, with each book's availability read from its reservation lock."""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import UUID
+
+from app.models import Book
+from app.repository import Library
+from app.web.base import JsonHandler
+from app.web.parsing import (
+    optional_text,
+    optional_text_param,
+    optional_year,
+    parse_page_size,
+    parse_uuid,
+    required_text,
+)
+from app.web.representations import book_json
+
+
+async def availability(library: Library, books: list[Book]) -> list[bool]:
+    """Whether each book is free; the lock reads run concurrently, one round trip for the whole page."""
+    holders = await asyncio.gather(*(library.holder(book.book_id) for book in books))
+    return [holder is None for holder in holders]
+
+
+class BooksHandler(JsonHandler):
+    async def get(self) -> None:
+        page = await self.library.list_books(
+            genre=optional_text_param(self.query("genre"), "genre"),
+            author=optional_text_param(self.query("author"), "author"),
+            title=optional_text_param(self.query("q"), "q"),
+            page_size=parse_page_size(self.query("page_size")),
+            page=self.page_param(),
+        )
+        free = await availability(self.library, page.items)
+        self.write_page([book_json(b, a) for b, a in zip(page.items, free, strict=True)], page.next_page)
+
+    async def post(self) -> None:
+        data = self.json_body()
+        book_id = parse_uuid(data["book_id"], "book_id") if data.get("book_id") is not None else None
+        book = await self.library.create_book(
+            required_text(data, "title"),
+            required_text(data, "author"),
+            required_text(data, "genre"),
+            optional_year(data),
+            book_id=book_id,
+        )
+        # An import may rewrite a book that is reserved, so its availability is read, not assumed.
+        available = await self.library.holder(book.book_id) is None
+        self.created(f"/api/books/{book.book_id}", book_json(book, available))
+
+
+class BookHandler(JsonHandler):
+    async def get(self, raw_id: str) -> None:
+        book_id = parse_uuid(raw_id, "book_id")
+        book, holder = await asyncio.gather(self.library.get_book(book_id), self.library.holder(book_id))
+        self.write_json(book_json(book, holder is None))
+
+    async def put(self, raw_id: str) -> None:
+        # PUT replaces the description, so every required field must be there.
+        data = self.json_body()
+        await self._update(
+            parse_uuid(raw_id, "book_id"),
+            title=required_text(data, "title"),
+            author=required_text(data, "author"),
+            genre=required_text(data, "genre"),
+            published_year=optional_year(data),
+        )
+
+    async def patch(self, raw_id: str) -> None:
+        data = self.json_body()
+        await self._update(
+            parse_uuid(raw_id, "book_id"),
+            title=optional_text(data, "title"),
+            author=optional_text(data, "author"),
+            genre=optional_text(data, "genre"),
+            published_year=optional_year(data),
+        )
+
+    async def _update(self, book_id: UUID, **changes: str | int | None) -> None:
+        book = await self.library.update_book(book_id, **changes)  # type: ignore[arg-type]
+        available = await self.library.holder(book_id) is None
+        self.write_json(book_json(book, available))
+
+    async def delete(self, raw_id: str) -> None:
+        await self.library.delete_book(parse_uuid(raw_id, "book_id"))
+        self.no_content()

@@ -1,0 +1,67 @@
+"""/api/reservations: reserve, look up, list, move or renew, and cancel.
+
+The caller is named by `user_id`; the repository refuses (Forbidden, 403) to move or cancel a
+reservation of another reader.
+"""
+
+from __future__ import annotations
+
+from app.web.base import JsonHandler
+from app.web.parsing import parse_page_size, parse_user_id, parse_user_id_text, parse_uuid, required
+from app.web.representations import reservation_json
+
+
+class ReservationsHandler(JsonHandler):
+    async def get(self) -> None:
+        raw_user = self.query("user_id")
+        raw_book = self.query("book_id")
+        user_id = parse_user_id_text(raw_user) if raw_user is not None else None
+        page_size = parse_page_size(self.query("page_size"))
+        page = self.page_param()
+        if raw_book is not None:
+            # A book has at most one active reservation, so its listing is never more than one page.
+            held = await self.library.book_reservations(parse_uuid(raw_book, "book_id"))
+            items = [r for r in held if user_id is None or r.user_id == user_id]
+            self.write_page([reservation_json(r) for r in items[:page_size]], None)
+            return
+        if user_id is not None:
+            result = await self.library.user_reservations(user_id, page_size=page_size, page=page)
+        else:
+            result = await self.library.list_reservations(page_size=page_size, page=page)
+        self.write_page([reservation_json(r) for r in result.items], result.next_page)
+
+    async def post(self) -> None:
+        data = self.json_body()
+        book_id = parse_uuid(required(data, "book_id"), "book_id")
+        user_id = parse_user_id(required(data, "user_id"))
+        # A client that retries with the same reservation_id gets the same reservation, never a second one.
+        raw_id = data.get("reservation_id")
+        reservation_id = parse_uuid(raw_id, "reservation_id") if raw_id is not None else None
+        reservation = await self.library.reserve(book_id, user_id, reservation_id)
+        self.created(f"/api/reservations/{reservation.reservation_id}", reservation_json(reservation))
+
+
+class ReservationHandler(JsonHandler):
+    async def get(self, raw_id: str) -> None:
+        reservation = await self.library.get_reservation(parse_uuid(raw_id, "reservation_id"))
+        self.write_json(reservation_json(reservation))
+
+    async def patch(self, raw_id: str) -> None:
+        """With `book_id`, move the reservation to that book; without, renew its time."""
+        reservation_id = parse_uuid(raw_id, "reservation_id")
+        data = self.json_body()
+        user_id = parse_user_id(required(data, "user_id"))
+        new_book = parse_uuid(data["book_id"], "book_id") if data.get("book_id") is not None else None
+        reservation = await self.library.move(reservation_id, user_id, new_book)
+        self.write_json(reservation_json(reservation))
+
+    async def delete(self, raw_id: str) -> None:
+        reservation_id = parse_uuid(raw_id, "reservation_id")
+        # Some HTTP clients cannot send a body with DELETE, so the caller may be named in the query instead.
+        raw_user = self.query("user_id")
+        if raw_user is not None:
+            user_id = parse_user_id_text(raw_user)
+        else:
+            user_id = parse_user_id(required(self.json_body(), "user_id"))
+        await self.library.cancel(reservation_id, user_id)
+        self.no_content()

@@ -1,0 +1,151 @@
+"""What every handler shares: access to the library, and the one mapping from domain errors to HTTP.
+
+`status_for` is the only place that decides which status an error gets; the JSON handlers and the
+pages both use it, so an API call and a form that hit the same problem say the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+import tornado.web
+
+from app.models import Conflict, DatabaseUnavailable, Forbidden, InvalidInput, LibraryError, NotFound
+from app.repository import Library
+from app.settings import Settings
+from app.web.parsing import parse_json_object
+
+log = logging.getLogger(__name__)
+
+# Seconds a client should wait after a 503: a node that went down is usually back, or marked down by the
+# driver, within a few seconds.
+RETRY_AFTER_SECONDS = 5
+
+_STATUS: tuple[tuple[type[LibraryError], int], ...] = (
+    (InvalidInput, 400),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (DatabaseUnavailable, 503),
+)
+
+
+def status_for(error: BaseException) -> int | None:
+    """The HTTP status of a domain error, or None if the error is not one the client should see."""
+    for kind, status in _STATUS:
+        if isinstance(error, kind):
+            return status
+    return None
+
+
+def describe(error: BaseException | None, status: int, reason: str) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body for an error raised while handling a request. Unknown errors give a bare
+    500: their text may hold internals (CQL, hosts), so it goes to the log, not to the client."""
+    if isinstance(error, LibraryError) and status_for(error) is not None:
+        body: dict[str, Any] = {"error": str(error) or type(error).__name__}
+        if isinstance(error, InvalidInput) and error.field:
+            body["field"] = error.field
+        return status_for(error) or 500, body
+    if isinstance(error, tornado.web.HTTPError):
+        message = error.log_message % error.args if error.log_message and error.args else error.log_message
+        if isinstance(error, tornado.web.MissingArgumentError):
+            return 400, {"error": f"{error.arg_name} is required", "field": error.arg_name}
+        return error.status_code, {"error": message or error.reason or reason}
+    if status >= 500:
+        return 500, {"error": "internal server error; the request was logged"}
+    return status, {"error": reason}
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    @property
+    def library(self) -> Library:
+        return self.application.settings["library"]
+
+    @property
+    def app_settings(self) -> Settings:
+        return self.application.settings["app_settings"]
+
+    def query(self, name: str) -> str | None:
+        """A query argument exactly as sent. Tornado's get_query_argument strips it and turns control characters
+        into spaces, which would let through values that the document's limits (length, format) refuse."""
+        values = self.request.query_arguments.get(name)
+        if not values:
+            return None
+        try:
+            return values[-1].decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InvalidInput(f"{name} is not valid UTF-8", field=name) from error
+
+    def page_param(self) -> str | None:
+        """The `page` query argument; the repository refuses (400) a token it did not give out."""
+        return self.query("page")
+
+    def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
+        # A client's mistake or a refused request is an answer, not a server error: keep tracebacks for real bugs.
+        if value is not None and status_for(value) is not None:
+            level = logging.WARNING if isinstance(value, DatabaseUnavailable) else logging.DEBUG
+            log.log(level, "%s %s: %s", self.request.method, self.request.uri, value)
+            return
+        super().log_exception(typ, value, tb)
+
+
+class JsonHandler(BaseHandler):
+    """Base of the JSON API and the earlier system's endpoints: every error answer has an "error" key."""
+
+    def check_xsrf_cookie(self) -> None:
+        # The API names its caller by user_id and carries no session cookie, so a forged cross-site request
+        # could do nothing that the attacker cannot do directly; scripts must not need a browser's token.
+        return
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+
+    def json_body(self) -> dict[str, Any]:
+        if not hasattr(self, "_json_body"):
+            self._json_body = parse_json_object(self.request.body)
+        return self._json_body
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(data))
+
+    def write_page(self, items: list[Any], next_page: str | None) -> None:
+        """A listing is a bare JSON array, as the earlier system's list endpoints answered, so its scripts keep
+        iterating over it; the token of the next page travels in headers (`X-Next-Page`, and a `Link` with
+        rel="next" that repeats the query), and neither is sent on the last page."""
+        if next_page:
+            self.set_header("X-Next-Page", next_page)
+            query = {k: self.query(k) or "" for k in self.request.query_arguments if k != "page"}
+            query["page"] = next_page
+            self.set_header("Link", f'<{self.request.path}?{urlencode(query)}>; rel="next"')
+        self.write_json(items)
+
+    def created(self, location: str, data: Any) -> None:
+        self.set_header("Location", location)
+        self.write_json(data, 201)
+
+    def no_content(self) -> None:
+        self.set_status(204)
+        self.clear_header("Content-Type")
+        self.finish()
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs["exc_info"][1] if "exc_info" in kwargs else None
+        status, body = describe(error, status_code, self._reason)
+        self.set_status(status)
+        if status == 503:
+            self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+        if status == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
+        self.finish(json.dumps(body))
+
+    def allowed_methods(self) -> list[str]:
+        return [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if _overrides(type(self), m.lower())]
+
+
+def _overrides(cls: type, method: str) -> bool:
+    return getattr(cls, method) is not getattr(tornado.web.RequestHandler, method)

@@ -1,0 +1,471 @@
+"""The OpenAPI 3 description of the JSON API, served at /openapi.json.
+
+tests/test_openapi_contract.py runs schemathesis against the running app with this document, so
+an endpoint that changes without it fails the tests.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from app.web.parsing import MAX_PAGE_SIZE, MAX_USER_ID
+
+UUID_SCHEMA = {"type": "string", "format": "uuid"}
+# An optional id that may also be sent as null, meaning "not given" (as older clients do).
+OPTIONAL_UUID = {"type": ["string", "null"], "format": "uuid"}
+USER_ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_USER_ID}
+# Text the repository accepts: 1 to 300 characters with something other than white space. JSON Schema's \s
+# (ECMA 262) lacks some characters that Python's str.strip() removes (U+001C..U+001F, U+0085), so those are
+# named too.
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
+TEXT_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 300, "pattern": NOT_BLANK}
+
+
+def _year_schema() -> dict[str, Any]:
+    # The repository refuses years after next year; the document is built at start-up, so it says the same.
+    return {"type": ["integer", "null"], "minimum": -3000, "maximum": datetime.now(UTC).year + 1}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+UNAVAILABLE = {
+    "description": "Cassandra cannot reach the configured consistency; retry after the given seconds",
+    "headers": {"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+    "content": {"application/json": {"schema": _ref("Error")}},
+}
+BAD_REQUEST = _error("Malformed input; `field` names the offending field")
+NOT_FOUND = _error("No such book, reader or reservation")
+FORBIDDEN = _error("The reservation belongs to another reader")
+CONFLICT = _error("The book is taken, or the row is still in use")
+LOCATION = {"Location": {"schema": {"type": "string"}, "description": "The new resource's URL"}}
+PAGING_HEADERS = {
+    "X-Next-Page": {"schema": {"type": "string"}, "description": "Token of the next page; absent on the last"},
+    "Link": {"schema": {"type": "string"}, "description": 'The next page\'s URL, rel="next"'},
+}
+
+
+def _param(name: str, where: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": required or where == "path",
+        "schema": schema,
+        "description": description,
+    }
+
+
+PAGE_PARAMS = [
+    _param("page_size", "query", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}, "Items per page (20)"),
+    _param(
+        "page",
+        "query",
+        {"type": "string", "pattern": "^[A-Za-z0-9_=.-]*$", "maxLength": 2000},
+        "Token from the X-Next-Page header of the previous page",
+    ),
+]
+FILTER_SCHEMA = {"type": "string", "maxLength": 300}
+
+
+def _body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+def _legacy(summary: str, success: int, success_description: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "tags": ["earlier system"],
+            "summary": summary,
+            "requestBody": _body(_ref("LegacyRequest")),
+            "responses": {
+                str(success): _json(_ref("LegacyMessage"), success_description),
+                "400": BAD_REQUEST,
+                "403": FORBIDDEN,
+                "404": NOT_FOUND,
+                "409": CONFLICT,
+                "503": UNAVAILABLE,
+            },
+        }
+    }
+
+
+def document() -> dict[str, Any]:
+    book_path = [_param("book_id", "path", UUID_SCHEMA, "The book's id")]
+    user_path = [_param("user_id", "path", USER_ID_SCHEMA, "The reader's card number")]
+    reservation_path = [_param("reservation_id", "path", UUID_SCHEMA, "The reservation's id")]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Library reservations",
+            "version": "1.0.0",
+            "description": (
+                "Books, readers and reservations on Apache Cassandra; a book is never held by two readers. "
+                "Listings answer a bare JSON array (as the earlier system did); the next page's token is in "
+                'the X-Next-Page header and a Link header with rel="next". Every error answer is a JSON '
+                'object with an "error" key.'
+            ),
+        },
+        "paths": {
+            "/health": {
+                "get": {
+                    "summary": "Is Cassandra reachable at the configured consistency",
+                    "responses": {"200": _json(_ref("Health"), "Reachable"), "503": UNAVAILABLE},
+                }
+            },
+            "/api/books": {
+                "get": {
+                    "tags": ["books"],
+                    "summary": "A page of the catalogue, each book with its availability",
+                    "parameters": [
+                        _param("genre", "query", FILTER_SCHEMA, "Exact genre, any case"),
+                        _param("author", "query", FILTER_SCHEMA, "Exact author, any case"),
+                        _param("q", "query", FILTER_SCHEMA, "Words that must all be in the title"),
+                        *PAGE_PARAMS,
+                    ],
+                    "responses": {
+                        "200": _json({"type": "array", "items": _ref("Book")}, "One page of books", PAGING_HEADERS),
+                        "400": BAD_REQUEST,
+                        "503": UNAVAILABLE,
+                    },
+                },
+                "post": {
+                    "tags": ["books"],
+                    "summary": "Add a book (with book_id: write that book, so imports can run twice)",
+                    "requestBody": _body(_ref("BookCreate")),
+                    "responses": {
+                        "201": _json(_ref("Book"), "Added", LOCATION),
+                        "400": BAD_REQUEST,
+                        "503": UNAVAILABLE,
+                    },
+                },
+            },
+            "/api/books/{book_id}": {
+                "parameters": book_path,
+                "get": {
+                    "tags": ["books"],
+                    "summary": "One book and whether it is available",
+                    "responses": {
+                        "200": _json(_ref("Book"), "The book"),
+                        "400": BAD_REQUEST,
+                        "404": NOT_FOUND,
+                        "503": UNAVAILABLE,
+                    },
+                },
+                "put": {
+                    "tags": ["books"],
+                    "summary": "Replace a book's description",
+                    "requestBody": _body(_ref("BookCreate")),
+                    "responses": {
+                        "200": _json(_ref("Book"), "Updated"),
+                        "400": BAD_REQUEST,
+                        "404": NOT_FOUND,
+                        "503": UNAVAILABLE,
+                    },
+                },
+                "patch": {
+                    "tags": ["books"],
+                    "summary": "Change some fields of a book",
+                    "requestBody": _body(_ref("BookPatch")),
+                    "responses": {
+                        "200": _json(_ref("Book"), "Updated"),
+                        "400": BAD_REQUEST,
+                        "404": NOT_FOUND,
+                        "503": UNAVAILABLE,
+                    },
+                },
+                "delete": {
+                    "tags": ["books"],
+                    "summary": "Remove a book that nobody holds",
+                    "responses": {
+                        "204": {"description": "Removed"},
+                        "400": BAD_REQUEST,
+                        "404": NOT_FOUND,
+                        "409": CONFLICT,
+                        "503": UNAVAILABLE,
+                    },
+                },
+            },
+            "/api/users": {
+                "get": {
+                    "tags": ["users"],
+                    "summary": "A page of readers",
+                    "parameters": PAGE_PARAMS,
+                    "responses": {
+                        "200": _json({"type": "array", "items": _ref("User")}, "One page of readers", PAGING_HEADERS),
+                        "400": BAD_REQUEST,
+                        "503": UNAVAILABLE,
+                    },
+                },
+                "post": {
+                    "tags": ["users"],
+                    "summary": "Add a reader (without user_id, a free card number is handed out)",
+                    "requestBody": _body(_ref("UserCreate")),
+                    "responses": {
+                        "201": _json(_ref("User"), "Added", LOCATION),
+                        "400": BAD_REQUEST,
+                        "409": CONFLICT,
+                        "503": UNAVAILABLE,
+                    },
+                },
+            },
+            "/api/users/{user_id}": {
+                "parameters": user_path,
+                "get": {
+                    "tags": ["users"],
+                    "summary": "One reader",
+                    "responses": {
+                        "200": _json(_ref("User"), "The reader"),
+                        "400": BAD_REQUEST,
+                        "404": NOT_FOUND,
+                        "503": UNAVAILABLE,
+                    },
+                },
+                "put": {
+                    "tags": ["users"],
+                    "summary": "Replace a reader's name and e-mail",
+                    "requestBody": _body(_ref("UserUpdate")),
+                    "responses": {
+                        "200": _json(_ref("User"), "Updated"),
+                        "400": BAD_REQUEST,
+                        "404": NOT_FOUND,
+                        "503": UNAVAILABLE,
+                    },
+                },
+                "patch": {
+                    "tags": ["users"],
+                    "summary": "Change a reader's name or e-mail",
+                    "requestBody": _body(_ref("UserPatch")),
+                    "responses": {
+                        "200": _json(_ref("User"), "Updated"),
+                        "400": BAD_REQUEST,
+                        "404": NOT_FOUND,
+                        "503": UNAVAILABLE,
+                    },
+                },
+                "delete": {
+                    "tags": ["users"],
+                    "summary": "Remove a reader who holds no reservation",
+                    "responses": {
+                        "204": {"description": "Removed"},
+                        "400": BAD_REQUEST,
+                        "404": NOT_FOUND,
+                        "409": CONFLICT,
+                        "503": UNAVAILABLE,
+                    },
+                },
+            },
+            "/api/reservations": {
+                "get": {
+                    "tags": ["reservations"],
+                    "summary": "Active reservations: all, a reader's (user_id) or a book's (book_id)",
+                    "parameters": [
+                        _param("user_id", "query", USER_ID_SCHEMA, "Only this reader's reservations"),
+                        _param("book_id", "query", UUID_SCHEMA, "Only this book's reservation"),
+                        *PAGE_PARAMS,
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {"type": "array", "items": _ref("Reservation")}, "One page of reservations", PAGING_HEADERS
+                        ),
+                        "400": BAD_REQUEST,
+                        "503": UNAVAILABLE,
+                    },
+                },
+                "post": {
+                    "tags": ["reservations"],
+                    "summary": "Reserve a book for a reader",
+                    "requestBody": _body(_ref("ReservationCreate")),
+                    "responses": {
+                        "201": _json(_ref("Reservation"), "Reserved", LOCATION),
+                        "400": BAD_REQUEST,
+                        "404": NOT_FOUND,
+                        "409": CONFLICT,
+                        "503": UNAVAILABLE,
+                    },
+                },
+            },
+            "/api/reservations/{reservation_id}": {
+                "parameters": reservation_path,
+                "get": {
+                    "tags": ["reservations"],
+                    "summary": "One reservation",
+                    "responses": {
+                        "200": _json(_ref("Reservation"), "The reservation"),
+                        "400": BAD_REQUEST,
+                        "404": NOT_FOUND,
+                        "503": UNAVAILABLE,
+                    },
+                },
+                "patch": {
+                    "tags": ["reservations"],
+                    "summary": "Move the caller's reservation to book_id, or renew it when book_id is left out",
+                    "requestBody": _body(_ref("ReservationChange")),
+                    "responses": {
+                        "200": _json(_ref("Reservation"), "Moved or renewed"),
+                        "400": BAD_REQUEST,
+                        "403": FORBIDDEN,
+                        "404": NOT_FOUND,
+                        "409": CONFLICT,
+                        "503": UNAVAILABLE,
+                    },
+                },
+                "delete": {
+                    "tags": ["reservations"],
+                    "summary": "Cancel the caller's reservation (user_id in the query or a JSON body)",
+                    "parameters": [_param("user_id", "query", USER_ID_SCHEMA, "The caller", required=True)],
+                    "responses": {
+                        "204": {"description": "Cancelled"},
+                        "400": BAD_REQUEST,
+                        "403": FORBIDDEN,
+                        "404": NOT_FOUND,
+                        "503": UNAVAILABLE,
+                    },
+                },
+            },
+            "/make_reservation": _legacy("Reserve a book (earlier system)", 201, "Reserved"),
+            "/update_reservation": _legacy("Renew the caller's reservation of a book (earlier system)", 200, "Renewed"),
+            "/remove_reservation": _legacy(
+                "Cancel the caller's reservation of a book (earlier system)", 200, "Cancelled"
+            ),
+        },
+        "components": {"schemas": _schemas()},
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    timestamp = {"type": ["string", "null"], "format": "date-time"}
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {"type": "string", "description": "What went wrong, for people"},
+                "field": {"type": "string", "description": "The request field at fault (400 only)"},
+            },
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status", "consistency"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ok"]},
+                "keyspace": {"type": "string"},
+                "consistency": {"type": "string"},
+            },
+        },
+        "Book": {
+            "type": "object",
+            "required": ["book_id", "title", "author", "genre", "published_year"],
+            "properties": {
+                "book_id": UUID_SCHEMA,
+                "title": {"type": "string"},
+                "author": {"type": "string"},
+                "genre": {"type": "string"},
+                "published_year": {"type": ["integer", "null"]},
+                "available": {"type": "boolean", "description": "No reservation holds the book"},
+            },
+        },
+        "BookCreate": {
+            "type": "object",
+            "required": ["title", "author", "genre"],
+            "properties": {
+                "book_id": OPTIONAL_UUID,
+                "title": TEXT_SCHEMA,
+                "author": TEXT_SCHEMA,
+                "genre": TEXT_SCHEMA,
+                "published_year": _year_schema(),
+            },
+        },
+        "BookPatch": {
+            "type": "object",
+            "properties": {
+                "title": TEXT_SCHEMA,
+                "author": TEXT_SCHEMA,
+                "genre": TEXT_SCHEMA,
+                "published_year": _year_schema(),
+            },
+        },
+        "User": {
+            "type": "object",
+            "required": ["user_id", "name", "email", "joined_at"],
+            "properties": {
+                "user_id": {"type": "integer"},
+                "name": {"type": "string"},
+                "email": {"type": "string"},
+                "joined_at": timestamp,
+            },
+        },
+        "UserCreate": {
+            "type": "object",
+            "required": ["name", "email"],
+            "properties": {
+                "user_id": {**USER_ID_SCHEMA, "type": ["integer", "null"], "description": "Leave out for a new card"},
+                "name": TEXT_SCHEMA,
+                "email": _email_schema(),
+            },
+        },
+        "UserUpdate": {
+            "type": "object",
+            "required": ["name", "email"],
+            "properties": {"name": TEXT_SCHEMA, "email": _email_schema()},
+        },
+        "UserPatch": {"type": "object", "properties": {"name": TEXT_SCHEMA, "email": _email_schema()}},
+        "Reservation": {
+            "type": "object",
+            "required": ["reservation_id", "book_id", "user_id", "reserved_at"],
+            "properties": {
+                "reservation_id": UUID_SCHEMA,
+                "book_id": UUID_SCHEMA,
+                "user_id": {"type": "integer"},
+                "reserved_at": timestamp,
+            },
+        },
+        "ReservationCreate": {
+            "type": "object",
+            "required": ["book_id", "user_id"],
+            "properties": {
+                "book_id": UUID_SCHEMA,
+                "user_id": USER_ID_SCHEMA,
+                "reservation_id": {**OPTIONAL_UUID, "description": "Name it to make a retry idempotent"},
+            },
+        },
+        "ReservationChange": {
+            "type": "object",
+            "required": ["user_id"],
+            "properties": {
+                "user_id": USER_ID_SCHEMA,
+                "book_id": {**OPTIONAL_UUID, "description": "The new book; leave out (or null) to renew"},
+            },
+        },
+        "LegacyRequest": {
+            "type": "object",
+            "required": ["book_id", "user_id"],
+            "properties": {"book_id": UUID_SCHEMA, "user_id": USER_ID_SCHEMA},
+        },
+        "LegacyMessage": {
+            "type": "object",
+            "required": ["message"],
+            "properties": {"message": {"type": "string"}, "reservation": _ref("Reservation")},
+        },
+    }
+
+
+def _email_schema() -> dict[str, Any]:
+    return {
+        "type": "string",
+        "minLength": 3,
+        "maxLength": 300,
+        "pattern": r"^\s*[^@\s\x1c-\x1f\x85]+@[^@\s\x1c-\x1f\x85]+\s*$",
+    }

@@ -1,0 +1,128 @@
+"""Turning what a client sent into typed values, or an `InvalidInput` that names the field.
+
+Pure functions with no I/O: the handlers call them before touching the database, so a client's
+mistake is always a 400 with a message, never an exception deeper down.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from uuid import UUID
+
+from app.models import InvalidInput
+
+MAX_USER_ID = 2**31 - 1  # users.user_id is a Cassandra int
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 200
+# One "@" with something on each side and no white space inside; the document (openapi.py) says the same.
+EMAIL = re.compile(r"\s*[^@\s\x1c-\x1f\x85]+@[^@\s\x1c-\x1f\x85]+\s*")
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object; an empty body counts as `{}` so optional-only requests need none."""
+    if not body or not body.strip():
+        return {}
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"the request body is not valid JSON: {error}", field="body") from error
+    if not isinstance(value, dict):
+        raise InvalidInput("the request body must be a JSON object", field="body")
+    return value
+
+
+def parse_uuid(value: object, field: str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a UUID string", field=field)
+    try:
+        return UUID(value.strip())
+    except ValueError as error:
+        raise InvalidInput(f"{field} is not a valid UUID: {value!r}", field=field) from error
+
+
+def parse_user_id(value: object, field: str = "user_id") -> int:
+    """A reader's card number from a JSON body: a JSON number (7 or 7.0), never a string or true/false."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{field} must be an integer, got {value!r}", field=field)
+    if not 1 <= value <= MAX_USER_ID:
+        raise InvalidInput(f"{field} must be between 1 and {MAX_USER_ID}", field=field)
+    return value
+
+
+def parse_user_id_text(value: str, field: str = "user_id") -> int:
+    """A reader's card number from a path, a query string or a form: decimal digits."""
+    text = value.strip()
+    if not text.isascii() or not text.isdigit():
+        raise InvalidInput(f"{field} must be a positive integer, got {value!r}", field=field)
+    return parse_user_id(int(text), field)
+
+
+def parse_page_size(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_PAGE_SIZE
+    text = value.strip()
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"page_size must be a whole number from 1 to {MAX_PAGE_SIZE}", field="page_size")
+    return int(text)
+
+
+def required(data: dict[str, Any], field: str) -> Any:
+    if field not in data or data[field] is None:
+        raise InvalidInput(f"{field} is required", field=field)
+    return data[field]
+
+
+def optional_text(data: dict[str, Any], field: str) -> str | None:
+    """A text field that may be left out (None); when present it must be a string, not null (the repository
+    checks its content)."""
+    if field not in data:
+        return None
+    value = data[field]
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a string", field=field)
+    return value
+
+
+def required_text(data: dict[str, Any], field: str) -> str:
+    value = required(data, field)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{field} must be a non-empty string", field=field)
+    return value
+
+
+def optional_email(data: dict[str, Any], field: str = "email") -> str | None:
+    value = optional_text(data, field)
+    if value is not None and not EMAIL.fullmatch(value):
+        raise InvalidInput(f"{field} must look like name@example.org", field=field)
+    return value
+
+
+def required_email(data: dict[str, Any], field: str = "email") -> str:
+    required_text(data, field)
+    return optional_email(data, field) or ""
+
+
+def optional_year(data: dict[str, Any], field: str = "published_year") -> int | None:
+    value = data.get(field)
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON does not tell 1999 from 1999.0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{field} must be an integer year", field=field)
+    return value
+
+
+def optional_text_param(value: str | None, field: str, max_length: int = 300) -> str | None:
+    """A filter from the query string: blank means no filter."""
+    if value is None or not value.strip():
+        return None
+    if len(value) > max_length:
+        raise InvalidInput(f"{field} must be at most {max_length} characters", field=field)
+    return value.strip()

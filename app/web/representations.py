@@ -1,0 +1,49 @@
+"""The JSON shapes of the API. Field names follow the earlier system's catalogue
+(`book_id,title,author,genre,published_year`), so its scripts read our answers unchanged."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from app.models import Book, Reservation, User
+
+
+def timestamp(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    # Cassandra hands back naive UTC datetimes; say so explicitly rather than leave clients guessing.
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def book_json(book: Book, available: bool | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "book_id": str(book.book_id),
+        "title": book.title,
+        "author": book.author,
+        "genre": book.genre,
+        "published_year": book.published_year,
+    }
+    if available is not None:
+        data["available"] = available
+    return data
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {
+        "user_id": user.user_id,
+        "name": user.name,
+        "email": user.email,
+        "joined_at": timestamp(user.joined_at),
+    }
+
+
+def reservation_json(reservation: Reservation) -> dict[str, Any]:
+    return {
+        "reservation_id": str(reservation.reservation_id),
+        "book_id": str(reservation.book_id),
+        "user_id": reservation.user_id,
+        "reserved_at": timestamp(reservation.reserved_at),
+    }

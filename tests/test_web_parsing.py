@@ -1,0 +1,103 @@
+"""The web layer's input parsing: pure functions, every rejection naming its field."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from uuid import UUID
+
+import pytest
+
+from app.models import Conflict, DatabaseUnavailable, Forbidden, InvalidInput, NotFound
+from app.repository.base import PageTokens
+from app.web.base import status_for
+from app.web.openapi import document
+from app.web.parsing import (
+    parse_json_object,
+    parse_page_size,
+    parse_user_id,
+    parse_user_id_text,
+    parse_uuid,
+    required,
+)
+
+BOOK = "6f1c1f0e-5b4f-4d0e-9a51-0b6c1ea9d0a4"
+
+
+def field_of(call: Callable[..., object], *args: object) -> str | None:
+    with pytest.raises(InvalidInput) as caught:
+        call(*args)
+    return caught.value.field
+
+
+def test_json_object() -> None:
+    assert parse_json_object(b'{"a": 1}') == {"a": 1}
+    assert parse_json_object(b"") == {}
+    assert field_of(parse_json_object, b"{not json") == "body"
+    assert field_of(parse_json_object, b"[1, 2]") == "body"
+    assert field_of(parse_json_object, b"\xff\xfe") == "body"
+
+
+def test_uuid() -> None:
+    assert parse_uuid(BOOK, "book_id") == UUID(BOOK)
+    assert field_of(parse_uuid, "not-a-uuid", "book_id") == "book_id"
+    assert field_of(parse_uuid, 12, "reservation_id") == "reservation_id"
+
+
+def test_user_id_from_json() -> None:
+    assert parse_user_id(7) == parse_user_id(7.0) == 7
+    for bad in ("7", 7.5, True, None, 0, -3, 2**31, [7]):
+        assert field_of(parse_user_id, bad) == "user_id"
+
+
+def test_user_id_from_text() -> None:
+    assert parse_user_id_text("7") == parse_user_id_text(" 7 ") == 7
+    for bad in ("abc", "7.5", "", "-3", "0", str(2**31), "٣"):
+        assert field_of(parse_user_id_text, bad) == "user_id"
+
+
+def test_page_size() -> None:
+    assert parse_page_size(None) == 20
+    assert parse_page_size("200") == 200
+    for bad in ("0", "201", "x", "-1", "1.5", ""):
+        assert field_of(parse_page_size, bad) == "page_size"
+
+
+def test_only_page_tokens_this_service_sealed_open() -> None:
+    tokens, other = PageTokens("k"), PageTokens("x")
+    sealed = tokens.encode(b"\x00paging\xff")
+    assert sealed and tokens.decode(sealed) == b"\x00paging\xff"
+    assert tokens.encode(None) is None and tokens.decode("") is None and tokens.decode(None) is None
+    for forged in ("AAAA", "AbC-_", sealed[:-1], "x" + sealed, other.encode(b"\x00paging\xff"), ".", "é." + sealed):
+        assert field_of(tokens.decode, forged) == "page"
+
+
+def test_required() -> None:
+    assert required({"a": 0}, "a") == 0
+    assert field_of(required, {"a": None}, "a") == "a"
+    assert field_of(required, {}, "book_id") == "book_id"
+
+
+def test_one_mapping_from_domain_errors_to_statuses() -> None:
+    assert status_for(InvalidInput("x", field="f")) == 400
+    assert status_for(Forbidden("x")) == 403
+    assert status_for(NotFound("x")) == 404
+    assert status_for(Conflict("x")) == 409
+    assert status_for(DatabaseUnavailable("x")) == 503
+    assert status_for(RuntimeError("x")) is None
+
+
+def test_openapi_document_names_every_route() -> None:
+    paths = document()["paths"]
+    for path in (
+        "/api/books",
+        "/api/books/{book_id}",
+        "/api/users",
+        "/api/users/{user_id}",
+        "/api/reservations",
+        "/api/reservations/{reservation_id}",
+        "/make_reservation",
+        "/update_reservation",
+        "/remove_reservation",
+        "/health",
+    ):
+        assert path in paths
