@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs, only those that are missing:
-# a JDK Cassandra 5.0 runs on (17) and Maven, which fetches Cassandra's jars.
+# a JDK Cassandra 5.0 runs on (17), Maven, which fetches Cassandra's jars, npm (the Compose schema), and Chromium for the browser test
+# (driven by Playwright through executable_path, so no browser is ever downloaded).
 set -euo pipefail
 
 missing=()
@@ -8,6 +9,8 @@ if ! ls /usr/lib/jvm/*17*/bin/java >/dev/null 2>&1 && ! java -version 2>&1 | gre
   missing+=(openjdk-17-jdk-headless)
 fi
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
