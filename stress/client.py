@@ -1,0 +1,220 @@
+"""The stress tests' HTTP client: every request it sends becomes an `Op` in the history the checker reads.
+
+A request that fails without a definite answer (no response, a timeout, a 5xx) is retried, as a real
+client would, honouring Retry-After up to a cap. Each attempt is recorded on its own: an attempt that got
+no answer may still have changed the database, and the checker must know when it was sent. Reservations
+are created with a reservation_id chosen here, so a retried reserve is idempotent: it either finds the
+reservation its lost attempt made or makes it now, and never leaves an orphan behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID, uuid4
+
+import aiohttp
+
+MAX_ATTEMPTS = 6
+MAX_RETRY_WAIT = 2.0
+LIST_PAGE_SIZE = 200
+
+
+@dataclass
+class Op:
+    """One HTTP attempt. Times are seconds since the run started (monotonic clock)."""
+
+    kind: str  # reserve, cancel, move, renew, read_user, read_book, list_books
+    user_id: int | None
+    book_id: UUID | None  # reserve: the book asked for; move: the new book; read_book: the book read
+    reservation_id: UUID | None
+    sent: float
+    received: float = 0.0
+    status: int | None = None  # None: no HTTP answer
+    error: str | None = None  # what went wrong, for the summary's errors by kind
+    message: str | None = None  # the body's "error": the reason given for a refusal
+    result_book: UUID | None = None  # reserve/move/renew acknowledged: the book now held
+    seen: list[tuple[UUID, UUID]] | None = None  # reads: (reservation_id, book_id) listed
+    complete: bool = True  # reads: False when the listing had more pages than were read
+    attempt: int = 1
+
+    @property
+    def outcome(self) -> str:
+        if self.status is not None and 200 <= self.status < 300:
+            return "ok"
+        if self.status == 409:
+            return "conflict"
+        if self.status in (400, 403, 404):
+            return "refused"
+        return "error"
+
+    @property
+    def latency(self) -> float:
+        return self.received - self.sent
+
+    @property
+    def changes_state(self) -> bool:
+        return self.kind in ("reserve", "cancel", "move", "renew")
+
+
+@dataclass
+class History:
+    started: float = field(default_factory=time.monotonic)
+    ops: list[Op] = field(default_factory=list)
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+
+class Client:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, history: History, deadline: float) -> None:
+        self.session = session
+        self.base_url = base_url.rstrip("/")
+        self.history = history
+        self.deadline = deadline  # on the history's clock: no retry starts after it
+        self.on_op: list[Any] = []  # callbacks(op), e.g. the progress bar
+
+    async def _send(
+        self,
+        op: Op,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        body: Any = None
+        try:
+            async with self.session.request(method, self.base_url + path, json=json, params=params) as response:
+                op.status = response.status
+                if response.status != 204:
+                    body = await response.json(content_type=None)
+                retry_after = response.headers.get("Retry-After")
+                # A listing is either a bare array with the next page's token in a header, or {"items", "next_page"}.
+                if isinstance(body, list):
+                    body = {"items": body, "next_page": response.headers.get("X-Next-Page")}
+        except TimeoutError:
+            op.error, retry_after = "timeout", None
+        except aiohttp.ClientConnectorError as error:
+            op.error, retry_after = f"connection failed ({error.os_error.strerror or error})", None
+        except aiohttp.ServerDisconnectedError:
+            op.error, retry_after = "server disconnected", None
+        except aiohttp.ContentTypeError:
+            op.error, retry_after = "answer not JSON", None
+        except (aiohttp.ClientError, ValueError) as error:
+            op.error, retry_after = type(error).__name__, None
+        op.received = self.history.now()
+        if op.status is not None and op.error is None and op.outcome == "error":
+            op.error = f"http {op.status}"
+        if isinstance(body, dict) and isinstance(body.get("error"), str):
+            op.message = body["error"]
+        self.history.ops.append(op)
+        for callback in self.on_op:
+            callback(op)
+        op_retry_wait = _retry_wait(retry_after)
+        return body, op_retry_wait
+
+    async def _call(self, make_op: Any, method: str, path: str, **kwargs: Any) -> tuple[Op, Any]:
+        """Sends until a definite answer (2xx or 4xx), the attempts run out, or the deadline passes."""
+        attempt = 0
+        while True:
+            attempt += 1
+            op: Op = make_op()
+            op.attempt = attempt
+            op.sent = self.history.now()
+            body, wait = await self._send(op, method, path, **kwargs)
+            if op.outcome != "error" or attempt >= MAX_ATTEMPTS or self.history.now() + wait > self.deadline:
+                return op, body
+            await asyncio.sleep(wait)
+
+    # -- the API ------------------------------------------------------------------------------
+    async def reserve(self, user_id: int, book_id: UUID, reservation_id: UUID | None = None) -> Op:
+        reservation_id = reservation_id or uuid4()
+        op, body = await self._call(
+            lambda: Op("reserve", user_id, book_id, reservation_id, 0.0),
+            "POST",
+            "/api/reservations",
+            json={"book_id": str(book_id), "user_id": user_id, "reservation_id": str(reservation_id)},
+        )
+        if op.outcome == "ok":
+            op.result_book = _uuid(body, "book_id")
+        return op
+
+    async def cancel(self, reservation_id: UUID, user_id: int) -> Op:
+        op, _ = await self._call(
+            lambda: Op("cancel", user_id, None, reservation_id, 0.0),
+            "DELETE",
+            f"/api/reservations/{reservation_id}",
+            params={"user_id": str(user_id)},
+        )
+        return op
+
+    async def move(self, reservation_id: UUID, user_id: int, book_id: UUID) -> Op:
+        op, body = await self._call(
+            lambda: Op("move", user_id, book_id, reservation_id, 0.0),
+            "PATCH",
+            f"/api/reservations/{reservation_id}",
+            json={"user_id": user_id, "book_id": str(book_id)},
+        )
+        if op.outcome == "ok":
+            op.result_book = _uuid(body, "book_id")
+        return op
+
+    async def renew(self, reservation_id: UUID, user_id: int) -> Op:
+        op, body = await self._call(
+            lambda: Op("renew", user_id, None, reservation_id, 0.0),
+            "PATCH",
+            f"/api/reservations/{reservation_id}",
+            json={"user_id": user_id},
+        )
+        if op.outcome == "ok":
+            op.result_book = _uuid(body, "book_id")
+        return op
+
+    async def user_reservations(self, user_id: int) -> Op:
+        return await self._read(
+            Op("read_user", user_id, None, None, 0.0), {"user_id": str(user_id), "page_size": str(LIST_PAGE_SIZE)}
+        )
+
+    async def book_reservations(self, book_id: UUID) -> Op:
+        return await self._read(
+            Op("read_book", None, book_id, None, 0.0), {"book_id": str(book_id), "page_size": str(LIST_PAGE_SIZE)}
+        )
+
+    async def _read(self, template: Op, params: dict[str, str]) -> Op:
+        def make() -> Op:
+            return Op(template.kind, template.user_id, template.book_id, None, 0.0)
+
+        op, body = await self._call(make, "GET", "/api/reservations", params=params)
+        if op.outcome == "ok":
+            items = body.get("items", []) if isinstance(body, dict) else []
+            op.seen = [(UUID(i["reservation_id"]), UUID(i["book_id"])) for i in items]
+            op.complete = not body.get("next_page")
+        return op
+
+    async def list_books(self, params: dict[str, str] | None = None) -> tuple[Op, Any]:
+        return await self._call(
+            lambda: Op("list_books", None, None, None, 0.0),
+            "GET",
+            "/api/books",
+            params=params or {"page_size": "20"},
+        )
+
+
+def _uuid(body: Any, key: str) -> UUID | None:
+    try:
+        return UUID(body[key])
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
+def _retry_wait(retry_after: str | None) -> float:
+    try:
+        wait = float(retry_after) if retry_after else 0.2
+    except ValueError:
+        wait = 0.2
+    # Jitter, so that clients refused together do not all come back in the same instant.
+    return min(MAX_RETRY_WAIT, wait) * random.uniform(0.5, 1.0)

@@ -1,0 +1,430 @@
+"""One stress run from start to verdict: prepare the data, send the requests (stopping a node if asked),
+read back the final state, check the history and the audit, clean up, and sum it all up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import secrets
+import sys
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid5
+
+import aiohttp
+
+from app.models import Conflict, LibraryError, NotFound
+from app.repository import Library
+from seeder.common import CliError, retrying, run_bounded
+from seeder.progress import Progress
+from stress.client import Client, History, Op
+from stress.history import FinalState, check
+from stress.scenarios import TESTS, Context, Test, prepare_changes
+
+SETUP_CONCURRENCY = 32
+# The run's readers get card numbers from a random block of 10,000 above one billion: far from the seeder's
+# 1..N and the app's seven-digit numbers, and apart from any other run's block.
+USER_BLOCKS = (1_000_000_000, 10_000)
+STRESS_NAMESPACE = UUID("9d3b1c52-47e1-5a0e-8f6b-5c2a9e7d4b13")
+MAX_VIOLATIONS_SHOWN = 25
+
+
+@dataclass(frozen=True)
+class Options:
+    test: int
+    size: int
+    workers: int
+    url: str
+    seed: int
+    keep: bool = False
+    json_path: Path | None = None
+    stop_node: int | None = None
+    at: float = 0.0
+    down_for: float = 20.0
+    time_limit: float = 600.0
+    request_timeout: float = 30.0
+
+
+@dataclass
+class Fixture:
+    tag: str
+    books: list[UUID]
+    users: list[int]
+
+
+@dataclass
+class Outage:
+    node: int
+    at: float
+    down_for: float
+    stopped_at: float | None = None  # when the stop was asked for, on the history's clock
+    stop_took: float | None = None
+    back_at: float | None = None  # when the node served again and saw its peers
+    error: str | None = None
+
+    async def run(self, history: History) -> None:
+        import cluster
+
+        try:
+            await asyncio.sleep(max(0.0, self.at - history.now()))
+            self.stopped_at = history.now()
+            await asyncio.to_thread(cluster.stop_node, self.node)
+            self.stop_took = history.now() - self.stopped_at
+            await asyncio.sleep(self.down_for)
+        except asyncio.CancelledError:
+            if self.stopped_at is None:
+                raise  # the run ended before --at: nothing was stopped, nothing to restore
+        except cluster.ClusterError as error:
+            self.error = str(error)
+        if self.stopped_at is not None:
+            # Restarted whatever happened above: a stress test must leave the cluster as it found it.
+            try:
+                await asyncio.to_thread(cluster.start_node, self.node)
+                self.back_at = history.now()
+            except cluster.ClusterError as error:
+                self.error = f"node {self.node} could not be restarted: {error}"
+
+
+@dataclass
+class Report:
+    test: int
+    title: str
+    size: int
+    workers: int
+    url: str
+    seed: int
+    seconds: float = 0.0
+    requests: int = 0
+    successes: int = 0
+    conflicts: int = 0
+    refused: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    throughput: float = 0.0
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    outage: dict[str, Any] | None = None
+    audit: dict[str, Any] = field(default_factory=dict)
+    history: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    cut_short: bool = False
+
+    @property
+    def verdict(self) -> str:
+        return "FAIL" if self.violations else "PASS"
+
+
+# -- figures -----------------------------------------------------------------------------------------
+def percentile(sorted_values: list[float], p: float) -> float:
+    if not sorted_values:
+        return 0.0
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def figures(ops: list[Op]) -> dict[str, Any]:
+    outcomes = Counter(op.outcome for op in ops)
+    latencies = sorted(op.latency * 1000 for op in ops)
+    return {
+        "requests": len(ops),
+        "successes": outcomes["ok"],
+        "conflicts": outcomes["conflict"],
+        "refused": outcomes["refused"],
+        "errors": dict(Counter(op.error or "unknown" for op in ops if op.outcome == "error").most_common()),
+        "latency_ms": {
+            "p50": round(percentile(latencies, 50), 1),
+            "p95": round(percentile(latencies, 95), 1),
+            "p99": round(percentile(latencies, 99), 1),
+            "max": round(latencies[-1], 1) if latencies else 0.0,
+        },
+    }
+
+
+def longest_gap(ops: list[Op], start: float, end: float) -> float:
+    """The longest stretch inside [start, end] in which no request succeeded: what readers felt as an outage."""
+    times = sorted(op.received for op in ops if op.outcome == "ok" and start <= op.received <= end)
+    edges = [start, *times, end]
+    return max(b - a for a, b in zip(edges, edges[1:], strict=False)) if len(edges) > 1 else 0.0
+
+
+# -- data --------------------------------------------------------------------------------------------
+async def prepare(library: Library, books: int, users: int) -> Fixture:
+    tag = secrets.token_hex(4)
+    base = USER_BLOCKS[0] + secrets.randbelow(100_000) * USER_BLOCKS[1]
+    fixture = Fixture(tag, [uuid5(STRESS_NAMESPACE, f"{tag}/{i}") for i in range(books)], [])
+    fixture.users = [base + i for i in range(users)]
+    progress = Progress(books + users, "preparing")
+
+    async def add_book(i: int) -> None:
+        book_id = fixture.books[i]
+        await retrying(
+            lambda: library.create_book(f"Stress {tag} book {i}", "Stress Test", "stress-test", 2000, book_id=book_id)
+        )
+        progress.advance()
+
+    async def add_user(user_id: int) -> None:
+        await retrying(
+            lambda: library.create_user(f"Stress reader {user_id}", f"stress.{tag}.{user_id}@example.org", user_id)
+        )
+        progress.advance()
+
+    try:
+        await run_bounded(range(books), add_book, SETUP_CONCURRENCY)
+        await run_bounded(fixture.users, add_user, SETUP_CONCURRENCY)
+    finally:
+        progress.close()
+    return fixture
+
+
+async def snapshot(library: Library, fixture: Fixture) -> tuple[FinalState, dict[UUID, int]]:
+    """The run's reservations as the database has them now; also each one's reader, for the clean-up."""
+    rows: dict[UUID, UUID] = {}
+    owner: dict[UUID, int] = {}
+    locks: dict[UUID, UUID] = {}
+
+    async def read_user(user_id: int) -> None:
+        page: str | None = None
+        while True:
+            result = await retrying(lambda p=page: library.user_reservations(user_id, page_size=200, page=p))
+            for r in result.items:
+                rows[r.reservation_id] = r.book_id
+                owner[r.reservation_id] = r.user_id
+            page = result.next_page
+            if page is None:
+                return
+
+    async def read_lock(book_id: UUID) -> None:
+        holder = await retrying(lambda: library.holder(book_id))
+        if holder is not None:
+            locks[book_id] = holder.reservation_id
+            owner.setdefault(holder.reservation_id, holder.user_id)
+
+    await run_bounded(fixture.users, read_user, SETUP_CONCURRENCY)
+    await run_bounded(fixture.books, read_lock, SETUP_CONCURRENCY)
+    return FinalState(rows, locks), owner
+
+
+async def clean_up(library: Library, fixture: Fixture, owner: dict[UUID, int]) -> list[str]:
+    """Cancels the run's reservations and deletes its books and readers; returns what could not be removed."""
+    problems: list[str] = []
+    progress = Progress(len(owner) + len(fixture.books) + len(fixture.users), "cleaning up")
+
+    async def quietly(call: Any, what: str) -> None:
+        try:
+            await retrying(call)
+        except NotFound:
+            pass  # already gone: that is what clean-up wants
+        except (Conflict, LibraryError) as error:
+            problems.append(f"could not remove {what}: {error}")
+        progress.advance()
+
+    try:
+        await run_bounded(
+            owner.items(), lambda item: quietly(lambda: library.cancel(*item), f"reservation {item[0]}"), 32
+        )
+        await run_bounded(fixture.books, lambda b: quietly(lambda: library.delete_book(b), f"book {b}"), 32)
+        await run_bounded(fixture.users, lambda u: quietly(lambda: library.delete_user(u), f"user {u}"), 32)
+    finally:
+        progress.close()
+    return problems
+
+
+# -- the run -------------------------------------------------------------------------------------------
+async def preflight(session: aiohttp.ClientSession, url: str, path: str = "/api/books?page_size=1") -> int:
+    try:
+        async with session.get(url.rstrip("/") + path) as response:
+            return response.status
+    except (aiohttp.ClientError, TimeoutError) as error:
+        reason = str(error) or type(error).__name__
+        raise CliError(f"cannot reach the app at {url}: {reason} (is `python -m app` running?)") from None
+
+
+async def execute(options: Options, library: Library) -> Report:
+    test = TESTS[options.test]
+    report = Report(test.number, test.title, options.size, options.workers, options.url, options.seed)
+    timeout = aiohttp.ClientTimeout(total=options.request_timeout)
+    connector = aiohttp.TCPConnector(limit=max(options.workers, 2) + 4)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        await preflight(session, options.url)
+        fixture = await prepare(
+            library, test.books(options.size, options.workers), test.users(options.size, options.workers)
+        )
+        owner: dict[UUID, int] = {}
+        try:
+            status = await preflight(session, options.url, f"/api/books/{fixture.books[0]}")
+            if status == 404:
+                raise CliError(
+                    f"the app at {options.url} does not see the books just written to keyspace "
+                    f"{library.ks}: start it with the same CASSANDRA_KEYSPACE (or pass --keyspace)"
+                )
+            history, ctx, outage, run_seconds = await _run(options, test, library, session, fixture)
+            final, owner = await snapshot(library, fixture)
+        except BaseException:
+            if not options.keep:
+                _, owner = await snapshot(library, fixture)
+                for problem in await clean_up(library, fixture, owner):
+                    print(f"warning: {problem}", file=sys.stderr)
+            raise
+    requests = [op for op in history.ops if op.attempt > 0]
+    _fill(report, requests, run_seconds, outage)
+    report.cut_short = ctx.cut_short
+    if ctx.cut_short:
+        report.violations.append(
+            f"the run did not finish within --time-limit {options.time_limit:g}s: {ctx.issued} requests were sent"
+        )
+    if outage is not None and outage.error:
+        report.violations.append(f"outage: {outage.error}")
+    violations, report.history = check(history.ops, final)
+    report.violations.extend(violations)
+    report.violations.extend(test.check(ctx, final))
+    report.notes.extend(ctx.notes)
+    audit = await retrying(library.audit)
+    report.audit = {
+        "clean": audit.clean,
+        "locks": audit.locks,
+        "reservations": audit.reservations,
+        "violations": len(audit.violations),
+    }
+    report.violations.extend(f"audit: {v}" for v in audit.violations)
+    if options.keep:
+        report.notes.append(
+            f"kept the run's data: books titled 'Stress {fixture.tag} book N', readers {fixture.users[0]} and up"
+        )
+    else:
+        report.notes.extend(await clean_up(library, fixture, owner))
+    return report
+
+
+async def _run(
+    options: Options, test: Test, library: Library, session: aiohttp.ClientSession, fixture: Fixture
+) -> tuple[History, Context, Outage | None, float]:
+    history = History()
+    client = Client(session, options.url, history, deadline=math.inf)
+    ctx = Context(
+        options.size, options.workers, options.seed, client, history, library, fixture.books, fixture.users, math.inf
+    )
+    if test.number == 5:
+        await prepare_changes(ctx)
+        # The run's clock starts now; what the preparation recorded lies before zero.
+        shift = history.now()
+        history.started += shift
+        for op in history.ops:
+            op.sent -= shift
+            op.received -= shift
+    progress = Progress(test.total(options.size), f"test {test.number}")
+    counts: Counter[str] = Counter()
+
+    def status_line() -> str:
+        return f"ok {counts['ok']} conflict {counts['conflict']} error {counts['error']}"
+
+    def on_op(op: Op) -> None:
+        counts[op.outcome] += 1
+        # A retry is not new work; tests counted in cycles advance from the test itself.
+        progress.advance(1 if test.unit != "cycles" and op.attempt == 1 else 0, extra=status_line())
+
+    client.on_op.append(on_op)
+    ctx.tick = lambda: progress.advance(extra=status_line())
+    ctx.deadline = client.deadline = options.time_limit
+    outage = None
+    outage_task = None
+    if options.stop_node is not None:
+        outage = Outage(options.stop_node, options.at, options.down_for)
+        outage_task = asyncio.create_task(outage.run(history))
+    try:
+        await test.run(ctx)
+    finally:
+        progress.close()
+        run_seconds = history.now()
+        if outage_task is not None and outage is not None:
+            if outage.stopped_at is None:
+                outage_task.cancel()
+            else:
+                print(f"waiting for node {outage.node} to be back before checking", file=sys.stderr)
+            await asyncio.gather(outage_task, return_exceptions=True)
+    return history, ctx, outage, run_seconds
+
+
+def _fill(report: Report, requests: list[Op], seconds: float, outage: Outage | None) -> None:
+    overall = figures(requests)
+    report.seconds = round(seconds, 2)
+    report.requests = overall["requests"]
+    report.successes = overall["successes"]
+    report.conflicts = overall["conflicts"]
+    report.refused = overall["refused"]
+    report.errors = overall["errors"]
+    report.latency_ms = overall["latency_ms"]
+    report.throughput = round(len(requests) / seconds, 1) if seconds > 0 else 0.0
+    if outage is None:
+        return
+    if outage.stopped_at is None:
+        report.outage = {"node": outage.node, "stopped": False}
+        report.notes.append(f"the run ended before --at {outage.at:g}s: no node was stopped")
+        return
+    end = outage.back_at if outage.back_at is not None else max((op.received for op in requests), default=0.0)
+    during = [op for op in requests if outage.stopped_at <= op.sent <= end]
+    report.outage = {
+        "node": outage.node,
+        "stopped": True,
+        "stopped_at": round(outage.stopped_at, 2),
+        "stop_took": round(outage.stop_took or 0.0, 2),
+        "back_at": round(outage.back_at, 2) if outage.back_at is not None else None,
+        "longest_without_success": round(longest_gap(requests, outage.stopped_at, min(end, seconds)), 2),
+        **figures(during),
+    }
+
+
+# -- output --------------------------------------------------------------------------------------------
+def _errors_text(errors: dict[str, int]) -> str:
+    return ", ".join(f"{kind}: {n}" for kind, n in errors.items()) or "none"
+
+
+def _latency_text(latency: dict[str, float]) -> str:
+    return "  ".join(f"{k} {v:.1f} ms" for k, v in latency.items())
+
+
+def summary(report: Report) -> str:
+    lines = [
+        f"test {report.test}: {report.title}",
+        f"  size {report.size}, workers {report.workers}, seed {report.seed}, against {report.url}",
+        f"  requests     {report.requests} in {report.seconds:.1f} s ({report.throughput:.1f}/s)",
+        f"  successes    {report.successes}",
+        f"  conflicts    {report.conflicts}",
+        f"  refused      {report.refused}",
+        f"  errors       {sum(report.errors.values())} ({_errors_text(report.errors)})",
+        f"  latency      {_latency_text(report.latency_ms)}",
+    ]
+    o = report.outage
+    if o and o.get("stopped"):
+        back = f"back at {o['back_at']:.1f}s" if o.get("back_at") is not None else "NOT back"
+        lines += [
+            f"  outage       node {o['node']} stopped at {o['stopped_at']:.1f}s (took {o['stop_took']:.1f}s), {back}",
+            f"    during it  {o['requests']} requests: {o['successes']} successes, {o['conflicts']} conflicts, "
+            f"{o['refused']} refused, errors {_errors_text(o['errors'])}",
+            f"    latency    {_latency_text(o['latency_ms'])}; longest stretch without a success "
+            f"{o['longest_without_success']:.1f}s",
+        ]
+    a = report.audit
+    audit_text = "clean" if a.get("clean") else f"{a.get('violations')} violations"
+    lines.append(f"  audit        {audit_text} ({a.get('locks')} locks, {a.get('reservations')} reservations)")
+    h = report.history
+    lines.append(
+        f"  history      {h.get('operations')} operations, {h.get('certain_holds')} certain holds, "
+        f"{h.get('reads_checked')} reads checked"
+    )
+    lines += [f"  {note}" for note in report.notes]
+    if report.violations:
+        lines.append(f"FAIL: {len(report.violations)} violations")
+        lines += [f"  - {v}" for v in report.violations[:MAX_VIOLATIONS_SHOWN]]
+        if len(report.violations) > MAX_VIOLATIONS_SHOWN:
+            lines.append(f"  ... and {len(report.violations) - MAX_VIOLATIONS_SHOWN} more (all of them in --json)")
+    else:
+        lines.append("PASS")
+    return "\n".join(lines)
+
+
+def write_json(report: Report, path: Path) -> None:
+    data = asdict(report)
+    data["verdict"] = report.verdict
+    path.write_text(json.dumps(data, indent=2) + "\n")

@@ -1,0 +1,373 @@
+"""The five stress tests: what each needs, what its clients do, and what it must find at the end.
+
+Each test is bounded twice: by its request count (from --size) and by the run's deadline. Test-specific
+checks come on top of the checks every test gets (stress/history.py and the audit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from uuid import UUID, uuid4
+
+from app.repository import Library
+from seeder.common import retrying, run_bounded
+from stress.client import Client, History, Op
+from stress.history import FinalState
+
+# Test 2: the share of each request kind while a reader holds something, and the most one reader holds.
+MIX = (("reserve", 25), ("cancel", 25), ("move", 20), ("renew", 5), ("read_user", 10), ("read_book", 10), ("books", 5))
+MAX_HELD = 3
+# Test 4: attempts allowed per completed cycle before the test gives up (losing races is expected, often).
+ATTEMPTS_PER_CYCLE = 50
+
+
+@dataclass
+class Context:
+    size: int
+    workers: int
+    seed: int
+    client: Client
+    history: History
+    library: Library
+    books: list[UUID]
+    users: list[int]
+    deadline: float  # on the history's clock
+    issued: int = 0
+    cut_short: bool = False
+    notes: list[str] = field(default_factory=list)
+    # Test 5: each reservation's book before the run.
+    start_book: dict[UUID, UUID] = field(default_factory=dict)
+    cycles: Counter[int] = field(default_factory=Counter)
+    tick: Callable[[], None] = lambda: None  # advances the progress bar, for tests counted in cycles
+
+    def take(self, limit: int | None = None) -> bool:
+        """Claims one more request of the test's budget; False once it is spent or time is up."""
+        if self.history.now() >= self.deadline:
+            self.cut_short = True
+            return False
+        if self.issued >= (self.size if limit is None else limit):
+            return False
+        self.issued += 1
+        return True
+
+    def rng(self, stream: str) -> random.Random:
+        return random.Random(f"{self.seed}/{stream}")
+
+
+@dataclass(frozen=True)
+class Test:
+    number: int
+    title: str
+    books: Callable[[int, int], int]  # (size, workers) -> books to create
+    users: Callable[[int, int], int]
+    total: Callable[[int], int]  # the progress bar's unit count
+    unit: str
+    run: Callable[[Context], Awaitable[None]]
+    check: Callable[[Context, FinalState], list[str]]
+
+
+# -- 1: one reader, the same reservation, many times at once ---------------------------------------
+async def run_same(ctx: Context) -> None:
+    book, user = ctx.books[0], ctx.users[0]
+
+    async def one(_: int) -> None:
+        if ctx.take():
+            await ctx.client.reserve(user, book)
+
+    await run_bounded(range(ctx.size), one, ctx.workers)
+
+
+def check_same(ctx: Context, final: FinalState) -> list[str]:
+    book = ctx.books[0]
+    acknowledged = {op.reservation_id for op in _final_ops(ctx.history, "reserve") if op.outcome == "ok"}
+    present = [r for r, b in final.rows.items() if b == book]
+    violations = []
+    if len(acknowledged) > 1:
+        violations.append(f"{len(acknowledged)} different reservations of book {book} were acknowledged")
+    if len(present) != 1:
+        violations.append(f"{len(present)} reservations of book {book} exist at the end, not exactly one")
+    elif acknowledged and present[0] not in acknowledged:
+        violations.append(f"the reservation left ({present[0]}) is not the one acknowledged")
+    ctx.notes.append(f"acknowledged {len(acknowledged)}, present at the end {len(present)}")
+    return violations
+
+
+# -- 2: many readers, random requests over a small catalogue ----------------------------------------
+async def run_random(ctx: Context) -> None:
+    async def reader(index: int) -> None:
+        user, rng = ctx.users[index], ctx.rng(f"reader {index}")
+        held: dict[UUID, UUID] = {}  # what this reader believes it holds: reservation -> book
+        while ctx.take():
+            kind = "reserve" if not held else _weighted(rng, MIX)
+            if kind == "reserve" and len(held) >= MAX_HELD:
+                kind = "cancel"
+            if kind == "reserve":
+                op = await ctx.client.reserve(user, rng.choice(ctx.books))
+                if op.outcome == "ok" and op.reservation_id and op.result_book:
+                    held[op.reservation_id] = op.result_book
+            elif kind in ("cancel", "move", "renew"):
+                reservation_id = rng.choice(sorted(held))
+                if kind == "cancel":
+                    op = await ctx.client.cancel(reservation_id, user)
+                elif kind == "move":
+                    op = await ctx.client.move(reservation_id, user, rng.choice(ctx.books))
+                else:
+                    op = await ctx.client.renew(reservation_id, user)
+                if op.result_book:
+                    held[reservation_id] = op.result_book
+                elif kind == "cancel" or op.status == 404:
+                    held.pop(reservation_id, None)
+            elif kind == "read_user":
+                op = await ctx.client.user_reservations(user)
+                if op.seen is not None and op.complete:
+                    held = dict(op.seen)  # the server's word replaces what a lost answer left uncertain
+            elif kind == "read_book":
+                await ctx.client.book_reservations(rng.choice(ctx.books))
+            else:
+                await ctx.client.list_books()
+
+    await asyncio.gather(*(reader(i) for i in range(len(ctx.users))))
+
+
+def check_random(ctx: Context, final: FinalState) -> list[str]:
+    kinds = Counter(op.kind for op in ctx.history.ops)
+    ctx.notes.append("requests by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
+    ctx.notes.append(f"reservations present at the end: {len(final.rows)} on {len(ctx.books)} books")
+    return []
+
+
+# -- 3: two readers race for every book --------------------------------------------------------------
+async def run_race(ctx: Context) -> None:
+    per_reader = max(1, ctx.workers // 2)
+
+    async def reader(index: int) -> None:
+        order = list(ctx.books)
+        ctx.rng(f"race order {index}").shuffle(order)
+        user = ctx.users[index]
+
+        async def one(book: UUID) -> None:
+            if ctx.take(2 * ctx.size):
+                await ctx.client.reserve(user, book)
+
+        await run_bounded(order, one, per_reader)
+
+    await asyncio.gather(reader(0), reader(1))
+
+
+def check_race(ctx: Context, final: FinalState) -> list[str]:
+    violations = []
+    owner = {op.reservation_id: op.user_id for op in ctx.history.ops if op.reservation_id}
+    per_book = Counter(final.rows.values())
+    for book in ctx.books:
+        if per_book[book] != 1:
+            violations.append(f"book {book} has {per_book[book]} reservations at the end, not exactly one")
+        elif owner.get(final.locks.get(book)) not in ctx.users[:2]:
+            violations.append(f"book {book} is not locked by either reader's reservation")
+    in_db = Counter(owner.get(r) for r in final.rows)
+    acked = Counter(op.user_id for op in _final_ops(ctx.history, "reserve") if op.outcome == "ok")
+    a, b = ctx.users[0], ctx.users[1]
+    if in_db[a] + in_db[b] != ctx.size:
+        violations.append(f"the two readers hold {in_db[a]} + {in_db[b]} books, not {ctx.size}")
+    if acked[a] + acked[b] > ctx.size:
+        violations.append(f"{acked[a]} + {acked[b]} reservations were acknowledged for {ctx.size} books")
+    ctx.notes.append(
+        f"split: reader A {in_db[a]}, reader B {in_db[b]} (acknowledged {acked[a]} + {acked[b]} = "
+        f"{acked[a] + acked[b]} of {ctx.size})"
+    )
+    return violations
+
+
+# -- 4: two readers cancel and re-reserve one book -----------------------------------------------------
+async def run_cycles(ctx: Context) -> None:
+    book = ctx.books[0]
+    budget = ctx.size * ATTEMPTS_PER_CYCLE
+
+    async def release_what_i_hold(user: int) -> None:
+        # After a lost answer this reader may hold the book without knowing it; the other would wait forever.
+        read = await ctx.client.user_reservations(user)
+        for reservation_id, held_book in read.seen or []:
+            if held_book == book:
+                await ctx.client.cancel(reservation_id, user)
+
+    async def reader(index: int) -> None:
+        user, rng = ctx.users[index], ctx.rng(f"cycler {index}")
+        while sum(ctx.cycles.values()) < ctx.size and ctx.take(budget):
+            op = await ctx.client.reserve(user, book)
+            if op.outcome == "conflict":
+                await asyncio.sleep(rng.uniform(0, 0.005))
+                continue
+            if op.outcome != "ok" or op.reservation_id is None:
+                await release_what_i_hold(user)
+                continue
+            await ctx.client.book_reservations(book)  # while held, the book must list exactly this reservation
+            cancel = await ctx.client.cancel(op.reservation_id, user)
+            if cancel.outcome == "ok":
+                ctx.cycles[user] += 1
+                ctx.tick()
+            else:
+                await release_what_i_hold(user)
+
+    await asyncio.gather(reader(0), reader(1))
+    if sum(ctx.cycles.values()) < ctx.size and not ctx.cut_short:
+        ctx.cut_short = True
+
+
+def check_cycles(ctx: Context, final: FinalState) -> list[str]:
+    done = sum(ctx.cycles.values())
+    a, b = ctx.users[0], ctx.users[1]
+    conflicts = sum(1 for op in ctx.history.ops if op.kind == "reserve" and op.outcome == "conflict")
+    ctx.notes.append(f"cycles: reader A {ctx.cycles[a]}, reader B {ctx.cycles[b]}; lost races {conflicts}")
+    if done < ctx.size:
+        return [f"only {done} of {ctx.size} reserve-cancel cycles completed"]
+    return []
+
+
+# -- 5: many reservations changed at once ------------------------------------------------------------
+async def prepare_changes(ctx: Context) -> None:
+    """`size` reservations on the first half of the books, made directly through the repository; they enter the
+    history as acknowledged before the run, so the checker knows where each one starts."""
+
+    async def make(i: int) -> None:
+        user, book = ctx.users[i % len(ctx.users)], ctx.books[i]
+        reservation = await retrying(lambda: ctx.library.reserve(book, user, uuid4()))
+        ctx.start_book[reservation.reservation_id] = book
+        t = ctx.history.now()
+        ctx.history.ops.append(
+            Op("reserve", user, book, reservation.reservation_id, t, t, 201, result_book=book, attempt=0)
+        )
+
+    await run_bounded(range(ctx.size), make, 32)
+
+
+async def run_changes(ctx: Context) -> None:
+    rng = ctx.rng("changes")
+    owner = {op.reservation_id: op.user_id for op in ctx.history.ops}
+    plan = []
+    for reservation_id in sorted(ctx.start_book):
+        target = rng.choice(ctx.books)
+        while target == ctx.start_book[reservation_id]:
+            target = rng.choice(ctx.books)
+        plan.append((reservation_id, target))
+    rng.shuffle(plan)
+
+    async def change(item: tuple[UUID, UUID]) -> None:
+        reservation_id, target = item
+        user = owner[reservation_id]
+        if user is not None and ctx.take():
+            await ctx.client.move(reservation_id, user, target)
+
+    await run_bounded(plan, change, ctx.workers)
+
+
+def check_changes(ctx: Context, final: FinalState) -> list[str]:
+    violations = []
+    last = {op.reservation_id: op for op in _final_ops(ctx.history, "move")}
+    outcomes: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    for reservation_id, before in ctx.start_book.items():
+        now = final.rows.get(reservation_id)
+        if now is None:
+            violations.append(f"reservation {reservation_id} (on book {before} before the run) was lost")
+            continue
+        op = last.get(reservation_id)
+        if op is None:
+            outcomes["not sent"] += 1
+            continue
+        outcomes[op.outcome] += 1
+        if op.outcome in ("conflict", "refused"):
+            if not op.message:
+                violations.append(f"the change of {reservation_id} was refused ({op.status}) without a reason")
+            reasons[_reason(op.message or "")] += 1
+        elif op.outcome == "error" and now not in (before, op.book_id):
+            violations.append(
+                f"reservation {reservation_id}, changed without a definite answer, is on book {now}, "
+                f"neither its old book {before} nor the new {op.book_id}"
+            )
+    ctx.notes.append(
+        f"changes: applied {outcomes['ok']}, refused {outcomes['conflict'] + outcomes['refused']}, "
+        f"no definite answer {outcomes['error']}, not sent {outcomes['not sent']}; "
+        f"{len([r for r in ctx.start_book if r in final.rows])} of {len(ctx.start_book)} reservations present"
+    )
+    if reasons:
+        ctx.notes.append("reasons given: " + "; ".join(f"{n}x {text}" for text, n in reasons.most_common(3)))
+    return violations
+
+
+# -- shared ----------------------------------------------------------------------------------------------
+def _weighted(rng: random.Random, table: tuple[tuple[str, int], ...]) -> str:
+    return rng.choices([k for k, _ in table], weights=[w for _, w in table])[0]
+
+
+def _final_ops(history: History, kind: str) -> list[Op]:
+    """The last attempt of each request of this kind: the answer its client went on with."""
+    last: dict[UUID, Op] = {}
+    for op in history.ops:
+        if op.kind == kind and op.reservation_id is not None:
+            previous = last.get(op.reservation_id)
+            if previous is None or op.sent >= previous.sent:
+                last[op.reservation_id] = op
+    return list(last.values())
+
+
+def _reason(message: str) -> str:
+    # Ids differ in every message; the summary groups refusals by their wording.
+    words = [w for w in message.split() if not any(c.isdigit() for c in w) or len(w) < 8]
+    return " ".join(words)
+
+
+TESTS: dict[int, Test] = {
+    1: Test(
+        1,
+        "one reader makes the same reservation again and again, at once",
+        lambda size, workers: 1,
+        lambda size, workers: 1,
+        lambda size: size,
+        "requests",
+        run_same,
+        check_same,
+    ),
+    2: Test(
+        2,
+        "readers send random requests (reserve, cancel, change, read) over the catalogue",
+        lambda size, workers: max(4, workers),
+        lambda size, workers: workers,
+        lambda size: size,
+        "requests",
+        run_random,
+        check_random,
+    ),
+    3: Test(
+        3,
+        "two readers race to reserve every book",
+        lambda size, workers: size,
+        lambda size, workers: 2,
+        lambda size: 2 * size,
+        "requests",
+        run_race,
+        check_race,
+    ),
+    4: Test(
+        4,
+        "two readers cancel and re-reserve the same book",
+        lambda size, workers: 1,
+        lambda size, workers: 2,
+        lambda size: size,
+        "cycles",
+        run_cycles,
+        check_cycles,
+    ),
+    5: Test(
+        5,
+        "reservations are changed concurrently",
+        lambda size, workers: 2 * size,
+        lambda size, workers: min(size, workers),
+        lambda size: size,
+        "changes",
+        run_changes,
+        check_changes,
+    ),
+}

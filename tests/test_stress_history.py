@@ -1,0 +1,84 @@
+"""The stress tests' checker on made-up histories: it must report real contradictions and nothing that the
+clients' timing leaves open."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+from stress.client import Op
+from stress.history import FinalState, check
+
+BOOK, OTHER = uuid4(), uuid4()
+
+
+def reserve(r: UUID, sent: float, received: float, status: int = 201, book: UUID = BOOK, user: int = 1) -> Op:
+    return Op("reserve", user, book, r, sent, received, status, result_book=book if status == 201 else None)
+
+
+def cancel(r: UUID, sent: float, received: float, status: int | None = 204, user: int = 1) -> Op:
+    return Op("cancel", user, None, r, sent, received, status, error=None if status else "timeout")
+
+
+def read_book(sent: float, received: float, seen: list[tuple[UUID, UUID]]) -> Op:
+    return Op("read_book", None, BOOK, None, sent, received, 200, seen=seen)
+
+
+def test_a_clean_handover_passes() -> None:
+    a, b = uuid4(), uuid4()
+    ops = [reserve(a, 0, 1), cancel(a, 2, 3), reserve(b, 2.5, 4, user=2), read_book(5, 6, [(b, BOOK)])]
+    violations, figures = check(ops, FinalState({b: BOOK}, {BOOK: b}))
+    assert violations == []
+    assert figures["certain_holds"] == 2
+
+
+def test_two_certain_holders_at_once_are_reported() -> None:
+    a, b = uuid4(), uuid4()
+    ops = [reserve(a, 0, 1), reserve(b, 1.5, 2, user=2), cancel(a, 3, 4)]
+    violations, _ = check(ops, FinalState({b: BOOK}, {BOOK: b}))
+    assert len(violations) == 1
+    assert "two holders at once" in violations[0]
+
+
+def test_a_hold_whose_cancel_was_already_sent_is_not_certain() -> None:
+    # a's cancel was on its way when b got the book: the server may well have released a first.
+    a, b = uuid4(), uuid4()
+    ops = [reserve(a, 0, 1), cancel(a, 2, 5), reserve(b, 2.1, 3, user=2)]
+    assert check(ops, FinalState({b: BOOK}, {BOOK: b}))[0] == []
+
+
+def test_an_acknowledged_reservation_missing_at_the_end() -> None:
+    a = uuid4()
+    violations, _ = check([reserve(a, 0, 1)], FinalState({}, {}))
+    assert violations == [f"reservation {a}, acknowledged on book {BOOK}, is missing at the end"]
+
+
+def test_a_cancelled_reservation_still_present() -> None:
+    a = uuid4()
+    violations, _ = check([reserve(a, 0, 1), cancel(a, 2, 3)], FinalState({a: BOOK}, {BOOK: a}))
+    assert violations == [f"reservation {a} was cancelled at 3.000s but is still present"]
+
+
+def test_a_cancel_without_an_answer_may_have_applied_or_not() -> None:
+    a = uuid4()
+    ops = [reserve(a, 0, 1), cancel(a, 2, 3, status=None)]
+    assert check(ops, FinalState({a: BOOK}, {BOOK: a}))[0] == []
+    assert check(ops, FinalState({}, {}))[0] == []
+
+
+def test_reads_must_show_what_was_certain() -> None:
+    a = uuid4()
+    ops = [reserve(a, 0, 1), read_book(2, 3, []), cancel(a, 4, 5), read_book(6, 7, [(a, BOOK)])]
+    violations, _ = check(ops, FinalState({}, {}))
+    assert violations == [
+        f"the read of book {BOOK} sent at 2.000s does not list reservation {a} on book {BOOK}, though it certainly was",
+        f"the read of book {BOOK} sent at 6.000s lists reservation {a}, which was no longer there",
+    ]
+
+
+def test_a_refused_move_leaves_the_reservation_where_it_was() -> None:
+    a = uuid4()
+    move = Op("move", 1, OTHER, a, 2, 3, 409, message="book is already reserved by another reader")
+    violations, _ = check([reserve(a, 0, 1), move], FinalState({a: BOOK}, {BOOK: a}))
+    assert violations == []
+    violations, _ = check([reserve(a, 0, 1), move], FinalState({a: OTHER}, {OTHER: a}))
+    assert violations == [f"reservation {a}, acknowledged on book {BOOK}, is on book {OTHER} at the end"]
