@@ -11,31 +11,19 @@ import os
 from pathlib import Path
 
 from app.repository import Library
-from seeder.common import CliError, add_database_arguments, keyspace_exists, open_database, run_cli, settings_from
+from seeder.common import (
+    CliError,
+    add_database_arguments,
+    keyspace_exists,
+    number,
+    open_database,
+    run_cli,
+    settings_from,
+)
 from stress.run import Options, execute, summary, write_json
 from stress.scenarios import TESTS
 
 DEFAULT_URL = "http://localhost:8888"
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -56,21 +44,29 @@ def parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("test", type=int, choices=sorted(TESTS), help="which test to run (1-5)")
-    p.add_argument("--size", type=_positive, default=100, help="requests, books, cycles or changes (default 100)")
-    p.add_argument("--workers", type=_positive, default=10, help="concurrent clients (default 10)")
+    p.add_argument("--size", type=number(int, 1), default=100, help="requests, books, cycles or changes (default 100)")
+    p.add_argument("--workers", type=number(int, 1), default=10, help="concurrent clients (default 10)")
     p.add_argument("--url", default=os.environ.get("STRESS_URL", DEFAULT_URL), help=f"the app (default {DEFAULT_URL})")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures and the verdict to FILE")
     p.add_argument("--seed", type=int, default=1, help="seed of the clients' random choices (default 1)")
     p.add_argument("--keep", action="store_true", help="leave the test's books, readers and reservations in place")
-    p.add_argument("--stop-node", type=_positive, metavar="N", help="stop node N of the local cluster mid-run")
-    p.add_argument("--at", type=_seconds, default=None, metavar="SECONDS", help="when to stop it, after the start")
+    p.add_argument("--stop-node", type=number(int, 1), metavar="N", help="stop node N of the local cluster mid-run")
     p.add_argument(
-        "--down-for", type=_seconds, default=20.0, metavar="SECONDS", help="how long it stays down (default 20)"
+        "--at", type=number(float, 0), default=None, metavar="SECONDS", help="when to stop it, after the start"
     )
     p.add_argument(
-        "--time-limit", type=_seconds, default=600.0, metavar="SECONDS", help="give up after this long (default 600)"
+        "--down-for", type=number(float, 0), default=20.0, metavar="SECONDS", help="how long it stays down (default 20)"
     )
-    p.add_argument("--request-timeout", type=_seconds, default=30.0, metavar="SECONDS", help="per request (default 30)")
+    p.add_argument(
+        "--time-limit",
+        type=number(float, 0),
+        default=600.0,
+        metavar="SECONDS",
+        help="give up after this long (default 600)",
+    )
+    p.add_argument(
+        "--request-timeout", type=number(float, 0), default=30.0, metavar="SECONDS", help="per request (default 30)"
+    )
     add_database_arguments(p)
     return p
 

@@ -7,11 +7,10 @@ From a shell: `python -m seeder --help`.
 """
 
 from seeder.catalogue_csv import CatalogueError, read_catalogue
-from seeder.fake import BookRow, UserRow, fake_books, fake_users
+from seeder.fake import UserRow, fake_books, fake_users
 from seeder.load import SeedResult, seed
 
 __all__ = [
-    "BookRow",
     "CatalogueError",
     "SeedResult",
     "UserRow",

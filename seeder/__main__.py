@@ -9,29 +9,12 @@ from pathlib import Path
 from app.repository import Library
 from app.schema import apply_schema
 from seeder.catalogue_csv import MAX_ERRORS_SHOWN, CatalogueError, read_catalogue
-from seeder.common import CliError, add_database_arguments, open_database, run_cli, settings_from
+from seeder.common import CliError, add_database_arguments, number, open_database, run_cli, settings_from
 from seeder.load import DEFAULT_CONCURRENCY, seed
 
 DEFAULT_BOOKS = 1000
 DEFAULT_USERS = 100
 DEFAULT_SEED = 42
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
-
-
-def _concurrency(text: str) -> int:
-    value = _count(text)
-    if not 1 <= value <= 1024:
-        raise argparse.ArgumentTypeError("must be between 1 and 1024")
-    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -44,8 +27,12 @@ def parser() -> argparse.ArgumentParser:
         ),
         epilog="Cassandra is named by $CASSANDRA_HOSTS, $CASSANDRA_KEYSPACE, $CASSANDRA_REPLICATION, as for the app.",
     )
-    p.add_argument("--books", type=_count, help=f"made-up books to write (default {DEFAULT_BOOKS}; not with --csv)")
-    p.add_argument("--users", type=_count, default=DEFAULT_USERS, help=f"readers 1..M (default {DEFAULT_USERS})")
+    p.add_argument(
+        "--books", type=number(int, 0), help=f"made-up books to write (default {DEFAULT_BOOKS}; not with --csv)"
+    )
+    p.add_argument(
+        "--users", type=number(int, 0), default=DEFAULT_USERS, help=f"readers 1..M (default {DEFAULT_USERS})"
+    )
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
     p.add_argument(
         "--csv",
@@ -55,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--concurrency",
-        type=_concurrency,
+        type=number(int, 1, 1024),
         default=DEFAULT_CONCURRENCY,
         help=f"writes in flight at once (default {DEFAULT_CONCURRENCY})",
     )

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID, uuid5
 
-from seeder.fake import BookRow
+from app.models import Book
 
 COLUMNS = ("book_id", "title", "author", "genre", "published_year")
 MAX_TEXT = 300  # as the repository allows
@@ -30,7 +30,7 @@ class CatalogueError(Exception):
         self.problems = problems
 
 
-def read_catalogue(path: Path) -> list[BookRow]:
+def read_catalogue(path: Path) -> list[Book]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             return _parse(path.name, handle)
@@ -44,7 +44,7 @@ def read_catalogue(path: Path) -> list[BookRow]:
         raise CatalogueError([f"{path}: {error.strerror}"]) from error
 
 
-def _parse(name: str, lines: Iterable[str]) -> list[BookRow]:
+def _parse(name: str, lines: Iterable[str]) -> list[Book]:
     reader = csv.reader(lines, strict=True)
     try:
         header = next(reader, None)
@@ -68,7 +68,7 @@ def _parse(name: str, lines: Iterable[str]) -> list[BookRow]:
         raise CatalogueError([f"{name} line 1: the header must be {','.join(COLUMNS)} ({detail})"])
 
     problems: list[str] = []
-    books: list[BookRow] = []
+    books: list[Book] = []
     first_line_of: dict[UUID, int] = {}
     while True:
         try:
@@ -102,7 +102,7 @@ def _parse(name: str, lines: Iterable[str]) -> list[BookRow]:
     return books
 
 
-def _book(row: dict[str, str]) -> tuple[BookRow | None, list[tuple[str, str]]]:
+def _book(row: dict[str, str]) -> tuple[Book | None, list[tuple[str, str]]]:
     problems: list[tuple[str, str]] = []
     texts: dict[str, str] = {}
     for column in ("title", "author", "genre"):
@@ -136,4 +136,4 @@ def _book(row: dict[str, str]) -> tuple[BookRow | None, list[tuple[str, str]]]:
         return None, problems
     if book_id is None:
         book_id = uuid5(CONTENT_ID_NAMESPACE, "\x1f".join((texts["title"], texts["author"], raw_year)))
-    return BookRow(book_id, texts["title"], texts["author"], texts["genre"], year), []
+    return Book(book_id, texts["title"], texts["author"], texts["genre"], year), []

@@ -16,6 +16,8 @@ from uuid import UUID, uuid5
 
 from faker import Faker
 
+from app.models import Book
+
 # Fixed forever: changing it would give every seeded book a new id, and re-runs would duplicate the catalogue.
 BOOK_ID_NAMESPACE = UUID("6f1f6a3e-3c1b-5d7e-9a43-2b7f0c1d9e55")
 
@@ -47,15 +49,6 @@ _MONTHS = (
 )  # fmt: skip
 FIRST_YEAR, LAST_YEAR = 1850, 2024
 POOL_SIZE = 2000
-
-
-@dataclass(frozen=True)
-class BookRow:
-    book_id: UUID
-    title: str
-    author: str
-    genre: str
-    published_year: int | None
 
 
 @dataclass(frozen=True)
@@ -101,11 +94,11 @@ def _title(pools: _Pools, rng: random.Random) -> str:
     return f"The {noun} of {rng.choice(pools.last_names)}"
 
 
-def fake_books(count: int, seed: int) -> Iterator[BookRow]:
+def fake_books(count: int, seed: int) -> Iterator[Book]:
     fake, rng = _faker(seed, "books")
     pools = _Pools(fake, POOL_SIZE)
     for index in range(count):
-        yield BookRow(
+        yield Book(
             book_id_for(seed, index),
             _title(pools, rng),
             rng.choice(pools.authors),

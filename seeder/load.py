@@ -10,9 +10,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from app.models import Book
 from app.repository import Library
 from seeder.common import retrying, run_bounded
-from seeder.fake import BookRow, UserRow, fake_books, fake_users
+from seeder.fake import UserRow, fake_books, fake_users
 from seeder.progress import Progress
 
 # Enough requests in flight to keep every node busy; more only queues inside the driver.
@@ -42,14 +43,14 @@ class SeedResult:
 
 async def write_books(
     library: Library,
-    books: Iterable[BookRow],
+    books: Iterable[Book],
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     progress: Progress | None = None,
 ) -> int:
     written = 0
 
-    async def write(book: BookRow) -> None:
+    async def write(book: Book) -> None:
         nonlocal written
         await retrying(
             lambda: library.create_book(book.title, book.author, book.genre, book.published_year, book_id=book.book_id)
@@ -88,7 +89,7 @@ async def seed(
     books: int = 1000,
     users: int = 100,
     seed: int = 42,
-    catalogue: list[BookRow] | None = None,
+    catalogue: list[Book] | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     show_progress: bool = False,
 ) -> SeedResult:
@@ -96,7 +97,7 @@ async def seed(
     numbers 1..users. The same seed always writes the same rows, so calling it again changes nothing; the
     app's demo data and `python -m seeder` both come from here."""
     started = time.monotonic()
-    book_rows: Iterable[BookRow] = catalogue if catalogue is not None else fake_books(books, seed)
+    book_rows: Iterable[Book] = catalogue if catalogue is not None else fake_books(books, seed)
     book_total = len(catalogue) if catalogue is not None else books
     progress = Progress(book_total + users, "seeding") if show_progress else None
     try:
