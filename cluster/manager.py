@@ -330,10 +330,10 @@ def start(nodes: int = 1, timeout: float = 300, progress: Progress = _quiet) -> 
         progress(f"a {nodes}-node cluster is already running; reusing it")
     else:
         java = find_java()
-        fetch_jars(progress)
         _check_memory(len(to_start))
         for node in to_start:
             _check_ports(node)
+        fetch_jars(progress)
         for node in to_start:
             progress(f"starting node {node.index} on {node.address} (log: {node.log})")
             node.launch(java)
