@@ -13,6 +13,8 @@ log = logging.getLogger(__name__)
 
 SCHEMA_FILE = Path(__file__).with_name("schema.cql")
 SCHEMA_VERSION = 1
+# The tables that hold the service's data, for tools that empty or scan a keyspace.
+DATA_TABLES = ("books", "users", "reservation_by_book_id", "reservations", "user_reservations", "book_reservations")
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
 
 

@@ -7,25 +7,22 @@ stopped); otherwise the cluster of `CLUSTER_NODES` nodes (3 by default) is start
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from cassandra.cluster import Cluster, Session
+from tool_support import fresh_keyspace
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 import cluster
 from app.db import Database
+from app.launcher import running_app
 from app.repository import Library
-from app.schema import apply_schema
 from app.settings import Settings
 from app.web import make_app
 
@@ -58,7 +55,6 @@ def driver_session(cassandra_hosts: list[str]) -> Iterator[Session]:
 
 # -- the service's own layers on the real cluster -------------------------------------------------
 TEST_KEYSPACE = "test_library"
-TABLES = ("books", "users", "reservation_by_book_id", "reservations", "user_reservations", "book_reservations")
 
 
 @pytest.fixture(scope="session")
@@ -77,10 +73,7 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
     """The tests' keyspace, emptied at the start of the session. It is kept, not dropped: dropping keyspaces
     over and over while nodes are killed and restarted trips Cassandra's commit log ("Unknown CF") and leaves
     a node refusing every later schema change."""
-    db = await Database.connect(settings)
-    await apply_schema(db, settings)
-    for table in TABLES:
-        await db.execute_raw(f"TRUNCATE {settings.keyspace}.{table}")
+    db = await fresh_keyspace(settings, settings.keyspace)
     yield db
     db.close()
 
@@ -105,50 +98,14 @@ async def web_url(library: Library, settings: Settings) -> AsyncIterator[str]:
 @pytest.fixture(scope="session")
 def spawn_app(cassandra_hosts: list[str]) -> Iterator[Callable[..., str]]:
     """Starts `python -m app` as its own process on a free port, as a user would; returns its base URL once
-    /health answers 200. Every process is stopped with SIGINT (Ctrl-C) at the end of the session."""
-    project = Path(__file__).resolve().parents[1]
-    logs = project / "artifacts" / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    processes: list[subprocess.Popen[bytes]] = []
+    /health answers 200. Every process is stopped with SIGINT (Ctrl-C) at the end of the session; logs go to
+    artifacts/logs/."""
+    logs = Path(__file__).resolve().parents[1] / "artifacts" / "logs"
+    numbers = itertools.count(1)
+    with contextlib.ExitStack() as running:
 
-    def spawn(keyspace: str, *, seed: bool = False, timeout: float = 120) -> str:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        env = {
-            **os.environ,
-            "CASSANDRA_HOSTS": ",".join(cassandra_hosts),
-            "CASSANDRA_KEYSPACE": keyspace,
-            "CASSANDRA_REPLICATION": str(min(3, len(cassandra_hosts))),
-            "SEED_DEMO_DATA": "1" if seed else "0",
-            "PORT": str(port),
-        }
-        log_path = logs / f"app-{keyspace}-{port}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "app"], cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-        processes.append(process)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"python -m app exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                    if response.status == 200:
-                        return url
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"python -m app did not become healthy in {timeout} s:\n{log_path.read_text()[-3000:]}")
+        def spawn(keyspace: str, *, seed: bool = False) -> str:
+            log_path = logs / f"app-{keyspace}-{next(numbers)}.log"
+            return running.enter_context(running_app(cassandra_hosts, keyspace, log_path, seed_demo_data=seed))
 
-    yield spawn
-    for process in processes:
-        process.send_signal(signal.SIGINT)
-    for process in processes:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        yield spawn

@@ -14,14 +14,12 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tool_support import fresh_keyspace
 
-from app.db import Database
-from app.schema import apply_schema
 from app.settings import Settings
 from app.web.openapi import document
 
 KEYSPACE = "test_contract"
-TABLES = ("books", "users", "reservation_by_book_id", "reservations", "user_reservations", "book_reservations")
 EXAMPLES = 30
 MODES = schemathesis.GenerationMode
 # (path, method, mode): invalid requests only where there is an input to get wrong.
@@ -37,16 +35,10 @@ CASES = [
 
 @pytest.fixture(scope="session")
 async def app_url(cassandra_hosts: list[str], spawn_app: Callable[..., str]) -> str:
-    keyspace = Settings(
+    settings = Settings(
         cassandra_hosts=cassandra_hosts, keyspace=KEYSPACE, replication_factor=min(3, len(cassandra_hosts))
     )
-    db = await Database.connect(keyspace)
-    try:
-        await apply_schema(db, keyspace)
-        for table in TABLES:
-            await db.execute_raw(f"TRUNCATE {KEYSPACE}.{table}")
-    finally:
-        db.close()
+    (await fresh_keyspace(settings, KEYSPACE)).close()
     return spawn_app(KEYSPACE, seed=True)
 
 

@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from tool_support import fresh_keyspace, run_tool, running_app, tool_env
+from tool_support import fresh_keyspace, run_tool, tool_env
 
 from app.db import Database
+from app.launcher import running_app
 from app.repository import Library
 from app.settings import Settings
 

@@ -10,31 +10,26 @@ from collections import Counter
 from collections.abc import Callable
 
 import aiohttp
+from tool_support import fresh_keyspace
 
-from app.db import Database
 from app.models import Book, User
 from app.repository import Library
-from app.schema import apply_schema
 from app.settings import Settings
 
 KEYSPACE = "test_two_instances"
 BOOKS = 20
 READERS = 100
 REQUESTS = 200
-TABLES = ("books", "users", "reservation_by_book_id", "reservations", "user_reservations", "book_reservations")
 
 
 async def test_two_instances_never_double_book(cassandra_hosts: list[str], spawn_app: Callable[..., str]) -> None:
     settings = Settings(
         cassandra_hosts=cassandra_hosts, keyspace=KEYSPACE, replication_factor=min(3, len(cassandra_hosts))
     )
-    db = await Database.connect(settings)
+    # The schema is created once, before the instances start: two processes creating the same tables at the
+    # same moment could give Cassandra two table ids for one table.
+    db = await fresh_keyspace(settings, KEYSPACE)
     try:
-        # The schema is created once, before the instances start: two processes creating the same tables at the
-        # same moment could give Cassandra two table ids for one table.
-        await apply_schema(db, settings)
-        for table in TABLES:
-            await db.execute_raw(f"TRUNCATE {KEYSPACE}.{table}")
         library = Library(db)
         books = [await library.create_book(f"Contended {i}", "Author", "Fiction", 2000) for i in range(BOOKS)]
         readers = [await library.create_user(f"Reader {i}", f"r{i}@example.org", user_id=i + 1) for i in range(READERS)]

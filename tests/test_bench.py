@@ -1,0 +1,118 @@
+"""`python -m bench` and `python -m bench.report` at a tiny size on the session's cluster. Only the shape of
+what they print and write is checked: timing belongs in the bench's own figures, never in a test's verdict."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tool_support import run_tool, tool_env
+
+KEYSPACE = "test_bench"
+RESULT_KEYS = {
+    "group",
+    "name",
+    "layer",
+    "concurrency",
+    "ops",
+    "seconds",
+    "throughput",
+    "p50_ms",
+    "p99_ms",
+    "mean_ms",
+    "outcomes",
+    "errors",
+    "baseline",
+    "ratio",
+}
+
+
+@pytest.fixture(scope="module")
+def bench_run(cassandra_hosts: list[str], tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, Path]:
+    out = tmp_path_factory.mktemp("bench")
+    figures = out / "bench.json"
+    args = ["-m", "bench", "--ops", "50", "--concurrency", "4", "--breakdown", "--json", str(figures)]
+    result = run_tool([*args, "--keyspace", KEYSPACE], tool_env(cassandra_hosts, KEYSPACE), timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    return result.stdout, json.loads(figures.read_text()), figures
+
+
+def test_the_bench_prints_figures_and_ratios(bench_run: tuple[str, dict, Path]) -> None:
+    out, _, _ = bench_run
+    assert "ops/s" in out and "p50 ms" in out and "p99 ms" in out and "ratio" in out
+    for row in ("lwt baseline", "reserve (repository)", "reserve (http)", "GET /api/books (http)"):
+        assert row in out
+    assert "baseline" in out
+
+
+def test_the_json_holds_every_figure_and_the_machine(bench_run: tuple[str, dict, Path], node_count: int) -> None:
+    _, report, _ = bench_run
+    assert {"schema", "started_at", "finished_at", "command", "options", "machine", "topologies"} <= set(report)
+    assert {"cores", "memory_bytes", "cpu", "python", "cassandra_driver"} <= set(report["machine"])
+    (topology,) = report["topologies"]
+    assert topology["nodes"] == node_count
+    assert topology["cassandra_version"].startswith("5.")
+    assert topology["paxos_variant"] in ("v1", "v2")
+    results = topology["results"]
+    assert {r["group"] for r in results} == {"reserve", "hot", "catalogue", "reader", "breakdown"}
+    for r in results:
+        assert set(r) == RESULT_KEYS
+        assert r["ops"] == 50 and r["concurrency"] == 4
+        assert r["baseline"] or r["ratio"] is not None
+    # One book raced for by every call: exactly one reservation wins, at every depth.
+    for r in results:
+        if r["group"] == "hot":
+            assert r["outcomes"].get("ok") == 1, r
+
+
+def test_the_report_writes_the_document_and_charts(bench_run: tuple[str, dict, Path], tmp_path: Path) -> None:
+    _, _, figures = bench_run
+    result = run_tool(["-m", "bench.report", str(figures), "--out", str(tmp_path)], tool_env([], KEYSPACE), timeout=120)
+    assert result.returncode == 0, result.stderr
+    document = (tmp_path / "performance.md").read_text()
+    assert "HTTP reserve throughput / bare LWT baseline" in document
+    assert "How to reproduce" in document and "## Machine" in document
+    charts = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert len(charts) == 2 and all(p.startswith(("throughput-", "latency-")) for p in charts)
+    assert all((tmp_path / c).read_bytes().startswith(b"\x89PNG") for c in charts)
+
+
+def test_the_profile_summary_leaves_idle_time_out(tmp_path: Path) -> None:
+    from pyinstrument import Profiler
+
+    from bench.profile import top_costs
+
+    profiler = Profiler(interval=0.001)
+    profiler.start()
+    sum(i * i for i in range(300_000))
+    profiler.stop()
+    session_file = tmp_path / "s.pyisession"
+    profiler.last_session.save(str(session_file))
+    summary = top_costs(session_file, tmp_path)
+    assert summary["busy_s"] > 0 and summary["self"]
+    assert Path(summary["text"]).exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--concurrency", "1,x"], "'x' is not a whole number"),
+        (["--ops", "0"], "0 must be at least 1"),
+        (["--nodes", "both"], "--nodes both needs the local clusters"),
+    ],
+)
+def test_bad_input_is_one_line(args: list[str], message: str) -> None:
+    env = tool_env(["127.0.0.1"], KEYSPACE)
+    result = run_tool(["-m", "bench", *args], env, timeout=60)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help() -> None:
+    for module in ("bench", "bench.report"):
+        result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "usage:" in result.stdout
