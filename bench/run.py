@@ -1,0 +1,297 @@
+"""One bench run: for each topology, bring the cluster up (or use the one named by CASSANDRA_HOSTS), start
+the app as a user would, run the workloads at each concurrency, and put the ratios on the figures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cassandra
+
+from app.db import Database
+from app.repository import Library
+from app.schema import apply_schema
+from app.settings import Settings
+from bench.measure import Figures
+from bench.workloads import Workloads
+from seeder.common import CliError, open_database
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+APP_START_TIMEOUT = 180
+TABLES = (
+    "books",
+    "users",
+    "reservation_by_book_id",
+    "reservations",
+    "user_reservations",
+    "book_reservations",
+    "lwt_baseline",
+)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Options:
+    topologies: list[int]  # node counts, in the order they are measured
+    concurrency: list[int]
+    ops: int
+    warmup: int
+    keyspace: str
+    hosts: list[str] | None  # an existing cluster to measure instead of the local ones
+    breakdown: bool = False
+    profile: Path | None = None  # folder for the profile of the app under HTTP load
+    logs: Path = PROJECT_DIR / "artifacts" / "bench"
+
+
+@dataclass
+class Topology:
+    nodes: int
+    hosts: list[str]
+    replication: int
+    cassandra_version: str = ""
+    paxos_variant: str = ""
+    results: list[Figures] = field(default_factory=list)
+    profile: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "nodes": self.nodes,
+            "hosts": self.hosts,
+            "replication": self.replication,
+            "cassandra_version": self.cassandra_version,
+            "paxos_variant": self.paxos_variant,
+            "seconds": round(self.seconds, 1),
+            "results": [r.to_json() for r in self.results],
+            "profile": self.profile,
+        }
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    memory = 0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) * 1024
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_bytes": memory,
+        "memory_gib": round(memory / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cassandra_driver": cassandra.__version__,
+        "heap_per_node": os.environ.get("CLUSTER_HEAP", "1G"),
+    }
+
+
+def add_ratios(results: list[Figures]) -> None:
+    """Each row against its group's baseline at the same concurrency, measured in the same run."""
+    baselines = {(r.group, r.concurrency): r.throughput for r in results if r.baseline}
+    for r in results:
+        base = baselines.get((r.group, r.concurrency))
+        r.ratio = round(r.throughput / base, 3) if base else None
+
+
+# -- the cluster ----------------------------------------------------------------------------------
+def local_cluster(nodes: int, progress: Progress) -> list[str]:
+    """The local cluster of `nodes` nodes, started if needed; the other topology is stopped first, as both
+    use the same addresses and ports."""
+    import cluster
+
+    running = cluster.running_size()
+    if running and running != nodes:
+        progress(f"stopping the {running}-node cluster to start the {nodes}-node one")
+        cluster.stop(progress=progress)
+    try:
+        return cluster.start(nodes=nodes, progress=progress)
+    except cluster.ClusterError as error:
+        raise CliError(f"cannot start the {nodes}-node cluster: {error}") from error
+
+
+async def describe_cluster(db: Database) -> tuple[str, str]:
+    """Cassandra's version and the Paxos variant the nodes run (from the settings virtual table)."""
+    version = (await db.execute_raw("SELECT release_version FROM system.local")).one()
+    try:
+        row = (await db.execute_raw("SELECT value FROM system_views.settings WHERE name = 'paxos_variant'")).one()
+        paxos = row.value if row else "unknown"
+    except Exception:  # an older Cassandra without the virtual table
+        paxos = "unknown"
+    return (version.release_version if version else "unknown"), paxos
+
+
+async def empty_keyspace(db: Database, settings: Settings) -> None:
+    await apply_schema(db, settings)
+    await db.execute_raw(f"CREATE TABLE IF NOT EXISTS {settings.keyspace}.lwt_baseline (k uuid PRIMARY KEY, v int)")
+    for table in TABLES:
+        await db.execute_raw(f"TRUNCATE {settings.keyspace}.{table}")
+
+
+# -- the app --------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_app(settings: Settings, log_path: Path, *, profile_to: Path | None = None) -> Iterator[str]:
+    """`python -m app` on a free port (under pyinstrument when `profile_to` is given); yields its URL once
+    /health answers, and stops it with SIGINT, which lets the app (and the profiler) finish cleanly."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "CASSANDRA_HOSTS": ",".join(settings.cassandra_hosts),
+        "CASSANDRA_KEYSPACE": settings.keyspace,
+        "CASSANDRA_REPLICATION": str(settings.replication_factor),
+        "SEED_DEMO_DATA": "0",
+        "PORT": str(port),
+    }
+    command = [sys.executable, "-m", "app"]
+    if profile_to is not None:
+        command = [sys.executable, "-m", "pyinstrument", "-r", "pyisession", "-o", str(profile_to), "-m", "app"]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + APP_START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                raise CliError(f"python -m app exited with {process.returncode}; see {log_path}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise CliError(f"python -m app did not answer /health within {APP_START_TIMEOUT} s; see {log_path}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# -- one topology -------------------------------------------------------------------------------
+async def measure_topology(options: Options, base: Settings, hosts: list[str], progress: Progress) -> Topology:
+    started = time.monotonic()
+    settings = dataclasses.replace(
+        base,
+        cassandra_hosts=hosts,
+        keyspace=options.keyspace,
+        replication_factor=min(3, len(hosts)),
+        seed_demo_data=False,
+    )
+    topology = Topology(nodes=len(hosts), hosts=hosts, replication=settings.replication_factor)
+    async with open_database(settings) as db:
+        topology.cassandra_version, topology.paxos_variant = await describe_cluster(db)
+        progress(
+            f"{len(hosts)} node(s) {','.join(hosts)}: Cassandra {topology.cassandra_version}, "
+            f"paxos {topology.paxos_variant}, replication {settings.replication_factor}, keyspace {settings.keyspace}"
+        )
+        await empty_keyspace(db, settings)
+        library = Library(db)
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        log_path = options.logs / f"app-{len(hosts)}node-{stamp}.log"
+        with running_app(settings, log_path) as url:
+            work = Workloads(db, library, url, ops=options.ops, warmup=options.warmup, progress=progress)
+            try:
+                await work.setup()
+                for concurrency in options.concurrency:
+                    progress(f"concurrency {concurrency}")
+                    await work.reserve_distinct(concurrency)
+                    await work.reserve_hot(concurrency)
+                    await work.reads(concurrency)
+                    if options.breakdown:
+                        await work.breakdown(concurrency)
+            finally:
+                await work.close()
+        if options.profile is not None:
+            topology.profile = await profile_app(options, settings, db, library, progress)
+        topology.results = work.results
+    add_ratios(topology.results)
+    topology.seconds = time.monotonic() - started
+    return topology
+
+
+async def profile_app(
+    options: Options, settings: Settings, db: Database, library: Library, progress: Progress
+) -> dict[str, Any]:
+    """A second app, under pyinstrument, taking distinct reservations and catalogue pages over HTTP at the
+    highest concurrency. Kept apart from the measured app: the profiler slows what it watches."""
+    from bench.profile import top_costs
+
+    assert options.profile is not None
+    options.profile.mkdir(parents=True, exist_ok=True)
+    session_file = options.profile / f"app-{len(settings.cassandra_hosts)}node.pyisession"
+    concurrency = max(options.concurrency)
+    progress(f"profiling the app under HTTP load (concurrency {concurrency}) into {session_file}")
+    with running_app(settings, options.logs / "app-profiled.log", profile_to=session_file) as url:
+        work = Workloads(db, library, url, ops=options.ops, warmup=0, progress=progress)
+        try:
+            await work.http_load(concurrency)
+        finally:
+            await work.close()
+    # The profile is written as the app exits; wait for the file rather than assume.
+    for _ in range(100):
+        if session_file.exists():
+            break
+        await asyncio.sleep(0.1)
+    return top_costs(session_file, options.profile)
+
+
+async def execute(options: Options, progress: Progress) -> dict[str, Any]:
+    base = Settings.from_env()
+    started_at = datetime.datetime.now(datetime.UTC)
+    topologies: list[Topology] = []
+    for nodes in options.topologies:
+        if options.hosts:
+            hosts = options.hosts
+        else:
+            hosts = await asyncio.to_thread(local_cluster, nodes, progress)
+        topologies.append(await measure_topology(options, base, hosts, progress))
+    return {
+        "schema": 1,
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m bench", *sys.argv[1:]]),
+        "options": {
+            "topologies": options.topologies,
+            "concurrency": options.concurrency,
+            "ops": options.ops,
+            "warmup": options.warmup,
+            "keyspace": options.keyspace,
+            "breakdown": options.breakdown,
+            "existing_cluster": bool(options.hosts),
+        },
+        "machine": machine(),
+        "topologies": [t.to_json() for t in topologies],
+    }

@@ -1,0 +1,65 @@
+"""The figures as a plain-text table (the bench's output) and as Markdown rows (the report's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+COLUMNS = ("group", "row", "c", "ops/s", "p50 ms", "p99 ms", "ratio", "outcomes")
+
+
+def _outcomes(result: dict[str, Any]) -> str:
+    parts = [f"{k} {v}" for k, v in sorted(result["outcomes"].items())]
+    if result.get("errors"):
+        parts.append("errors: " + ", ".join(f"{k} {v}" for k, v in sorted(result["errors"].items())))
+    return "; ".join(parts)
+
+
+def rows(topology: dict[str, Any]) -> list[tuple[str, ...]]:
+    ordered = sorted(topology["results"], key=lambda r: (_GROUP_ORDER.get(r["group"], 9), r["concurrency"]))
+    return [
+        (
+            r["group"],
+            r["name"],
+            str(r["concurrency"]),
+            f"{r['throughput']:.1f}",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            "baseline" if r["baseline"] else (f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"),
+            _outcomes(r),
+        )
+        for r in ordered
+    ]
+
+
+_GROUP_ORDER = {"reserve": 0, "hot": 1, "catalogue": 2, "reader": 3, "breakdown": 4}
+
+
+def heading(topology: dict[str, Any]) -> str:
+    return (
+        f"{topology['nodes']} node(s), Cassandra {topology['cassandra_version']}, paxos {topology['paxos_variant']}, "
+        f"replication {topology['replication']}"
+    )
+
+
+def render(report: dict[str, Any]) -> str:
+    out: list[str] = []
+    for topology in report["topologies"]:
+        table = [COLUMNS, *rows(topology)]
+        widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
+        out.append(heading(topology))
+        for n, line in enumerate(table):
+            # Names and outcomes read left to right; numbers line up on the right.
+            pairs = enumerate(zip(line, widths, strict=True))
+            cells = [cell.ljust(w) if i in (0, 1, 7) else cell.rjust(w) for i, (cell, w) in pairs]
+            out.append("  ".join(cells).rstrip())
+            if n == 0:
+                out.append("  ".join("-" * w for w in widths))
+        out.append("")
+    out.append("ratio: throughput / the group's baseline (driver) at the same concurrency, in this run")
+    return "\n".join(out)
+
+
+def markdown(topology: dict[str, Any]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows(topology)]
+    return "\n".join(lines)
