@@ -31,11 +31,13 @@ def running_app(
     *,
     seed_demo_data: bool = False,
     timeout: float = 180,
+    stop_timeout: float = 30,
     extra_env: dict[str, str] | None = None,
+    python_args: list[str] | None = None,
 ) -> Iterator[str]:
     """Starts the app on a free port against `keyspace` (which should exist: two processes creating the same
     tables at once can give Cassandra two ids for one table), yields its URL once /health answers 200, and
-    stops it as Ctrl-C would."""
+    stops it as Ctrl-C would. `python_args` go before `-m app` (e.g. a profiler: `-m pyinstrument ...`)."""
     port = free_port()
     env = {
         **os.environ,
@@ -50,7 +52,11 @@ def running_app(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app"], cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, *(python_args or []), "-m", "app"],
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -59,7 +65,7 @@ def running_app(
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=stop_timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

@@ -9,13 +9,8 @@ import dataclasses
 import datetime
 import os
 import platform
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +18,10 @@ from typing import Any
 
 import cassandra
 
+from app import launcher
 from app.db import Database
 from app.repository import Library
-from app.schema import apply_schema
+from app.schema import DATA_TABLES, apply_schema
 from app.settings import Settings
 from bench.measure import Figures
 from bench.workloads import Workloads
@@ -33,15 +29,6 @@ from seeder.common import CliError, open_database
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 APP_START_TIMEOUT = 180
-TABLES = (
-    "books",
-    "users",
-    "reservation_by_book_id",
-    "reservations",
-    "user_reservations",
-    "book_reservations",
-    "lwt_baseline",
-)
 
 Progress = Callable[[str], None]
 
@@ -145,62 +132,34 @@ async def describe_cluster(db: Database) -> tuple[str, str]:
 async def empty_keyspace(db: Database, settings: Settings) -> None:
     await apply_schema(db, settings)
     await db.execute_raw(f"CREATE TABLE IF NOT EXISTS {settings.keyspace}.lwt_baseline (k uuid PRIMARY KEY, v int)")
-    for table in TABLES:
+    for table in (*DATA_TABLES, "lwt_baseline"):
         await db.execute_raw(f"TRUNCATE {settings.keyspace}.{table}")
 
 
 # -- the app --------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def running_app(settings: Settings, log_path: Path, *, profile_to: Path | None = None) -> Iterator[str]:
-    """`python -m app` on a free port (under pyinstrument when `profile_to` is given); yields its URL once
-    /health answers, and stops it with SIGINT, which lets the app (and the profiler) finish cleanly."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "CASSANDRA_HOSTS": ",".join(settings.cassandra_hosts),
-        "CASSANDRA_KEYSPACE": settings.keyspace,
-        "CASSANDRA_REPLICATION": str(settings.replication_factor),
-        "SEED_DEMO_DATA": "0",
-        "PORT": str(port),
-    }
-    command = [sys.executable, "-m", "app"]
-    if profile_to is not None:
-        command = [sys.executable, "-m", "pyinstrument", "-r", "pyisession", "-o", str(profile_to), "-m", "app"]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + APP_START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                raise CliError(f"python -m app exited with {process.returncode}; see {log_path}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise CliError(f"python -m app did not answer /health within {APP_START_TIMEOUT} s; see {log_path}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        process.send_signal(signal.SIGINT)
+    """`python -m app` on a free port (under pyinstrument when `profile_to` is given), through app.launcher; a
+    failure to start is a one-line error. SIGINT at the end lets the app (and the profiler) finish cleanly."""
+    profiler = ["-m", "pyinstrument", "-r", "pyisession", "-o", str(profile_to)] if profile_to else None
+    with contextlib.ExitStack() as stack:
         try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            url = stack.enter_context(
+                launcher.running_app(
+                    settings.cassandra_hosts,
+                    settings.keyspace,
+                    log_path,
+                    timeout=APP_START_TIMEOUT,
+                    stop_timeout=60,
+                    extra_env={"CASSANDRA_REPLICATION": str(settings.replication_factor)},
+                    python_args=profiler,
+                )
+            )
+        except RuntimeError as error:
+            raise CliError(f"{str(error).splitlines()[0]}; see {log_path}") from error
+        yield url
 
 
-# -- one topology -------------------------------------------------------------------------------
 async def measure_topology(options: Options, base: Settings, hosts: list[str], progress: Progress) -> Topology:
     started = time.monotonic()
     settings = dataclasses.replace(
