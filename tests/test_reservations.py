@@ -85,6 +85,14 @@ async def test_unknown_book_or_reader_is_an_error_and_takes_no_lock(library: Lib
     assert await library.holder(book.book_id, serial=True) is None
 
 
+async def test_holders_reads_a_page_of_locks_at_once(library: Library) -> None:
+    books = [await new_book(library) for _ in range(3)]
+    (reader,) = await new_users(library, 1)
+    held = await library.reserve(books[1].book_id, reader.user_id)
+    assert await library.holders([b.book_id for b in books]) == {books[1].book_id: held}
+    assert await library.holders([]) == {}
+
+
 async def test_cancel_by_another_reader_is_refused(library: Library) -> None:
     book = await new_book(library)
     owner, other = await new_users(library, 2)

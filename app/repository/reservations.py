@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -38,7 +39,9 @@ from app.repository.base import (
 log = logging.getLogger(__name__)
 
 COLUMNS = "reservation_id, book_id, user_id, reserved_at"
-LOCK_READ = "SELECT book_id, reservation_id, user_id, reserved_at FROM {ks}.reservation_by_book_id WHERE book_id = ?"
+LOCK_COLUMNS = "book_id, reservation_id, user_id, reserved_at"
+LOCK_READ = f"SELECT {LOCK_COLUMNS} FROM {{ks}}.reservation_by_book_id WHERE book_id = ?"
+LOCKS_READ = f"SELECT {LOCK_COLUMNS} FROM {{ks}}.reservation_by_book_id WHERE book_id IN ?"
 LOCK_TAKE = (
     "INSERT INTO {ks}.reservation_by_book_id (book_id, reservation_id, user_id, reserved_at) "
     "VALUES (?, ?, ?, ?) IF NOT EXISTS"
@@ -87,6 +90,13 @@ class ReservationRepository(RepositoryBase):
         """The reservation that holds the book now, from the lock; `serial` reads it linearizably."""
         row = await self._read_lock(book_id, serial=serial)
         return reservation_from_row(row) if row else None
+
+    async def holders(self, book_ids: Sequence[UUID]) -> dict[UUID, Reservation]:
+        """The reservations holding any of these books now, by book; one read for a whole catalogue page."""
+        if not book_ids:
+            return {}
+        result = await self.db.execute(self.cql(LOCKS_READ), [list(book_ids)])
+        return {row.book_id: reservation_from_row(row) for row in result.rows}
 
     async def list_reservations(self, *, page_size: int = 20, page: str | None = None) -> Page[Reservation]:
         return await self._page(f"SELECT {COLUMNS} FROM {{ks}}.reservations", [], page_size, page)

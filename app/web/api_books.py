@@ -20,9 +20,9 @@ from app.web.representations import book_json
 
 
 async def availability(library: Library, books: list[Book]) -> list[bool]:
-    """Whether each book is free; the lock reads run concurrently, one round trip for the whole page."""
-    holders = await asyncio.gather(*(library.holder(book.book_id) for book in books))
-    return [holder is None for holder in holders]
+    """Whether each book is free, from one read of the page's locks."""
+    held = await library.holders([book.book_id for book in books])
+    return [book.book_id not in held for book in books]
 
 
 class BooksHandler(JsonHandler):
