@@ -378,6 +378,8 @@ class Workloads:
 
         variants = [
             ("reserve: full", None),
+            # How reserve ran before it sent the existence checks along with the lock.
+            ("reserve: checks, then lock", {"checks": True, "lock": True, "views": "batch"}),
             ("reserve: no existence checks", {"checks": False, "lock": True, "views": "batch"}),
             ("reserve: no logged batch", {"checks": True, "lock": True, "views": "none"}),
             ("reserve: views as 3 writes", {"checks": True, "lock": True, "views": "parallel"}),

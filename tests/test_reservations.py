@@ -78,11 +78,25 @@ async def test_retry_with_the_same_reservation_id_is_idempotent(library: Library
 async def test_unknown_book_or_reader_is_an_error_and_takes_no_lock(library: Library) -> None:
     book = await new_book(library)
     (reader,) = await new_users(library, 1)
+    missing_book = uuid.uuid4()
     with pytest.raises(NotFound, match="book"):
-        await library.reserve(uuid.uuid4(), reader.user_id)
+        await library.reserve(missing_book, reader.user_id)
     with pytest.raises(NotFound, match="user"):
         await library.reserve(book.book_id, 987_654_321)
+    # The lock goes out with the existence checks; it must have been given back.
+    assert await library.holder(missing_book, serial=True) is None
     assert await library.holder(book.book_id, serial=True) is None
+    await library.reserve(book.book_id, reader.user_id)
+
+
+async def test_unknown_reader_on_a_taken_book_is_not_found_and_leaves_the_holder(library: Library) -> None:
+    book = await new_book(library)
+    (holder,) = await new_users(library, 1)
+    held = await library.reserve(book.book_id, holder.user_id)
+    with pytest.raises(NotFound, match="user"):
+        await library.reserve(book.book_id, 987_654_321)
+    assert await library.holder(book.book_id, serial=True) == held
+    await assert_clean(library)
 
 
 async def test_holders_reads_a_page_of_locks_at_once(library: Library) -> None:
