@@ -78,7 +78,7 @@ async def serve(settings: Settings) -> None:
         else:
             log.info("demo data off (SEED_DEMO_DATA=0)")
 
-        server = HTTPServer(make_app(library, settings), xheaders=True)
+        server = HTTPServer(make_app(library, settings))
         server.listen(settings.http_port)
         log.info("serving on http://localhost:%d/ (debug %s); Ctrl-C stops", settings.http_port, settings.debug)
         await stop.wait()

@@ -15,7 +15,7 @@ import tornado.web
 from app.repository import Library
 from app.settings import Settings
 from app.web import api_books, api_reservations, api_users, legacy, pages
-from app.web.base import JsonHandler
+from app.web.base import JsonHandler, log_request
 from app.web.health import HealthHandler
 from app.web.openapi import document
 
@@ -77,6 +77,7 @@ def make_app(library: Library, settings: Settings) -> tornado.web.Application:
         # Tornado's debug mode serves tracebacks and reloads code; only ever on when DEBUG asks for it.
         debug=settings.debug,
         serve_traceback=False,
+        log_function=log_request,
         library=library,
         app_settings=settings,
         jinja_env=jinja_env,
