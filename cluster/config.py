@@ -2,7 +2,9 @@
 
 Tuned the way Cassandra's own test tooling (ccm) tunes test clusters: one token per node with
 balanced initial tokens, no bootstrap, small heaps. What matters for correctness stays at
-Cassandra's defaults: Paxos for lightweight transactions, the commit log, hinted handoff.
+Cassandra's defaults (the commit log, hinted handoff), except one: lightweight transactions run on
+Paxos v2: the whole test suite passes under it, and docs/performance.md measures it about twice as
+fast as v1 on a contended book.
 """
 
 from __future__ import annotations
@@ -97,8 +99,9 @@ def heap_size() -> str:
 
 
 def paxos_variant() -> str:
-    """Cassandra 5.0 ships Paxos v1 as its default; `CLUSTER_PAXOS=v2` selects the newer protocol."""
-    return os.environ.get("CLUSTER_PAXOS", "v1")
+    """Paxos v2 (two round trips to the replicas where v1 takes four, and no livelock on a contended book), though
+    Cassandra 5.0 still ships v1; `CLUSTER_PAXOS=v1` selects the old protocol, to compare."""
+    return os.environ.get("CLUSTER_PAXOS", "v2")
 
 
 def node_address(index: int) -> str:
