@@ -257,6 +257,10 @@ async def test_reservation_lifecycle(http: aiohttp.ClientSession) -> None:
         http, "GET", "/api/reservations", params={"book_id": book["book_id"], "user_id": user["user_id"] + 1}
     )
     assert status == 200 and none == []
+    status, body, _ = await call(
+        http, "GET", "/api/reservations", params={"book_id": book["book_id"], "page": "made-up"}
+    )
+    assert status == 400 and body["field"] == "page"
 
     status, renewed, _ = await call(http, "PATCH", f"/api/reservations/{rid}", {"user_id": user["user_id"]})
     assert status == 200 and renewed["book_id"] == book["book_id"]

@@ -6,6 +6,7 @@ reservation of another reader.
 
 from __future__ import annotations
 
+from app.models import InvalidInput
 from app.web.base import JsonHandler
 from app.web.parsing import parse_page_size, parse_user_id, parse_user_id_text, parse_uuid, required
 from app.web.representations import reservation_json
@@ -19,7 +20,10 @@ class ReservationsHandler(JsonHandler):
         page_size = parse_page_size(self.query("page_size"))
         page = self.page_param()
         if raw_book is not None:
-            # A book has at most one active reservation, so its listing is never more than one page.
+            # A book has at most one active reservation, so its listing is never more than one page, and no page
+            # token was ever given out for it.
+            if page is not None:
+                raise InvalidInput("a book's reservations come on one page: no page token applies", field="page")
             held = await self.library.book_reservations(parse_uuid(raw_book, "book_id"))
             items = [r for r in held if user_id is None or r.user_id == user_id]
             self.write_page([reservation_json(r) for r in items[:page_size]], None)
