@@ -1,7 +1,8 @@
-"""python -m bench.report FILE.json [FILE.json ...] [--out docs/]: docs/performance.md and its charts.
+"""python -m bench.report [LABEL=]FILE.json ... [--out docs/]: docs/performance.md and its charts.
 
-Several files may be given (e.g. a Paxos v1 run and a v2 run): each topology of each file becomes one
-section, named by its node count and Paxos variant.
+Each file is one run of `python -m bench`, named by its label (by default the file's name): e.g. `before=`
+the code before a change, `after=` the code with it. Every topology of every run becomes one section, and
+each later run is compared row by row with the first run on the same node count.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +26,47 @@ CHART_ROWS = (
     ("catalogue", "GET /api/books (http)"),
     ("reader", "GET /api/reservations (http)"),
 )
+# The rows compared between runs: what the service answers over HTTP, and the baselines they are measured against.
+COMPARED_ROWS = (
+    ("reserve", "lwt baseline"),
+    ("reserve", "reserve (http)"),
+    ("hot", "lwt baseline"),
+    ("hot", "reserve (http)"),
+    ("catalogue", "GET /api/books (http)"),
+    ("reader", "GET /api/reservations (http)"),
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str
+    path: Path
+    report: dict[str, Any]
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bench.report",
         description="Write performance.md (tables, machine, date, how to reproduce) and PNG charts of throughput "
-        "and latency against concurrency from the --json output of `python -m bench`.",
+        "and latency against concurrency from the --json output of `python -m bench`. Each later run is "
+        "compared with the first.",
     )
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE.json", help="output of python -m bench --json")
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="[LABEL=]FILE.json",
+        help="output of python -m bench --json, optionally named (before=old.json after=new.json)",
+    )
     p.add_argument("--out", type=Path, default=Path("docs"), help="folder for performance.md and the PNGs (docs/)")
     return p
 
 
-def load(path: Path) -> dict[str, Any]:
+def load(argument: str) -> Run:
+    given, _, file = argument.rpartition("=")
+    path = Path(file)
+    name = given or path.stem
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise CliError(f"{argument}: a label is letters, digits, - and _ (it names the chart files)")
     try:
         report = json.loads(path.read_text())
     except OSError as error:
@@ -46,25 +75,16 @@ def load(path: Path) -> dict[str, Any]:
         raise CliError(f"{path}: not JSON ({error.msg} at line {error.lineno})") from None
     if not isinstance(report, dict) or report.get("schema") != 1 or not isinstance(report.get("topologies"), list):
         raise CliError(f"{path}: not the --json output of python -m bench")
-    return report
+    return Run(name, path, report)
 
 
-def label(topology: dict[str, Any]) -> str:
-    return f"{topology['nodes']} node{'s' if topology['nodes'] != 1 else ''}, paxos {topology['paxos_variant']}"
+def label(run: Run, topology: dict[str, Any]) -> str:
+    nodes = topology["nodes"]
+    return f"{run.label}: {nodes} node{'s' if nodes != 1 else ''}, paxos {topology['paxos_variant']}"
 
 
-def slug(topology: dict[str, Any]) -> str:
-    # Set by `main` when two files hold the same topology, so that their charts do not overwrite each other.
-    return topology.get("_slug") or f"{topology['nodes']}node-paxos-{topology['paxos_variant']}"
-
-
-def name_uniquely(topologies: list[dict[str, Any]]) -> None:
-    seen: dict[str, int] = {}
-    for topology in topologies:
-        base = slug(topology)
-        seen[base] = seen.get(base, 0) + 1
-        if seen[base] > 1:
-            topology["_slug"] = f"{base}-run{seen[base]}"
+def slug(run: Run, topology: dict[str, Any]) -> str:
+    return f"{run.label}-{topology['nodes']}node"
 
 
 def series(topology: dict[str, Any], group: str, name: str, key: str) -> tuple[list[int], list[float]]:
@@ -72,104 +92,108 @@ def series(topology: dict[str, Any], group: str, name: str, key: str) -> tuple[l
     return [c for c, _ in points], [v for _, v in points]
 
 
-def charts(topologies: list[dict[str, Any]], out: Path) -> list[str]:
-    """One throughput and one latency chart per topology; returns the file names."""
+def charts(runs: list[Run], out: Path) -> list[str]:
+    """One throughput and one latency chart per topology of each run; returns the file names."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display on CI or a server
     import matplotlib.pyplot as plt
 
     names = []
-    for topology in topologies:
-        fig, ax = plt.subplots(figsize=(7, 4.2))
-        for group, name in CHART_ROWS:
-            x, y = series(topology, group, name, "throughput")
-            if x:
-                ax.plot(x, y, marker="o", label=f"{group}: {name}")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("concurrency (requests in flight)")
-        ax.set_ylabel("ops/s")
-        ax.set_title(f"Throughput, {label(topology)}")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-        file = f"throughput-{slug(topology)}.png"
-        fig.tight_layout()
-        fig.savefig(out / file, dpi=110)
-        plt.close(fig)
-        names.append(file)
-
-        fig, ax = plt.subplots(figsize=(7, 4.2))
-        for i, (group, name) in enumerate(CHART_ROWS[:3]):
-            color = f"C{i}"
-            for key, style in (("p50_ms", "--"), ("p99_ms", "-")):
-                x, y = series(topology, group, name, key)
+    for run in runs:
+        for topology in run.report["topologies"]:
+            fig, ax = plt.subplots(figsize=(7, 4.2))
+            for group, name in CHART_ROWS:
+                x, y = series(topology, group, name, "throughput")
                 if x:
-                    ax.plot(x, y, style, color=color, marker="o", label=f"{name} {key[:3]}")
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("concurrency (requests in flight)")
-        ax.set_ylabel("latency, ms (log)")
-        ax.set_title(f"Reserve latency p50 (dashed) and p99, {label(topology)}")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-        file = f"latency-{slug(topology)}.png"
-        fig.tight_layout()
-        fig.savefig(out / file, dpi=110)
-        plt.close(fig)
-        names.append(file)
+                    ax.plot(x, y, marker="o", label=f"{group}: {name}")
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("concurrency (requests in flight)")
+            ax.set_ylabel("ops/s")
+            ax.set_title(f"Throughput, {label(run, topology)}")
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=7)
+            file = f"throughput-{slug(run, topology)}.png"
+            fig.tight_layout()
+            fig.savefig(out / file, dpi=110)
+            plt.close(fig)
+            names.append(file)
+
+            fig, ax = plt.subplots(figsize=(7, 4.2))
+            for i, (group, name) in enumerate(CHART_ROWS[:3]):
+                color = f"C{i}"
+                for key, style in (("p50_ms", "--"), ("p99_ms", "-")):
+                    x, y = series(topology, group, name, key)
+                    if x:
+                        ax.plot(x, y, style, color=color, marker="o", label=f"{name} {key[:3]}")
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel("concurrency (requests in flight)")
+            ax.set_ylabel("latency, ms (log)")
+            ax.set_title(f"Reserve latency p50 (dashed) and p99, {label(run, topology)}")
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=7)
+            file = f"latency-{slug(run, topology)}.png"
+            fig.tight_layout()
+            fig.savefig(out / file, dpi=110)
+            plt.close(fig)
+            names.append(file)
     return names
 
 
-def headline(topology: dict[str, Any]) -> str:
-    """HTTP reserve throughput over the bare LWT at each concurrency: the issue's figure of merit."""
-    parts = []
-    for c, ratio in zip(*series(topology, "reserve", "reserve (http)", "ratio"), strict=True):
-        parts.append(f"{ratio:.2f} at {c}")
-    return ", ".join(parts) or "-"
+def headline(runs: list[Run]) -> list[str]:
+    """HTTP reserve throughput over the bare LWT at each concurrency: the figure of merit, one line per topology."""
+    lines = ["| run | topology | HTTP reserve / bare LWT at each concurrency |", "|---|---|---|"]
+    for run in runs:
+        for topology in run.report["topologies"]:
+            ratios = zip(*series(topology, "reserve", "reserve (http)", "ratio"), strict=True)
+            figures = ", ".join(f"{ratio:.2f} at {c}" for c, ratio in ratios) or "-"
+            lines.append(f"| {run.label} | {label(run, topology).split(': ', 1)[1]} | {figures} |")
+    return lines
 
 
-def paxos_comparison(topologies: list[dict[str, Any]]) -> list[str]:
-    """v2 against v1 on the same node count, row by row, where the documents hold both."""
-    by_key = {(t["nodes"], t["paxos_variant"]): t for t in topologies}
-    lines: list[str] = []
-    for nodes in sorted({t["nodes"] for t in topologies}):
-        v1, v2 = by_key.get((nodes, "v1")), by_key.get((nodes, "v2"))
-        if v1 is None or v2 is None:
+def comparison(first: Run, later: Run) -> list[str]:
+    """The later run against the first, row by row, on each node count both measured."""
+    lines = [
+        f"## {later.label} against {first.label}",
+        "",
+        f"Throughput (ops/s), p99 (ms) and the ratio to the same run's baseline; {later.label}/{first.label} > 1: "
+        f"{later.label} is faster.",
+        "",
+        f"| nodes | group | row | c | {first.label} ops/s | {later.label} ops/s | {later.label}/{first.label} "
+        f"| {first.label} p99 | {later.label} p99 | {first.label} ratio | {later.label} ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    old_topologies = {t["nodes"]: t for t in first.report["topologies"]}
+    for topology in later.report["topologies"]:
+        old_topology = old_topologies.get(topology["nodes"])
+        if old_topology is None:
             continue
-        if not lines:
-            lines += [
-                "## Paxos v1 and v2",
-                "",
-                "Throughput (ops/s) and p99 (ms) of the same rows in two runs, one per variant (where a file "
-                "list holds one topology twice, the later run); v2/v1 > 1: v2 is faster. Each run's own ratios "
-                "to its baseline are in its section below.",
-                "",
-                "| nodes | group | row | c | v1 ops/s | v2 ops/s | v2/v1 | v1 p99 | v2 p99 | v2 outcomes |",
-                "|---|---|---|---|---|---|---|---|---|---|",
-            ]
-        old = {(r["group"], r["name"], r["concurrency"]): r for r in v1["results"]}
-        for r in v2["results"]:
-            o = old.get((r["group"], r["name"], r["concurrency"]))
-            if o is None or r["group"] not in ("reserve", "hot"):
-                continue
+        old = {(r["group"], r["name"], r["concurrency"]): r for r in old_topology["results"]}
+        new = {(r["group"], r["name"], r["concurrency"]): r for r in topology["results"]}
+        compared = {k for k in new.keys() & old.keys() if k[:2] in COMPARED_ROWS}
+        for key in sorted(compared, key=lambda k: (COMPARED_ROWS.index(k[:2]), k[2])):
+            o, r = old[key], new[key]
             speedup = r["throughput"] / o["throughput"] if o["throughput"] else 0.0
-            outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items()))
             lines.append(
-                f"| {nodes} | {r['group']} | {r['name']} | {r['concurrency']} | {o['throughput']:.1f} | "
-                f"{r['throughput']:.1f} | {speedup:.2f} | {o['p99_ms']:.1f} | {r['p99_ms']:.1f} | {outcomes} |"
+                f"| {topology['nodes']} | {r['group']} | {r['name']} | {r['concurrency']} | {o['throughput']:.1f} | "
+                f"{r['throughput']:.1f} | {speedup:.2f} | {o['p99_ms']:.1f} | {r['p99_ms']:.1f} | "
+                f"{_ratio(o)} | {_ratio(r)} |"
             )
-    return [*lines, ""] if lines else []
+    return [*lines, ""]
 
 
-def document(reports: list[tuple[Path, dict[str, Any]]], chart_files: list[str]) -> str:
-    first = reports[0][1]
-    machine = first["machine"]
-    topologies = [t for _, r in reports for t in r["topologies"]]
+def _ratio(result: dict[str, Any]) -> str:
+    return "baseline" if result["baseline"] else f"{result['ratio']:.2f}"
+
+
+def document(runs: list[Run], chart_files: list[str]) -> str:
+    machine = runs[0].report["machine"]
     lines = [
         "# Performance",
         "",
         "Generated by `python -m bench.report` from "
-        + ", ".join(f"`{p}`" for p, _ in reports)
+        + ", ".join(f"`{run.path.name}` ({run.label})" for run in runs)
         + ". Every ratio compares a row with the baseline of its group measured in the same run, on the same "
         "cluster, at the same concurrency: the bare `INSERT ... IF NOT EXISTS` through the driver for the "
         "reservations, a bare prepared `SELECT` page for the reads. Absolute figures belong to this machine; the "
@@ -177,13 +201,12 @@ def document(reports: list[tuple[Path, dict[str, Any]]], chart_files: list[str])
         "",
         "## HTTP reserve throughput / bare LWT baseline",
         "",
-        "| topology | ratio at each concurrency |",
-        "|---|---|",
-    ]
-    lines += [f"| {label(t)} | {headline(t)} |" for t in topologies]
-    lines += ["", *paxos_comparison(topologies)]
-    lines += [
+        *headline(runs),
         "",
+    ]
+    for later in runs[1:]:
+        lines += comparison(runs[0], later)
+    lines += [
         "## Machine",
         "",
         f"- {machine['cores']} cores ({machine['cpu'] or 'cpu unknown'}), {machine['memory_gib']} GiB; "
@@ -198,21 +221,27 @@ def document(reports: list[tuple[Path, dict[str, Any]]], chart_files: list[str])
         "## Runs",
         "",
     ]
-    for path, report in reports:
+    for run in runs:
+        report = run.report
         lines.append(
-            f"- `{path.name}`: {report['started_at']} to {report['finished_at']} (UTC), `{report['command']}`; "
-            f"{report['options']['ops']} timed operations per row after {report['options']['warmup']} untimed"
+            f"- {run.label}, `{run.path.name}`: {report['started_at']} to {report['finished_at']} (UTC), "
+            f"`{report['command']}`; {report['options']['ops']} timed operations per row after "
+            f"{report['options']['warmup']} untimed"
         )
     lines += [
         "",
         "## How to reproduce",
         "",
         "```sh",
-        "python -m bench --nodes both --concurrency 1,8,32 --ops 500 --breakdown --json artifacts/bench/v1.json",
-        "python -m cluster down && CLUSTER_PAXOS=v2 python -m cluster up --nodes 3",
-        "python -m bench --nodes 3 --breakdown --json artifacts/bench/v2.json",
-        "python -m cluster down && python -m cluster up --nodes 3   # back to the default, Paxos v1",
-        "python -m bench.report artifacts/bench/v1.json artifacts/bench/v2.json --out docs",
+        "python -m bench --nodes both --breakdown --json artifacts/bench/after.json      # this code, Paxos v2",
+        "python -m cluster down",
+        "CLUSTER_PAXOS=v1 python -m bench --nodes both --json artifacts/bench/after-paxos-v1.json",
+        "python -m cluster down",
+        "git worktree add /tmp/before 2393900   # the code before the performance work, Paxos v1 its default",
+        "(cd /tmp/before && python -m bench --nodes both --breakdown --json $OLDPWD/artifacts/bench/before.json)",
+        "(cd /tmp/before && python -m cluster down)",
+        "python -m bench.report before=artifacts/bench/before.json after=artifacts/bench/after.json \\",
+        "    after-paxos-v1=artifacts/bench/after-paxos-v1.json --out docs",
         "```",
         "",
         "Rows: `reserve` (distinct books), `hot` (every call races for one book: one `ok`, the rest `conflict`), "
@@ -220,15 +249,15 @@ def document(reports: list[tuple[Path, dict[str, Any]]], chart_files: list[str])
         "its baseline is the same bare transaction through the smallest asyncio bridge). c is the concurrency.",
         "",
     ]
-    for path, report in reports:
-        for topology in report["topologies"]:
-            lines += section(topology, path, chart_files)
+    for run in runs:
+        for topology in run.report["topologies"]:
+            lines += section(run, topology, chart_files)
     return "\n".join(lines)
 
 
-def section(topology: dict[str, Any], path: Path, chart_files: list[str]) -> list[str]:
-    lines = [f"## {heading(topology)} (`{path.name}`)", ""]
-    lines += [f"![{file}]({file})" for file in chart_files if file.endswith(f"-{slug(topology)}.png")]
+def section(run: Run, topology: dict[str, Any], chart_files: list[str]) -> list[str]:
+    lines = [f"## {run.label}: {heading(topology)} (`{run.path.name}`)", ""]
+    lines += [f"![{file}]({file})" for file in chart_files if file.endswith(f"-{slug(run, topology)}.png")]
     lines += ["", markdown(topology), ""]
     profile = topology.get("profile")
     if profile and "app_inclusive" in profile:
@@ -250,16 +279,16 @@ def section(topology: dict[str, Any], path: Path, chart_files: list[str]) -> lis
 
 async def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    reports = [(path, load(path)) for path in args.files]
+    runs = [load(argument) for argument in args.files]
+    if len({run.label for run in runs}) < len(runs):
+        raise CliError("two runs have the same label: name them, e.g. before=old.json after=new.json")
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise CliError(f"--out {args.out}: cannot create it ({error.strerror})") from None
-    topologies = [t for _, r in reports for t in r["topologies"]]
-    name_uniquely(topologies)
-    chart_files = charts(topologies, args.out)
+    chart_files = charts(runs, args.out)
     target = args.out / "performance.md"
-    target.write_text(document(reports, chart_files))
+    target.write_text(document(runs, chart_files))
     print(f"wrote {target} and {len(chart_files)} charts", file=sys.stderr)
     return 0
 

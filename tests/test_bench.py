@@ -69,15 +69,26 @@ def test_the_json_holds_every_figure_and_the_machine(bench_run: tuple[str, dict,
 
 
 def test_the_report_writes_the_document_and_charts(bench_run: tuple[str, dict, Path], tmp_path: Path) -> None:
-    _, _, figures = bench_run
-    result = run_tool(["-m", "bench.report", str(figures), "--out", str(tmp_path)], tool_env([], KEYSPACE), timeout=120)
+    _, report, figures = bench_run
+    nodes = report["topologies"][0]["nodes"]
+    runs = [f"before={figures}", f"after={figures}"]
+    result = run_tool(["-m", "bench.report", *runs, "--out", str(tmp_path)], tool_env([], KEYSPACE), timeout=120)
     assert result.returncode == 0, result.stderr
     document = (tmp_path / "performance.md").read_text()
     assert "HTTP reserve throughput / bare LWT baseline" in document
+    assert "## after against before" in document and f"| {nodes} | reserve | reserve (http) | 4 |" in document
     assert "How to reproduce" in document and "## Machine" in document
     charts = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert len(charts) == 2 and all(p.startswith(("throughput-", "latency-")) for p in charts)
+    assert charts == [
+        f"{kind}-{run}-{nodes}node.png" for kind in ("latency", "throughput") for run in ("after", "before")
+    ]
     assert all((tmp_path / c).read_bytes().startswith(b"\x89PNG") for c in charts)
+
+
+def test_the_report_refuses_two_runs_of_one_label(bench_run: tuple[str, dict, Path], tmp_path: Path) -> None:
+    _, _, figures = bench_run
+    result = run_tool(["-m", "bench.report", str(figures), str(figures)], tool_env([], KEYSPACE), timeout=60)
+    assert result.returncode == 2 and "two runs have the same label" in result.stderr
 
 
 def test_the_profile_summary_leaves_idle_time_out(tmp_path: Path) -> None:
