@@ -107,38 +107,55 @@ def charts(runs: list[Run], out: Path) -> list[str]:
                 x, y = series(topology, group, name, "throughput")
                 if x:
                     ax.plot(x, y, marker="o", label=f"{group}: {name}")
-            ax.set_xscale("log", base=2)
-            ax.set_xlabel("concurrency (requests in flight)")
             ax.set_ylabel("ops/s")
             ax.set_title(f"Throughput, {label(run, topology)}")
-            ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=7)
-            file = f"throughput-{slug(run, topology)}.png"
-            fig.tight_layout()
-            fig.savefig(out / file, dpi=110)
-            plt.close(fig)
-            names.append(file)
+            names.append(_save(fig, ax, out / f"throughput-{slug(run, topology)}.png"))
 
             fig, ax = plt.subplots(figsize=(7, 4.2))
             for i, (group, name) in enumerate(CHART_ROWS[:3]):
-                color = f"C{i}"
                 for key, style in (("p50_ms", "--"), ("p99_ms", "-")):
                     x, y = series(topology, group, name, key)
                     if x:
-                        ax.plot(x, y, style, color=color, marker="o", label=f"{name} {key[:3]}")
-            ax.set_xscale("log", base=2)
+                        ax.plot(x, y, style, color=f"C{i}", marker="o", label=f"{name} {key[:3]}")
             ax.set_yscale("log")
-            ax.set_xlabel("concurrency (requests in flight)")
             ax.set_ylabel("latency, ms (log)")
             ax.set_title(f"Reserve latency p50 (dashed) and p99, {label(run, topology)}")
-            ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=7)
-            file = f"latency-{slug(run, topology)}.png"
-            fig.tight_layout()
-            fig.savefig(out / file, dpi=110)
-            plt.close(fig)
-            names.append(file)
+            names.append(_save(fig, ax, out / f"latency-{slug(run, topology)}.png"))
+    for nodes in sorted({t["nodes"] for run in runs for t in run.report["topologies"]}):
+        measured = [(run, t) for run in runs for t in run.report["topologies"] if t["nodes"] == nodes]
+        if len(measured) < 2:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for i, (run, topology) in enumerate(measured):
+            for (group, name), style in ((("reserve", "reserve (http)"), "-"), (("reserve", "lwt baseline"), ":")):
+                x, y = series(topology, group, name, "throughput")
+                if x:
+                    ax.plot(
+                        x,
+                        y,
+                        style,
+                        color=f"C{i}",
+                        marker="o",
+                        label=f"{run.label} (paxos {topology['paxos_variant']}): {name}",
+                    )
+        ax.set_ylabel("ops/s")
+        ax.set_title(f"HTTP reserve (solid) and bare LWT (dotted), {nodes} node{'s' if nodes != 1 else ''}, by run")
+        names.append(_save(fig, ax, out / f"runs-{nodes}node.png"))
     return names
+
+
+def _save(fig: Any, ax: Any, file: Path) -> str:
+    """What every chart shares: concurrency on a log axis, a grid, a legend; written to `file`, then closed."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("concurrency (requests in flight)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(file, dpi=110)
+    plt.close(fig)
+    return file.name
 
 
 def headline(runs: list[Run]) -> list[str]:
@@ -202,6 +219,8 @@ def document(runs: list[Run], chart_files: list[str]) -> str:
         "## HTTP reserve throughput / bare LWT baseline",
         "",
         *headline(runs),
+        "",
+        *(f"![{file}]({file})" for file in chart_files if file.startswith("runs-")),
         "",
     ]
     for later in runs[1:]:

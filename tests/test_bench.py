@@ -79,9 +79,9 @@ def test_the_report_writes_the_document_and_charts(bench_run: tuple[str, dict, P
     assert "## after against before" in document and f"| {nodes} | reserve | reserve (http) | 4 |" in document
     assert "How to reproduce" in document and "## Machine" in document
     charts = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert charts == [
-        f"{kind}-{run}-{nodes}node.png" for kind in ("latency", "throughput") for run in ("after", "before")
-    ]
+    per_run = [f"{kind}-{run}-{nodes}node.png" for kind in ("latency", "throughput") for run in ("after", "before")]
+    assert charts == sorted([*per_run, f"runs-{nodes}node.png"])
+    assert f"![runs-{nodes}node.png](runs-{nodes}node.png)" in document
     assert all((tmp_path / c).read_bytes().startswith(b"\x89PNG") for c in charts)
 
 
