@@ -58,6 +58,11 @@ def parser() -> argparse.ArgumentParser:
         help="output of python -m bench --json, optionally named (before=old.json after=new.json)",
     )
     p.add_argument("--out", type=Path, default=Path("docs"), help="folder for performance.md and the PNGs (docs/)")
+    p.add_argument(
+        "--notes",
+        type=Path,
+        help="Markdown written by hand (what was changed, what the figures say), put after the headline table",
+    )
     return p
 
 
@@ -204,7 +209,7 @@ def _ratio(result: dict[str, Any]) -> str:
     return "baseline" if result["baseline"] else f"{result['ratio']:.2f}"
 
 
-def document(runs: list[Run], chart_files: list[str]) -> str:
+def document(runs: list[Run], chart_files: list[str], notes: str = "") -> str:
     machine = runs[0].report["machine"]
     lines = [
         "# Performance",
@@ -223,6 +228,8 @@ def document(runs: list[Run], chart_files: list[str]) -> str:
         *(f"![{file}]({file})" for file in chart_files if file.startswith("runs-")),
         "",
     ]
+    if notes:
+        lines += [notes.strip(), ""]
     for later in runs[1:]:
         lines += comparison(runs[0], later)
     lines += [
@@ -260,7 +267,7 @@ def document(runs: list[Run], chart_files: list[str]) -> str:
         "(cd /tmp/before && python -m bench --nodes both --breakdown --json $OLDPWD/artifacts/bench/before.json)",
         "(cd /tmp/before && python -m cluster down)",
         "python -m bench.report before=artifacts/bench/before.json after=artifacts/bench/after.json \\",
-        "    after-paxos-v1=artifacts/bench/after-paxos-v1.json --out docs",
+        "    after-paxos-v1=artifacts/bench/after-paxos-v1.json --notes docs/performance-notes.md --out docs",
         "```",
         "",
         "Rows: `reserve` (distinct books), `hot` (every call races for one book: one `ok`, the rest `conflict`), "
@@ -305,9 +312,13 @@ async def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise CliError(f"--out {args.out}: cannot create it ({error.strerror})") from None
+    try:
+        notes = args.notes.read_text() if args.notes else ""
+    except OSError as error:
+        raise CliError(f"--notes {args.notes}: {error.strerror}") from None
     chart_files = charts(runs, args.out)
     target = args.out / "performance.md"
-    target.write_text(document(runs, chart_files))
+    target.write_text(document(runs, chart_files, notes))
     print(f"wrote {target} and {len(chart_files)} charts", file=sys.stderr)
     return 0
 

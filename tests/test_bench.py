@@ -72,12 +72,16 @@ def test_the_report_writes_the_document_and_charts(bench_run: tuple[str, dict, P
     _, report, figures = bench_run
     nodes = report["topologies"][0]["nodes"]
     runs = [f"before={figures}", f"after={figures}"]
-    result = run_tool(["-m", "bench.report", *runs, "--out", str(tmp_path)], tool_env([], KEYSPACE), timeout=120)
+    notes = tmp_path / "notes.md"
+    notes.write_text("What was changed, by hand.\n")
+    args = ["-m", "bench.report", *runs, "--notes", str(notes), "--out", str(tmp_path)]
+    result = run_tool(args, tool_env([], KEYSPACE), timeout=120)
     assert result.returncode == 0, result.stderr
     document = (tmp_path / "performance.md").read_text()
     assert "HTTP reserve throughput / bare LWT baseline" in document
     assert "## after against before" in document and f"| {nodes} | reserve | reserve (http) | 4 |" in document
     assert "How to reproduce" in document and "## Machine" in document
+    assert "What was changed, by hand." in document
     charts = sorted(p.name for p in tmp_path.glob("*.png"))
     per_run = [f"{kind}-{run}-{nodes}node.png" for kind in ("latency", "throughput") for run in ("after", "before")]
     assert charts == sorted([*per_run, f"runs-{nodes}node.png"])
