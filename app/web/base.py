@@ -44,7 +44,7 @@ def status_for(error: BaseException) -> int | None:
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
     """Tornado's access line for a request: a server error always, anything else only at LOG_LEVEL=DEBUG. A line
-    for every request cost the app a tenth of its time under load, to say what the client already knows."""
+    for every request is work and log volume under load that says nothing the client does not already know."""
     status = handler.get_status()
     level = logging.ERROR if status >= 500 else logging.DEBUG
     if access_log.isEnabledFor(level):
