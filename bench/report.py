@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,11 +167,11 @@ def _save(fig: Any, ax: Any, file: Path) -> str:
 def headline(runs: list[Run]) -> list[str]:
     """HTTP reserve throughput over the bare LWT at each concurrency: the figure of merit, one line per topology."""
     lines = ["| run | topology | HTTP reserve / bare LWT at each concurrency |", "|---|---|---|"]
-    for run in runs:
-        for topology in run.report["topologies"]:
-            ratios = zip(*series(topology, "reserve", "reserve (http)", "ratio"), strict=True)
-            figures = ", ".join(f"{ratio:.2f} at {c}" for c, ratio in ratios) or "-"
-            lines.append(f"| {run.label} | {label(run, topology).split(': ', 1)[1]} | {figures} |")
+    measured = [(run, t) for run in runs for t in run.report["topologies"]]
+    for run, topology in sorted(measured, key=lambda m: -m[1]["nodes"]):  # stable: runs keep their order
+        ratios = zip(*series(topology, "reserve", "reserve (http)", "ratio"), strict=True)
+        figures = ", ".join(f"{ratio:.2f} at {c}" for c, ratio in ratios) or "-"
+        lines.append(f"| {run.label} | {label(run, topology).split(': ', 1)[1]} | {figures} |")
     return lines
 
 
@@ -209,7 +210,7 @@ def _ratio(result: dict[str, Any]) -> str:
     return "baseline" if result["baseline"] else f"{result['ratio']:.2f}"
 
 
-def document(runs: list[Run], chart_files: list[str], notes: str = "") -> str:
+def document(runs: list[Run], chart_files: list[str], notes: str = "", invocation: str = "") -> str:
     machine = runs[0].report["machine"]
     lines = [
         "# Performance",
@@ -258,16 +259,12 @@ def document(runs: list[Run], chart_files: list[str], notes: str = "") -> str:
         "",
         "## How to reproduce",
         "",
+        "Each run's exact command is listed under Runs. Between runs that differ in checkout or Paxos variant "
+        "(`CLUSTER_PAXOS=v1`), stop the cluster with `python -m cluster down`: a run reuses a running cluster. "
+        "This document came from:",
+        "",
         "```sh",
-        "python -m bench --nodes both --breakdown --json artifacts/bench/after.json      # this code, Paxos v2",
-        "python -m cluster down",
-        "CLUSTER_PAXOS=v1 python -m bench --nodes both --json artifacts/bench/after-paxos-v1.json",
-        "python -m cluster down",
-        "git worktree add /tmp/before 2393900   # the code before the performance work, Paxos v1 its default",
-        "(cd /tmp/before && python -m bench --nodes both --breakdown --json $OLDPWD/artifacts/bench/before.json)",
-        "(cd /tmp/before && python -m cluster down)",
-        "python -m bench.report before=artifacts/bench/before.json after=artifacts/bench/after.json \\",
-        "    after-paxos-v1=artifacts/bench/after-paxos-v1.json --notes docs/performance-notes.md --out docs",
+        f"python -m bench.report {invocation}",
         "```",
         "",
         "Rows: `reserve` (distinct books), `hot` (every call races for one book: one `ok`, the rest `conflict`), "
@@ -318,7 +315,8 @@ async def main(argv: list[str] | None = None) -> int:
         raise CliError(f"--notes {args.notes}: {error.strerror}") from None
     chart_files = charts(runs, args.out)
     target = args.out / "performance.md"
-    target.write_text(document(runs, chart_files, notes))
+    invocation = shlex.join(sys.argv[1:] if argv is None else argv)
+    target.write_text(document(runs, chart_files, notes, invocation))
     print(f"wrote {target} and {len(chart_files)} charts", file=sys.stderr)
     return 0
 
