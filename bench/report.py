@@ -84,9 +84,16 @@ def load(argument: str) -> Run:
     return Run(name, path, report)
 
 
+def node_count(nodes: int) -> str:
+    return f"{nodes} node{'s' if nodes != 1 else ''}"
+
+
+def cluster_label(topology: dict[str, Any]) -> str:
+    return f"{node_count(topology['nodes'])}, paxos {topology['paxos_variant']}"
+
+
 def label(run: Run, topology: dict[str, Any]) -> str:
-    nodes = topology["nodes"]
-    return f"{run.label}: {nodes} node{'s' if nodes != 1 else ''}, paxos {topology['paxos_variant']}"
+    return f"{run.label}: {cluster_label(topology)}"
 
 
 def slug(run: Run, topology: dict[str, Any]) -> str:
@@ -145,7 +152,7 @@ def charts(runs: list[Run], out: Path) -> list[str]:
                         label=f"{run.label} (paxos {topology['paxos_variant']}): {name}",
                     )
         ax.set_ylabel("ops/s")
-        ax.set_title(f"HTTP reserve (solid) and bare LWT (dotted), {nodes} node{'s' if nodes != 1 else ''}, by run")
+        ax.set_title(f"HTTP reserve (solid) and bare LWT (dotted), {node_count(nodes)}, by run")
         names.append(_save(fig, ax, out / f"runs-{nodes}node.png"))
     return names
 
@@ -171,7 +178,7 @@ def headline(runs: list[Run]) -> list[str]:
     for run, topology in sorted(measured, key=lambda m: -m[1]["nodes"]):  # stable: runs keep their order
         ratios = zip(*series(topology, "reserve", "reserve (http)", "ratio"), strict=True)
         figures = ", ".join(f"{ratio:.2f} at {c}" for c, ratio in ratios) or "-"
-        lines.append(f"| {run.label} | {label(run, topology).split(': ', 1)[1]} | {figures} |")
+        lines.append(f"| {run.label} | {cluster_label(topology)} | {figures} |")
     return lines
 
 
