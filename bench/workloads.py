@@ -108,6 +108,45 @@ class Workloads:
         )
         return result
 
+    async def _measure(
+        self,
+        group: str,
+        name: str,
+        layer: str,
+        op: Callable[[int], Any],
+        *,
+        concurrency: int,
+        warmup: int | None = None,
+        baseline: bool = False,
+    ) -> Figures:
+        """One row at this bench's size: `self.ops` timed calls after `warmup` untimed ones (the bench's own
+        warm-up unless given)."""
+        return await measure(
+            group,
+            name,
+            layer,
+            op,
+            ops=self.ops,
+            concurrency=concurrency,
+            warmup=self.warmup if warmup is None else warmup,
+            baseline=baseline,
+        )
+
+    async def _row(
+        self,
+        group: str,
+        name: str,
+        layer: str,
+        op: Callable[[int], Any],
+        *,
+        concurrency: int,
+        warmup: int | None = None,
+        baseline: bool = False,
+    ) -> Figures:
+        """A measured row of the table: printed and kept for --json."""
+        figures = await self._measure(group, name, layer, op, concurrency=concurrency, warmup=warmup, baseline=baseline)
+        return self._record(figures)
+
     def _reader(self, i: int) -> int:
         return FIRST_READER + i % READERS
 
@@ -138,81 +177,60 @@ class Workloads:
     async def reserve_distinct(self, concurrency: int) -> None:
         n = self.ops + self.warmup
         keys = [uuid4() for _ in range(n)]
-        self._record(
-            await measure(
-                "reserve",
-                "lwt baseline",
-                "driver",
-                lambda i: self._bare_lwt(keys[i], i),
-                ops=self.ops,
-                concurrency=concurrency,
-                warmup=self.warmup,
-                baseline=True,
-            )
+        await self._row(
+            "reserve",
+            "lwt baseline",
+            "driver",
+            lambda i: self._bare_lwt(keys[i], i),
+            concurrency=concurrency,
+            baseline=True,
         )
         books = await self.books(n)
-        self._record(
-            await measure(
-                "reserve",
-                "reserve (repository)",
-                "repository",
-                lambda i: self._repo_reserve(books[i], self._reader(i)),
-                ops=self.ops,
-                concurrency=concurrency,
-                warmup=self.warmup,
-            )
+        await self._row(
+            "reserve",
+            "reserve (repository)",
+            "repository",
+            lambda i: self._repo_reserve(books[i], self._reader(i)),
+            concurrency=concurrency,
         )
         books = await self.books(n)
-        self._record(
-            await measure(
-                "reserve",
-                "reserve (http)",
-                "http",
-                lambda i: self._http_reserve(books[i], self._reader(i)),
-                ops=self.ops,
-                concurrency=concurrency,
-                warmup=self.warmup,
-            )
+        await self._row(
+            "reserve",
+            "reserve (http)",
+            "http",
+            lambda i: self._http_reserve(books[i], self._reader(i)),
+            concurrency=concurrency,
         )
 
     async def reserve_hot(self, concurrency: int) -> None:
         """Every call races for one book: one wins, the rest must be refused (or fail under contention)."""
         key = uuid4()
-        self._record(
-            await measure(
-                "hot",
-                "lwt baseline",
-                "driver",
-                lambda i: self._bare_lwt(key, i),
-                ops=self.ops,
-                concurrency=concurrency,
-                warmup=0,
-                baseline=True,
-            )
+        await self._row(
+            "hot",
+            "lwt baseline",
+            "driver",
+            lambda i: self._bare_lwt(key, i),
+            concurrency=concurrency,
+            warmup=0,
+            baseline=True,
         )
         book = (await self.books(1))[0]
-        self._record(
-            await measure(
-                "hot",
-                "reserve (repository)",
-                "repository",
-                lambda i: self._repo_reserve(book, self._reader(i)),
-                ops=self.ops,
-                concurrency=concurrency,
-                warmup=0,
-            )
+        await self._row(
+            "hot",
+            "reserve (repository)",
+            "repository",
+            lambda i: self._repo_reserve(book, self._reader(i)),
+            concurrency=concurrency,
+            warmup=0,
         )
         book = (await self.books(1))[0]
-        self._record(
-            await measure(
-                "hot",
-                "reserve (http)",
-                "http",
-                lambda i: self._http_reserve(book, self._reader(i)),
-                ops=self.ops,
-                concurrency=concurrency,
-                warmup=0,
-            )
+        await self._row(
+            "hot",
+            "reserve (http)",
+            "http",
+            lambda i: self._http_reserve(book, self._reader(i)),
+            concurrency=concurrency,
+            warmup=0,
         )
 
     async def reads(self, concurrency: int) -> None:
@@ -256,49 +274,35 @@ class Workloads:
             ),
         ]
         for group, name, layer, op, is_baseline in rows:
-            self._record(
-                await measure(
-                    group,
-                    name,
-                    layer,
-                    op,
-                    ops=self.ops,
-                    concurrency=concurrency,
-                    warmup=self.warmup,
-                    baseline=is_baseline,
-                )
-            )
+            await self._row(group, name, layer, op, concurrency=concurrency, baseline=is_baseline)
 
     async def http_load(self, concurrency: int) -> None:
         """Only the HTTP rows: reservations on distinct books, catalogue pages, a reader's reservations. The
         load the app is profiled under."""
         books = await self.books(self.ops)
-        await measure(
+        await self._measure(
             "profile",
             "reserve (http)",
             "http",
             lambda i: self._http_reserve(books[i], self._reader(i)),
-            ops=self.ops,
             concurrency=concurrency,
             warmup=0,
         )
-        await measure(
+        await self._measure(
             "profile",
             "GET /api/books (http)",
             "http",
             lambda i: self._http_get("/api/books", {"page_size": str(PAGE_SIZE)}),
-            ops=self.ops,
             concurrency=concurrency,
             warmup=0,
         )
-        await measure(
+        await self._measure(
             "profile",
             "GET /api/reservations (http)",
             "http",
             lambda i: self._http_get(
                 "/api/reservations", {"user_id": str(self._reader(i)), "page_size": str(PAGE_SIZE)}
             ),
-            ops=self.ops,
             concurrency=concurrency,
             warmup=0,
         )
@@ -327,17 +331,13 @@ class Workloads:
             )
         )
         keys = [uuid4() for _ in range(n)]
-        self._record(
-            await measure(
-                "breakdown",
-                "lwt: asyncio bridge",
-                "driver",
-                lambda i: self._bare_lwt(keys[i], i),
-                ops=self.ops,
-                concurrency=concurrency,
-                warmup=self.warmup,
-                baseline=True,
-            )
+        await self._row(
+            "breakdown",
+            "lwt: asyncio bridge",
+            "driver",
+            lambda i: self._bare_lwt(keys[i], i),
+            concurrency=concurrency,
+            baseline=True,
         )
         keys = [uuid4() for _ in range(n)]
 
@@ -345,17 +345,7 @@ class Workloads:
             result = await self.db.execute(lwt_cql, [keys[i], i], write=True)
             return "ok" if result.was_applied else "conflict"
 
-        self._record(
-            await measure(
-                "breakdown",
-                "lwt: Database.execute",
-                "db",
-                db_lwt,
-                ops=self.ops,
-                concurrency=concurrency,
-                warmup=self.warmup,
-            )
-        )
+        await self._row("breakdown", "lwt: Database.execute", "db", db_lwt, concurrency=concurrency)
 
         async def steps(books: list[UUID], i: int, *, checks: bool, lock: bool, views: str) -> str:
             book, user = books[i], self._reader(i)
@@ -393,11 +383,7 @@ class Workloads:
                 op = lambda i, books=books: self._repo_reserve(books[i], self._reader(i))  # noqa: E731
             else:
                 op = lambda i, books=books, shape=shape: steps(books, i, **shape)  # noqa: E731
-            self._record(
-                await measure(
-                    "breakdown", name, "repository", op, ops=self.ops, concurrency=concurrency, warmup=self.warmup
-                )
-            )
+            await self._row("breakdown", name, "repository", op, concurrency=concurrency)
 
     async def _parallel_views(self, r: Reservation, written_at: int) -> None:
         """The alternative to the logged batch: the three view rows as plain writes at once (no batchlog)."""
