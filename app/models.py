@@ -8,9 +8,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid5
 
 T = TypeVar("T")
+
+# Reservation ids are assigned by the service. A client that wants to retry a reserve safely sends an idempotency
+# key; the id is then derived from the reader, the book and the key, so a key can never name another reader's
+# reservation, nor one reader's reservation of another book.
+RESERVATION_NAMESPACE = UUID("5b0f6f2e-8f0c-4a47-9d6a-0c7f1e2a9b31")
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def reservation_id_for(user_id: int, book_id: UUID, idempotency_key: str) -> UUID:
+    """The id the service gives the reservation of `book_id` by `user_id` made with `idempotency_key`."""
+    return uuid5(RESERVATION_NAMESPACE, f"{user_id}/{book_id}/{idempotency_key}")
 
 
 @dataclass(frozen=True)
