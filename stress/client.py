@@ -2,21 +2,31 @@
 
 A request that fails without a definite answer (no response, a timeout, a 5xx) is retried, as a real
 client would, honouring Retry-After up to a cap. Each attempt is recorded on its own: an attempt that got
-no answer may still have changed the database, and the checker must know when it was sent. Reservations
-are created with a reservation_id chosen here, so a retried reserve is idempotent: it either finds the
-reservation its lost attempt made or makes it now, and never leaves an orphan behind.
+no answer may still have changed the database, and the checker must know when it was sent.
+
+A reserve carries an idempotency key, chosen here once per reservation the reader means to make and sent
+again with every retry; the service derives the reservation's id from the reader, the book and the key
+(`app.models.reservation_id_for`), so the client knows the id before any answer arrives, and a retry
+either finds the reservation its lost attempt made or makes it now, and never leaves an orphan behind.
+
+The client may be given several instances of the app: each request goes to the next one in turn, and a
+retry after a request without an answer goes to the one after that, as behind a load balancer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
 import aiohttp
+
+from app.models import reservation_id_for
 
 MAX_ATTEMPTS = 6
 MAX_RETRY_WAIT = 2.0
@@ -40,6 +50,9 @@ class Op:
     seen: list[tuple[UUID, UUID]] | None = None  # reads: (reservation_id, book_id) listed
     complete: bool = True  # reads: False when the listing had more pages than were read
     attempt: int = 1
+    instance: int = 0  # which of the client's app instances (0-based) the attempt was sent to
+    result_id: UUID | None = None  # reserve acknowledged: the reservation id the service answered with
+    keyed: bool = False  # reserve: the service derives the id from an idempotency key (not the client)
 
     @property
     def outcome(self) -> str:
@@ -70,12 +83,20 @@ class History:
 
 
 class Client:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, history: History, deadline: float) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str | Sequence[str], history: History, deadline: float
+    ) -> None:
         self.session = session
-        self.base_url = base_url.rstrip("/")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        self.base_urls = [u.rstrip("/") for u in urls]
+        self.base_url = self.base_urls[0]
+        self._turn = itertools.count()
         self.history = history
         self.deadline = deadline  # on the history's clock: no retry starts after it
         self.on_op: list[Any] = []  # callbacks(op), e.g. the progress bar
+        # True: the service assigns reservation ids from idempotency keys. False: an app from before idempotency
+        # keys, which ignores them; the client then names the id itself (`reservation_id`), which it accepts.
+        self.keyed = True
 
     async def _send(
         self,
@@ -87,8 +108,9 @@ class Client:
         params: dict[str, str] | None = None,
     ) -> Any:
         body: Any = None
+        base_url = self.base_urls[op.instance % len(self.base_urls)]
         try:
-            async with self.session.request(method, self.base_url + path, json=json, params=params) as response:
+            async with self.session.request(method, base_url + path, json=json, params=params) as response:
                 op.status = response.status
                 if response.status != 204:
                     body = await response.json(content_type=None)
@@ -120,10 +142,12 @@ class Client:
     async def _call(self, make_op: Any, method: str, path: str, **kwargs: Any) -> tuple[Op, Any]:
         """Sends until a definite answer (2xx or 4xx), the attempts run out, or the deadline passes."""
         attempt = 0
+        instance = next(self._turn)
         while True:
             attempt += 1
             op: Op = make_op()
             op.attempt = attempt
+            op.instance = (instance + attempt - 1) % len(self.base_urls)  # a retry goes to the next instance
             op.sent = self.history.now()
             body, wait = await self._send(op, method, path, **kwargs)
             if op.outcome != "error" or attempt >= MAX_ATTEMPTS or self.history.now() + wait > self.deadline:
@@ -131,17 +155,44 @@ class Client:
             await asyncio.sleep(wait)
 
     # -- the API ------------------------------------------------------------------------------
-    async def reserve(self, user_id: int, book_id: UUID, reservation_id: UUID | None = None) -> Op:
-        reservation_id = reservation_id or uuid4()
+    async def reserve(self, user_id: int, book_id: UUID, idempotency_key: str | None = None) -> Op:
+        """One reservation the reader means to make, under one idempotency key for all its attempts."""
+        key = idempotency_key or str(uuid4())
+        reservation_id = reservation_id_for(user_id, book_id, key)
+        body_sent: dict[str, Any] = {"book_id": str(book_id), "user_id": user_id, "idempotency_key": key}
+        if not self.keyed:
+            body_sent["reservation_id"] = str(reservation_id)
+        keyed = self.keyed
         op, body = await self._call(
-            lambda: Op("reserve", user_id, book_id, reservation_id, 0.0),
+            lambda: Op("reserve", user_id, book_id, reservation_id, 0.0, keyed=keyed),
             "POST",
             "/api/reservations",
-            json={"book_id": str(book_id), "user_id": user_id, "reservation_id": str(reservation_id)},
+            json=body_sent,
         )
         if op.outcome == "ok":
             op.result_book = _uuid(body, "book_id")
+            op.result_id = _uuid(body, "reservation_id")
         return op
+
+    async def probe_ids(self, user_id: int, book_id: UUID) -> bool:
+        """Whether the app assigns reservation ids from idempotency keys: one reservation made, then cancelled.
+        Sets `keyed` for the reserves that follow, and returns it. Its requests stay in the history."""
+        op = await self.reserve(user_id, book_id)
+        if op.outcome != "ok" or op.result_id is None:
+            raise RuntimeError(f"the probe reservation was not made: {op.status} {op.error or op.message or ''}")
+        self.keyed = op.result_id == op.reservation_id
+        if not self.keyed:
+            # The reservation the app made under an id of its own: gone again, and the history forgets it.
+            self.history.ops.remove(op)
+            await self._call(
+                lambda: Op("cancel", user_id, None, op.result_id, 0.0),
+                "DELETE",
+                f"/api/reservations/{op.result_id}",
+                params={"user_id": str(user_id)},
+            )
+        else:
+            await self.cancel(op.reservation_id, user_id)  # type: ignore[arg-type]
+        return self.keyed
 
     async def cancel(self, reservation_id: UUID, user_id: int) -> Op:
         op, _ = await self._call(

@@ -11,7 +11,16 @@ The rules:
 - at the end, a reservation certainly present is in the database on its book, and one certainly
   cancelled is gone;
 - a read whose whole duration fell inside a certain stretch shows that state: the reservation listed on
-  its book, or absent once it was cancelled or moved away.
+  its book, or absent once it was cancelled or moved away;
+- a reserve acknowledged under an idempotency key answers with the reservation the key names, on the book
+  asked for.
+
+Reserves made under an idempotency key (the service derives the reservation id from it) are judged by the
+key's promise: a retry returns the reservation if it exists, 409 if the first attempt was refused, 404 if it
+was made and has since been cancelled, and 503 while the first attempt is still in progress. So a 409 or a
+404 is final: the reservation does not exist at the answer and no attempt of that key may make it later,
+even one that was sent earlier and got no answer. A 503 says nothing. Without a key (an app from before
+them) a refusal after an attempt without an answer is not certain: that attempt may still land.
 """
 
 from __future__ import annotations
@@ -71,8 +80,8 @@ def stretches(ops: list[Op]) -> list[Stretch]:
         known, state, unanswered = False, None, False
         for i, op in enumerate(mine):
             known, state = _state_after(op, state, known)
-            if op.kind == "reserve" and state is GONE and unanswered:
-                # An earlier attempt without an answer may still land after this refusal: no certainty.
+            if op.kind == "reserve" and state is GONE and unanswered and not op.keyed:
+                # Without a key an earlier attempt without an answer may still land after this refusal: no certainty.
                 known = False
             unanswered = unanswered or op.outcome == "error"
             if not known:
@@ -174,9 +183,33 @@ def check_reads(ops: list[Op], all_stretches: list[Stretch]) -> list[str]:
     return violations
 
 
+def check_ids(ops: list[Op]) -> list[str]:
+    """An acknowledged reserve under an idempotency key names the reservation the key stands for, on its book."""
+    violations = []
+    for op in ops:
+        if op.kind != "reserve" or not op.keyed or op.outcome != "ok":
+            continue
+        if op.result_id != op.reservation_id:
+            violations.append(
+                f"a reserve of book {op.book_id} by user {op.user_id} sent at {op.sent:.3f}s was answered with "
+                f"reservation {op.result_id}, not {op.reservation_id}, the one its idempotency key names"
+            )
+        elif op.result_book != op.book_id:
+            violations.append(
+                f"a reserve of book {op.book_id} sent at {op.sent:.3f}s was answered with reservation "
+                f"{op.result_id} on book {op.result_book}"
+            )
+    return violations
+
+
 def check(ops: list[Op], final: FinalState) -> tuple[list[str], dict[str, int]]:
     all_stretches = stretches(ops)
-    violations = check_holds(all_stretches) + check_final(all_stretches, final) + check_reads(ops, all_stretches)
+    violations = (
+        check_ids(ops)
+        + check_holds(all_stretches)
+        + check_final(all_stretches, final)
+        + check_reads(ops, all_stretches)
+    )
     figures = {
         "operations": len(ops),
         "certain_holds": sum(1 for s in all_stretches if s.book is not GONE),

@@ -11,10 +11,10 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from app.repository import Library
-from seeder.common import retrying, run_bounded
+from seeder.common import run_bounded
 from stress.client import Client, History, Op
 from stress.history import FinalState
 
@@ -228,19 +228,19 @@ def check_cycles(ctx: Context, final: FinalState) -> list[str]:
 
 # -- 5: many reservations changed at once ------------------------------------------------------------
 async def prepare_changes(ctx: Context) -> None:
-    """`size` reservations on the first half of the books, made directly through the repository; they enter the
-    history as acknowledged before the run, so the checker knows where each one starts."""
+    """`size` reservations on the first half of the books, made through the API before the run (the app assigns
+    the ids); they enter the history as attempts before the run, so the checker knows where each one starts."""
 
     async def make(i: int) -> None:
         user, book = ctx.users[i % len(ctx.users)], ctx.books[i]
-        reservation = await retrying(lambda: ctx.library.reserve(book, user, uuid4()))
-        ctx.start_book[reservation.reservation_id] = book
-        t = ctx.history.now()
-        ctx.history.ops.append(
-            Op("reserve", user, book, reservation.reservation_id, t, t, 201, result_book=book, attempt=0)
-        )
+        op = await ctx.client.reserve(user, book)
+        if op.outcome != "ok" or op.reservation_id is None:
+            raise RuntimeError(f"could not make the reservations to change: {op.status} {op.error or op.message}")
+        ctx.start_book[op.reservation_id] = book
 
     await run_bounded(range(ctx.size), make, 32)
+    for op in ctx.history.ops:
+        op.attempt = 0  # not part of the run's figures
 
 
 async def run_changes(ctx: Context) -> None:
