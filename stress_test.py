@@ -7,6 +7,9 @@ saw. Exit status 0 is PASS, 1 means violations were found, 2 that the run could 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import dataclasses
 import os
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from seeder.common import (
     run_cli,
     settings_from,
 )
+from stress.faults import Fleet
 from stress.run import Options, execute, summary, write_json
 from stress.scenarios import TESTS
 
@@ -40,13 +44,44 @@ def parser() -> argparse.ArgumentParser:
         epilog=(
             "Each test writes its own books and readers straight to Cassandra (the database the app uses: "
             "$CASSANDRA_HOSTS and $CASSANDRA_KEYSPACE, or --hosts/--keyspace) and removes them afterwards "
-            "unless --keep."
+            "unless --keep.\n\n"
+            "Faults, which may be combined: --instances starts copies of the app itself (their logs go to "
+            "artifacts/logs/); --skew gives two of them a wrong clock; --pause-every freezes one now and then; "
+            "--repair-every repairs the tables while the requests run; --stop-node (with --crash) takes a "
+            "Cassandra node away. The summary says what was injected."
         ),
     )
     p.add_argument("test", type=int, choices=sorted(TESTS), help="which test to run (1-5)")
     p.add_argument("--size", type=number(int, 1), default=100, help="requests, books, cycles or changes (default 100)")
     p.add_argument("--workers", type=number(int, 1), default=10, help="concurrent clients (default 10)")
-    p.add_argument("--url", default=os.environ.get("STRESS_URL", DEFAULT_URL), help=f"the app (default {DEFAULT_URL})")
+    p.add_argument("--url", help=f"the app (default $STRESS_URL, else {DEFAULT_URL})")
+    p.add_argument(
+        "--instances",
+        type=number(int, 1, 8),
+        metavar="N",
+        help="start N copies of the app (python -m app) on free ports against the keyspace, instead of using "
+        "--url, and send the requests to each in turn; a retry goes to the next copy",
+    )
+    p.add_argument(
+        "--skew",
+        type=float,
+        metavar="SECONDS",
+        help="with --instances 2 or more: copy 2 runs with its clock SECONDS ahead, copy 3 (if any) as far behind",
+    )
+    p.add_argument(
+        "--pause-every",
+        type=number(float, 0.1),
+        metavar="SECONDS",
+        help="with --instances: about this often, freeze a random copy (SIGSTOP) for 0.2 to 2 seconds, then let "
+        "it carry on (SIGCONT)",
+    )
+    p.add_argument(
+        "--repair-every",
+        type=number(float, 0),
+        metavar="SECONDS",
+        help="during the run, check and repair the tables (the audit with repair) again and again, this many "
+        "seconds apart",
+    )
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures and the verdict to FILE")
     p.add_argument("--seed", type=int, default=1, help="seed of the clients' random choices (default 1)")
     p.add_argument("--keep", action="store_true", help="leave the test's books, readers and reservations in place")
@@ -56,6 +91,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--down-for", type=number(float, 0), default=20.0, metavar="SECONDS", help="how long it stays down (default 20)"
+    )
+    p.add_argument(
+        "--crash",
+        action="store_true",
+        help="with --stop-node: kill the node at once (SIGKILL), as in a crash, instead of shutting it down",
     )
     p.add_argument(
         "--time-limit",
@@ -76,8 +116,19 @@ def options_from(args: argparse.Namespace) -> Options:
         raise CliError("--workers must be at most 1000")
     if (args.stop_node is None) != (args.at is None):
         raise CliError("--stop-node and --at go together: --stop-node N --at SECONDS")
-    if not args.url.startswith(("http://", "https://")):
-        raise CliError(f"--url {args.url!r} must start with http:// or https://")
+    if args.crash and args.stop_node is None:
+        raise CliError("--crash says how to stop a node: use it with --stop-node N --at SECONDS")
+    if args.instances is not None and args.url is not None:
+        raise CliError("--instances starts its own copies of the app: leave out --url")
+    if args.skew is not None and (args.instances or 0) < 2:
+        raise CliError("--skew needs --instances 2 or more (copy 2 runs ahead, copy 3 behind)")
+    if args.skew is not None and not 0 < abs(args.skew) <= 3600:
+        raise CliError(f"--skew {args.skew:g}: give a number of seconds, not 0, at most 3600 either way")
+    if args.pause_every is not None and args.instances is None:
+        raise CliError("--pause-every freezes copies of the app this tool starts: add --instances N")
+    url = args.url or os.environ.get("STRESS_URL") or DEFAULT_URL
+    if not url.startswith(("http://", "https://")):
+        raise CliError(f"--url {url!r} must start with http:// or https://")
     if args.json is not None:
         try:
             args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +138,7 @@ def options_from(args: argparse.Namespace) -> Options:
         test=args.test,
         size=args.size,
         workers=args.workers,
-        url=args.url,
+        url=url,
         seed=args.seed,
         keep=args.keep,
         json_path=args.json,
@@ -96,6 +147,9 @@ def options_from(args: argparse.Namespace) -> Options:
         down_for=args.down_for,
         time_limit=args.time_limit or 600.0,
         request_timeout=args.request_timeout or 30.0,
+        crash=args.crash,
+        pause_every=args.pause_every,
+        repair_every=args.repair_every,
     )
 
 
@@ -121,7 +175,16 @@ async def main(argv: list[str] | None = None) -> int:
     async with open_database(settings) as db:
         if not keyspace_exists(db, settings.keyspace):
             raise CliError(f"keyspace {settings.keyspace} does not exist: start the app or run `python -m seeder`")
-        report = await execute(options, Library(db))
+        with contextlib.ExitStack() as stack:
+            fleet = None
+            if args.instances:
+                fleet = Fleet(settings.cassandra_hosts, settings.keyspace, args.instances, args.skew or 0.0)
+                try:
+                    await asyncio.to_thread(stack.enter_context, fleet)
+                except RuntimeError as error:
+                    raise CliError(f"could not start {args.instances} copies of the app: {error}") from None
+                options = dataclasses.replace(options, urls=tuple(fleet.urls), url=fleet.urls[0])
+            report = await execute(options, Library(db), fleet)
     print(summary(report))
     if options.json_path is not None:
         write_json(report, options.json_path)

@@ -1,11 +1,13 @@
-"""One stress run from start to verdict: prepare the data, send the requests (stopping a node if asked),
-read back the final state, check the history and the audit, clean up, and sum it all up."""
+"""One stress run from start to verdict: prepare the data, send the requests (injecting the faults asked for:
+a node stopped or crashed, app instances frozen, the audit repairing beside the traffic), read back the final
+state, check the history and the audit, clean up, and sum it all up."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import math
+import random
 import secrets
 import sys
 from collections import Counter
@@ -21,6 +23,7 @@ from app.repository import Library
 from seeder.common import CliError, retrying, run_bounded
 from seeder.progress import Progress
 from stress.client import Client, History, Op
+from stress.faults import Fleet, Pauses, Repairs
 from stress.history import FinalState, check
 from stress.scenarios import TESTS, Context, Test, prepare_changes
 
@@ -46,6 +49,10 @@ class Options:
     down_for: float = 20.0
     time_limit: float = 600.0
     request_timeout: float = 30.0
+    crash: bool = False  # the stopped node is killed (SIGKILL), as in a crash, instead of shut down
+    urls: tuple[str, ...] = ()  # several instances of the app: requests go to each in turn (default: url alone)
+    pause_every: float | None = None  # freeze an instance (of a Fleet) for 0.2-2 s about this often
+    repair_every: float | None = None  # run audit(repair=True) this often during the run
 
 
 @dataclass
@@ -60,6 +67,7 @@ class Outage:
     node: int
     at: float
     down_for: float
+    crash: bool = False
     stopped_at: float | None = None  # when the stop was asked for, on the history's clock
     stop_took: float | None = None
     back_at: float | None = None  # when the node served again and saw its peers
@@ -71,7 +79,7 @@ class Outage:
         try:
             await asyncio.sleep(max(0.0, self.at - history.now()))
             self.stopped_at = history.now()
-            await asyncio.to_thread(cluster.stop_node, self.node)
+            await asyncio.to_thread(cluster.stop_node, self.node, self.crash)
             self.stop_took = history.now() - self.stopped_at
             await asyncio.sleep(self.down_for)
         except asyncio.CancelledError:
@@ -105,6 +113,10 @@ class Report:
     throughput: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)
     outage: dict[str, Any] | None = None
+    instances: list[dict[str, Any]] = field(default_factory=list)  # the app instances and their requests
+    pauses: dict[str, Any] | None = None
+    repairs: dict[str, Any] | None = None
+    ids: str = ""  # how reservation ids were chosen: "idempotency keys", or by the client on an older app
     audit: dict[str, Any] = field(default_factory=dict)
     history: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -241,13 +253,15 @@ async def preflight(session: aiohttp.ClientSession, url: str, path: str = "/api/
         raise CliError(f"cannot reach the app at {url}: {reason} (is `python -m app` running?)") from None
 
 
-async def execute(options: Options, library: Library) -> Report:
+async def execute(options: Options, library: Library, fleet: Fleet | None = None) -> Report:
     test = TESTS[options.test]
-    report = Report(test.number, test.title, options.size, options.workers, options.url, options.seed)
+    urls = list(options.urls) or [options.url]
+    report = Report(test.number, test.title, options.size, options.workers, ", ".join(urls), options.seed)
     timeout = aiohttp.ClientTimeout(total=options.request_timeout)
     connector = aiohttp.TCPConnector(limit=max(options.workers, 2) + 4)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-        await preflight(session, options.url)
+        for url in urls:
+            await preflight(session, url)
         fixture = await prepare(
             library, test.books(options.size, options.workers), test.users(options.size, options.workers)
         )
@@ -259,7 +273,9 @@ async def execute(options: Options, library: Library) -> Report:
                     f"the app at {options.url} does not see the books just written to keyspace "
                     f"{library.ks}: start it with the same CASSANDRA_KEYSPACE (or pass --keyspace)"
                 )
-            history, ctx, outage, run_seconds = await _run(options, test, library, session, fixture)
+            history, ctx, outage, run_seconds = await _run(
+                options, test, library, session, fixture, urls, report, fleet
+            )
             final, owner = await snapshot(library, fixture)
         except BaseException:
             if not options.keep:
@@ -269,6 +285,12 @@ async def execute(options: Options, library: Library) -> Report:
             raise
     requests = [op for op in history.ops if op.attempt > 0]
     _fill(report, requests, run_seconds, outage)
+    per_instance = Counter(op.instance for op in requests)
+    errors_at = Counter(op.instance for op in requests if op.outcome == "error")
+    descriptions = fleet.describe() if fleet is not None else [{"number": n, "url": u} for n, u in enumerate(urls, 1)]
+    for index, description in enumerate(descriptions):
+        description.update(requests=per_instance[index], errors=errors_at[index])
+    report.instances = descriptions
     report.cut_short = ctx.cut_short
     if ctx.cut_short:
         report.violations.append(
@@ -298,13 +320,27 @@ async def execute(options: Options, library: Library) -> Report:
 
 
 async def _run(
-    options: Options, test: Test, library: Library, session: aiohttp.ClientSession, fixture: Fixture
+    options: Options,
+    test: Test,
+    library: Library,
+    session: aiohttp.ClientSession,
+    fixture: Fixture,
+    urls: list[str],
+    report: Report,
+    fleet: Fleet | None,
 ) -> tuple[History, Context, Outage | None, float]:
     history = History()
-    client = Client(session, options.url, history, deadline=math.inf)
+    client = Client(session, urls, history, deadline=math.inf)
     ctx = Context(
         options.size, options.workers, options.seed, client, history, library, fixture.books, fixture.users, math.inf
     )
+    try:
+        keyed = await client.probe_ids(fixture.users[0], fixture.books[0])
+    except RuntimeError as error:
+        raise CliError(f"the app at {urls[0]} could not make a first reservation: {error}") from None
+    report.ids = "idempotency keys" if keyed else "named by the client (the app ignores idempotency keys)"
+    for op in history.ops:
+        op.attempt = 0  # the probe is not part of the run's figures
     if test.number == 5:
         await prepare_changes(ctx)
         # The run's clock starts now; what the preparation recorded lies before zero.
@@ -330,13 +366,31 @@ async def _run(
     outage = None
     outage_task = None
     if options.stop_node is not None:
-        outage = Outage(options.stop_node, options.at, options.down_for)
+        outage = Outage(options.stop_node, options.at, options.down_for, options.crash)
         outage_task = asyncio.create_task(outage.run(history))
+    pauses = pause_task = None
+    if options.pause_every is not None and fleet is not None:
+        pauses = Pauses(options.pause_every)
+        rng = random.Random(f"{options.seed}/pauses")
+        pause_task = asyncio.create_task(pauses.run(fleet.instances, rng))
+    repairs = repair_task = None
+    stop_repairs = asyncio.Event()
+    if options.repair_every is not None:
+        repairs = Repairs(options.repair_every)
+        repair_task = asyncio.create_task(repairs.run(library, stop_repairs, history.now))
     try:
         await test.run(ctx)
     finally:
         progress.close()
         run_seconds = history.now()
+        if pause_task is not None and pauses is not None:
+            pause_task.cancel()
+            await asyncio.gather(pause_task, return_exceptions=True)
+            report.pauses = pauses.figures()
+        if repair_task is not None and repairs is not None:
+            stop_repairs.set()
+            await asyncio.gather(repair_task, return_exceptions=True)
+            report.repairs = repairs.figures()
         if outage_task is not None and outage is not None:
             if outage.stopped_at is None:
                 outage_task.cancel()
@@ -359,7 +413,7 @@ def _fill(report: Report, requests: list[Op], seconds: float, outage: Outage | N
     if outage is None:
         return
     if outage.stopped_at is None:
-        report.outage = {"node": outage.node, "stopped": False}
+        report.outage = {"node": outage.node, "stopped": False, "crash": outage.crash}
         report.notes.append(f"the run ended before --at {outage.at:g}s: no node was stopped")
         return
     end = outage.back_at if outage.back_at is not None else max((op.received for op in requests), default=0.0)
@@ -367,6 +421,7 @@ def _fill(report: Report, requests: list[Op], seconds: float, outage: Outage | N
     report.outage = {
         "node": outage.node,
         "stopped": True,
+        "crash": outage.crash,
         "stopped_at": round(outage.stopped_at, 2),
         "stop_took": round(outage.stop_took or 0.0, 2),
         "back_at": round(outage.back_at, 2) if outage.back_at is not None else None,
@@ -384,10 +439,41 @@ def _latency_text(latency: dict[str, float]) -> str:
     return "  ".join(f"{k} {v:.1f} ms" for k, v in latency.items())
 
 
+def _faults_text(report: Report) -> list[str]:
+    lines = []
+    if len(report.instances) > 1 or any(i.get("skew") for i in report.instances):
+        parts = [
+            f"{i['number']}: {i['requests']} requests, {i['errors']} errors"
+            + (f", clock {i['skew']:+g} s" if i.get("skew") else "")
+            for i in report.instances
+        ]
+        lines.append(f"  instances    {len(report.instances)} ({'; '.join(parts)})")
+    p = report.pauses
+    if p is not None:
+        spread = ", ".join(f"instance {n}: {c}" for n, c in p["by_instance"].items()) or "none"
+        lines.append(
+            f"  pauses       {p['count']} freezes (SIGSTOP), about every {p['every']:g}s, "
+            f"{p['seconds']:.1f}s in all, longest {p['longest']:.1f}s ({spread})"
+        )
+    r = report.repairs
+    if r is not None:
+        kinds = ", ".join(f"{n}x {kind}" for kind, n in r["repaired_by_kind"].items())
+        lines.append(
+            f"  repairs      {r['audits']} audit(repair=True), about every {r['every']:g}s; "
+            f"{r['found_something']} found something ({r['violations_seen']} violations seen), "
+            f"{r['repaired']} repairs made"
+            + (f" ({kinds})" if kinds else "")
+            + (f", {r['failed']} failed ({_errors_text(r['failures'])})" if r["failed"] else "")
+        )
+        lines += [f"    {example}" for example in r["examples"][:5]]
+    return lines
+
+
 def summary(report: Report) -> str:
     lines = [
         f"test {report.test}: {report.title}",
         f"  size {report.size}, workers {report.workers}, seed {report.seed}, against {report.url}",
+        *([f"  ids          {report.ids}"] if report.ids else []),
         f"  requests     {report.requests} in {report.seconds:.1f} s ({report.throughput:.1f}/s)",
         f"  successes    {report.successes}",
         f"  conflicts    {report.conflicts}",
@@ -395,11 +481,13 @@ def summary(report: Report) -> str:
         f"  errors       {sum(report.errors.values())} ({_errors_text(report.errors)})",
         f"  latency      {_latency_text(report.latency_ms)}",
     ]
+    lines += _faults_text(report)
     o = report.outage
     if o and o.get("stopped"):
         back = f"back at {o['back_at']:.1f}s" if o.get("back_at") is not None else "NOT back"
+        how = "killed (a crash)" if o.get("crash") else "stopped"
         lines += [
-            f"  outage       node {o['node']} stopped at {o['stopped_at']:.1f}s (took {o['stop_took']:.1f}s), {back}",
+            f"  outage       node {o['node']} {how} at {o['stopped_at']:.1f}s (took {o['stop_took']:.1f}s), {back}",
             f"    during it  {o['requests']} requests: {o['successes']} successes, {o['conflicts']} conflicts, "
             f"{o['refused']} refused, errors {_errors_text(o['errors'])}",
             f"    latency    {_latency_text(o['latency_ms'])}; longest stretch without a success "
