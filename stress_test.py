@@ -83,6 +83,9 @@ def parser() -> argparse.ArgumentParser:
         "seconds apart",
     )
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures and the verdict to FILE")
+    p.add_argument(
+        "--history", type=Path, metavar="FILE", help="also write every request sent and its answer to FILE (JSON lines)"
+    )
     p.add_argument("--seed", type=int, default=1, help="seed of the clients' random choices (default 1)")
     p.add_argument("--keep", action="store_true", help="leave the test's books, readers and reservations in place")
     p.add_argument("--stop-node", type=number(int, 1), metavar="N", help="stop node N of the local cluster mid-run")
@@ -129,11 +132,12 @@ def options_from(args: argparse.Namespace) -> Options:
     url = args.url or os.environ.get("STRESS_URL") or DEFAULT_URL
     if not url.startswith(("http://", "https://")):
         raise CliError(f"--url {url!r} must start with http:// or https://")
-    if args.json is not None:
-        try:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise CliError(f"--json {args.json}: cannot create its folder ({error.strerror})") from None
+    for flag, path in (("--json", args.json), ("--history", args.history)):
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise CliError(f"{flag} {path}: cannot create its folder ({error.strerror})") from None
     return Options(
         test=args.test,
         size=args.size,
@@ -150,6 +154,7 @@ def options_from(args: argparse.Namespace) -> Options:
         crash=args.crash,
         pause_every=args.pause_every,
         repair_every=args.repair_every,
+        history_path=args.history,
     )
 
 

@@ -53,6 +53,7 @@ class Options:
     urls: tuple[str, ...] = ()  # several instances of the app: requests go to each in turn (default: url alone)
     pause_every: float | None = None  # freeze an instance (of a Fleet) for 0.2-2 s about this often
     repair_every: float | None = None  # run audit(repair=True) this often during the run
+    history_path: Path | None = None  # every request the clients sent, one JSON object a line
 
 
 @dataclass
@@ -298,6 +299,8 @@ async def execute(options: Options, library: Library, fleet: Fleet | None = None
         )
     if outage is not None and outage.error:
         report.violations.append(f"outage: {outage.error}")
+    if options.history_path is not None:
+        write_history(history.ops, options.history_path)
     violations, report.history = check(history.ops, final)
     report.violations.extend(violations)
     report.violations.extend(test.check(ctx, final))
@@ -510,6 +513,15 @@ def summary(report: Report) -> str:
     else:
         lines.append("PASS")
     return "\n".join(lines)
+
+
+def write_history(ops: list[Op], path: Path) -> None:
+    """Every attempt, in the order sent: enough to replay a violation's interleaving by hand."""
+    with path.open("w") as out:
+        for op in sorted(ops, key=lambda o: o.sent):
+            data = {k: v for k, v in asdict(op).items() if v is not None}
+            data["sent"], data["received"] = round(op.sent, 4), round(op.received, 4)
+            out.write(json.dumps(data, default=str) + "\n")
 
 
 def write_json(report: Report, path: Path) -> None:
