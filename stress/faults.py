@@ -204,13 +204,10 @@ class Repairs:
 
 
 def _kind(line: str) -> str:
-    # "rebuilt views of <uuid> from its lock (...)" -> "rebuilt views of"
-    words = []
-    for word in line.split():
-        if any(c.isdigit() for c in word) and len(word) >= 8:
-            break
-        words.append(word)
-    return " ".join(words)
+    """A repair line with its ids and times left out, to count repairs by kind."""
+    words = [("…" if any(c.isdigit() for c in w) and len(w) >= 8 else w) for w in line.split()]
+    kept = [w for i, w in enumerate(words) if w != "…" or (i and words[i - 1] != "…")]
+    return " ".join(kept)
 
 
 def warn(message: str) -> None:

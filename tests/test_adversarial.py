@@ -35,6 +35,12 @@ LONG = {"size": 2400, "workers": 8, "repair_every": 2, "pause_every": 3, "at": 1
 # Short enough that a frozen instance makes clients give up on it and retry on another one, with the first
 # attempt still waiting inside the frozen process.
 REQUEST_TIMEOUT = 1.5
+# The repair leaves a lock alone until it has not changed for this long (SETTLE_AFTER_SECONDS, 30 by default).
+# Shorter than the freezes here, so that it acts on states whose request is still at work, frozen: whatever it
+# does must then be undone or outranked by the versions, never by the timing.
+SETTLE_AFTER = "0.5"
+# Each run's random choices; ADVERSARIAL_SEED=n repeats the runs with other ones.
+SEED = os.environ.get("ADVERSARIAL_SEED", "1")
 
 
 # -- the wrong clock, without Cassandra ---------------------------------------------------------------
@@ -185,6 +191,8 @@ def adversarial_run(hosts: list[str], keyspace: str, tmp_path: Path, plan: dict,
         str(REQUEST_TIMEOUT),
         "--time-limit",
         "240",
+        "--seed",
+        SEED,
         "--json",
         str(report_path),
         "--history",
@@ -192,7 +200,7 @@ def adversarial_run(hosts: list[str], keyspace: str, tmp_path: Path, plan: dict,
         *extra,
     ]
     started = time.monotonic()
-    result = run_tool(args, tool_env(hosts, keyspace), timeout=420)
+    result = run_tool(args, tool_env(hosts, keyspace, SETTLE_AFTER_SECONDS=SETTLE_AFTER), timeout=420)
     print(f"\n$ python {' '.join(args)}\n{result.stdout}(whole run {time.monotonic() - started:.0f}s)")
     assert result.returncode in (0, 1), result.stderr[-3000:]
     report = json.loads(report_path.read_text())
