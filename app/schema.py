@@ -1,4 +1,10 @@
-"""Creates the keyspace and tables of app/schema.cql, idempotently; run at start-up."""
+"""Creates the keyspace and tables of app/schema.cql, idempotently; run at start-up.
+
+A keyspace written by schema version 1 (a lock row only while a book was reserved, views keyed by
+reservation id) is upgraded in place: the new columns are added, the two views whose keys changed are
+dropped and made anew, and `upgrade_locks` then gives every book its lock row and rebuilds the views from
+the locks.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +18,25 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 
 SCHEMA_FILE = Path(__file__).with_name("schema.cql")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # The tables that hold the service's data, for tools that empty or scan a keyspace.
-DATA_TABLES = ("books", "users", "reservation_by_book_id", "reservations", "user_reservations", "book_reservations")
+DATA_TABLES = (
+    "books",
+    "users",
+    "reservation_by_book_id",
+    "reservations",
+    "user_reservations",
+    "book_reservations",
+    "reservation_keys",
+)
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
+# Version 1 -> 2: columns added to tables whose keys stay, and views whose keys changed (made anew).
+_V1_ADDED_COLUMNS = {
+    "reservation_by_book_id": "state text, version bigint, moved_rid uuid, moved_to uuid",
+    "users": "state text",
+    "reservations": "version bigint",
+}
+_V1_REKEYED_VIEWS = ("user_reservations", "book_reservations")
 
 
 def statements(settings: Settings) -> list[str]:
@@ -34,10 +55,39 @@ def statements(settings: Settings) -> list[str]:
     return [s.strip() for s in text.split(";") if s.strip()]
 
 
+async def _columns(db: Database, keyspace: str, table: str) -> set[str]:
+    result = await db.execute(
+        "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?", [keyspace, table]
+    )
+    return {row.column_name for row in result.rows}
+
+
+async def _upgrade_v1_tables(db: Database, keyspace: str) -> bool:
+    """Brings version-1 tables to version 2's shape; True if there were any."""
+    lock_columns = await _columns(db, keyspace, "reservation_by_book_id")
+    if not lock_columns or "version" in lock_columns:
+        return False
+    log.warning("keyspace %s holds schema version 1: upgrading it to version %d", keyspace, SCHEMA_VERSION)
+    for table, columns in _V1_ADDED_COLUMNS.items():
+        if await _columns(db, keyspace, table):
+            await db.execute_raw(f"ALTER TABLE {keyspace}.{table} ADD ({columns})")
+    for view in _V1_REKEYED_VIEWS:
+        await db.execute_raw(f"DROP TABLE IF EXISTS {keyspace}.{view}")
+    return True
+
+
 async def apply_schema(db: Database, settings: Settings) -> None:
     # The driver waits for every node to agree on the schema after each of these statements.
-    for statement in statements(settings):
+    all_statements = statements(settings)
+    await db.execute_raw(all_statements[0])  # the keyspace
+    upgrading = await _upgrade_v1_tables(db, settings.keyspace)
+    for statement in all_statements[1:]:
         await db.execute_raw(statement)
+    if upgrading:
+        from app.repository import Library  # the data's upgrade is the repository's business
+
+        upgraded = await Library(db).upgrade_locks()
+        log.warning("schema upgrade: %s", upgraded)
     await db.execute(
         f"INSERT INTO {settings.keyspace}.schema_version (version, applied_at) VALUES (?, toTimestamp(now()))",
         [SCHEMA_VERSION],

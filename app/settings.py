@@ -35,6 +35,9 @@ class Settings:
     seed_demo_data: bool = True
     # Seals page tokens (app/repository/base.py); every instance of the service must share it.
     page_token_secret: str = ""
+    # A lock state younger than this is left to the request that is making it: the heal at a conflict and the
+    # audit's repair act only on older ones (app/repository/reservations.py). Tests lower it.
+    settle_after_seconds: float = 30.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -53,4 +56,5 @@ class Settings:
             debug=_env("DEBUG", "0").lower() in ("1", "true", "yes"),
             seed_demo_data=_env("SEED_DEMO_DATA", "1").lower() in ("1", "true", "yes"),
             page_token_secret=os.environ.get("PAGE_TOKEN_SECRET", ""),
+            settle_after_seconds=float(_env("SETTLE_AFTER_SECONDS", "30")),
         )

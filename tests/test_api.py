@@ -281,12 +281,60 @@ async def test_reservation_lifecycle(http: aiohttp.ClientSession) -> None:
     assert_error(status, body, 404)
 
 
-async def test_a_retry_with_the_same_reservation_id_is_idempotent(http: aiohttp.ClientSession) -> None:
+async def test_a_retry_with_the_same_idempotency_key_is_idempotent(http: aiohttp.ClientSession) -> None:
     book, user = await new_book(http), await new_user(http)
-    body = {"book_id": book["book_id"], "user_id": user["user_id"], "reservation_id": str(uuid.uuid4())}
+    body = {"book_id": book["book_id"], "user_id": user["user_id"], "idempotency_key": str(uuid.uuid4())}
     first = await call(http, "POST", "/api/reservations", body)
     again = await call(http, "POST", "/api/reservations", body)
     assert first[0] == again[0] == 201 and first[1] == again[1]
+
+
+async def test_reservation_ids_are_the_services_and_a_key_binds_only_its_own_reader_and_book(
+    http: aiohttp.ClientSession,
+) -> None:
+    """Case 4 of issue 10: a client-chosen reservation_id let an attacker reserve under a victim's id."""
+    victims_book, attackers_book, second_book = await new_book(http), await new_book(http), await new_book(http)
+    victim, attacker = await new_user(http), await new_user(http)
+    status, body, _ = await call(
+        http,
+        "POST",
+        "/api/reservations",
+        {"book_id": victims_book["book_id"], "user_id": victim["user_id"], "reservation_id": str(uuid.uuid4())},
+    )
+    assert_error(status, body, 400, "reservation_id")
+    key = "shared-key"
+    _, mine, _ = await call(
+        http,
+        "POST",
+        "/api/reservations",
+        {"book_id": victims_book["book_id"], "user_id": victim["user_id"], "idempotency_key": key},
+    )
+    _, theirs, _ = await call(
+        http,
+        "POST",
+        "/api/reservations",
+        {"book_id": attackers_book["book_id"], "user_id": attacker["user_id"], "idempotency_key": key},
+    )
+    _, second, _ = await call(
+        http,
+        "POST",
+        "/api/reservations",
+        {"book_id": second_book["book_id"], "user_id": victim["user_id"], "idempotency_key": key},
+    )
+    assert len({mine["reservation_id"], theirs["reservation_id"], second["reservation_id"]}) == 3
+    status, _, _ = await call(
+        http, "DELETE", f"/api/reservations/{mine['reservation_id']}", {"user_id": victim["user_id"]}
+    )
+    assert status == 204
+    status, _, _ = await call(
+        http, "DELETE", f"/api/reservations/{second['reservation_id']}", {"user_id": victim["user_id"]}
+    )
+    assert status == 204
+    for book in (victims_book, second_book):
+        _, listed, _ = await call(http, "GET", "/api/reservations", params={"book_id": book["book_id"]})
+        assert listed == []
+        _, shown, _ = await call(http, "GET", f"/api/books/{book['book_id']}")
+        assert shown["available"] is True
 
 
 async def test_reservation_conflicts_and_ownership(http: aiohttp.ClientSession) -> None:

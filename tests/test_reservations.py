@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,9 +15,8 @@ from cassandra import WriteTimeout
 
 import app.db
 from app.db import Database
-from app.models import Book, Conflict, DatabaseUnavailable, Forbidden, NotFound, Reservation, User
+from app.models import Book, Conflict, DatabaseUnavailable, Forbidden, NotFound, Reservation, User, reservation_id_for
 from app.repository import Library
-from app.repository.base import now
 
 _user_ids = itertools.count(1000)
 
@@ -40,6 +39,15 @@ async def outcomes(calls: list[Awaitable[Any]]) -> Counter[str]:
         if isinstance(r, Exception) and not isinstance(r, Conflict | NotFound | Forbidden):
             raise r
     return Counter(type(r).__name__ for r in results)
+
+
+def settled(library: Library, settle_after: float = 0.0) -> Library:
+    """Another instance of the service on the same session, whose heal and repair act on states older than
+    `settle_after` seconds (0: on everything), as a test of an old reservation needs."""
+    db = library.db
+    return Library(
+        Database(db.cluster, db.session, dataclasses.replace(db.settings, settle_after_seconds=settle_after))
+    )
 
 
 async def assert_clean(library: Library) -> None:
@@ -65,13 +73,24 @@ async def test_one_reader_same_book_hundred_times_one_reservation(library: Libra
     await assert_clean(library)
 
 
-async def test_retry_with_the_same_reservation_id_is_idempotent(library: Library) -> None:
+async def test_retry_with_the_same_idempotency_key_is_idempotent(library: Library) -> None:
     book = await new_book(library)
     (reader,) = await new_users(library, 1)
-    rid = uuid.uuid4()
-    first = await library.reserve(book.book_id, reader.user_id, rid)
-    again = await library.reserve(book.book_id, reader.user_id, rid)
+    first = await library.reserve(book.book_id, reader.user_id, "attempt-1")
+    again = await library.reserve(book.book_id, reader.user_id, "attempt-1")
     assert first == again
+    assert first.reservation_id == reservation_id_for(reader.user_id, book.book_id, "attempt-1")
+    await assert_clean(library)
+
+
+async def test_a_retry_after_a_cancel_says_so_and_never_reserves_again(library: Library) -> None:
+    book = await new_book(library)
+    (reader,) = await new_users(library, 1)
+    made = await library.reserve(book.book_id, reader.user_id, "once")
+    await library.cancel(made.reservation_id, reader.user_id)
+    with pytest.raises(NotFound, match="cancelled"):
+        await library.reserve(book.book_id, reader.user_id, "once")
+    assert await library.holder(book.book_id, serial=True) is None
     await assert_clean(library)
 
 
@@ -83,7 +102,7 @@ async def test_unknown_book_or_reader_is_an_error_and_takes_no_lock(library: Lib
         await library.reserve(missing_book, reader.user_id)
     with pytest.raises(NotFound, match="user"):
         await library.reserve(book.book_id, 987_654_321)
-    # The lock goes out with the existence checks; it must have been given back.
+    # Neither request ever took a lock: a missing book has no lock row, a missing reader is checked first.
     assert await library.holder(missing_book, serial=True) is None
     assert await library.holder(book.book_id, serial=True) is None
     await library.reserve(book.book_id, reader.user_id)
@@ -128,7 +147,7 @@ async def test_stale_cancel_after_rereserve_leaves_new_reservation_intact(librar
     with pytest.raises(NotFound):
         await library.cancel(old.reservation_id, first.user_id)
     # Even a release that gets as far as the lock (it read its reservation before the cancel) is refused.
-    assert not await library._release_lock(book.book_id, old.reservation_id)
+    assert await library._release(book.book_id, old.reservation_id) is None
     assert await library.holder(book.book_id, serial=True) == new
     await assert_clean(library)
 
@@ -234,7 +253,7 @@ async def _lost(answer: Awaitable[Any]) -> Any:
 async def test_lost_answer_of_an_applied_lock_resolves_to_the_reservation(library: Library, lose_answer) -> None:
     book = await new_book(library)
     (reader,) = await new_users(library, 1)
-    hits = lose_answer("IF NOT EXISTS")
+    hits = lose_answer("IF state = 'free'")
     r = await library.reserve(book.book_id, reader.user_id)
     assert hits, "the fault was not injected"
     assert await library.holder(book.book_id, serial=True) == r
@@ -245,7 +264,7 @@ async def test_lost_answer_of_an_applied_lock_resolves_to_the_reservation(librar
 async def test_lost_request_that_never_applied_is_retried(library: Library, lose_answer) -> None:
     book = await new_book(library)
     (reader,) = await new_users(library, 1)
-    hits = lose_answer("IF NOT EXISTS", after=False)
+    hits = lose_answer("IF state = 'free'", after=False)
     r = await library.reserve(book.book_id, reader.user_id)
     assert hits
     assert await library.holder(book.book_id, serial=True) == r
@@ -256,7 +275,7 @@ async def test_lost_answer_of_a_release_still_cancels(library: Library, lose_ans
     book = await new_book(library)
     (reader,) = await new_users(library, 1)
     r = await library.reserve(book.book_id, reader.user_id)
-    hits = lose_answer("IF reservation_id")
+    hits = lose_answer("IF state = 'held'")
     await library.cancel(r.reservation_id, reader.user_id)
     assert hits
     assert await library.holder(book.book_id, serial=True) is None
@@ -273,19 +292,21 @@ async def test_crash_between_lock_and_views_is_repaired_from_the_lock(
     async def views_unreachable(self: Database, statement: Any, *args: Any, **kwargs: Any) -> Any:
         # Every write after the lock fails, the undo's too, as if the process died right after taking the lock.
         text = getattr(getattr(statement, "prepared_statement", None), "query_string", str(statement))
-        if kwargs.get("write") and "IF NOT EXISTS" not in text:
+        if kwargs.get("write") and "IF state = 'free'" not in text:
             raise DatabaseUnavailable("injected: the database went away")
         return await real_execute(self, statement, *args, **kwargs)
 
     monkeypatch.setattr(Database, "execute", views_unreachable)
-    rid = uuid.uuid4()
     with pytest.raises(DatabaseUnavailable):
-        await library.reserve(book.book_id, reader.user_id, rid)
+        await library.reserve(book.book_id, reader.user_id)
     monkeypatch.undo()
+    held = await library.holder(book.book_id, serial=True)
+    assert held is not None
+    rid = held.reservation_id
 
     report = await library.audit()
     assert any("missing from reservations" in v for v in report.violations), report.violations
-    repaired = await library.audit(repair=True)
+    repaired = await settled(library).audit(repair=True)
     assert repaired.repaired
     await assert_clean(library)
     assert (await library.get_reservation(rid)).user_id == reader.user_id
@@ -331,13 +352,11 @@ async def test_reserved_book_and_its_reader_cannot_be_deleted(library: Library) 
 async def test_an_abandoned_lock_gets_its_views_back_at_the_next_conflict(library: Library) -> None:
     book = await new_book(library)
     owner, other = await new_users(library, 2)
-    # What a client that died right after taking the lock leaves behind: the lock alone, a minute old.
-    abandoned = Reservation(uuid.uuid4(), book.book_id, owner.user_id, now() - timedelta(minutes=1))
-    assert (
-        await library._take_lock(book.book_id, abandoned.reservation_id, owner.user_id, abandoned.reserved_at)
-    ) == abandoned
+    # What a client that died right after taking the lock leaves behind: the lock alone, older than the settle time.
+    lock = await library._take(book.book_id, uuid.uuid4(), owner.user_id)
+    abandoned = lock.reservation()
     with pytest.raises(Conflict):
-        await library.reserve(book.book_id, other.user_id)
+        await settled(library).reserve(book.book_id, other.user_id)
     assert await library.get_reservation(abandoned.reservation_id) == abandoned
     assert abandoned in (await library.user_reservations(owner.user_id)).items
     await assert_clean(library)
@@ -355,6 +374,7 @@ async def test_cancel_racing_a_move_of_the_same_reservation_leaves_nothing(libra
             return_exceptions=True,
         )
         assert cancel is None, cancel  # the owner's cancel always wins, wherever the move got to
+        assert not isinstance(move, Reservation) or move.book_id == new.book_id
         seen[type(move).__name__] += 1
         assert await library.holder(old.book_id, serial=True) is None
         assert await library.holder(new.book_id, serial=True) is None

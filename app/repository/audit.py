@@ -1,9 +1,15 @@
-"""The audit: reads every reservation table and checks that they tell one story.
+"""The audit: reads every reservation table and checks that they tell one story; its repair mends only what
+it has verified again.
 
-Invariants: a book has at most one active reservation; every lock has its reservation in all three
-views, with the same book, reader and time; no view row exists without its lock. Repair takes the
-locks as the truth: it rebuilds each lock's views, deletes view rows no lock backs, and of two locks
-left by an interrupted move keeps the one the reservation points to.
+Invariants: a book has at most one active reservation; every held lock has its reservation in all three
+views, with the same book, reader, time and version; no view row exists that no held lock backs; no
+reservation holds two locks. The four scans are not taken at one instant, so under traffic the picture can
+show a request half-way. The repair therefore never acts on the picture: for each book or row it names, it
+reads the lock again at SERIAL immediately before writing, leaves alone any lock that changed within
+`settle_after`, and writes only what the lock's versions allow (ReservationRepository's docstring): views
+rebuilt at the lock's version, rows no lock backs deleted at their own version, and of two locks left by a
+move that stopped half-way, the one its reservation's row does not point to released. Run beside live
+traffic, it can only redo what a request would do, or undo what no request still does.
 """
 
 from __future__ import annotations
@@ -11,11 +17,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
+from uuid import UUID
 
-from app.models import AuditReport, Reservation
-from app.repository.base import RepositoryBase, reservation_from_row
+from app.models import AuditReport, DatabaseUnavailable
+from app.repository.base import RepositoryBase
+from app.repository.reservations import LOCK_COLUMNS, VIEW_COLUMNS, Lock, lock_from_row
 
 SCAN_PAGE = 1000
+VIEWS = ("reservations", "user_reservations", "book_reservations")
 
 
 class AuditRepository(RepositoryBase):
@@ -29,94 +38,170 @@ class AuditRepository(RepositoryBase):
             if not paging_state:
                 return
 
-    async def _all(self, table: str) -> list[Reservation]:
-        cql = f"SELECT reservation_id, book_id, user_id, reserved_at FROM {{ks}}.{table}"
-        return [reservation_from_row(row) async for row in self._scan(cql)]
-
     async def audit(self, repair: bool = False) -> AuditReport:
-        locks = await self._all("reservation_by_book_id")
-        views = {
-            "reservations": await self._all("reservations"),
-            "user_reservations": await self._all("user_reservations"),
-            "book_reservations": await self._all("book_reservations"),
+        locks = [
+            lock_from_row(row.book_id, row)
+            async for row in self._scan(f"SELECT {LOCK_COLUMNS} FROM {{ks}}.reservation_by_book_id")
+        ]
+        views: dict[str, list[Any]] = {
+            table: [row async for row in self._scan(f"SELECT {VIEW_COLUMNS} FROM {{ks}}.{table}")] for table in VIEWS
         }
-        report = AuditReport(locks=len(locks), reservations=len(views["reservations"]))
+        held = [lock for lock in locks if lock.state == "held"]
+        report = AuditReport(locks=len(held), reservations=len(views["reservations"]))
         violations = report.violations
+        suspects: set[UUID] = set()  # books whose lock the repair must look at again
+        orphans: list[tuple[str, Any]] = []  # view rows that no held lock backs, with their table
 
-        by_book: dict[Any, list[Reservation]] = defaultdict(list)
-        for r in views["book_reservations"]:
-            by_book[r.book_id].append(r)
-        for r in views["reservations"]:
-            if r not in by_book[r.book_id]:
-                by_book[r.book_id].append(r)
-        for book_id, held in by_book.items():
-            if len({r.reservation_id for r in held}) > 1:
+        on_book: dict[UUID, set[UUID]] = defaultdict(set)
+        for row in views["reservations"]:
+            on_book[row.book_id].add(row.reservation_id)
+        for row in views["book_reservations"]:
+            on_book[row.book_id].add(row.reservation_id)
+        for book_id, ids in on_book.items():
+            if len(ids) > 1:
                 violations.append(
-                    f"book {book_id} has {len(held)} active reservations: "
-                    + ", ".join(str(r.reservation_id) for r in held)
+                    f"book {book_id} has {len(ids)} active reservations: " + ", ".join(str(i) for i in sorted(ids))
                 )
+                suspects.add(book_id)
 
-        # A reservation id on two locks: a move that stopped between taking the new lock and releasing the old.
-        locks_of: dict[Any, list[Reservation]] = defaultdict(list)
-        for lock in locks:
-            locks_of[lock.reservation_id].append(lock)
-        reservation_rows = {r.reservation_id: r for r in views["reservations"]}
-        truth: dict[Any, Reservation] = {}
-        stale_locks: list[Reservation] = []
-        for reservation_id, held in locks_of.items():
-            row = reservation_rows.get(reservation_id)
-            keep = next(
-                (lock for lock in held if row and lock.book_id == row.book_id),
-                max(held, key=lambda lock: lock.reserved_at),
-            )
-            truth[reservation_id] = keep
-            for lock in held:
-                if lock is not keep:
-                    stale_locks.append(lock)
-                    violations.append(
-                        f"reservation {reservation_id} also locks book {lock.book_id} (it holds book {keep.book_id})"
-                    )
+        locks_of: dict[UUID, list[Lock]] = defaultdict(list)
+        for lock in held:
+            locks_of[lock.reservation_id].append(lock)  # type: ignore[index]
+        for reservation_id, its_locks in locks_of.items():
+            if len(its_locks) > 1:
+                books = ", ".join(str(lock.book_id) for lock in its_locks)
+                violations.append(f"reservation {reservation_id} holds the locks of {len(its_locks)} books: {books}")
+                suspects.update(lock.book_id for lock in its_locks)
 
+        by_key = {
+            "reservations": lambda lock: lock.reservation_id,
+            "user_reservations": lambda lock: (lock.user_id, lock.book_id),
+            "book_reservations": lambda lock: lock.book_id,
+        }
+        row_key = {
+            "reservations": lambda row: row.reservation_id,
+            "user_reservations": lambda row: (row.user_id, row.book_id),
+            "book_reservations": lambda row: row.book_id,
+        }
         for table, rows in views.items():
-            present = {r.reservation_id: r for r in rows}
-            for reservation_id, lock in truth.items():
-                row = present.get(reservation_id)
+            present = {row_key[table](row): row for row in rows}
+            backed: set[Any] = set()
+            for lock in held:
+                key = by_key[table](lock)
+                row = present.get(key)
                 if row is None:
+                    if len(locks_of[lock.reservation_id]) == 1:  # type: ignore[index]
+                        violations.append(
+                            f"lock on book {lock.book_id} holds reservation {lock.reservation_id}, missing from {table}"
+                        )
+                        suspects.add(lock.book_id)
+                    continue
+                backed.add(key)
+                if (row.reservation_id, row.book_id, row.user_id, row.reserved_at, row.version) != (
+                    lock.reservation_id,
+                    lock.book_id,
+                    lock.user_id,
+                    lock.reserved_at,
+                    lock.version,
+                ) and len(locks_of[lock.reservation_id]) == 1:  # type: ignore[index]
                     violations.append(
-                        f"lock on book {lock.book_id} holds reservation {reservation_id}, missing from {table}"
+                        f"{table} has reservation {row.reservation_id} as {_describe(row)}, "
+                        f"its lock says {_describe(lock)}"
                     )
-                elif row != lock:
-                    violations.append(
-                        f"{table} has reservation {reservation_id} as {_describe(row)}, its lock says {_describe(lock)}"
-                    )
-            for r in rows:
-                if r.reservation_id not in truth:
-                    violations.append(f"{table} has reservation {r.reservation_id} ({_describe(r)}) without a lock")
+                    suspects.add(lock.book_id)
+            for key, row in present.items():
+                if key not in backed and not any(
+                    lock.book_id == row.book_id for lock in locks_of.get(row.reservation_id, [])
+                ):
+                    violations.append(f"{table} has reservation {row.reservation_id} ({_describe(row)}) without a lock")
+                    orphans.append((table, row))
 
         if repair and violations:
-            await self._repair(truth, stale_locks, views, report)
+            await self._repair(sorted(suspects), orphans, report)
         return report
 
-    async def _repair(
-        self,
-        truth: dict[Any, Reservation],
-        stale_locks: list[Reservation],
-        views: dict[str, list[Reservation]],
-        report: AuditReport,
-    ) -> None:
-        for lock in stale_locks:
-            await self._release_lock(lock.book_id, lock.reservation_id)  # type: ignore[attr-defined]
-            report.repaired.append(f"released stale lock of {lock.reservation_id} on book {lock.book_id}")
-        for table_rows in views.values():
-            for r in table_rows:
-                if truth.get(r.reservation_id) != r:
-                    await self._delete_views(r)  # type: ignore[attr-defined]
-                    report.repaired.append(f"deleted views of {r.reservation_id} ({_describe(r)})")
-        for reservation_id, lock in truth.items():
-            if any(lock not in rows for rows in views.values()):
-                await self._write_views_or_undo(lock, release_on_failure=None)  # type: ignore[attr-defined]
-                report.repaired.append(f"rebuilt views of {reservation_id} from its lock ({_describe(lock)})")
+    async def _repair(self, books: list[UUID], orphans: list[tuple[str, Any]], report: AuditReport) -> None:
+        for book_id in books:
+            try:
+                report.repaired.extend(await self._settle_book(book_id))
+            except DatabaseUnavailable as error:
+                report.repaired.append(f"book {book_id}: left for the next repair ({error})")
+        for table, row in orphans:
+            try:
+                report.repaired.extend(await self._settle_orphan(table, row))
+            except DatabaseUnavailable as error:
+                report.repaired.append(f"reservation {row.reservation_id}: left for the next repair ({error})")
+
+    async def _settle_book(self, book_id: UUID) -> list[str]:
+        """One book's lock, verified again at SERIAL; the views of the reservation it holds rebuilt at its version."""
+        lock = await self._resolve_lock(book_id)  # type: ignore[attr-defined]
+        if lock.state != "held" or lock.reservation_id is None:
+            return []
+        if not self._settled(lock):  # type: ignore[attr-defined]
+            return [f"book {book_id}: changed less than the settle time ago; left to the request at work on it"]
+        row = await self._reservation_row(lock.reservation_id)  # type: ignore[attr-defined]
+        if row is not None and row.book_id != lock.book_id:
+            other = await self._resolve_lock(row.book_id)  # type: ignore[attr-defined]
+            if other.holds(lock.reservation_id):
+                # A move stopped between taking this book and giving up the other: it never happened.
+                if await self._release(book_id, lock.reservation_id, exact=lock.version) is not None:  # type: ignore[attr-defined]
+                    return [f"released book {book_id}, taken by a move of {lock.reservation_id} that stopped"]
+                return []
+        if row is not None and (row.written or 0) >= (lock.version or 0):
+            # Something wrote the row above the lock's version (by hand, or a client with its own clock): views
+            # rebuilt at that version would lose. Move the lock to a version above it first.
+            lock = await self._restamp(lock, above=row.written)  # type: ignore[attr-defined]
+        await self._write_views(lock)  # type: ignore[attr-defined]
+        return [f"rebuilt the views of {lock.reservation_id} from its lock on book {book_id} (version {lock.version})"]
+
+    async def _settle_orphan(self, table: str, row: Any) -> list[str]:
+        """A view row no held lock backs, verified again: deleted at its own write time, which removes that write
+        and nothing newer, unless its book's lock holds it after all, or changed within the settle time, or a
+        move took the reservation to a book whose lock holds it (then that book is settled instead)."""
+        lock = await self._resolve_lock(row.book_id)  # type: ignore[attr-defined]
+        if lock.holds(row.reservation_id) or not self._settled(lock):  # type: ignore[attr-defined]
+            return []
+        if lock.moved_rid == row.reservation_id and lock.moved_to is not None:
+            target = await self._resolve_lock(lock.moved_to)  # type: ignore[attr-defined]
+            if target.holds(row.reservation_id):
+                return await self._settle_book(lock.moved_to)
+        key = {
+            "reservations": ("reservation_id = ?", [row.reservation_id]),
+            "user_reservations": ("user_id = ? AND book_id = ?", [row.user_id, row.book_id]),
+            "book_reservations": ("book_id = ?", [row.book_id]),
+        }
+        where, params = key[table]
+        await self.db.execute(
+            self.cql(f"DELETE FROM {{ks}}.{table} USING TIMESTAMP ? WHERE {where}"), [row.written, *params], write=True
+        )
+        return [f"deleted {table}'s row of {row.reservation_id} ({_describe(row)}): no lock holds it"]
+
+    async def upgrade_locks(self) -> str:
+        """Schema version 1 -> 2: the locks of reserved books get their state and version, every other book a free
+        lock, and the views (made anew) are rebuilt from the locks."""
+        converted = created = 0
+        async for row in self._scan(f"SELECT {LOCK_COLUMNS} FROM {{ks}}.reservation_by_book_id"):
+            if row.state is None and row.reservation_id is not None:
+                version = self.clock.next()
+                result = await self.db.execute(
+                    self.cql(
+                        "UPDATE {ks}.reservation_by_book_id SET state = 'held', version = ? WHERE book_id = ? "
+                        "IF state = null AND reservation_id = ?"
+                    ),
+                    [version, row.book_id, row.reservation_id],
+                    write=True,
+                )
+                if result.was_applied:
+                    converted += 1
+                    lock = await self._resolve_lock(row.book_id)  # type: ignore[attr-defined]
+                    if lock.user_id is not None and lock.reserved_at is not None:
+                        await self._write_views(lock)  # type: ignore[attr-defined]
+        async for row in self._scan("SELECT book_id FROM {ks}.books"):
+            await self._open_lock(row.book_id)  # type: ignore[attr-defined]
+            created += 1
+        return f"{converted} reserved books' locks converted, {created} books given a lock if they had none"
 
 
-def _describe(r: Reservation) -> str:
-    return f"book {r.book_id}, user {r.user_id}, at {r.reserved_at:%Y-%m-%d %H:%M:%S.%f}"[:-3]
+def _describe(r: Any) -> str:
+    at = f"{r.reserved_at:%Y-%m-%d %H:%M:%S.%f}"[:-3] if r.reserved_at else "no time"
+    return f"book {r.book_id}, user {r.user_id}, at {at}, version {r.version}"

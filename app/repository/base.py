@@ -6,12 +6,12 @@ import base64
 import binascii
 import hashlib
 import hmac
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 from app.db import Database
 from app.models import Book, InvalidInput, Reservation
+from app.repository.clock import VersionClock
 
 MAX_PAGE_SIZE = 200
 
@@ -20,6 +20,8 @@ class RepositoryBase:
     db: Database
     ks: str  # keyspace: every statement names its tables as {ks}.table
     pages: PageTokens
+    clock: VersionClock
+    steps: dict[str, Any]
 
     def cql(self, text: str) -> str:
         return text.replace("{ks}", self.ks)
@@ -29,11 +31,6 @@ def now() -> datetime:
     """UTC at millisecond precision, naive, as Cassandra's timestamp stores and returns it."""
     t = datetime.now(UTC).replace(tzinfo=None)
     return t.replace(microsecond=t.microsecond // 1000 * 1000)
-
-
-def write_time() -> int:
-    """A write timestamp in microseconds, as Cassandra's `USING TIMESTAMP` and the driver's own take them."""
-    return time.time_ns() // 1000
 
 
 class PageTokens:

@@ -108,6 +108,7 @@ class CatalogueRepository(RepositoryBase):
             _year(published_year),
         )
         await self._write_book(book)
+        await self._open_lock(book.book_id)  # type: ignore[attr-defined]
         return book
 
     async def update_book(
@@ -132,17 +133,37 @@ class CatalogueRepository(RepositoryBase):
 
     async def _write_book(self, book: Book) -> None:
         await self.db.execute(
-            self.cql(f"INSERT INTO {{ks}}.books ({BOOK_COLUMNS}, title_words) VALUES (?, ?, ?, ?, ?, ?)"),
-            [book.book_id, book.title, book.author, book.genre, book.published_year, title_words(book.title)],
+            self.cql(
+                f"INSERT INTO {{ks}}.books ({BOOK_COLUMNS}, title_words) VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            ),
+            [
+                book.book_id,
+                book.title,
+                book.author,
+                book.genre,
+                book.published_year,
+                title_words(book.title),
+                self.clock.next(),
+            ],
             write=True,
         )
 
     async def delete_book(self, book_id: UUID) -> None:
+        """Withdraws the book's lock first (free -> withdrawn, refused while it is held), so a reserve racing the
+        deletion either took the book before (and the deletion is refused) or finds it withdrawn."""
         await self.get_book(book_id)
-        holder = await self.holder(book_id, serial=True)  # type: ignore[attr-defined]
-        if holder is not None:
-            raise Conflict(f"book {book_id} is reserved (reservation {holder.reservation_id}); cancel it first")
-        await self.db.execute(self.cql("DELETE FROM {ks}.books WHERE book_id = ?"), [book_id], write=True)
+        withdrawn = await self._withdraw_lock(book_id)  # type: ignore[attr-defined]
+        # The row goes above its own last write, whichever instance's clock stamped that: a book written by an
+        # instance whose clock is ahead is still deleted by one whose clock is behind.
+        written = (
+            await self.db.execute(
+                self.cql("SELECT WRITETIME(title) AS written FROM {ks}.books WHERE book_id = ?"), [book_id]
+            )
+        ).one()
+        version = max(withdrawn, (written.written or 0) + 1 if written else 0)
+        await self.db.execute(
+            self.cql("DELETE FROM {ks}.books USING TIMESTAMP ? WHERE book_id = ?"), [version, book_id], write=True
+        )
 
     # -- readers ----------------------------------------------------------------------------
     async def get_user(self, user_id: int) -> User:
@@ -163,18 +184,27 @@ class CatalogueRepository(RepositoryBase):
         return Page(users, self.pages.encode(result.paging_state))
 
     async def create_user(self, name: str, email: str, user_id: int | None = None) -> User:
-        """Adds a reader. With `user_id` it writes that card (an upsert, so imports can run twice);
-        without, it hands out a free seven-digit card number, claimed with IF NOT EXISTS."""
+        """Adds a reader. With `user_id` it writes that card (an upsert, so imports can run twice; an existing
+        reader keeps their joined date); without, it hands out a free seven-digit card number. Every write of a
+        reader is a conditional one, so all of them are ordered by Cassandra, not by the clocks of app instances."""
         name, email = _text(name, "name"), _email(email)
         if user_id is not None:
             if isinstance(user_id, bool) or not isinstance(user_id, int) or not 0 < user_id < 2**31:
                 raise InvalidInput("user_id must be a positive 32-bit integer", field="user_id")
             user = User(user_id, name, email, now())
-            await self._write_user(user, claim=False)
-            return user
+            if await self._claim_card(user):
+                return user
+            result = await self.db.execute(
+                self.cql("UPDATE {ks}.users SET name = ?, email = ? WHERE user_id = ? IF state = null"),
+                [name, email, user_id],
+                write=True,
+            )
+            if not result.was_applied:
+                raise Conflict(f"user {user_id} is being deleted; try again")
+            return await self.get_user(user_id)
         for _ in range(20):
             user = User(random.randint(*CARD_NUMBERS), name, email, now())
-            if await self._write_user(user, claim=True):
+            if await self._claim_card(user):
                 return user
         raise Conflict("could not find a free card number; try again")
 
@@ -196,18 +226,34 @@ class CatalogueRepository(RepositoryBase):
             raise NotFound(f"user {user_id} does not exist")
         return updated
 
-    async def _write_user(self, user: User, *, claim: bool) -> bool:
-        suffix = " IF NOT EXISTS" if claim else ""
+    async def _claim_card(self, user: User) -> bool:
         result = await self.db.execute(
-            self.cql(f"INSERT INTO {{ks}}.users ({USER_COLUMNS}) VALUES (?, ?, ?, ?){suffix}"),
+            self.cql(f"INSERT INTO {{ks}}.users ({USER_COLUMNS}) VALUES (?, ?, ?, ?) IF NOT EXISTS"),
             [user.user_id, user.name, user.email, user.joined_at],
             write=True,
         )
         return result.was_applied
 
     async def delete_user(self, user_id: int) -> None:
-        await self.get_user(user_id)
+        """Marks the reader 'closing' with a conditional write, then looks for their reservations. A reserve for
+        them reads their row again after writing its views: it either sees the mark and gives the book back, or
+        wrote its views before this looked, and then the deletion is refused (ReservationRepository's docstring)."""
+        user = await self.get_user(user_id)
+        marked = await self.db.execute(
+            self.cql("UPDATE {ks}.users SET state = 'closing' WHERE user_id = ? IF joined_at = ? AND state = null"),
+            [user_id, user.joined_at],
+            write=True,
+        )
+        if not marked.was_applied:
+            raise Conflict(f"user {user_id} was changed or is being deleted by another request; try again")
         held = await self.user_reservations(user_id, page_size=1)  # type: ignore[attr-defined]
         if held.items:
+            await self.db.execute(
+                self.cql("UPDATE {ks}.users SET state = null WHERE user_id = ? IF state = 'closing'"),
+                [user_id],
+                write=True,
+            )
             raise Conflict(f"user {user_id} holds reservations; cancel them first")
-        await self.db.execute(self.cql("DELETE FROM {ks}.users WHERE user_id = ?"), [user_id], write=True)
+        await self.db.execute(
+            self.cql("DELETE FROM {ks}.users WHERE user_id = ? IF state = 'closing'"), [user_id], write=True
+        )

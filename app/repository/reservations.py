@@ -1,19 +1,46 @@
-"""Reservations that can never double-book.
+"""Reservations that can never double-book, whatever the interleaving, the clocks or the pauses.
 
-The lock row `reservation_by_book_id` (one per reserved book) is the source of truth, and only
-lightweight transactions write it: taken with `INSERT ... IF NOT EXISTS`, renewed with
-`UPDATE ... IF reservation_id = ?`, released with `DELETE ... IF reservation_id = ?`, all at
-LOCAL_SERIAL with their commit at LOCAL_QUORUM. A release can therefore only ever free the
-reservation that asked for it, however late or repeated the request.
+The lock row `reservation_by_book_id` (one per book, created with it, never deleted) is the only truth. Only
+lightweight transactions write it, and every transition's condition includes `version < new` or
+`version = the version read` with new > read, so a lock's version strictly grows with each transition it
+goes through, on every replica, whatever the app's clocks say (app/repository/clock.py).
 
-The three views (`reservations`, `user_reservations`, `book_reservations`) follow the lock in one
-logged batch at LOCAL_QUORUM: the batchlog makes them all-or-nothing. Their writes carry the
-driver's client-side timestamps, so an undo written after a failed batch outranks that batch
-even if its batchlog replays it later.
+The three views (`reservations`, `user_reservations`, `book_reservations`) are derived from lock states.
+Every view insert is stamped (`USING TIMESTAMP`) with the version of the lock state it describes; every
+view delete with the version of the transition that ended that state. Cassandra keeps, per cell, the write
+with the highest timestamp. Why each path is then safe:
 
-When a lightweight transaction's answer is lost (write timeout, dropped connection), the lock
-row is read back at SERIAL, which finishes or forever supersedes the unfinished Paxos round:
-what it shows is the truth, and the operation completes or undoes accordingly.
+- Reserve: the lock goes free -> held at v (condition: free, version < v); the views are written at v. A
+  cancel releases at v' > v (condition), so its deletes outrank the views however late these land.
+- Cancel: held -> free at v' (condition: this reservation holds it, version < v'); the views are deleted
+  at v'. Any write describing the cancelled state carries a version <= v and loses.
+- Renew: held at v -> held at v2 (condition: version = v); the views are rewritten at v2.
+- Move A -> B: (1) B free -> held by the reservation at vb > va (the source's version read);
+  (2) A held at va -> free at va2 > vb, remembering `moved_rid`/`moved_to` (condition: version = va, so a
+  renew, cancel or other move of the reservation in between makes it fail, and this move is undone);
+  (3) B held at vb -> held at vb2 > va2 (condition: version = vb: a cancel that followed the reservation to
+  B meanwhile makes it fail, and the move reports the cancellation); then the views are written at vb2 and
+  A's rows deleted at va2. The reservation's own row is written at vb2, above every version either lock
+  had before, so nothing from its past on A outranks it, and a later cancel on B deletes above vb2.
+- Heal (a conflict with a lock older than `settle_after`, whose views are missing or older) and repair:
+  both re-read the lock at SERIAL immediately before acting and write the views at that lock's version.
+  Should the state have ended meanwhile, its ending deletes outrank these writes: a heal can never bring
+  back what a cancel removed. Repair deletes a view row no lock backs at that row's own version (written in
+  its `version` column), which removes that write and nothing newer, and only when the lock of its book
+  has not changed for `settle_after`.
+- Undo after a failed view write deletes only the rows of the reservation this request created, above the
+  version it wrote; an idempotent retry never undoes anything, as it created nothing.
+- Idempotency keys: the id is derived from reader, book and key (app/models.py). The first request with a
+  key claims it with `INSERT ... IF NOT EXISTS`; a retry finds the claim and only reports, never takes the
+  lock, so a late duplicate of a reserve cannot bring back a reservation cancelled after it.
+- Reader deletion: the reader's row is marked 'closing' by a conditional write before their reservations
+  are looked for; a reserve reads the reader again after writing its views and undoes itself if the row
+  changed. Either the reserve's views were written before the deletion looked (and it refuses), or the
+  reserve sees the mark (and gives the book back).
+- Book deletion: free -> withdrawn, a transition of the same lock that a racing reserve's condition sees.
+
+When a lightweight transaction's answer is lost, the lock row is read at SERIAL, which finishes or forever
+supersedes the unfinished Paxos round: what it shows tells whether the transition happened.
 """
 
 from __future__ import annotations
@@ -21,57 +48,128 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from app.db import OutcomeUnknown
-from app.models import Conflict, DatabaseUnavailable, Forbidden, NotFound, Page, Reservation
-from app.repository.base import (
-    RepositoryBase,
-    check_page_size,
-    now,
-    reservation_from_row,
-    write_time,
+from app.models import (
+    MAX_IDEMPOTENCY_KEY,
+    Conflict,
+    DatabaseUnavailable,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Page,
+    Reservation,
+    User,
+    reservation_id_for,
 )
+from app.repository.base import RepositoryBase, check_page_size, now, reservation_from_row
 
 log = logging.getLogger(__name__)
 
 COLUMNS = "reservation_id, book_id, user_id, reserved_at"
-LOCK_COLUMNS = "book_id, reservation_id, user_id, reserved_at"
+# A view row with its version and its write time (which a repair deletes at, removing that write and nothing newer).
+VIEW_COLUMNS = f"{COLUMNS}, version, WRITETIME(reserved_at) AS written"
+LOCK_COLUMNS = "book_id, state, reservation_id, user_id, reserved_at, version, moved_rid, moved_to"
 LOCK_READ = f"SELECT {LOCK_COLUMNS} FROM {{ks}}.reservation_by_book_id WHERE book_id = ?"
 LOCKS_READ = f"SELECT {LOCK_COLUMNS} FROM {{ks}}.reservation_by_book_id WHERE book_id IN ?"
+_LOCK = "UPDATE {ks}.reservation_by_book_id SET "
+# The `= null` conditions hold whenever the book is free; they are there so that a refused take returns who
+# holds the book (a failed condition returns only the columns it names).
 LOCK_TAKE = (
-    "INSERT INTO {ks}.reservation_by_book_id (book_id, reservation_id, user_id, reserved_at) "
-    "VALUES (?, ?, ?, ?) IF NOT EXISTS"
+    _LOCK + "state = 'held', reservation_id = ?, user_id = ?, reserved_at = ?, version = ? WHERE book_id = ? "
+    "IF state = 'free' AND version < ? AND reservation_id = null AND user_id = null AND reserved_at = null"
 )
-LOCK_RENEW = "UPDATE {ks}.reservation_by_book_id SET reserved_at = ? WHERE book_id = ? IF reservation_id = ?"
-LOCK_RELEASE = "DELETE FROM {ks}.reservation_by_book_id WHERE book_id = ? IF reservation_id = ?"
-# The view writes carry the time taken just before their lock's transaction: an operation that changes the lock
-# later (a cancel) deletes with a newer timestamp, so a slow view write can never bring a cancelled reservation back.
+LOCK_RELEASE = (
+    _LOCK + "state = 'free', reservation_id = null, user_id = null, reserved_at = null, version = ? "
+    "WHERE book_id = ? IF state = 'held' AND reservation_id = ? AND version < ?"
+)
+LOCK_RELEASE_EXACT = (
+    _LOCK + "state = 'free', reservation_id = null, user_id = null, reserved_at = null, version = ? "
+    "WHERE book_id = ? IF state = 'held' AND reservation_id = ? AND version = ?"
+)
+LOCK_MOVE_AWAY = (
+    _LOCK + "state = 'free', reservation_id = null, user_id = null, reserved_at = null, moved_rid = ?, "
+    "moved_to = ?, version = ? WHERE book_id = ? IF state = 'held' AND reservation_id = ? AND version = ?"
+)
+LOCK_RESTAMP = (
+    _LOCK + "reserved_at = ?, version = ? WHERE book_id = ? IF state = 'held' AND reservation_id = ? AND version = ?"
+)
+LOCK_CREATE = "INSERT INTO {ks}.reservation_by_book_id (book_id, state, version) VALUES (?, 'free', ?) IF NOT EXISTS"
+LOCK_REVIVE = _LOCK + "state = 'free', version = ? WHERE book_id = ? IF state = 'withdrawn' AND version < ?"
+LOCK_WITHDRAW = _LOCK + "state = 'withdrawn', version = ? WHERE book_id = ? IF state = 'free' AND version < ?"
+
 VIEW_INSERTS = (
-    "INSERT INTO {ks}.reservations (reservation_id, book_id, user_id, reserved_at) VALUES (?, ?, ?, ?) "
-    "USING TIMESTAMP ?",
-    "INSERT INTO {ks}.user_reservations (user_id, reservation_id, book_id, reserved_at) VALUES (?, ?, ?, ?) "
-    "USING TIMESTAMP ?",
-    "INSERT INTO {ks}.book_reservations (book_id, reservation_id, user_id, reserved_at) VALUES (?, ?, ?, ?) "
-    "USING TIMESTAMP ?",
+    "INSERT INTO {ks}.reservations (reservation_id, book_id, user_id, reserved_at, version) "
+    "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
+    "INSERT INTO {ks}.user_reservations (user_id, book_id, reservation_id, reserved_at, version) "
+    "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
+    "INSERT INTO {ks}.book_reservations (book_id, reservation_id, user_id, reserved_at, version) "
+    "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
 )
-VIEW_DELETES = (
-    "DELETE FROM {ks}.reservations WHERE reservation_id = ?",
-    "DELETE FROM {ks}.user_reservations WHERE user_id = ? AND reservation_id = ?",
-    "DELETE FROM {ks}.book_reservations WHERE book_id = ? AND reservation_id = ?",
+DELETE_RESERVATION_ROW = "DELETE FROM {ks}.reservations USING TIMESTAMP ? WHERE reservation_id = ?"
+DELETE_USER_ROW = "DELETE FROM {ks}.user_reservations USING TIMESTAMP ? WHERE user_id = ? AND book_id = ?"
+DELETE_BOOK_ROW = "DELETE FROM {ks}.book_reservations USING TIMESTAMP ? WHERE book_id = ?"
+
+KEY_CLAIM = (
+    "INSERT INTO {ks}.reservation_keys (reservation_id, user_id, book_id, outcome) "
+    "VALUES (?, ?, ?, 'claimed') IF NOT EXISTS"
 )
-# Views are written right after the lock, within one request; a lock this old without them was left by a crash.
-VIEWS_OVERDUE = timedelta(seconds=30)
-# An ambiguous lightweight transaction is read back and, when it did not apply, tried again this often.
-LWT_ATTEMPTS = 3
+KEY_READ = "SELECT outcome FROM {ks}.reservation_keys WHERE reservation_id = ?"
+KEY_OUTCOME = "UPDATE {ks}.reservation_keys SET outcome = ? WHERE reservation_id = ?"
+
+USER_STATE_READ = "SELECT user_id, joined_at, state FROM {ks}.users WHERE user_id = ?"
+
+# Ambiguous or outdated lightweight transactions are read back and tried again this often.
+LWT_ATTEMPTS = 4
 
 
 async def _backoff(attempt: int) -> None:
     # Jittered and growing, so that contending clients stop colliding in the same Paxos round.
     await asyncio.sleep(random.uniform(0, 0.05 * 2**attempt))
+
+
+@dataclass(frozen=True)
+class Lock:
+    """One book's lock row. `state` None: no row (the book does not exist, or was never given a lock)."""
+
+    book_id: UUID
+    state: str | None
+    reservation_id: UUID | None = None
+    user_id: int | None = None
+    reserved_at: datetime | None = None
+    version: int | None = None
+    moved_rid: UUID | None = None
+    moved_to: UUID | None = None
+
+    def holds(self, reservation_id: UUID) -> bool:
+        return self.state == "held" and self.reservation_id == reservation_id
+
+    def reservation(self) -> Reservation:
+        assert self.reservation_id is not None and self.user_id is not None and self.reserved_at is not None
+        return Reservation(self.reservation_id, self.book_id, self.user_id, self.reserved_at)
+
+
+def lock_from_row(book_id: UUID, row: Any) -> Lock:
+    if row is None:
+        return Lock(book_id, None)
+    return Lock(
+        book_id,
+        getattr(row, "state", None),
+        getattr(row, "reservation_id", None),
+        getattr(row, "user_id", None),
+        getattr(row, "reserved_at", None),
+        getattr(row, "version", None),
+        getattr(row, "moved_rid", None),
+        getattr(row, "moved_to", None),
+    )
+
+
+Step = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 class ReservationRepository(RepositoryBase):
@@ -86,17 +184,22 @@ class ReservationRepository(RepositoryBase):
             raise NotFound(f"reservation {reservation_id} does not exist")
         return reservation_from_row(row)
 
+    async def _reservation_row(self, reservation_id: UUID) -> Any | None:
+        cql = f"SELECT {VIEW_COLUMNS} FROM {{ks}}.reservations WHERE reservation_id = ?"
+        return (await self.db.execute(self.cql(cql), [reservation_id])).one()
+
     async def holder(self, book_id: UUID, *, serial: bool = False) -> Reservation | None:
         """The reservation that holds the book now, from the lock; `serial` reads it linearizably."""
-        row = await self._read_lock(book_id, serial=serial)
-        return reservation_from_row(row) if row else None
+        lock = await self._read_lock(book_id, serial=serial)
+        return lock.reservation() if lock.state == "held" else None
 
     async def holders(self, book_ids: Sequence[UUID]) -> dict[UUID, Reservation]:
         """The reservations holding any of these books now, by book; one read for a whole catalogue page."""
         if not book_ids:
             return {}
         result = await self.db.execute(self.cql(LOCKS_READ), [list(book_ids)])
-        return {row.book_id: reservation_from_row(row) for row in result.rows}
+        locks = (lock_from_row(row.book_id, row) for row in result.rows)
+        return {lock.book_id: lock.reservation() for lock in locks if lock.state == "held"}
 
     async def list_reservations(self, *, page_size: int = 20, page: str | None = None) -> Page[Reservation]:
         return await self._page(f"SELECT {COLUMNS} FROM {{ks}}.reservations", [], page_size, page)
@@ -121,95 +224,172 @@ class ReservationRepository(RepositoryBase):
         return Page([reservation_from_row(r) for r in result.rows], self.pages.encode(result.paging_state))
 
     # -- reserve ----------------------------------------------------------------------------
-    async def reserve(self, book_id: UUID, user_id: int, reservation_id: UUID | None = None) -> Reservation:
+    async def reserve(self, book_id: UUID, user_id: int, idempotency_key: str | None = None) -> Reservation:
         """Reserve the book for the reader, or raise Conflict if another reservation holds it.
 
-        The caller may name the reservation id: a retry with the same id is idempotent and returns the
-        same reservation, even after a lost answer.
+        The service chooses the reservation id. A client that may retry sends an idempotency key: the first
+        request with it makes the reservation, and a retry answers what became of it (the reservation, or the
+        refusal, or that it was cancelled since) without ever reserving again.
         """
-        reservation_id = reservation_id or uuid4()
-        written_at = write_time()
-        # The existence checks travel with the lock rather than before it: a round trip fewer on every reservation.
-        # The price is that a request for a book or reader that does not exist holds the lock for one round trip
-        # before it gives it back, during which a real reader's request for that book is refused as taken.
-        checked, locked = await asyncio.gather(
-            self._require_book_and_user(book_id, user_id),
-            self._take_lock(book_id, reservation_id, user_id, now()),
-            return_exceptions=True,
-        )
-        if isinstance(checked, BaseException):
-            if isinstance(locked, Reservation) and locked.reservation_id == reservation_id:
-                try:
-                    await self._release_lock(book_id, reservation_id)
-                except DatabaseUnavailable:
-                    # The client's answer is still the failed check; the lock left behind has no views, and the
-                    # audit's repair or the next conflict's heal finds it.
-                    log.warning("could not give back lock %s on book %s after a failed check", reservation_id, book_id)
-            raise checked
-        if isinstance(locked, BaseException):
-            raise locked
-        held = locked
-        if held.reservation_id != reservation_id:
-            await self._heal_views(held)
-            raise self._taken(book_id, held, user_id)
-        await self._write_views_or_undo(held, release_on_failure=book_id, written_at=written_at)
-        return held
+        if idempotency_key is not None:
+            return await self._reserve_with_key(book_id, user_id, idempotency_key)
+        reader = await self._active_reader(user_id)
+        return await self._reserve(book_id, reader, uuid4(), keyed=False)
 
-    async def _heal_views(self, held: Reservation) -> None:
-        """A lock older than any request, whose reservation row is missing, was left by a client that died between
-        the lock and the views. The lock is the truth: write its views, so that its reader sees and can cancel it."""
-        if now() - held.reserved_at < VIEWS_OVERDUE:
-            return
-        try:
-            await self.get_reservation(held.reservation_id)
-        except NotFound:
-            log.warning(
-                "rebuilding the views of reservation %s from its lock on book %s", held.reservation_id, held.book_id
+    async def _reserve_with_key(self, book_id: UUID, user_id: int, key: str) -> Reservation:
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+            raise InvalidInput(
+                f"idempotency_key must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters", field="idempotency_key"
             )
-            await self._write_views_or_undo(held, release_on_failure=None)
+        reservation_id = reservation_id_for(user_id, book_id, key)
+        reader, claimed = await asyncio.gather(
+            self._active_reader(user_id), self._claim(reservation_id, user_id, book_id), return_exceptions=True
+        )
+        if isinstance(claimed, BaseException):
+            raise claimed
+        if not claimed:
+            return await self._replay(reservation_id, book_id)
+        if isinstance(reader, BaseException):
+            await self._record_outcome(reservation_id, "refused")
+            raise reader
+        return await self._reserve(book_id, reader, reservation_id, keyed=True)
 
-    async def _require_book_and_user(self, book_id: UUID, user_id: int) -> None:
-        await asyncio.gather(self.get_book(book_id), self.get_user(user_id))  # type: ignore[attr-defined]
+    async def _reserve(self, book_id: UUID, reader: User, reservation_id: UUID, *, keyed: bool) -> Reservation:
+        try:
+            lock = await self._take(book_id, reservation_id, reader.user_id)
+        except (Conflict, NotFound):
+            if keyed:
+                await self._record_outcome(reservation_id, "refused")
+            raise
+        await self._step("reserve.locked", lock=lock)
+        try:
+            await self._write_views(lock, outcome_of_key=keyed)
+        except DatabaseUnavailable:
+            await self._undo_reserve(lock)
+            raise
+        await self._step("reserve.views_written", lock=lock)
+        # A deletion of the reader that started meanwhile marked their row first: see the module docstring.
+        if await self._reader_row(reader.user_id) != reader:
+            await self._undo_reserve(lock)
+            raise NotFound(f"user {reader.user_id} does not exist")
+        return lock.reservation()
 
-    def _taken(self, book_id: UUID, held: Reservation, user_id: int) -> Conflict:
+    async def _claim(self, reservation_id: UUID, user_id: int, book_id: UUID) -> bool:
+        for _ in range(LWT_ATTEMPTS):
+            try:
+                result = await self.db.execute(self.cql(KEY_CLAIM), [reservation_id, user_id, book_id], write=True)
+                return result.was_applied
+            except OutcomeUnknown:
+                # Whether our claim or an earlier one won, a claim exists now; a read at SERIAL settles which.
+                row = (
+                    await self.db.execute(
+                        self.cql(KEY_READ), [reservation_id], consistency=self.db.settings.serial_consistency
+                    )
+                ).one()
+                if row is not None:
+                    return False  # answered as a retry: safe either way, as a retry never takes the lock
+        raise DatabaseUnavailable("database unavailable: the reservation could not be confirmed; nothing was reserved")
+
+    async def _record_outcome(self, reservation_id: UUID, outcome: str) -> None:
+        try:
+            await self.db.execute(self.cql(KEY_OUTCOME), [outcome, reservation_id], write=True)
+        except DatabaseUnavailable:
+            log.warning("could not record outcome %s of idempotency key of %s", outcome, reservation_id)
+
+    async def _replay(self, reservation_id: UUID, book_id: UUID) -> Reservation:
+        """A retry of a keyed reserve: say what became of the first request, and change nothing."""
+        lock = await self._read_lock(book_id, serial=True)
+        if lock.holds(reservation_id):
+            await self._heal(lock, at_once=True)
+            return lock.reservation()
+        row = await self._reservation_row(reservation_id)
+        if row is not None:
+            return reservation_from_row(row)  # made, and moved to another book since
+        claim = (await self.db.execute(self.cql(KEY_READ), [reservation_id])).one()
+        outcome = claim.outcome if claim else None
+        if outcome == "refused":
+            if lock.state == "held":
+                raise Conflict(f"book {book_id} is already reserved by another reader")
+            raise NotFound(f"book {book_id} could not be reserved")
+        if outcome == "made":
+            raise NotFound(f"reservation {reservation_id} was made and has since been cancelled")
+        raise DatabaseUnavailable(
+            "an earlier request with this idempotency_key is still being handled; try again in a moment"
+        )
+
+    async def _active_reader(self, user_id: int) -> User:
+        reader = await self._reader_row(user_id)
+        if reader is None:
+            raise NotFound(f"user {user_id} does not exist")
+        return reader
+
+    async def _reader_row(self, user_id: int) -> User | None:
+        """The reader's row as a reserve sees it; None for no reader, or one being deleted."""
+        row = (await self.db.execute(self.cql(USER_STATE_READ), [user_id])).one()
+        if row is None or row.state is not None:
+            return None
+        return User(row.user_id, "", "", row.joined_at)
+
+    async def _take(self, book_id: UUID, reservation_id: UUID, user_id: int, *, above: int | None = None) -> Lock:
+        """Takes the free book for the reservation; returns the lock it holds. A book that does not exist has no
+        lock row, so the condition fails and nothing is taken: no existence check needs a round trip of its own."""
+        seen = above
+        for attempt in range(1, LWT_ATTEMPTS + 2):
+            version = self.clock.next(seen)
+            at = now()
+            try:
+                result = await self.db.execute(
+                    self.cql(LOCK_TAKE), [reservation_id, user_id, at, version, book_id, version], write=True
+                )
+                if result.was_applied:
+                    return Lock(book_id, "held", reservation_id, user_id, at, version)
+                current = lock_from_row(book_id, result.one())
+            except OutcomeUnknown:
+                current = await self._resolve_lock(book_id)
+                if current.holds(reservation_id):
+                    return current
+            self.clock.observe(current.version)
+            if current.state == "held":
+                await self._heal(current)
+                raise self._taken(book_id, current, user_id)
+            if current.state != "free":
+                raise NotFound(f"book {book_id} does not exist")
+            # Free, but our version was not above the lock's: our clock is behind. Go again from the lock's.
+            seen = max(seen or 0, current.version or 0)
+            if attempt > 2:
+                await _backoff(attempt)
+        raise DatabaseUnavailable("database unavailable: the reservation could not be confirmed; nothing was reserved")
+
+    def _taken(self, book_id: UUID, held: Lock, user_id: int) -> Conflict:
         if held.user_id == user_id:
             return Conflict(f"you already hold book {book_id} (reservation {held.reservation_id})")
         return Conflict(f"book {book_id} is already reserved by another reader")
 
-    async def _take_lock(self, book_id: UUID, reservation_id: UUID, user_id: int, at: datetime) -> Reservation:
-        """Returns the reservation that holds the lock afterwards: ours, or the one that was there first."""
-        for attempt in range(1, LWT_ATTEMPTS + 1):
-            try:
-                result = await self.db.execute(self.cql(LOCK_TAKE), [book_id, reservation_id, user_id, at], write=True)
-            except OutcomeUnknown:
-                row = await self._resolve_lock(book_id)
-                if row is not None:
-                    return reservation_from_row(row)
-                log.info("lock on book %s: outcome unknown, not applied (attempt %d)", book_id, attempt)
-                await _backoff(attempt)
-                continue
-            if result.was_applied:
-                return Reservation(reservation_id, book_id, user_id, at)
-            return reservation_from_row(result.one())
-        raise DatabaseUnavailable("database unavailable: the reservation could not be confirmed; nothing was reserved")
+    async def _undo_reserve(self, lock: Lock) -> None:
+        """Takes back a reservation this request made: the lock if it still carries exactly the state this request
+        wrote, and the views above that state's version. Nothing that existed before the request is touched."""
+        try:
+            released = await self._release(lock.book_id, lock.reservation_id, exact=lock.version)  # type: ignore[arg-type]
+            if released is not None:
+                await self._delete_views(lock.reservation_id, lock.user_id, lock.book_id, released)  # type: ignore[arg-type]
+        except DatabaseUnavailable:
+            # The lock stays the truth; the heal at the next conflict or the audit's repair rebuilds its views.
+            log.warning("could not undo reservation %s on book %s", lock.reservation_id, lock.book_id)
 
     # -- cancel -----------------------------------------------------------------------------
     async def cancel(self, reservation_id: UUID, user_id: int) -> None:
-        """Cancel the caller's own reservation. A stale or repeated cancel never frees a newer reservation:
-        the lock is released only if it still carries this reservation's id."""
+        """Cancel the caller's own reservation. A stale or repeated cancel never frees a newer reservation: the
+        lock is released only if it still carries this reservation's id."""
         reservation = await self._owned(reservation_id, user_id)
+        lock = await self._holding(reservation)
         for _ in range(LWT_ATTEMPTS):
-            if await self._release_lock(reservation.book_id, reservation_id):
-                break
-            # Not on that book any more: a move may have carried it to another one meanwhile; follow it there.
-            try:
-                moved = await self.get_reservation(reservation_id)
-            except NotFound:
-                return  # a concurrent cancel finished it
-            if moved.book_id == reservation.book_id:
-                break  # a stale reservation whose lock is gone: only its views remain to clean
-            reservation = moved
-        await self._delete_views(reservation)
+            released = await self._release(lock.book_id, reservation_id)
+            if released is not None:
+                await self._step("cancel.released", book_id=lock.book_id, version=released)
+                await self._delete_views(reservation_id, user_id, lock.book_id, released)
+                return
+            lock = await self._holding(reservation)
+        raise DatabaseUnavailable("database unavailable: the cancellation could not be confirmed; try again")
 
     async def _owned(self, reservation_id: UUID, user_id: int) -> Reservation:
         reservation = await self.get_reservation(reservation_id)
@@ -217,119 +397,185 @@ class ReservationRepository(RepositoryBase):
             raise Forbidden(f"reservation {reservation_id} belongs to another reader")
         return reservation
 
-    async def _release_lock(self, book_id: UUID, reservation_id: UUID) -> bool:
-        """Frees the book if this reservation holds it; True if it was released now."""
-        for _ in range(LWT_ATTEMPTS):
+    async def _holding(self, reservation: Reservation) -> Lock:
+        """The lock that holds the reservation now, read at SERIAL: the book its row names, or the book a move
+        took it to (the old book's lock remembers where). NotFound if no lock holds it any more."""
+        book_id: UUID | None = reservation.book_id
+        visited: set[UUID] = set()
+        while book_id is not None and book_id not in visited:
+            visited.add(book_id)
+            lock = await self._resolve_lock(book_id)
+            if lock.holds(reservation.reservation_id):
+                return lock
+            book_id = lock.moved_to if lock.moved_rid == reservation.reservation_id else None
+        row = await self._reservation_row(reservation.reservation_id)
+        if row is not None and row.book_id not in visited:
+            return await self._holding(reservation_from_row(row))
+        if row is not None and self._settled(lock):
+            # Its book's lock moved on long ago and points nowhere: these rows are what a crash left behind.
+            await self._delete_view_row_versions(row)
+        raise NotFound(f"reservation {reservation.reservation_id} does not exist")
+
+    async def _release(self, book_id: UUID, reservation_id: UUID, *, exact: int | None = None) -> int | None:
+        """Frees the book if this reservation holds it (and, with `exact`, still at that version). Returns the
+        version of the release, or None if the reservation did not hold the book."""
+        seen = exact
+        for attempt in range(1, LWT_ATTEMPTS + 2):
+            version = self.clock.next(seen)
+            cql, guard = (LOCK_RELEASE_EXACT, exact) if exact is not None else (LOCK_RELEASE, version)
             try:
-                return (
-                    await self.db.execute(self.cql(LOCK_RELEASE), [book_id, reservation_id], write=True)
-                ).was_applied
+                result = await self.db.execute(self.cql(cql), [version, book_id, reservation_id, guard], write=True)
+                if result.was_applied:
+                    return version
+                current = lock_from_row(book_id, result.one())
             except OutcomeUnknown:
-                row = await self._resolve_lock(book_id)
-                if row is None or row.reservation_id != reservation_id:
-                    return True
+                current = await self._resolve_lock(book_id)
+                if current.state != "held" and current.version == version:
+                    return version
+            self.clock.observe(current.version)
+            if not current.holds(reservation_id) or exact is not None:
+                return None
+            seen = current.version
+            if attempt > 2:
+                await _backoff(attempt)
         raise DatabaseUnavailable("database unavailable: the cancellation could not be confirmed; try again")
 
     # -- move or renew ----------------------------------------------------------------------
     async def move(self, reservation_id: UUID, user_id: int, new_book_id: UUID | None = None) -> Reservation:
         """Move the caller's reservation to another book, or renew its time when no book (or the same one) is
-        given. The new book is locked first; if it is taken, the reservation stays exactly as it was."""
-        if new_book_id is None:
-            return await self._renew(await self._owned(reservation_id, user_id))
-        current, _ = await asyncio.gather(
-            self._owned(reservation_id, user_id),
-            self.get_book(new_book_id),  # type: ignore[attr-defined]
-        )
-        if new_book_id == current.book_id:
-            return await self._renew(current)
-        written_at = write_time()
-        held = await self._take_lock(new_book_id, reservation_id, user_id, now())
-        if held.reservation_id != reservation_id:
-            raise self._taken(new_book_id, held, user_id)
-        batch = self.db.batch()
-        await self._add_view_inserts(batch, held, written_at)
-        batch.add(await self.db.prepare(self.cql(VIEW_DELETES[2])), [current.book_id, reservation_id])
-        await self._execute_views_or_undo(batch, held, release_on_failure=new_book_id)
-        if not await self._release_lock(current.book_id, reservation_id):
-            # The old lock went while we moved: the owner's cancel got there first, and the cancel wins. Take back
-            # all the move wrote, as the cancel may have deleted the views before our writes landed.
-            await self._release_lock(new_book_id, reservation_id)
-            await self._delete_views(held)
+        given. The new book is taken first; if it is taken by another, the reservation stays as it was."""
+        current = await self._owned(reservation_id, user_id)
+        source = await self._holding(current)
+        if new_book_id is None or new_book_id == source.book_id:
+            return await self._renew(source)
+        target = await self._take(new_book_id, reservation_id, user_id, above=source.version)
+        await self._step("move.target_taken", source=source, target=target)
+        # The source is given up only in the state this move read: a renew, cancel or other move of the
+        # reservation in between makes the condition fail, and the move is undone.
+        away = self.clock.next(target.version, source.version)
+        if not await self._lwt_applied(
+            source.book_id,
+            LOCK_MOVE_AWAY,
+            [reservation_id, new_book_id, away, source.book_id, reservation_id, source.version],
+            lambda lock: lock.state != "held" and lock.version == away,
+        ):
+            await self._release(new_book_id, reservation_id, exact=target.version)
+            raise Conflict(f"reservation {reservation_id} was changed or cancelled meanwhile; it was not moved")
+        await self._step("move.source_released", source=source, target=target, version=away)
+        # Confirm the target above every version the source had: a cancel that followed the reservation to the
+        # new book meanwhile makes this fail, and then the reservation is gone, as the cancel said.
+        confirmed = self.clock.next(away)
+        if not await self._lwt_applied(
+            new_book_id,
+            LOCK_RESTAMP,
+            [target.reserved_at, confirmed, new_book_id, reservation_id, target.version],
+            lambda lock: lock.holds(reservation_id) and lock.version == confirmed,
+        ):
+            await self._delete_source_views(user_id, source.book_id, away)
             raise NotFound(f"reservation {reservation_id} was cancelled while it was being changed")
-        return held
+        moved = Lock(new_book_id, "held", reservation_id, user_id, target.reserved_at, confirmed)
+        await self._write_views(moved, source=(source.book_id, away))
+        return moved.reservation()
 
-    async def _renew(self, current: Reservation) -> Reservation:
-        renewed = Reservation(current.reservation_id, current.book_id, current.user_id, now())
-        written_at = write_time()
+    async def _renew(self, lock: Lock) -> Reservation:
+        renewed = await self._restamp(lock, at=now())
+        await self._write_views(renewed)
+        return renewed.reservation()
+
+    async def _restamp(self, lock: Lock, *, at: datetime | None = None, above: int | None = None) -> Lock:
+        """The held lock moved to a new version (above `above`), with a new time if `at` is given; followed to
+        wherever the reservation is if a move or renew got there first. NotFound once no lock holds it."""
         for _ in range(LWT_ATTEMPTS):
-            try:
-                result = await self.db.execute(
-                    self.cql(LOCK_RENEW), [renewed.reserved_at, current.book_id, current.reservation_id], write=True
-                )
-                applied = result.was_applied
-            except OutcomeUnknown:
-                row = await self._resolve_lock(current.book_id)
-                if row is None or row.reservation_id != current.reservation_id:
-                    applied = False
-                elif row.reserved_at != renewed.reserved_at:
-                    continue
-                else:
-                    applied = True
-            if not applied:
-                raise NotFound(f"reservation {current.reservation_id} no longer holds book {current.book_id}")
-            await self._write_views_or_undo(renewed, release_on_failure=None, written_at=written_at)
-            return renewed
-        raise DatabaseUnavailable("database unavailable: the renewal could not be confirmed; try again")
+            version, rid = self.clock.next(lock.version, above), lock.reservation_id
+            when = at or lock.reserved_at
+            if await self._lwt_applied(
+                lock.book_id,
+                LOCK_RESTAMP,
+                [when, version, lock.book_id, rid, lock.version],
+                lambda current, rid=rid, version=version: current.holds(rid) and current.version == version,  # type: ignore[misc,arg-type]
+            ):
+                return Lock(lock.book_id, "held", rid, lock.user_id, when, version)
+            lock = await self._holding(lock.reservation())
+        raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
+
+    async def _lwt_applied(
+        self, book_id: UUID, cql: str, params: list[Any], applied_if: Callable[[Lock], bool]
+    ) -> bool:
+        """Runs one conditional transition; after a lost answer, the lock read at SERIAL tells."""
+        try:
+            return (await self.db.execute(self.cql(cql), params, write=True)).was_applied
+        except OutcomeUnknown:
+            return applied_if(await self._resolve_lock(book_id))
 
     # -- the views --------------------------------------------------------------------------
-    async def _add_view_inserts(self, batch: Any, r: Reservation, written_at: int) -> None:
+    async def _write_views(
+        self, lock: Lock, *, source: tuple[UUID, int] | None = None, outcome_of_key: bool = False
+    ) -> None:
+        """The lock state's three view rows at its version, in one logged batch; with `source`, the old book's
+        rows of a move deleted at the version of its release; with `outcome_of_key`, the key's claim marked."""
+        r, v = lock.reservation(), lock.version
         values = (
-            [r.reservation_id, r.book_id, r.user_id, r.reserved_at, written_at],
-            [r.user_id, r.reservation_id, r.book_id, r.reserved_at, written_at],
-            [r.book_id, r.reservation_id, r.user_id, r.reserved_at, written_at],
+            [r.reservation_id, r.book_id, r.user_id, r.reserved_at, v, v],
+            [r.user_id, r.book_id, r.reservation_id, r.reserved_at, v, v],
+            [r.book_id, r.reservation_id, r.user_id, r.reserved_at, v, v],
         )
+        batch = self.db.batch()
         for cql, params in zip(VIEW_INSERTS, values, strict=True):
             batch.add(await self.db.prepare(self.cql(cql)), params)
+        if source is not None:
+            book_id, away = source
+            batch.add(await self.db.prepare(self.cql(DELETE_USER_ROW)), [away, r.user_id, book_id])
+            batch.add(await self.db.prepare(self.cql(DELETE_BOOK_ROW)), [away, book_id])
+        if outcome_of_key:
+            batch.add(await self.db.prepare(self.cql(KEY_OUTCOME)), ["made", r.reservation_id])
+        await self.db.execute(batch, write=True)
 
-    async def _write_views_or_undo(
-        self, r: Reservation, *, release_on_failure: UUID | None, written_at: int | None = None
-    ) -> None:
-        """`written_at` is the write time taken before the lock's transaction; repairs write at the present."""
-        batch = self.db.batch()
-        await self._add_view_inserts(batch, r, written_at or write_time())
-        await self._execute_views_or_undo(batch, r, release_on_failure=release_on_failure)
+    async def _delete_views(self, reservation_id: UUID, user_id: int, book_id: UUID, version: int) -> None:
+        """The reservation's three view rows, deleted at `version`, as plain writes rather than a logged batch: a
+        batchlog needs two live peers that the failure detector believes in, and a cancel must work whenever a
+        quorum does. The `reservations` row goes last, so that a retried cancel still finds the reservation while
+        anything of it remains."""
+        await self._delete_source_views(user_id, book_id, version)
+        await self.db.execute(self.cql(DELETE_RESERVATION_ROW), [version, reservation_id], write=True)
 
-    async def _execute_views_or_undo(self, batch: Any, r: Reservation, *, release_on_failure: UUID | None) -> None:
-        try:
-            await self.db.execute(batch, write=True)
-        except DatabaseUnavailable:
-            # Not acknowledged: take back what this call added, so no half-made reservation lingers. The lock goes
-            # first (Paxos needs only a quorum); if the undo fails too, the lock stays the truth and
-            # audit(repair=True) rebuilds the views from it.
-            if release_on_failure is not None:
-                try:
-                    await self._release_lock(release_on_failure, r.reservation_id)
-                    await self._delete_views(
-                        Reservation(r.reservation_id, release_on_failure, r.user_id, r.reserved_at)
-                    )
-                except DatabaseUnavailable:
-                    log.warning("could not undo reservation %s on book %s", r.reservation_id, release_on_failure)
-            raise
-
-    async def _delete_views(self, r: Reservation) -> None:
-        """Deletes the reservation's three view rows, as plain writes rather than a logged batch: a batchlog needs
-        two live peers that the failure detector believes in, and a cancel or an undo must work whenever a quorum
-        does. Their newer timestamps outrank a late batchlog replay of the writes they undo. The `reservations` row
-        goes last, so that a retried cancel still finds the reservation while anything of it remains."""
+    async def _delete_source_views(self, user_id: int, book_id: UUID, version: int) -> None:
         await asyncio.gather(
-            self.db.execute(self.cql(VIEW_DELETES[1]), [r.user_id, r.reservation_id], write=True),
-            self.db.execute(self.cql(VIEW_DELETES[2]), [r.book_id, r.reservation_id], write=True),
+            self.db.execute(self.cql(DELETE_USER_ROW), [version, user_id, book_id], write=True),
+            self.db.execute(self.cql(DELETE_BOOK_ROW), [version, book_id], write=True),
         )
-        await self.db.execute(self.cql(VIEW_DELETES[0]), [r.reservation_id], write=True)
 
-    async def _resolve_lock(self, book_id: UUID) -> Any | None:
-        """The lock row at SERIAL, after an ambiguous lightweight transaction. Under contention the serial read
-        can itself time out; it is retried with backoff, and only then is the database called unavailable."""
+    async def _delete_view_row_versions(self, row: Any) -> None:
+        """Deletes exactly the write that made this `reservations` row (and the rows written with it), at its own
+        write time: any newer write of the same rows outranks the delete."""
+        await self._delete_views(row.reservation_id, row.user_id, row.book_id, row.written)
+
+    # -- settling what a crash or a pause left behind -------------------------------------------------------
+    def _settled(self, lock: Lock) -> bool:
+        """True if the lock has not changed for `settle_after`: no request still at work on it is expected."""
+        if lock.version is None:
+            return True
+        age = self.clock.wall_us() - lock.version
+        return age > self.db.settings.settle_after_seconds * 1_000_000
+
+    async def _heal(self, lock: Lock, *, at_once: bool = False) -> None:
+        """A held lock whose views are missing or older than it: rebuild them at the lock's version, after reading
+        the lock again at SERIAL. Left to the request making it while it is younger than `settle_after`."""
+        if lock.reservation_id is None or not (at_once or self._settled(lock)):
+            return
+        row = await self._reservation_row(lock.reservation_id)
+        if row is not None and row.book_id == lock.book_id and (row.version or 0) >= (lock.version or 0):
+            return
+        current = await self._resolve_lock(lock.book_id)
+        if current.state != "held" or current.reservation_id != lock.reservation_id or current.user_id is None:
+            return
+        log.warning(
+            "rebuilding the views of reservation %s from its lock on book %s", lock.reservation_id, lock.book_id
+        )
+        await self._write_views(current)
+
+    async def _resolve_lock(self, book_id: UUID) -> Lock:
+        """The lock row at SERIAL. Under contention the serial read can itself time out; it is retried with
+        backoff, and only then is the database called unavailable."""
         for attempt in range(1, LWT_ATTEMPTS + 2):
             try:
                 return await self._read_lock(book_id, serial=True)
@@ -337,8 +583,54 @@ class ReservationRepository(RepositoryBase):
                 if attempt > LWT_ATTEMPTS:
                     raise
                 await _backoff(attempt)
-        return None  # not reached
+        raise AssertionError("not reached")
 
-    async def _read_lock(self, book_id: UUID, *, serial: bool) -> Any | None:
+    async def _read_lock(self, book_id: UUID, *, serial: bool) -> Lock:
         consistency = self.db.settings.serial_consistency if serial else None
-        return (await self.db.execute(self.cql(LOCK_READ), [book_id], consistency=consistency)).one()
+        row = (await self.db.execute(self.cql(LOCK_READ), [book_id], consistency=consistency)).one()
+        lock = lock_from_row(book_id, row)
+        self.clock.observe(lock.version)
+        return lock
+
+    # -- the lock's life with its book ----------------------------------------------------------------------
+    async def _open_lock(self, book_id: UUID) -> None:
+        """Gives a new book its free lock, or frees the lock of a withdrawn book written again."""
+        version = self.clock.next()
+        result = await self.db.execute(self.cql(LOCK_CREATE), [book_id, version], write=True)
+        if result.was_applied:
+            return
+        current = lock_from_row(book_id, result.one())
+        self.clock.observe(current.version)
+        if current.state == "withdrawn":
+            version = self.clock.next(current.version)
+            await self.db.execute(self.cql(LOCK_REVIVE), [version, book_id, version], write=True)
+
+    async def _withdraw_lock(self, book_id: UUID) -> int:
+        """free -> withdrawn, so no reserve can take the book any more; Conflict while it is held. Returns the
+        lock's version once withdrawn."""
+        seen = None
+        for _ in range(LWT_ATTEMPTS):
+            version = self.clock.next(seen)
+            try:
+                result = await self.db.execute(self.cql(LOCK_WITHDRAW), [version, book_id, version], write=True)
+                if result.was_applied:
+                    return version
+                current = lock_from_row(book_id, result.one())
+            except OutcomeUnknown:
+                current = await self._resolve_lock(book_id)
+            if current.state in ("withdrawn", None):
+                return current.version or version
+            if current.state == "held":
+                current = await self._resolve_lock(book_id)
+                if current.state == "held":
+                    raise Conflict(
+                        f"book {book_id} is reserved (reservation {current.reservation_id}); cancel it first"
+                    )
+            seen = current.version
+        raise DatabaseUnavailable("database unavailable: the book could not be withdrawn; try again")
+
+    async def _step(self, name: str, **facts: Any) -> None:
+        """A named point in an operation, where a test can pause it (`Library.steps`)."""
+        hook = self.steps.get(name)
+        if hook is not None:
+            await hook(name, facts)

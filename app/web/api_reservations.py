@@ -38,10 +38,13 @@ class ReservationsHandler(JsonHandler):
         data = self.json_body()
         book_id = parse_uuid(required(data, "book_id"), "book_id")
         user_id = parse_user_id(required(data, "user_id"))
-        # A client that retries with the same reservation_id gets the same reservation, never a second one.
-        raw_id = data.get("reservation_id")
-        reservation_id = parse_uuid(raw_id, "reservation_id") if raw_id is not None else None
-        reservation = await self.library.reserve(book_id, user_id, reservation_id)
+        if data.get("reservation_id") is not None:
+            raise InvalidInput(
+                "reservation_id is assigned by the service; send an idempotency_key to make retries safe",
+                field="reservation_id",
+            )
+        # A client that retries with the same key gets the first request's answer, never a second reservation.
+        reservation = await self.library.reserve(book_id, user_id, data.get("idempotency_key"))
         self.created(f"/api/reservations/{reservation.reservation_id}", reservation_json(reservation))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from app.models import MAX_IDEMPOTENCY_KEY
 from app.web.parsing import MAX_PAGE_SIZE, MAX_USER_ID
 
 UUID_SCHEMA = {"type": "string", "format": "uuid"}
@@ -438,7 +439,13 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "book_id": UUID_SCHEMA,
                 "user_id": USER_ID_SCHEMA,
-                "reservation_id": {**OPTIONAL_UUID, "description": "Name it to make a retry idempotent"},
+                "idempotency_key": {
+                    "type": ["string", "null"],
+                    "minLength": 1,
+                    "maxLength": MAX_IDEMPOTENCY_KEY,
+                    "description": "Send the same key again to retry safely: the retry answers what became of the "
+                    "first request and never reserves twice. The service assigns the reservation id.",
+                },
             },
         },
         "ReservationChange": {
