@@ -460,7 +460,7 @@ def _faults_text(report: Report) -> list[str]:
         )
     r = report.repairs
     if r is not None:
-        kinds = ", ".join(f"{n}x {kind}" for kind, n in r["repaired_by_kind"].items())
+        kinds = ", ".join(f"{n}x {kind}" for kind, n in list(r["repaired_by_kind"].items())[:3])
         lines.append(
             f"  repairs      {r['audits']} audit(repair=True), about every {r['every']:g}s; "
             f"{r['found_something']} found something ({r['violations_seen']} violations seen), "
