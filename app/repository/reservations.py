@@ -387,6 +387,9 @@ class ReservationRepository(RepositoryBase):
             if released is not None:
                 await self._step("cancel.released", book_id=lock.book_id, version=released)
                 await self._delete_views(reservation_id, user_id, lock.book_id, released)
+                if lock.book_id != reservation.book_id:
+                    # A move got the reservation here but not its views: the old book's rows still name it.
+                    await self._delete_stale_rows(reservation_id, user_id, reservation.book_id)
                 return
             lock = await self._holding(reservation)
         raise DatabaseUnavailable("database unavailable: the cancellation could not be confirmed; try again")
@@ -544,6 +547,23 @@ class ReservationRepository(RepositoryBase):
             self.db.execute(self.cql(DELETE_BOOK_ROW), [version, book_id], write=True),
         )
 
+    async def _delete_stale_rows(self, reservation_id: UUID, user_id: int, book_id: UUID) -> None:
+        """The book's and the reader's rows for `book_id`, if they still name the reservation, each deleted at its own
+        write time: the write that put the reservation there goes, any newer one stays."""
+        book_row, user_row = await asyncio.gather(
+            self.db.execute(
+                self.cql(f"SELECT {VIEW_COLUMNS} FROM {{ks}}.book_reservations WHERE book_id = ?"), [book_id]
+            ),
+            self.db.execute(
+                self.cql(f"SELECT {VIEW_COLUMNS} FROM {{ks}}.user_reservations WHERE user_id = ? AND book_id = ?"),
+                [user_id, book_id],
+            ),
+        )
+        if (row := book_row.one()) is not None and row.reservation_id == reservation_id:
+            await self.db.execute(self.cql(DELETE_BOOK_ROW), [row.written, book_id], write=True)
+        if (row := user_row.one()) is not None and row.reservation_id == reservation_id:
+            await self.db.execute(self.cql(DELETE_USER_ROW), [row.written, user_id, book_id], write=True)
+
     async def _delete_view_row_versions(self, row: Any) -> None:
         """Deletes exactly the write that made this `reservations` row (and the rows written with it), at its own
         write time: any newer write of the same rows outranks the delete."""
@@ -562,6 +582,7 @@ class ReservationRepository(RepositoryBase):
         the lock again at SERIAL. Left to the request making it while it is younger than `settle_after`."""
         if lock.reservation_id is None or not (at_once or self._settled(lock)):
             return
+        await self._step("heal.start", lock=lock)
         row = await self._reservation_row(lock.reservation_id)
         if row is not None and row.book_id == lock.book_id and (row.version or 0) >= (lock.version or 0):
             return
