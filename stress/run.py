@@ -464,7 +464,7 @@ def _faults_text(report: Report) -> list[str]:
         lines.append(
             f"  repairs      {r['audits']} audit(repair=True), about every {r['every']:g}s; "
             f"{r['found_something']} found something ({r['violations_seen']} violations seen), "
-            f"{r['repaired']} repairs made"
+            f"{r['repaired']} lines of repair report"
             + (f" ({kinds})" if kinds else "")
             + (f", {r['failed']} failed ({_errors_text(r['failures'])})" if r["failed"] else "")
         )

@@ -303,10 +303,11 @@ def _weighted(rng: random.Random, table: tuple[tuple[str, int], ...]) -> str:
 
 
 def _final_ops(history: History, kind: str) -> list[Op]:
-    """The last attempt of each request of this kind: the answer its client went on with."""
+    """The last attempt of each request of this kind: the answer its client went on with. Requests made before
+    the run (attempt 0: the probe of how ids are chosen, test 5's preparation) are not the test's."""
     last: dict[UUID, Op] = {}
     for op in history.ops:
-        if op.kind == kind and op.reservation_id is not None:
+        if op.kind == kind and op.reservation_id is not None and op.attempt > 0:
             previous = last.get(op.reservation_id)
             if previous is None or op.sent >= previous.sent:
                 last[op.reservation_id] = op

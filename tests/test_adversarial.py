@@ -30,7 +30,7 @@ from stress.history import FinalState, check
 
 SKEW = 0.5
 # Small: under a minute on two cores. Long: with a node killed at AT and back DOWN_FOR later, about 3 minutes.
-SMALL = {"size": 300, "workers": 6, "repair_every": 2, "pause_every": 3}
+SMALL = {"size": 600, "workers": 6, "repair_every": 2, "pause_every": 2}
 LONG = {"size": 2400, "workers": 8, "repair_every": 2, "pause_every": 3, "at": 15, "down_for": 15}
 # Short enough that a frozen instance makes clients give up on it and retry on another one, with the first
 # attempt still waiting inside the frozen process.
