@@ -62,8 +62,8 @@ async def test_a_corrupted_database_fails_the_run(
     book, reservation = uuid.uuid4(), uuid.uuid4()
     lock = f"{KEYSPACE}.reservation_by_book_id"
     await stress_db.execute_raw(
-        f"INSERT INTO {lock} (book_id, reservation_id, user_id, reserved_at) "
-        f"VALUES ({book}, {reservation}, 7, toTimestamp(now()))"
+        f"INSERT INTO {lock} (book_id, state, reservation_id, user_id, reserved_at, version) "
+        f"VALUES ({book}, 'held', {reservation}, 7, toTimestamp(now()), 1)"
     )
     try:
         status, out, _ = await asyncio.to_thread(stress, 1, app_url, cassandra_hosts)
