@@ -1,5 +1,5 @@
 """What the bench measures on one cluster: the same reservation at three depths (the bare driver, the
-repository, HTTP), on distinct books and on one hot book, the read path, and reserve taken apart.
+repository, HTTP), on distinct books and on one hot book, the read path, and reserve and cancel taken apart.
 
 Each workload gets fresh books made before its clock starts, so every timed reservation is a first
 reservation of its book (distinct) or a race for a book all its calls share (hot).
@@ -18,8 +18,8 @@ from cassandra.query import PreparedStatement
 from app.db import Database
 from app.models import Conflict, Reservation
 from app.repository import Library
-from app.repository.base import now, write_time
-from app.repository.reservations import VIEW_INSERTS
+from app.repository.base import now
+from app.repository.reservations import Lock
 from bench.measure import Figures, bridge, measure, measure_callbacks
 from seeder.common import run_bounded
 
@@ -307,11 +307,12 @@ class Workloads:
             warmup=0,
         )
 
-    # -- reserve taken apart -----------------------------------------------------------------
+    # -- reserve and cancel taken apart --------------------------------------------------------
     async def breakdown(self, concurrency: int) -> None:
-        """The parts of `Library.reserve`, each alone and each left out, beside the bare transaction reached three
-        ways. It calls the repository's private steps on purpose: they are what reserve is made of, and a
-        renamed step should break this bench rather than let it measure something else."""
+        """The parts of `Library.reserve` and `Library.cancel`, each alone and some left out, beside the bare
+        transaction reached three ways. It calls the repository's private steps on purpose: they are what reserve
+        and cancel are made of, and a renamed step should break this bench rather than let it measure something
+        else. Each step row runs on books of its own, so a step that writes never meets another's rows."""
         lib = self.library
         n = self.ops + self.warmup
         insert = self.prepared(BASELINE_INSERT)
@@ -347,57 +348,113 @@ class Workloads:
 
         await self._row("breakdown", "lwt: Database.execute", "db", db_lwt, concurrency=concurrency)
 
-        async def steps(books: list[UUID], i: int, *, checks: bool, lock: bool, views: str) -> str:
+        async def reserve_steps(books: list[UUID], i: int, *, check: bool, reread: bool) -> str:
+            """reserve without the key: the reader read before the lock (`check`), the lock, the view batch, the
+            reader read again after the views (`reread`)."""
             book, user = books[i], self._reader(i)
-            if checks:
-                await lib._require_book_and_user(book, user)
-            if not lock and views == "none":
-                return "ok"
-            reservation_id = uuid4()
-            written_at = write_time()
-            held = Reservation(reservation_id, book, user, now())
-            if lock:
-                held = await lib._take_lock(book, reservation_id, user, held.reserved_at)
-                if held.reservation_id != reservation_id:
-                    return "conflict"
-            if views == "batch":
-                await lib._write_views_or_undo(held, release_on_failure=book if lock else None, written_at=written_at)
-            elif views == "parallel":
-                await self._parallel_views(held, written_at)
+            if check:
+                await lib._active_reader(user)
+            try:
+                lock = await lib._take(book, uuid4(), user)
+            except Conflict:
+                return "conflict"
+            await lib._write_views(lock)
+            if reread:
+                await lib._reader_row(user)
             return "ok"
 
-        variants = [
-            ("reserve: full", None),
-            # How reserve ran before it sent the existence checks along with the lock.
-            ("reserve: checks, then lock", {"checks": True, "lock": True, "views": "batch"}),
-            ("reserve: no existence checks", {"checks": False, "lock": True, "views": "batch"}),
-            ("reserve: no logged batch", {"checks": True, "lock": True, "views": "none"}),
-            ("reserve: views as 3 writes", {"checks": True, "lock": True, "views": "parallel"}),
-            ("step: existence checks", {"checks": True, "lock": False, "views": "none"}),
-            ("step: lock (repository)", {"checks": False, "lock": True, "views": "none"}),
-            ("step: logged batch", {"checks": False, "lock": False, "views": "batch"}),
-        ]
-        for name, shape in variants:
-            books = await self.books(n)
-            if shape is None:
-                op = lambda i, books=books: self._repo_reserve(books[i], self._reader(i))  # noqa: E731
-            else:
-                op = lambda i, books=books, shape=shape: steps(books, i, **shape)  # noqa: E731
-            await self._row("breakdown", name, "repository", op, concurrency=concurrency)
+        async def view_batch(books: list[UUID], i: int) -> str:
+            # The batch alone, for a lock state no transaction wrote: views of a book nobody took, at a fresh version.
+            await lib._write_views(Lock(books[i], "held", uuid4(), self._reader(i), now(), lib.clock.next()))
+            return "ok"
 
-    async def _parallel_views(self, r: Reservation, written_at: int) -> None:
-        """The alternative to the logged batch: the three view rows as plain writes at once (no batchlog)."""
-        values = (
-            [r.reservation_id, r.book_id, r.user_id, r.reserved_at, written_at],
-            [r.user_id, r.reservation_id, r.book_id, r.reserved_at, written_at],
-            [r.book_id, r.reservation_id, r.user_id, r.reserved_at, written_at],
-        )
-        await asyncio.gather(
-            *(
-                self.db.execute(self.library.cql(cql), params, write=True)
-                for cql, params in zip(VIEW_INSERTS, values, strict=True)
+        async def take(books: list[UUID], i: int) -> str:
+            try:
+                await lib._take(books[i], uuid4(), self._reader(i))
+            except Conflict:
+                return "conflict"
+            return "ok"
+
+        async def claim(books: list[UUID], i: int) -> str:
+            return "ok" if await lib._claim(uuid4(), self._reader(i), books[i]) else "conflict"
+
+        async def reader_read(_: list[UUID], i: int) -> str:
+            await lib._reader_row(self._reader(i))
+            return "ok"
+
+        async def keyed(books: list[UUID], i: int) -> str:
+            try:
+                await lib.reserve(books[i], self._reader(i), uuid4().hex)
+            except Conflict:
+                return "conflict"
+            return "ok"
+
+        variants: list[tuple[str, Callable[[list[UUID], int], Any]]] = [
+            ("reserve: full", lambda books, i: self._repo_reserve(books[i], self._reader(i))),
+            ("reserve: with idempotency key", keyed),
+            ("reserve: no reader re-read", lambda books, i: reserve_steps(books, i, check=True, reread=False)),
+            ("reserve: lock and views only", lambda books, i: reserve_steps(books, i, check=False, reread=False)),
+            ("step: reader check", reader_read),
+            ("step: lock (repository)", take),
+            ("step: view batch", view_batch),
+            ("step: idempotency key claim", claim),
+        ]
+        for name, step in variants:
+            books = await self.books(n)
+            await self._row(
+                "breakdown",
+                name,
+                "repository",
+                lambda i, books=books, step=step: step(books, i),
+                concurrency=concurrency,
             )
-        )
+        await self._cancel_breakdown(concurrency)
+
+    async def _cancel_breakdown(self, concurrency: int) -> None:
+        """cancel: the reservation's row read, its lock read at SERIAL, the release, the deletes of its views."""
+        lib = self.library
+
+        async def held() -> list[Reservation]:
+            books = await self.books(self.ops + self.warmup)
+            made: list[Reservation | None] = [None] * len(books)
+
+            async def reserve(i: int) -> None:
+                made[i] = await lib.reserve(books[i], self._reader(i))
+
+            await run_bounded(range(len(books)), reserve, SETUP_CONCURRENCY)
+            return [r for r in made if r is not None]
+
+        async def cancel(r: Reservation) -> str:
+            await lib.cancel(r.reservation_id, r.user_id)
+            return "ok"
+
+        async def lock_read(r: Reservation) -> str:
+            await lib._resolve_lock(r.book_id)
+            return "ok"
+
+        async def release(r: Reservation) -> str:
+            return "ok" if await lib._release(r.book_id, r.reservation_id) is not None else "conflict"
+
+        async def delete_views(r: Reservation) -> str:
+            await lib._delete_views(r.reservation_id, r.user_id, r.book_id, lib.clock.next())
+            return "ok"
+
+        async def row_read(r: Reservation) -> str:
+            await lib.get_reservation(r.reservation_id)
+            return "ok"
+
+        steps: list[tuple[str, Callable[[Reservation], Any]]] = [
+            ("cancel: full", cancel),
+            ("cancel step: reservation read", row_read),
+            ("cancel step: lock read (serial)", lock_read),
+            ("cancel step: release", release),
+            ("cancel step: view deletes", delete_views),
+        ]
+        for name, step in steps:
+            made = await held()
+            await self._row(
+                "breakdown", name, "repository", lambda i, made=made, step=step: step(made[i]), concurrency=concurrency
+            )
 
 
 def _http_outcome(status: int) -> str:
