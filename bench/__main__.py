@@ -67,13 +67,38 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--breakdown",
         action="store_true",
-        help="also take reserve apart: existence checks, lock, logged batch, and the asyncio bridge",
+        help=(
+            "also take reserve and cancel apart: reader check, lock, view batch, reader re-read, idempotency key "
+            "claim; reservation read, lock read at SERIAL, release, view deletes; and the asyncio bridge"
+        ),
     )
     p.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
         help="also profile the app under HTTP load with pyinstrument; the session and a text report go to DIR",
+    )
+    p.add_argument(
+        "--before",
+        metavar="REV",
+        help=(
+            "also measure the app of git revision REV (from a temporary git worktree, in keyspace KEYSPACE_before) "
+            "beside this one: HTTP reserve, cancel and move at each concurrency, with ratios after/before"
+        ),
+    )
+    p.add_argument(
+        "--tombstones",
+        type=number(int, 1),
+        metavar="N",
+        help=(
+            "also run N reserve/cancel cycles on one book by two readers, then time the reads of that book's and "
+            "those readers' reservations against untouched ones, with the tombstone cells Cassandra reports"
+        ),
+    )
+    p.add_argument(
+        "--skip-usual",
+        action="store_true",
+        help="leave out the usual rows (reserve, hot, reads, breakdown): only what --before and --tombstones ask",
     )
     return p
 
@@ -94,6 +119,8 @@ def options_from(args: argparse.Namespace) -> Options:
             args.json.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise CliError(f"--json {args.json}: cannot create its folder ({error.strerror})") from None
+    if args.skip_usual and args.before is None and args.tombstones is None:
+        raise CliError("--skip-usual leaves nothing to measure without --before or --tombstones")
     warmup = args.warmup if args.warmup is not None else min(50, args.ops // 10)
     return Options(
         topologies=topologies,
@@ -104,6 +131,9 @@ def options_from(args: argparse.Namespace) -> Options:
         hosts=hosts or None,
         breakdown=args.breakdown,
         profile=args.profile,
+        before=args.before,
+        tombstones=args.tombstones,
+        skip_usual=args.skip_usual,
     )
 
 

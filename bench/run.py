@@ -29,6 +29,7 @@ from seeder.common import CliError, open_database
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 APP_START_TIMEOUT = 180
+TOMBSTONE_READERS = 1_000_001  # card numbers of the tombstone readers, far from the bench's own
 
 Progress = Callable[[str], None]
 
@@ -43,6 +44,9 @@ class Options:
     hosts: list[str] | None  # an existing cluster to measure instead of the local ones
     breakdown: bool = False
     profile: Path | None = None  # folder for the profile of the app under HTTP load
+    before: str | None = None  # a git revision whose app is measured beside this one's (bench.revision)
+    tombstones: int | None = None  # reserve/cancel cycles on one book before reading it (bench.tombstones)
+    skip_usual: bool = False  # only what --before and --tombstones ask for
     logs: Path = PROJECT_DIR / "artifacts" / "bench"
 
 
@@ -55,6 +59,8 @@ class Topology:
     paxos_variant: str = ""
     results: list[Figures] = field(default_factory=list)
     profile: dict[str, Any] | None = None
+    before_after: dict[str, Any] | None = None
+    tombstones: dict[str, Any] | None = None
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -67,6 +73,8 @@ class Topology:
             "seconds": round(self.seconds, 1),
             "results": [r.to_json() for r in self.results],
             "profile": self.profile,
+            "before_after": self.before_after,
+            "tombstones": self.tombstones,
         }
 
 
@@ -184,21 +192,66 @@ async def measure_topology(options: Options, base: Settings, hosts: list[str], p
             work = Workloads(db, library, url, ops=options.ops, warmup=options.warmup, progress=progress)
             try:
                 await work.setup()
-                for concurrency in options.concurrency:
+                for concurrency in options.concurrency if not options.skip_usual else ():
                     progress(f"concurrency {concurrency}")
                     await work.reserve_distinct(concurrency)
                     await work.reserve_hot(concurrency)
                     await work.reads(concurrency)
                     if options.breakdown:
                         await work.breakdown(concurrency)
+                if options.before is not None:
+                    topology.before_after = await before_after(options, settings, db, work, url, progress)
             finally:
                 await work.close()
         if options.profile is not None:
             topology.profile = await profile_app(options, settings, db, library, progress)
+        if options.tombstones:
+            topology.tombstones = await tombstones(options, settings, db, library, progress)
         topology.results = work.results
     add_ratios(topology.results)
     topology.seconds = time.monotonic() - started
     return topology
+
+
+async def before_after(
+    options: Options, settings: Settings, db: Database, work: Workloads, url: str, progress: Progress
+) -> dict[str, Any]:
+    """The app of revision --before, from a git worktree of its own, beside this one's: HTTP reserve, cancel and
+    move on each, at each concurrency, with the same bare-LWT baseline."""
+    from bench.revision import compare
+
+    assert options.before is not None
+    return await compare(options.before, options.concurrency, settings, db, work, url, options.logs, progress)
+
+
+async def tombstones(
+    options: Options, settings: Settings, db: Database, library: Library, progress: Progress
+) -> dict[str, Any]:
+    from app.models import Conflict
+    from bench.tombstones import measure_tombstones, render
+
+    assert options.tombstones
+    result = await measure_tombstones(
+        library,
+        db.session,
+        settings.keyspace,
+        options.tombstones,
+        conflict=Conflict,
+        make_book=lambda b: library.create_book(f"Tombstone book {b.hex[:8]}", "Bench Author", "bench", 2000, b),
+        make_reader=lambda u: library.create_user(f"Tombstone reader {u}", f"t{u}@bench.test", u),
+        first_reader=TOMBSTONE_READERS,
+        node_logs=node_logs(len(settings.cassandra_hosts)),
+        progress=progress,
+    )
+    progress(render(result))
+    return result
+
+
+def node_logs(nodes: int) -> list[Path]:
+    """The system.log of each node of the local cluster of that size (under $CLUSTER_HOME), if it is there."""
+    from cluster.manager import HOME
+
+    return sorted((HOME / f"{nodes}-node").glob("node*/logs/system.log"))
 
 
 async def profile_app(
@@ -249,6 +302,9 @@ async def execute(options: Options, progress: Progress) -> dict[str, Any]:
             "warmup": options.warmup,
             "keyspace": options.keyspace,
             "breakdown": options.breakdown,
+            "before": options.before,
+            "tombstones": options.tombstones,
+            "skip_usual": options.skip_usual,
             "existing_cluster": bool(options.hosts),
         },
         "machine": machine(),

@@ -31,7 +31,7 @@ def rows(topology: dict[str, Any]) -> list[tuple[str, ...]]:
     ]
 
 
-_GROUP_ORDER = {"reserve": 0, "hot": 1, "catalogue": 2, "reader": 3, "breakdown": 4}
+_GROUP_ORDER = {"reserve": 0, "hot": 1, "catalogue": 2, "reader": 3, "breakdown": 4, "revisions": 5}
 
 
 def heading(topology: dict[str, Any]) -> str:
@@ -55,6 +55,14 @@ def render(report: dict[str, Any]) -> str:
             if n == 0:
                 out.append("  ".join("-" * w for w in widths))
         out.append("")
+        if topology.get("before_after"):
+            from bench.revision import render as render_before_after
+
+            out += [render_before_after(topology["before_after"]), ""]
+        if topology.get("tombstones"):
+            from bench.tombstones import render as render_tombstones
+
+            out += [render_tombstones(topology["tombstones"]), ""]
     out.append("ratio: throughput / the group's baseline (driver) at the same concurrency, in this run")
     return "\n".join(out)
 

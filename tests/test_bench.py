@@ -12,6 +12,7 @@ import pytest
 from tool_support import run_tool, tool_env
 
 KEYSPACE = "test_bench"
+PROJECT = Path(__file__).resolve().parents[1]
 RESULT_KEYS = {
     "group",
     "name",
@@ -131,3 +132,30 @@ def test_help() -> None:
     for module in ("bench", "bench.report"):
         result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def test_before_and_tombstones_at_a_tiny_size(cassandra_hosts: list[str], tmp_path: Path) -> None:
+    """--before runs another revision's app from a worktree of its own (here HEAD, so as not to depend on history
+    the clone may lack) and removes the worktree; --tombstones reports its reads. Shapes only, never timings."""
+    figures = tmp_path / "bench.json"
+    args = ["-m", "bench", "--skip-usual", "--before", "HEAD", "--tombstones", "6", "--ops", "5", "--concurrency", "2"]
+    env = tool_env(cassandra_hosts, KEYSPACE)
+    worktrees = subprocess.run(["git", "worktree", "list"], capture_output=True, text=True, cwd=PROJECT).stdout
+    result = run_tool([*args, "--keyspace", KEYSPACE, "--json", str(figures)], env, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert subprocess.run(["git", "worktree", "list"], capture_output=True, text=True, cwd=PROJECT).stdout == worktrees
+    (topology,) = json.loads(figures.read_text())["topologies"]
+    names = {r["name"] for r in topology["results"]}
+    for side in ("before", "after"):
+        assert {f"{side}: reserve (http)", f"{side}: cancel (http)", f"{side}: move (http)"} <= names
+    assert "after: reserve+key (http)" in names and "lwt baseline" in names
+    for r in topology["results"]:
+        assert r["outcomes"] == {"ok": 5}, r
+    rows = topology["before_after"]["rows"]
+    assert {r["operation"] for r in rows} == {"reserve", "cancel", "move", "reserve+key"}
+    assert all(r["throughput_after_over_before"] is not None for r in rows)
+    tombstones = topology["tombstones"]
+    assert tombstones["cycles"] == 6 and tombstones["tally"]["cycles"] == 6
+    assert set(tombstones["reads"]) >= {"book", "untouched book", "reader A", "reader B", "untouched reader"}
+    assert all(r["reads"] == 50 and r["median_ms"] is not None for r in tombstones["reads"].values())
+    assert "after/before" in result.stdout and "tombstone cells" in result.stdout

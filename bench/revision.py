@@ -1,0 +1,301 @@
+"""`python -m bench --before REV`: the app of another git revision measured in the same run as this one's.
+
+REV is checked out into a temporary `git worktree` (removed afterwards, never committed) and its own
+`python -m app` runs from there, with PYTHONPATH set to that folder, against a keyspace of its own that its
+own schema creates. Both apps are then driven over HTTP the same way, one after the other at each
+concurrency: reserve, cancel and move on distinct books, beside the same bare-LWT baseline. Requests name
+neither `reservation_id` (which older revisions accept) nor `idempotency_key` (which the new one wants),
+except in one row of this revision's app that prices the key. Every set-up (books, readers, the
+reservations to cancel or move) is made over HTTP before the clock starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+from app import launcher
+from app.db import Database
+from app.settings import Settings
+from bench.measure import Figures
+from bench.workloads import FIRST_READER, READERS, Workloads, _http_outcome
+from seeder.common import CliError, run_bounded
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+GROUP = "revisions"
+SETUP_CONCURRENCY = 32
+APP_START_TIMEOUT = 180
+OPERATIONS = ("reserve", "cancel", "move")
+
+Progress = Callable[[str], None]
+
+
+# -- the other revision's code and app ------------------------------------------------------------
+def _git(*args: str) -> str:
+    result = subprocess.run(["git", "-C", str(PROJECT_DIR), *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise CliError(f"git {' '.join(args)}: {result.stderr.strip().splitlines()[-1:] or result.returncode}")
+    return result.stdout.strip()
+
+
+@contextlib.contextmanager
+def worktree(revision: str) -> Iterator[tuple[Path, str]]:
+    """REV checked out, detached, in a temporary folder; yields the folder and the full commit id."""
+    commit = _git("rev-parse", "--verify", f"{revision}^{{commit}}")
+    folder = Path(tempfile.mkdtemp(prefix=f"bench-before-{commit[:8]}-"))
+    _git("worktree", "add", "--detach", "--force", str(folder), commit)
+    try:
+        yield folder, commit
+    finally:
+        with contextlib.suppress(CliError):
+            _git("worktree", "remove", "--force", str(folder))
+        with contextlib.suppress(CliError):
+            _git("worktree", "prune")
+
+
+@contextlib.contextmanager
+def app_of(folder: Path, settings: Settings, log_path: Path) -> Iterator[str]:
+    """`python -m app` of the code in `folder` (cwd and PYTHONPATH), on a free port; yields its URL once /health
+    answers. Its schema goes to `settings.keyspace`, which only this process creates."""
+    port = launcher.free_port()
+    env = {
+        **os.environ,
+        "CASSANDRA_HOSTS": ",".join(settings.cassandra_hosts),
+        "CASSANDRA_KEYSPACE": settings.keyspace,
+        "CASSANDRA_REPLICATION": str(settings.replication_factor),
+        "SEED_DEMO_DATA": "0",
+        "PORT": str(port),
+        "PYTHONPATH": str(folder),
+    }
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app"], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            launcher._wait_healthy(process, url, log_path, APP_START_TIMEOUT)
+        except RuntimeError as error:
+            raise CliError(f"the app of {folder} did not start: {str(error).splitlines()[0]}; see {log_path}") from None
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def empty_or_absent(db: Database, keyspace: str) -> None:
+    """The keyspace emptied if a previous run left it (its tables are that revision's, as its name says)."""
+    rows = await db.execute_raw(
+        f"SELECT table_name FROM system_schema.tables WHERE keyspace_name = '{keyspace}'"  # noqa: S608
+    )
+    for row in rows.rows:
+        await db.execute_raw(f"TRUNCATE {keyspace}.{row.table_name}")
+
+
+# -- one app driven over HTTP ---------------------------------------------------------------------
+@dataclass
+class Side:
+    label: str  # before / after
+    url: str
+    work: Workloads
+
+    async def books(self, count: int) -> list[UUID]:
+        ids = [uuid4() for _ in range(count)]
+
+        async def make(b: UUID) -> None:
+            body = {"book_id": str(b), "title": f"Bench book {b.hex[:8]}", "author": "Bench Author"}
+            await self._post("/api/books", {**body, "genre": "bench", "published_year": 2000})
+
+        await run_bounded(ids, make, SETUP_CONCURRENCY)
+        return ids
+
+    async def readers(self) -> None:
+        async def make(u: int) -> None:
+            await self._post(
+                "/api/users", {"user_id": u, "name": f"Bench reader {u}", "email": f"reader{u}@bench.test"}
+            )
+
+        await run_bounded(range(FIRST_READER, FIRST_READER + READERS), make, SETUP_CONCURRENCY)
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        async with self.work.http().post(f"{self.url}{path}", json=body) as response:
+            if response.status >= 300:
+                raise CliError(f"{self.label} app: POST {path} answered {response.status}: {await response.text()}")
+            return await response.json()
+
+    async def reserved(self, books: list[UUID]) -> list[dict[str, Any]]:
+        """A reservation of each book, each by the bench's readers in turn, made before the clock starts."""
+        made: list[dict[str, Any]] = [{} for _ in books]
+
+        async def reserve(i: int) -> None:
+            made[i] = await self._post("/api/reservations", {"book_id": str(books[i]), "user_id": self.work._reader(i)})
+
+        await run_bounded(range(len(books)), reserve, SETUP_CONCURRENCY)
+        return made
+
+    async def reserve(self, book: UUID, user: int, key: str | None = None) -> str:
+        body: dict[str, Any] = {"book_id": str(book), "user_id": user}
+        if key is not None:
+            body["idempotency_key"] = key
+        async with self.work.http().post(f"{self.url}/api/reservations", json=body) as response:
+            await response.read()
+            return _http_outcome(response.status)
+
+    async def cancel(self, r: dict[str, Any]) -> str:
+        url = f"{self.url}/api/reservations/{r['reservation_id']}"
+        async with self.work.http().delete(url, params={"user_id": str(r["user_id"])}) as response:
+            await response.read()
+            return _http_outcome(response.status)
+
+    async def move(self, r: dict[str, Any], to: UUID) -> str:
+        url = f"{self.url}/api/reservations/{r['reservation_id']}"
+        async with self.work.http().patch(url, json={"user_id": r["user_id"], "book_id": str(to)}) as response:
+            await response.read()
+            return _http_outcome(response.status)
+
+
+async def _rows_of(side: Side, operation: str, concurrency: int, n: int) -> list[Figures]:
+    work = side.work
+
+    async def row(name: str, op: Callable[[int], Awaitable[str]]) -> Figures:
+        return await work._row(GROUP, f"{side.label}: {name}", "http", op, concurrency=concurrency)
+
+    if operation == "reserve":
+        books = await side.books(n)
+        out = [await row("reserve (http)", lambda i: side.reserve(books[i], work._reader(i)))]
+        if side.label == "after":
+            books = await side.books(n)
+            keys = [uuid4().hex for _ in range(n)]
+            out.append(await row("reserve+key (http)", lambda i: side.reserve(books[i], work._reader(i), keys[i])))
+        return out
+    if operation == "cancel":
+        made = await side.reserved(await side.books(n))
+        return [await row("cancel (http)", lambda i: side.cancel(made[i]))]
+    books, targets = await side.books(n), await side.books(n)
+    made = await side.reserved(books)
+    return [await row("move (http)", lambda i: side.move(made[i], targets[i]))]
+
+
+def summary(results: list[Figures]) -> list[dict[str, Any]]:
+    """after against before, operation by operation, at each concurrency."""
+    by_name = {(r.name, r.concurrency): r for r in results}
+    out = []
+    for concurrency in sorted({r.concurrency for r in results}):
+        base = by_name.get(("lwt baseline", concurrency))
+        pairs = [(op, f"{op} (http)", f"{op} (http)") for op in OPERATIONS]
+        pairs.append(("reserve+key", "reserve (http)", "reserve+key (http)"))
+        for label, before_name, after_name in pairs:
+            before, after = (
+                by_name.get((f"before: {before_name}", concurrency)),
+                by_name.get((f"after: {after_name}", concurrency)),
+            )
+            if before is None or after is None:
+                continue
+            out.append(
+                {
+                    "operation": label,
+                    "concurrency": concurrency,
+                    "baseline_ops_s": base.throughput if base else None,
+                    "before_ops_s": before.throughput,
+                    "after_ops_s": after.throughput,
+                    "throughput_after_over_before": round(after.throughput / before.throughput, 3)
+                    if before.throughput
+                    else None,
+                    "before_p50_ms": before.p50_ms,
+                    "after_p50_ms": after.p50_ms,
+                    "p50_after_over_before": round(after.p50_ms / before.p50_ms, 3) if before.p50_ms else None,
+                    "before_p99_ms": before.p99_ms,
+                    "after_p99_ms": after.p99_ms,
+                    "before_errors": before.errors,
+                    "after_errors": after.errors,
+                }
+            )
+    return out
+
+
+def render(before_after: dict[str, Any]) -> str:
+    lines = [
+        f"before = {before_after['revision']} ({before_after['commit'][:10]}), after = this working tree "
+        f"({before_after['after_commit'][:10]}{', app/ modified' if before_after['after_app_modified'] else ''}); "
+        "reserve+key: after with an idempotency key, against before without",
+        f"  {'operation':<12} {'c':>3} {'lwt ops/s':>10} {'before ops/s':>13} {'after ops/s':>12} {'after/before':>13} "
+        f"{'p50 before':>11} {'p50 after':>10} {'p50 a/b':>8}",
+    ]
+    for r in before_after["rows"]:
+        base = "-" if r["baseline_ops_s"] is None else f"{r['baseline_ops_s']:.1f}"
+        ratio = r["throughput_after_over_before"]
+        p50_ratio = r["p50_after_over_before"]
+        lines.append(
+            f"  {r['operation']:<12} {r['concurrency']:>3} {base:>10} {r['before_ops_s']:>13.1f} "
+            f"{r['after_ops_s']:>12.1f} {'-' if ratio is None else f'{ratio:.2f}':>13} {r['before_p50_ms']:>11.2f} "
+            f"{r['after_p50_ms']:>10.2f} {'-' if p50_ratio is None else f'{p50_ratio:.2f}':>8}"
+        )
+    return "\n".join(lines)
+
+
+async def compare(
+    revision: str,
+    concurrencies: list[int],
+    settings: Settings,
+    db: Database,
+    work: Workloads,
+    url: str,
+    logs: Path,
+    progress: Progress,
+) -> dict[str, Any]:
+    """Both apps, every operation at every concurrency; which app goes first alternates with the concurrency, so
+    neither always meets the cluster a little warmer or fuller."""
+    import dataclasses
+
+    first = len(work.results)
+    with worktree(revision) as (folder, commit):
+        keyspace = f"{settings.keyspace}_before_{commit[:8]}"
+        await empty_or_absent(db, keyspace)
+        before_settings = dataclasses.replace(settings, keyspace=keyspace)
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        log_path = logs / f"app-before-{commit[:8]}-{stamp}.log"
+        progress(f"before: {revision} ({commit[:10]}) from {folder}, keyspace {keyspace}, log {log_path}")
+        with app_of(folder, before_settings, log_path) as before_url:
+            before, after = Side("before", before_url, work), Side("after", url, work)
+            await before.readers()
+            n = work.ops + work.warmup
+            for k, concurrency in enumerate(concurrencies):
+                progress(f"before/after, concurrency {concurrency}")
+                keys = [uuid4() for _ in range(n)]
+                await work._row(
+                    GROUP,
+                    "lwt baseline",
+                    "driver",
+                    lambda i, keys=keys: work._bare_lwt(keys[i], i),
+                    concurrency=concurrency,
+                    baseline=True,
+                )
+                for operation in OPERATIONS:
+                    for side in (before, after) if k % 2 == 0 else (after, before):
+                        await _rows_of(side, operation, concurrency, n)
+    result = {
+        "revision": revision,
+        "commit": commit,
+        "keyspace": keyspace,
+        # "after" is this working tree: its commit, and whether app/ differed from it when measured.
+        "after_commit": _git("rev-parse", "HEAD"),
+        "after_app_modified": bool(_git("status", "--porcelain", "--", "app")),
+        "rows": summary(work.results[first:]),
+    }
+    progress(render(result))
+    return result
