@@ -98,7 +98,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--skip-usual",
         action="store_true",
-        help="leave out the usual rows (reserve, hot, reads, breakdown): only what --before and --tombstones ask",
+        help="leave out the usual rows (reserve, hot, reads): only what --breakdown, --before and --tombstones ask",
     )
     return p
 
@@ -119,8 +119,8 @@ def options_from(args: argparse.Namespace) -> Options:
             args.json.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise CliError(f"--json {args.json}: cannot create its folder ({error.strerror})") from None
-    if args.skip_usual and args.before is None and args.tombstones is None:
-        raise CliError("--skip-usual leaves nothing to measure without --before or --tombstones")
+    if args.skip_usual and not (args.before or args.tombstones or args.breakdown):
+        raise CliError("--skip-usual leaves nothing to measure without --before, --tombstones or --breakdown")
     warmup = args.warmup if args.warmup is not None else min(50, args.ops // 10)
     return Options(
         topologies=topologies,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import os
 import signal
 import subprocess
@@ -295,6 +296,7 @@ async def compare(
         # "after" is this working tree: its commit, and whether app/ differed from it when measured.
         "after_commit": _git("rev-parse", "HEAD"),
         "after_app_modified": bool(_git("status", "--porcelain", "--", "app")),
+        "after_app_diff_sha256": hashlib.sha256(_git("diff", "HEAD", "--", "app").encode()).hexdigest()[:16],
         "rows": summary(work.results[first:]),
     }
     progress(render(result))

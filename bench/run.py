@@ -192,11 +192,12 @@ async def measure_topology(options: Options, base: Settings, hosts: list[str], p
             work = Workloads(db, library, url, ops=options.ops, warmup=options.warmup, progress=progress)
             try:
                 await work.setup()
-                for concurrency in options.concurrency if not options.skip_usual else ():
+                for concurrency in options.concurrency:
                     progress(f"concurrency {concurrency}")
-                    await work.reserve_distinct(concurrency)
-                    await work.reserve_hot(concurrency)
-                    await work.reads(concurrency)
+                    if not options.skip_usual:
+                        await work.reserve_distinct(concurrency)
+                        await work.reserve_hot(concurrency)
+                        await work.reads(concurrency)
                     if options.breakdown:
                         await work.breakdown(concurrency)
                 if options.before is not None:
