@@ -30,13 +30,11 @@ DATA_TABLES = (
     "reservation_keys",
 )
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
-# Version 1 -> 2: columns added to tables whose keys stay, and views whose keys changed (made anew).
-_V1_ADDED_COLUMNS = {
-    "reservation_by_book_id": "state text, version bigint, moved_rid uuid, moved_to uuid",
-    "users": "state text",
-    "reservations": "version bigint",
-}
+# Version 1 -> 2: views whose keys changed, made anew (columns added to other tables are added by
+# `_add_missing_columns`, which compares every table with the file).
 _V1_REKEYED_VIEWS = ("user_reservations", "book_reservations")
+_CREATE_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)\.(\w+) \((.*)\)", re.S)
+_COLUMN = re.compile(r"^\s*(\w+) ([a-z<>, ]+?),?\s*$")
 
 
 def statements(settings: Settings) -> list[str]:
@@ -68,12 +66,25 @@ async def _upgrade_v1_tables(db: Database, keyspace: str) -> bool:
     if not lock_columns or "version" in lock_columns:
         return False
     log.warning("keyspace %s holds schema version 1: upgrading it to version %d", keyspace, SCHEMA_VERSION)
-    for table, columns in _V1_ADDED_COLUMNS.items():
-        if await _columns(db, keyspace, table):
-            await db.execute_raw(f"ALTER TABLE {keyspace}.{table} ADD ({columns})")
     for view in _V1_REKEYED_VIEWS:
         await db.execute_raw(f"DROP TABLE IF EXISTS {keyspace}.{view}")
     return True
+
+
+async def _add_missing_columns(db: Database, statement: str) -> None:
+    """A table that exists but lacks columns the file names (made by an earlier version) gets them added."""
+    match = _CREATE_TABLE.match(statement)
+    if match is None:
+        return
+    keyspace, table, body = match.groups()
+    existing = await _columns(db, keyspace, table)
+    if not existing:
+        return
+    wanted = [m.groups() for line in body.splitlines() if (m := _COLUMN.match(line)) and m.group(1) != "PRIMARY"]
+    missing = [f"{name} {kind}" for name, kind in wanted if name not in existing and "PRIMARY KEY" not in kind]
+    if missing:
+        log.warning("adding columns to %s.%s: %s", keyspace, table, ", ".join(missing))
+        await db.execute_raw(f"ALTER TABLE {keyspace}.{table} ADD ({', '.join(missing)})")
 
 
 async def apply_schema(db: Database, settings: Settings) -> None:
@@ -82,6 +93,7 @@ async def apply_schema(db: Database, settings: Settings) -> None:
     await db.execute_raw(all_statements[0])  # the keyspace
     upgrading = await _upgrade_v1_tables(db, settings.keyspace)
     for statement in all_statements[1:]:
+        await _add_missing_columns(db, statement)
         await db.execute_raw(statement)
     if upgrading:
         from app.repository import Library  # the data's upgrade is the repository's business

@@ -505,3 +505,50 @@ async def test_9_reserve_cancel_cycles_leave_no_tombstones_to_step_over(library:
     )
     print(f"\nafter {cycles} cycles: tombstones read for the book {by_book}, the reader {by_reader}, the lock {lock}")
     assert by_book <= 5 and by_reader <= 5 and lock <= 5
+
+
+# -- idempotency keys: a retry reports, and never reserves on its own -------------------------------------
+async def test_a_retry_while_the_first_request_is_at_work_is_told_to_wait(library: Library) -> None:
+    (book,) = await books(library, 1)
+    (reader,) = await readers(library, 1)
+    first = instance(library)
+    pause = Pause(first, "reserve.locked")
+    making = asyncio.create_task(first.reserve(book.book_id, reader.user_id, "slow"))
+    await pause.wait()
+    with pytest.raises(DatabaseUnavailable, match="has not finished"):
+        await library.reserve(book.book_id, reader.user_id, "slow")
+    pause.go.set()
+    made = await making
+    assert await library.reserve(book.book_id, reader.user_id, "slow") == made
+    await library.cancel(made.reservation_id, reader.user_id)
+    with pytest.raises(NotFound, match="cancelled"):
+        await library.reserve(book.book_id, reader.user_id, "slow")
+    await assert_consistent(library, [book.book_id])
+
+
+async def test_a_retry_after_a_first_request_that_undid_itself_makes_the_reservation(
+    library: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (book,) = await books(library, 1)
+    (reader,) = await readers(library, 1)
+    failing = instance(library)
+    fail_batches(monkeypatch, failing)
+    with pytest.raises(DatabaseUnavailable):
+        await failing.reserve(book.book_id, reader.user_id, "again")
+    monkeypatch.undo()
+    made = await library.reserve(book.book_id, reader.user_id, "again")
+    assert await library.holder(book.book_id, serial=True) == made
+    await library.cancel(made.reservation_id, reader.user_id)
+    await assert_consistent(library, [book.book_id])
+
+
+async def test_a_retry_of_a_refused_reserve_is_refused_the_same_way(library: Library) -> None:
+    (book,) = await books(library, 1)
+    owner, late = await readers(library, 2)
+    held = await library.reserve(book.book_id, owner.user_id)
+    with pytest.raises(Conflict):
+        await library.reserve(book.book_id, late.user_id, "late")
+    await library.cancel(held.reservation_id, owner.user_id)
+    with pytest.raises(Conflict, match="when this request was first made"):
+        await library.reserve(book.book_id, late.user_id, "late")  # the book is free now: still the first answer
+    assert await library.holder(book.book_id, serial=True) is None

@@ -116,11 +116,15 @@ DELETE_USER_ROW = "DELETE FROM {ks}.user_reservations USING TIMESTAMP ? WHERE us
 DELETE_BOOK_ROW = "DELETE FROM {ks}.book_reservations USING TIMESTAMP ? WHERE book_id = ?"
 
 KEY_CLAIM = (
-    "INSERT INTO {ks}.reservation_keys (reservation_id, user_id, book_id, outcome) "
-    "VALUES (?, ?, ?, 'claimed') IF NOT EXISTS"
+    "INSERT INTO {ks}.reservation_keys (reservation_id, user_id, book_id, outcome, attempt) "
+    "VALUES (?, ?, ?, 'claimed', ?) IF NOT EXISTS"
 )
-KEY_READ = "SELECT outcome FROM {ks}.reservation_keys WHERE reservation_id = ?"
+KEY_READ = "SELECT outcome, attempt FROM {ks}.reservation_keys WHERE reservation_id = ?"
 KEY_OUTCOME = "UPDATE {ks}.reservation_keys SET outcome = ? WHERE reservation_id = ?"
+KEY_TAKE_OVER = (
+    "UPDATE {ks}.reservation_keys SET outcome = 'claimed', attempt = ? WHERE reservation_id = ? "
+    "IF outcome = 'undone' AND attempt = ?"
+)
 
 USER_STATE_READ = "SELECT user_id, joined_at, state FROM {ks}.users WHERE user_id = ?"
 
@@ -248,7 +252,7 @@ class ReservationRepository(RepositoryBase):
         if isinstance(claimed, BaseException):
             raise claimed
         if not claimed:
-            return await self._replay(reservation_id, book_id)
+            return await self._replay(reservation_id, book_id, user_id)
         if isinstance(reader, BaseException):
             await self._record_outcome(reservation_id, "refused")
             raise reader
@@ -257,37 +261,56 @@ class ReservationRepository(RepositoryBase):
     async def _reserve(self, book_id: UUID, reader: User, reservation_id: UUID, *, keyed: bool) -> Reservation:
         try:
             lock = await self._take(book_id, reservation_id, reader.user_id)
-        except (Conflict, NotFound):
+        except Conflict:
             if keyed:
-                await self._record_outcome(reservation_id, "refused")
+                await self._record_outcome(reservation_id, "taken")
+            raise
+        except NotFound:
+            if keyed:
+                await self._record_outcome(reservation_id, "missing")
             raise
         await self._step("reserve.locked", lock=lock)
         try:
-            await self._write_views(lock, outcome_of_key=keyed)
+            await self._write_views(lock)
         except DatabaseUnavailable:
-            await self._undo_reserve(lock)
+            if await self._undo_reserve(lock) and keyed:
+                await self._record_outcome(reservation_id, "undone")
             raise
         await self._step("reserve.views_written", lock=lock)
         # A deletion of the reader that started meanwhile marked their row first: see the module docstring.
         if await self._reader_row(reader.user_id) != reader:
-            await self._undo_reserve(lock)
+            if await self._undo_reserve(lock) and keyed:
+                await self._record_outcome(reservation_id, "missing")
             raise NotFound(f"user {reader.user_id} does not exist")
+        if keyed:
+            # Only now may a retry acknowledge the reservation: nothing of this request can undo it any more.
+            await self._record_outcome(lock.reservation_id, "made")  # type: ignore[arg-type]
         return lock.reservation()
 
     async def _claim(self, reservation_id: UUID, user_id: int, book_id: UUID) -> bool:
+        """True if this request is the first with its key. Each request claims with a token of its own, so that
+        after a lost answer the claim read back at SERIAL tells whose it is."""
+        attempt = uuid4()
+        return await self._lwt_applied_row(
+            KEY_CLAIM,
+            [reservation_id, user_id, book_id, attempt],
+            KEY_READ,
+            [reservation_id],
+            lambda row: row is not None and row.attempt == attempt,
+        )
+
+    async def _lwt_applied_row(
+        self, cql: str, params: list[Any], read: str, key: list[Any], applied_if: Callable[[Any], bool]
+    ) -> bool:
+        """One conditional write; after a lost answer, the row read back at SERIAL tells whether it applied."""
         for _ in range(LWT_ATTEMPTS):
             try:
-                result = await self.db.execute(self.cql(KEY_CLAIM), [reservation_id, user_id, book_id], write=True)
-                return result.was_applied
+                return (await self.db.execute(self.cql(cql), params, write=True)).was_applied
             except OutcomeUnknown:
-                # Whether our claim or an earlier one won, a claim exists now; a read at SERIAL settles which.
-                row = (
-                    await self.db.execute(
-                        self.cql(KEY_READ), [reservation_id], consistency=self.db.settings.serial_consistency
-                    )
-                ).one()
-                if row is not None:
-                    return False  # answered as a retry: safe either way, as a retry never takes the lock
+                consistency = self.db.settings.serial_consistency
+                row = (await self.db.execute(self.cql(read), key, consistency=consistency)).one()
+                if applied_if(row):
+                    return True
         raise DatabaseUnavailable("database unavailable: the reservation could not be confirmed; nothing was reserved")
 
     async def _record_outcome(self, reservation_id: UUID, outcome: str) -> None:
@@ -296,25 +319,44 @@ class ReservationRepository(RepositoryBase):
         except DatabaseUnavailable:
             log.warning("could not record outcome %s of idempotency key of %s", outcome, reservation_id)
 
-    async def _replay(self, reservation_id: UUID, book_id: UUID) -> Reservation:
-        """A retry of a keyed reserve: say what became of the first request, and change nothing."""
-        lock = await self._read_lock(book_id, serial=True)
+    async def _replay(self, reservation_id: UUID, book_id: UUID, user_id: int) -> Reservation:
+        """A retry of a keyed reserve: say what became of the first request, and change nothing. The reservation is
+        acknowledged once the first request recorded it complete, or, if that request stopped on the way, once its
+        lock is older than the settle time (its views are then rebuilt from the lock). Only a first request that
+        is over and undid itself ('undone') may be made again: nothing of it can still happen."""
+        lock, claim = await asyncio.gather(
+            self._read_lock(book_id, serial=True), self.db.execute(self.cql(KEY_READ), [reservation_id])
+        )
+        first = claim.one()
+        outcome = first.outcome if first else None
         if lock.holds(reservation_id):
-            await self._heal(lock, at_once=True)
-            return lock.reservation()
-        row = await self._reservation_row(reservation_id)
-        if row is not None:
-            return reservation_from_row(row)  # made, and moved to another book since
-        claim = (await self.db.execute(self.cql(KEY_READ), [reservation_id])).one()
-        outcome = claim.outcome if claim else None
-        if outcome == "refused":
-            if lock.state == "held":
-                raise Conflict(f"book {book_id} is already reserved by another reader")
-            raise NotFound(f"book {book_id} could not be reserved")
-        if outcome == "made":
+            if outcome == "made" or self._settled(lock):
+                await self._heal(lock, at_once=True)
+                return lock.reservation()
+        elif outcome == "made":
+            row = await self._reservation_row(reservation_id)
+            if row is not None:
+                return reservation_from_row(row)  # made, and moved to another book since
             raise NotFound(f"reservation {reservation_id} was made and has since been cancelled")
+        elif outcome == "taken":
+            raise Conflict(f"book {book_id} was already reserved by another reader when this request was first made")
+        elif outcome == "missing":
+            raise NotFound(f"book {book_id} or user {user_id} does not exist")
+        elif outcome == "undone" and first is not None:
+            attempt = uuid4()
+            taken_over = await self._lwt_applied_row(
+                KEY_TAKE_OVER,
+                [attempt, reservation_id, first.attempt],
+                KEY_READ,
+                [reservation_id],
+                lambda row: row is not None and row.attempt == attempt,
+            )
+            if taken_over:
+                reader = await self._active_reader(user_id)
+                return await self._reserve(book_id, reader, reservation_id, keyed=True)
         raise DatabaseUnavailable(
-            "an earlier request with this idempotency_key is still being handled; try again in a moment"
+            "an earlier request with this idempotency_key has not finished; if it never does, nothing is reserved "
+            "under this key: try again in a moment, or send a new key to try again now"
         )
 
     async def _active_reader(self, user_id: int) -> User:
@@ -350,7 +392,10 @@ class ReservationRepository(RepositoryBase):
                     return current
             self.clock.observe(current.version)
             if current.state == "held":
-                await self._heal(current)
+                try:
+                    await self._heal(current)
+                except DatabaseUnavailable:
+                    log.warning("could not heal the views of %s on book %s", current.reservation_id, book_id)
                 raise self._taken(book_id, current, user_id)
             if current.state != "free":
                 raise NotFound(f"book {book_id} does not exist")
@@ -365,16 +410,19 @@ class ReservationRepository(RepositoryBase):
             return Conflict(f"you already hold book {book_id} (reservation {held.reservation_id})")
         return Conflict(f"book {book_id} is already reserved by another reader")
 
-    async def _undo_reserve(self, lock: Lock) -> None:
+    async def _undo_reserve(self, lock: Lock) -> bool:
         """Takes back a reservation this request made: the lock if it still carries exactly the state this request
-        wrote, and the views above that state's version. Nothing that existed before the request is touched."""
+        wrote, and the views above that state's version. Nothing that existed before the request is touched.
+        True if the request's reservation is certainly gone."""
         try:
             released = await self._release(lock.book_id, lock.reservation_id, exact=lock.version)  # type: ignore[arg-type]
             if released is not None:
                 await self._delete_views(lock.reservation_id, lock.user_id, lock.book_id, released)  # type: ignore[arg-type]
+                return True
         except DatabaseUnavailable:
             # The lock stays the truth; the heal at the next conflict or the audit's repair rebuilds its views.
             log.warning("could not undo reservation %s on book %s", lock.reservation_id, lock.book_id)
+        return False
 
     # -- cancel -----------------------------------------------------------------------------
     async def cancel(self, reservation_id: UUID, user_id: int) -> None:
@@ -403,18 +451,17 @@ class ReservationRepository(RepositoryBase):
     async def _holding(self, reservation: Reservation) -> Lock:
         """The lock that holds the reservation now, read at SERIAL: the book its row names, or the book a move
         took it to (the old book's lock remembers where). NotFound if no lock holds it any more."""
+        read: dict[UUID, Lock] = {}
         book_id: UUID | None = reservation.book_id
-        visited: set[UUID] = set()
-        while book_id is not None and book_id not in visited:
-            visited.add(book_id)
-            lock = await self._resolve_lock(book_id)
+        while book_id is not None and book_id not in read:
+            lock = read[book_id] = await self._resolve_lock(book_id)
             if lock.holds(reservation.reservation_id):
                 return lock
             book_id = lock.moved_to if lock.moved_rid == reservation.reservation_id else None
         row = await self._reservation_row(reservation.reservation_id)
-        if row is not None and row.book_id not in visited:
+        if row is not None and row.book_id not in read:
             return await self._holding(reservation_from_row(row))
-        if row is not None and self._settled(lock):
+        if row is not None and self._settled(read[row.book_id]):
             # Its book's lock moved on long ago and points nowhere: these rows are what a crash left behind.
             await self._delete_view_row_versions(row)
         raise NotFound(f"reservation {reservation.reservation_id} does not exist")
@@ -463,7 +510,8 @@ class ReservationRepository(RepositoryBase):
             lambda lock: lock.state != "held" and lock.version == away,
         ):
             await self._release(new_book_id, reservation_id, exact=target.version)
-            raise Conflict(f"reservation {reservation_id} was changed or cancelled meanwhile; it was not moved")
+            await self._holding(current)  # NotFound if a cancel got there first
+            raise Conflict(f"reservation {reservation_id} was changed by another request meanwhile; it was not moved")
         await self._step("move.source_released", source=source, target=target, version=away)
         # Confirm the target above every version the source had: a cancel that followed the reservation to the
         # new book meanwhile makes this fail, and then the reservation is gone, as the cancel said.
@@ -511,11 +559,9 @@ class ReservationRepository(RepositoryBase):
             return applied_if(await self._resolve_lock(book_id))
 
     # -- the views --------------------------------------------------------------------------
-    async def _write_views(
-        self, lock: Lock, *, source: tuple[UUID, int] | None = None, outcome_of_key: bool = False
-    ) -> None:
+    async def _write_views(self, lock: Lock, *, source: tuple[UUID, int] | None = None) -> None:
         """The lock state's three view rows at its version, in one logged batch; with `source`, the old book's
-        rows of a move deleted at the version of its release; with `outcome_of_key`, the key's claim marked."""
+        rows of a move deleted at the version of its release."""
         r, v = lock.reservation(), lock.version
         values = (
             [r.reservation_id, r.book_id, r.user_id, r.reserved_at, v, v],
@@ -529,8 +575,6 @@ class ReservationRepository(RepositoryBase):
             book_id, away = source
             batch.add(await self.db.prepare(self.cql(DELETE_USER_ROW)), [away, r.user_id, book_id])
             batch.add(await self.db.prepare(self.cql(DELETE_BOOK_ROW)), [away, book_id])
-        if outcome_of_key:
-            batch.add(await self.db.prepare(self.cql(KEY_OUTCOME)), ["made", r.reservation_id])
         await self.db.execute(batch, write=True)
 
     async def _delete_views(self, reservation_id: UUID, user_id: int, book_id: UUID, version: int) -> None:

@@ -1,0 +1,64 @@
+"""A keyspace written by schema version 1 (the code before issue 10) is upgraded in place at start-up: every book
+gets its lock, a reserved book's lock keeps its reservation with a version, and the views are rebuilt from the
+locks, so the reservation can be read and cancelled afterwards."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from pathlib import Path
+
+from app.db import Database
+from app.repository import Library
+from app.schema import apply_schema
+from app.settings import Settings
+
+V1_SCHEMA = Path(__file__).with_name("schema_v1.cql")  # app/schema.cql as of version 1, kept for this test
+KEYSPACE = "test_upgrade_v1"
+
+
+async def test_a_version_1_keyspace_is_upgraded_in_place(settings: Settings, database: Database) -> None:
+    own = dataclasses.replace(settings, keyspace=KEYSPACE)
+    await database.execute_raw(f"DROP KEYSPACE IF EXISTS {KEYSPACE}")
+    text = "\n".join(line for line in V1_SCHEMA.read_text().splitlines() if not line.lstrip().startswith("--"))
+    text = text.format(keyspace=KEYSPACE, datacenter=own.local_datacenter, replication_factor=own.replication_factor)
+    for statement in (s.strip() for s in text.split(";") if s.strip()):
+        await database.execute_raw(statement)
+    reserved_book, free_book, reservation = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for book in (reserved_book, free_book):
+        await database.execute_raw(
+            f"INSERT INTO {KEYSPACE}.books (book_id, title, author, genre, published_year) "
+            f"VALUES ({book}, 'Old Book', 'Old Author', 'Old', 1999)"
+        )
+    await database.execute_raw(
+        f"INSERT INTO {KEYSPACE}.users (user_id, name, email, joined_at) VALUES (7, 'Old Reader', 'o@example.org', "
+        "toTimestamp(now()))"
+    )
+    # What version 1 wrote for a reservation: the lock row, then the three views keyed by reservation id.
+    await database.execute_raw(
+        f"INSERT INTO {KEYSPACE}.reservation_by_book_id (book_id, reservation_id, user_id, reserved_at) "
+        f"VALUES ({reserved_book}, {reservation}, 7, toTimestamp(now())) IF NOT EXISTS"
+    )
+    for table, key in (("reservations", ""), ("user_reservations", ""), ("book_reservations", "")):
+        await database.execute_raw(
+            f"INSERT INTO {KEYSPACE}.{table} (reservation_id, book_id, user_id, reserved_at{key}) "
+            f"VALUES ({reservation}, {reserved_book}, 7, toTimestamp(now()))"
+        )
+
+    db = await Database.connect(own)
+    try:
+        await apply_schema(db, own)
+        library = Library(db)
+        report = await library.audit()
+        assert report.clean, report.violations
+        held = await library.get_reservation(reservation)
+        assert held.book_id == reserved_book and held.user_id == 7
+        assert (await library.user_reservations(7)).items == [held]
+        assert await library.holder(free_book, serial=True) is None
+        other = await library.reserve(free_book, 7)  # the free book got its lock
+        await library.cancel(reservation, 7)
+        await library.cancel(other.reservation_id, 7)
+        assert (await library.audit()).clean
+        await apply_schema(db, own)  # a second start changes nothing
+    finally:
+        db.close()  # the keyspace stays until the next run drops it: see tests/conftest.py on dropping keyspaces
