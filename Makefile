@@ -14,7 +14,7 @@ run: setup  ## the service on http://localhost:8888/ on the single local Cassand
 	$(PYTHON) -m app
 
 # The tests that must hold on both topologies run again on the single node after the 3-node pass.
-BOTH_TOPOLOGIES = tests/test_cluster.py tests/test_reservations.py tests/test_stress.py
+BOTH_TOPOLOGIES = tests/test_cluster.py tests/test_reservations.py tests/test_interleavings.py tests/test_stress.py
 
 test: setup  ## lint, the whole suite on the real 3-node cluster, then the core again on one node
 	$(PYTHON) -m ruff check .
