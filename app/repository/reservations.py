@@ -483,9 +483,9 @@ class ReservationRepository(RepositoryBase):
                 if current.state != "held" and current.version == version:
                     return version
             self.clock.observe(current.version)
-            if not current.holds(reservation_id) or exact is not None:
+            if not current.holds(reservation_id) or (exact is not None and current.version != exact):
                 return None
-            seen = current.version
+            seen = current.version if exact is None else exact
             if attempt > 2:
                 await _backoff(attempt)
         raise DatabaseUnavailable("database unavailable: the cancellation could not be confirmed; try again")
@@ -503,8 +503,8 @@ class ReservationRepository(RepositoryBase):
         # The source is given up only in the state this move read: a renew, cancel or other move of the
         # reservation in between makes the condition fail, and the move is undone.
         away = self.clock.next(target.version, source.version)
-        if not await self._lwt_applied(
-            source.book_id,
+        if not await self._transition_held(
+            source,
             LOCK_MOVE_AWAY,
             [reservation_id, new_book_id, away, source.book_id, reservation_id, source.version],
             lambda lock: lock.state != "held" and lock.version == away,
@@ -516,17 +516,33 @@ class ReservationRepository(RepositoryBase):
         # Confirm the target above every version the source had: a cancel that followed the reservation to the
         # new book meanwhile makes this fail, and then the reservation is gone, as the cancel said.
         confirmed = self.clock.next(away)
-        if not await self._lwt_applied(
-            new_book_id,
+        if not await self._transition_held(
+            target,
             LOCK_RESTAMP,
             [target.reserved_at, confirmed, new_book_id, reservation_id, target.version],
             lambda lock: lock.holds(reservation_id) and lock.version == confirmed,
         ):
             await self._delete_source_views(user_id, source.book_id, away)
+            now_held = await self._resolve_lock(new_book_id)
+            if now_held.holds(reservation_id):
+                return now_held.reservation()  # moved, and renewed by another request since: its views are written
             raise NotFound(f"reservation {reservation_id} was cancelled while it was being changed")
         moved = Lock(new_book_id, "held", reservation_id, user_id, target.reserved_at, confirmed)
         await self._write_views(moved, source=(source.book_id, away))
         return moved.reservation()
+
+    async def _transition_held(
+        self, expected: Lock, cql: str, params: list[Any], applied_if: Callable[[Lock], bool]
+    ) -> bool:
+        """A transition conditioned on the lock being exactly `expected`. False once the lock is anything else; while
+        it still is (a request whose answer was lost and that never got there), it is sent again."""
+        for _ in range(LWT_ATTEMPTS):
+            if await self._lwt_applied(expected.book_id, cql, params, applied_if):
+                return True
+            current = await self._resolve_lock(expected.book_id)
+            if not (current.holds(expected.reservation_id) and current.version == expected.version):  # type: ignore[arg-type]
+                return False
+        raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
 
     async def _renew(self, lock: Lock) -> Reservation:
         renewed = await self._restamp(lock, at=now())
