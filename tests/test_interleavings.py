@@ -560,3 +560,12 @@ async def test_a_retry_of_a_refused_reserve_is_refused_the_same_way(library: Lib
     with pytest.raises(Conflict, match="when this request was first made"):
         await library.reserve(book.book_id, late.user_id, "late")  # the book is free now: still the first answer
     assert await library.holder(book.book_id, serial=True) is None
+
+
+async def test_a_retry_for_a_reader_that_does_not_exist_is_refused_the_same_way(library: Library) -> None:
+    """Found by the OpenAPI contract test: the first refusal was recorded under a name the retry did not know, and
+    the retry answered 503 "still being handled" forever."""
+    (book,) = await books(library, 1)
+    for _ in range(2):
+        with pytest.raises(NotFound, match="does not exist"):
+            await library.reserve(book.book_id, 987_654_321, "nobody")

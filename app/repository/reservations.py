@@ -48,7 +48,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,6 +64,8 @@ from app.models import (
     NotFound,
     Page,
     Reservation,
+    UnknownBook,
+    UnknownReader,
     User,
     reservation_id_for,
 )
@@ -208,6 +210,11 @@ class ReservationRepository(RepositoryBase):
     async def list_reservations(self, *, page_size: int = 20, page: str | None = None) -> Page[Reservation]:
         return await self._page(f"SELECT {COLUMNS} FROM {{ks}}.reservations", [], page_size, page)
 
+    async def each_reservation(self) -> AsyncIterator[list[Reservation]]:
+        """Every reservation, a page at a time as Cassandra pages the table, for a listing streamed whole."""
+        async for rows in self._scan(f"SELECT {COLUMNS} FROM {{ks}}.reservations"):
+            yield [reservation_from_row(row) for row in rows]
+
     async def user_reservations(
         self, user_id: int, *, page_size: int = 20, page: str | None = None
     ) -> Page[Reservation]:
@@ -254,7 +261,7 @@ class ReservationRepository(RepositoryBase):
         if not claimed:
             return await self._replay(reservation_id, book_id, user_id)
         if isinstance(reader, BaseException):
-            await self._record_outcome(reservation_id, "refused")
+            await self._record_outcome(reservation_id, "missing")
             raise reader
         return await self._reserve(book_id, reader, reservation_id, keyed=True)
 
@@ -281,7 +288,7 @@ class ReservationRepository(RepositoryBase):
         if await self._reader_row(reader.user_id) != reader:
             if await self._undo_reserve(lock) and keyed:
                 await self._record_outcome(reservation_id, "missing")
-            raise NotFound(f"user {reader.user_id} does not exist")
+            raise UnknownReader(f"user {reader.user_id} does not exist")
         if keyed:
             # Only now may a retry acknowledge the reservation: nothing of this request can undo it any more.
             await self._record_outcome(lock.reservation_id, "made")  # type: ignore[arg-type]
@@ -362,7 +369,7 @@ class ReservationRepository(RepositoryBase):
     async def _active_reader(self, user_id: int) -> User:
         reader = await self._reader_row(user_id)
         if reader is None:
-            raise NotFound(f"user {user_id} does not exist")
+            raise UnknownReader(f"user {user_id} does not exist")
         return reader
 
     async def _reader_row(self, user_id: int) -> User | None:
@@ -398,7 +405,7 @@ class ReservationRepository(RepositoryBase):
                     log.warning("could not heal the views of %s on book %s", current.reservation_id, book_id)
                 raise self._taken(book_id, current, user_id)
             if current.state != "free":
-                raise NotFound(f"book {book_id} does not exist")
+                raise UnknownBook(f"book {book_id} does not exist")
             # Free, but our version was not above the lock's: our clock is behind. Go again from the lock's.
             seen = max(seen or 0, current.version or 0)
             if attempt > 2:
