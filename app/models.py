@@ -79,6 +79,14 @@ class NotFound(LibraryError):
     pass
 
 
+class UnknownBook(NotFound):
+    """No such book (or it was deleted)."""
+
+
+class UnknownReader(NotFound):
+    """No such reader (or one being deleted)."""
+
+
 class Conflict(LibraryError):
     """The book is held by another reservation, or a row still in use cannot be deleted."""
 
