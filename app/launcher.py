@@ -13,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 
@@ -28,13 +29,25 @@ def running_app(
     hosts: list[str],
     keyspace: str,
     log_path: Path,
+    **options: Any,
+) -> Iterator[str]:
+    """`running_app_process`, for callers that need only the URL."""
+    with running_app_process(hosts, keyspace, log_path, **options) as (url, _process):
+        yield url
+
+
+@contextlib.contextmanager
+def running_app_process(
+    hosts: list[str],
+    keyspace: str,
+    log_path: Path,
     *,
     seed_demo_data: bool = False,
     timeout: float = 180,
     stop_timeout: float = 30,
     extra_env: dict[str, str] | None = None,
     python_args: list[str] | None = None,
-) -> Iterator[str]:
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Starts the app on a free port against `keyspace` (which should exist: two processes creating the same
     tables at once can give Cassandra two ids for one table), yields its URL once /health answers 200, and
     stops it as Ctrl-C would. `python_args` go before `-m app` (e.g. a profiler: `-m pyinstrument ...`)."""
@@ -61,7 +74,7 @@ def running_app(
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(process, url, log_path, timeout)
-        yield url
+        yield url, process
     finally:
         process.send_signal(signal.SIGINT)
         try:

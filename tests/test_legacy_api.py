@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -51,27 +53,34 @@ async def test_make_update_remove(http: aiohttp.ClientSession) -> None:
 
     status, body = await post(http, "/make_reservation", request)
     is_message(status, body, 201)
+    assert body["message"] == "Reservation made successfully."
     made = body["reservation"]
     assert (made["book_id"], made["user_id"]) == (book_id, reader)
     status, body = await post(http, "/make_reservation", request)
     is_error(status, body, 409)
+    assert body["error"] == "Book is already reserved."
     status, body = await post(http, "/make_reservation", {"book_id": book_id, "user_id": other})
     is_error(status, body, 409)
 
     status, body = await post(http, "/update_reservation", request)
     is_message(status, body, 200)
+    assert body["message"] == "Reservation updated successfully."
     assert body["reservation"]["reservation_id"] == made["reservation_id"]
     assert body["reservation"]["reserved_at"] >= made["reserved_at"]
 
     status, body = await post(http, "/update_reservation", {"book_id": book_id, "user_id": other})
-    is_error(status, body, 403)
+    is_error(status, body, 404)
+    assert body["error"] == "Reservation not found."
     status, body = await post(http, "/remove_reservation", {"book_id": book_id, "user_id": other})
     is_error(status, body, 403)
+    assert body["error"] == "User is not the owner of the reservation."
 
     status, body = await post(http, "/remove_reservation", request)
     is_message(status, body, 200)
+    assert body["message"] == "Reservation removed successfully."
     status, body = await post(http, "/remove_reservation", request)
     is_error(status, body, 404)
+    assert body["error"] == "Reservation not found."
     status, body = await post(http, "/update_reservation", request)
     is_error(status, body, 404)
 
@@ -92,6 +101,7 @@ async def test_bad_requests(http: aiohttp.ClientSession, path: str) -> None:
         ({"book_id": book_id, "user_id": "seven"}, 400, "user_id"),
         ({"book_id": book_id, "user_id": None}, 400, "user_id"),
         ({"book_id": str(uuid.uuid4()), "user_id": reader}, 404, None),
+        ({"book_id": book_id, "user_id": -3}, 400, "user_id"),
     ]
     for body, expected, field in cases:
         status, answer = await post(http, path, body)
@@ -102,10 +112,22 @@ async def test_bad_requests(http: aiohttp.ClientSession, path: str) -> None:
     is_error(status, answer, 400, "book_id")
 
 
-async def test_make_reservation_for_unknown_reader(http: aiohttp.ClientSession) -> None:
+async def test_any_card_number_is_a_reader_of_the_old_endpoints_only(http: aiohttp.ClientSession) -> None:
+    """The earlier system had no readers table: its scripts use cards such as 0 and 132. The old endpoints make a
+    card a reader on first use; the new API still answers 404 for a card that is not one."""
+    card = 2_147_483_000 + uuid.uuid4().int % 600
     book_id, _, _ = await book_and_readers(http)
-    status, body = await post(http, "/make_reservation", {"book_id": book_id, "user_id": 2147483646})
-    is_error(status, body, 404)
+    async with http.post("/api/reservations", json={"book_id": book_id, "user_id": card}) as response:
+        assert response.status == 404
+    status, body = await post(http, "/make_reservation", {"book_id": book_id, "user_id": card})
+    is_message(status, body, 201)
+    status, body = await post(http, "/remove_reservation", {"book_id": book_id, "user_id": card})
+    is_message(status, body, 200)
+    for bad in (-1, 2**31, 1.5, True):
+        status, body = await post(http, "/make_reservation", {"book_id": book_id, "user_id": bad})
+        assert (status, body) == (400, {"error": "Invalid user_id.", "field": "user_id"})
+    status, body = await post(http, "/make_reservation", {"book_id": str(uuid.uuid4()), "user_id": card})
+    assert (status, body) == (404, {"error": "Book does not exist."})
 
 
 async def test_old_list_endpoints_still_answer_lists(http: aiohttp.ClientSession) -> None:
@@ -124,3 +146,20 @@ async def test_old_list_endpoints_still_answer_lists(http: aiohttp.ClientSession
         assert response.status == 200 and isinstance(await response.json(), list)
     status, body = await post(http, "/remove_reservation", {"book_id": book_id, "user_id": reader})
     assert status == 200
+
+
+async def test_a_listing_cut_off_by_the_database_never_parses_as_whole(
+    http: aiohttp.ClientSession, library: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every reservation is streamed a page at a time; should Cassandra fail after the first page went out, the
+    client must not receive a well-formed array that silently holds only part of the list."""
+    from app.models import DatabaseUnavailable, Reservation
+
+    async def failing_after_one_page() -> Any:
+        yield [Reservation(uuid.uuid4(), uuid.uuid4(), 1, datetime(2026, 1, 1))]
+        raise DatabaseUnavailable("injected: the second page failed")
+
+    monkeypatch.setattr(library, "each_reservation", failing_after_one_page)
+    with pytest.raises((aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, ValueError)):
+        async with http.get("/api/reservations") as response:
+            json.loads(await response.read())

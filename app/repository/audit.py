@@ -23,28 +23,22 @@ from app.models import AuditReport, DatabaseUnavailable
 from app.repository.base import RepositoryBase
 from app.repository.reservations import LOCK_COLUMNS, VIEW_COLUMNS, Lock, lock_from_row
 
-SCAN_PAGE = 1000
 VIEWS = ("reservations", "user_reservations", "book_reservations")
 
 
 class AuditRepository(RepositoryBase):
-    async def _scan(self, cql: str) -> AsyncIterator[Any]:
-        paging_state = None
-        while True:
-            result = await self.db.execute(self.cql(cql), page_size=SCAN_PAGE, paging_state=paging_state)
-            for row in result.rows:
+    async def _rows(self, cql: str) -> AsyncIterator[Any]:
+        async for rows in self._scan(cql):
+            for row in rows:
                 yield row
-            paging_state = result.paging_state
-            if not paging_state:
-                return
 
     async def audit(self, repair: bool = False) -> AuditReport:
         locks = [
             lock_from_row(row.book_id, row)
-            async for row in self._scan(f"SELECT {LOCK_COLUMNS} FROM {{ks}}.reservation_by_book_id")
+            async for row in self._rows(f"SELECT {LOCK_COLUMNS} FROM {{ks}}.reservation_by_book_id")
         ]
         views: dict[str, list[Any]] = {
-            table: [row async for row in self._scan(f"SELECT {VIEW_COLUMNS} FROM {{ks}}.{table}")] for table in VIEWS
+            table: [row async for row in self._rows(f"SELECT {VIEW_COLUMNS} FROM {{ks}}.{table}")] for table in VIEWS
         }
         held = [lock for lock in locks if lock.state == "held"]
         report = AuditReport(locks=len(held), reservations=len(views["reservations"]))
@@ -180,7 +174,7 @@ class AuditRepository(RepositoryBase):
         """Schema version 1 -> 2: the locks of reserved books get their state and version, every other book a free
         lock, and the views (made anew) are rebuilt from the locks."""
         converted = created = 0
-        async for row in self._scan(f"SELECT {LOCK_COLUMNS} FROM {{ks}}.reservation_by_book_id"):
+        async for row in self._rows(f"SELECT {LOCK_COLUMNS} FROM {{ks}}.reservation_by_book_id"):
             if row.state is None and row.reservation_id is not None:
                 version = self.clock.next()
                 result = await self.db.execute(
@@ -196,7 +190,7 @@ class AuditRepository(RepositoryBase):
                     lock = await self._resolve_lock(row.book_id)  # type: ignore[attr-defined]
                     if lock.user_id is not None and lock.reserved_at is not None:
                         await self._write_views(lock)  # type: ignore[attr-defined]
-        async for row in self._scan("SELECT book_id FROM {ks}.books"):
+        async for row in self._rows("SELECT book_id FROM {ks}.books"):
             await self._open_lock(row.book_id)  # type: ignore[attr-defined]
             created += 1
         return f"{converted} reserved books' locks converted, {created} books given a lock if they had none"

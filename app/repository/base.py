@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from app.models import Book, InvalidInput, Reservation
 from app.repository.clock import VersionClock
 
 MAX_PAGE_SIZE = 200
+SCAN_PAGE = 1000  # rows per page when a tool or a stream reads a whole table
 
 
 class RepositoryBase:
@@ -25,6 +27,19 @@ class RepositoryBase:
 
     def cql(self, text: str) -> str:
         return text.replace("{ks}", self.ks)
+
+    async def _scan(
+        self, cql: str, params: list[Any] | None = None, page_size: int = SCAN_PAGE
+    ) -> AsyncIterator[list[Any]]:
+        """A whole table (or partition), one page of rows at a time, as Cassandra pages it: memory stays that of one
+        page however many rows there are."""
+        paging_state = None
+        while True:
+            result = await self.db.execute(self.cql(cql), params, page_size=page_size, paging_state=paging_state)
+            yield result.rows
+            paging_state = result.paging_state
+            if not paging_state:
+                return
 
 
 def now() -> datetime:

@@ -6,7 +6,7 @@ import random
 import re
 from uuid import UUID, uuid4
 
-from app.models import Book, Conflict, InvalidInput, NotFound, Page, User
+from app.models import Book, Conflict, InvalidInput, NotFound, Page, UnknownBook, UnknownReader, User
 from app.repository.base import (
     RepositoryBase,
     book_from_row,
@@ -58,7 +58,7 @@ class CatalogueRepository(RepositoryBase):
             await self.db.execute(self.cql(f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books WHERE book_id = ?"), [book_id])
         ).one()
         if row is None:
-            raise NotFound(f"book {book_id} does not exist")
+            raise UnknownBook(f"book {book_id} does not exist")
         return book_from_row(row)
 
     async def list_books(
@@ -171,7 +171,7 @@ class CatalogueRepository(RepositoryBase):
             await self.db.execute(self.cql(f"SELECT {USER_COLUMNS} FROM {{ks}}.users WHERE user_id = ?"), [user_id])
         ).one()
         if row is None:
-            raise NotFound(f"user {user_id} does not exist")
+            raise UnknownReader(f"user {user_id} does not exist")
         return User(row.user_id, row.name, row.email, row.joined_at)
 
     async def list_users(self, *, page_size: int = 20, page: str | None = None) -> Page[User]:
@@ -207,6 +207,13 @@ class CatalogueRepository(RepositoryBase):
             if await self._claim_card(user):
                 return user
         raise Conflict("could not find a free card number; try again")
+
+    async def register_card(self, user_id: int) -> None:
+        """Makes card `user_id` a reader if it is not one yet, for the earlier system's endpoints, whose scripts name
+        readers by any card number (0 included) and had no readers table. The new API never does this."""
+        if isinstance(user_id, bool) or not isinstance(user_id, int) or not 0 <= user_id < 2**31:
+            raise InvalidInput("user_id must be a card number from 0 to 2147483647", field="user_id")
+        await self._claim_card(User(user_id, f"Card {user_id}", "", now()))
 
     async def update_user(self, user_id: int, *, name: str | None = None, email: str | None = None) -> User:
         user = await self.get_user(user_id)

@@ -25,14 +25,20 @@ async def availability(library: Library, books: list[Book]) -> list[bool]:
     return [book.book_id not in held for book in books]
 
 
+# Without page_size or page, the catalogue answers as the earlier system's did: its first 100 books.
+UNPAGED_BOOKS = 100
+
+
 class BooksHandler(JsonHandler):
     async def get(self) -> None:
+        raw_size, page_token = self.query("page_size"), self.page_param()
+        page_size = UNPAGED_BOOKS if raw_size is None and page_token is None else parse_page_size(raw_size)
         page = await self.library.list_books(
             genre=optional_text_param(self.query("genre"), "genre"),
             author=optional_text_param(self.query("author"), "author"),
             title=optional_text_param(self.query("q"), "q"),
-            page_size=parse_page_size(self.query("page_size")),
-            page=self.page_param(),
+            page_size=page_size,
+            page=page_token,
         )
         free = await availability(self.library, page.items)
         self.write_page([book_json(b, a) for b, a in zip(page.items, free, strict=True)], page.next_page)

@@ -70,7 +70,12 @@ def _param(name: str, where: str, schema: dict[str, Any], description: str, requ
 
 
 PAGE_PARAMS = [
-    _param("page_size", "query", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}, "Items per page (20)"),
+    _param(
+        "page_size",
+        "query",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+        "Items per page (20; without page_size and page, the books' first 100 and every reservation)",
+    ),
     _param(
         "page",
         "query",
@@ -272,6 +277,8 @@ def document() -> dict[str, Any]:
                 "get": {
                     "tags": ["reservations"],
                     "summary": "Active reservations: all, a reader's (user_id) or a book's (book_id)",
+                    "description": "With no parameter at all: every reservation, streamed as one array, as the "
+                    "earlier system answered. Otherwise one page.",
                     "parameters": [
                         _param("user_id", "query", USER_ID_SCHEMA, "Only this reader's reservations"),
                         _param("book_id", "query", UUID_SCHEMA, "Only this book's reservation"),
@@ -459,7 +466,14 @@ def _schemas() -> dict[str, Any]:
         "LegacyRequest": {
             "type": "object",
             "required": ["book_id", "user_id"],
-            "properties": {"book_id": UUID_SCHEMA, "user_id": USER_ID_SCHEMA},
+            "properties": {
+                "book_id": UUID_SCHEMA,
+                "user_id": {
+                    **USER_ID_SCHEMA,
+                    "minimum": 0,
+                    "description": "Any card number; a new one becomes a reader",
+                },
+            },
         },
         "LegacyMessage": {
             "type": "object",

@@ -44,14 +44,15 @@ def parse_uuid(value: object, field: str) -> UUID:
         raise InvalidInput(f"{field} is not a valid UUID: {value!r}", field=field) from error
 
 
-def parse_user_id(value: object, field: str = "user_id") -> int:
-    """A reader's card number from a JSON body: a JSON number (7 or 7.0), never a string or true/false."""
+def parse_user_id(value: object, field: str = "user_id", *, minimum: int = 1) -> int:
+    """A reader's card number from a JSON body: a JSON number (7 or 7.0), never a string or true/false. The earlier
+    system's endpoints take card 0 too (`minimum=0`)."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput(f"{field} must be an integer, got {value!r}", field=field)
-    if not 1 <= value <= MAX_USER_ID:
-        raise InvalidInput(f"{field} must be between 1 and {MAX_USER_ID}", field=field)
+    if not minimum <= value <= MAX_USER_ID:
+        raise InvalidInput(f"{field} must be between {minimum} and {MAX_USER_ID}", field=field)
     return value
 
 
