@@ -516,21 +516,45 @@ async def test_9_reserve_cancel_cycles_leave_no_tombstones_to_step_over(library:
 
 
 # -- idempotency keys: a retry reports, and never reserves on its own -------------------------------------
-async def test_a_retry_while_the_first_request_is_at_work_is_told_to_wait(library: Library) -> None:
+async def test_a_retry_while_the_first_request_is_at_work_finishes_it(library: Library) -> None:
     (book,) = await books(library, 1)
     (reader,) = await readers(library, 1)
     first = instance(library)
     pause = Pause(first, "reserve.locked")
     making = asyncio.create_task(first.reserve(book.book_id, reader.user_id, "slow"))
     await pause.wait()
-    with pytest.raises(DatabaseUnavailable, match="has not finished"):
-        await library.reserve(book.book_id, reader.user_id, "slow")
+    retried = await library.reserve(book.book_id, reader.user_id, "slow")
     pause.go.set()
-    made = await making
-    assert await library.reserve(book.book_id, reader.user_id, "slow") == made
-    await library.cancel(made.reservation_id, reader.user_id)
+    assert await making == retried
+    assert await library.reserve(book.book_id, reader.user_id, "slow") == retried
+    await library.cancel(retried.reservation_id, reader.user_id)
     with pytest.raises(NotFound, match="cancelled"):
         await library.reserve(book.book_id, reader.user_id, "slow")
+    await assert_consistent(library, [book.book_id])
+
+
+async def test_a_frozen_first_request_cannot_undo_what_its_retry_acknowledged(
+    library: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the adversarial run (seeds 4 and 6): a reserve frozen after its lock, retried on another instance
+    that acknowledged the reservation; the first then failed to write its views, undid itself, and released the
+    book the client held: another reader got it. The retry now fences the undo by moving the lock's version."""
+    (book,) = await books(library, 1)
+    holder, other = await readers(library, 2)
+    first = instance(library)
+    pause = Pause(first, "reserve.locked")
+    making = asyncio.create_task(first.reserve(book.book_id, holder.user_id, "frozen"))
+    await pause.wait()
+    acknowledged = await library.reserve(book.book_id, holder.user_id, "frozen")
+    fail_batches(monkeypatch, first)
+    pause.go.set()
+    with pytest.raises(DatabaseUnavailable):
+        await making  # its views failed, and its undo found the lock moved on: nothing undone
+    monkeypatch.undo()
+    assert await library.holder(book.book_id, serial=True) == acknowledged
+    assert await library.get_reservation(acknowledged.reservation_id) == acknowledged
+    with pytest.raises(Conflict):
+        await library.reserve(book.book_id, other.user_id)
     await assert_consistent(library, [book.book_id])
 
 

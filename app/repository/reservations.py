@@ -31,8 +31,12 @@ with the highest timestamp. Why each path is then safe:
 - Undo after a failed view write deletes only the rows of the reservation this request created, above the
   version it wrote; an idempotent retry never undoes anything, as it created nothing.
 - Idempotency keys: the id is derived from reader, book and key (app/models.py). The first request with a
-  key claims it with `INSERT ... IF NOT EXISTS`; a retry finds the claim and only reports, never takes the
-  lock, so a late duplicate of a reserve cannot bring back a reservation cancelled after it.
+  key claims it with `INSERT ... IF NOT EXISTS`; a retry finds the claim and never takes the lock, so a late
+  duplicate of a reserve cannot bring back a reservation cancelled after it. A retry that finds the lock held
+  but the first request unfinished moves the lock to a new version before it acknowledges: the first
+  request's undo releases only the exact version it wrote, so it can no longer take back what the retry
+  acknowledged (found by the adversarial run: a frozen first request undid a reservation a retry had
+  already acknowledged, and the book had two holders).
 - Reader deletion: the reader's row is marked 'closing' by a conditional write before their reservations
   are looked for; a reserve reads the reader again after writing its views and undoes itself if the row
   changed. Either the reserve's views were written before the deletion looked (and it refuses), or the
@@ -277,21 +281,34 @@ class ReservationRepository(RepositoryBase):
                 await self._record_outcome(reservation_id, "missing")
             raise
         await self._step("reserve.locked", lock=lock)
+        return await self._complete(lock, keyed=keyed, reader=reader)
+
+    async def _complete(self, lock: Lock, *, keyed: bool, reader: User | None = None) -> Reservation:
+        """The rest of a reserve once its lock is held: the views, the reader read again, the key's outcome. Any
+        failure undoes exactly the lock state `lock` (nothing if another request has moved it on since)."""
+        rid, user_id = lock.reservation_id, lock.user_id
+        assert rid is not None and user_id is not None
+        if reader is None:
+            reader = await self._reader_row(user_id)
+            if reader is None:
+                if await self._undo_reserve(lock) and keyed:
+                    await self._record_outcome(rid, "missing")
+                raise UnknownReader(f"user {user_id} does not exist")
         try:
             await self._write_views(lock)
         except DatabaseUnavailable:
             if await self._undo_reserve(lock) and keyed:
-                await self._record_outcome(reservation_id, "undone")
+                await self._record_outcome(rid, "undone")
             raise
         await self._step("reserve.views_written", lock=lock)
         # A deletion of the reader that started meanwhile marked their row first: see the module docstring.
-        if await self._reader_row(reader.user_id) != reader:
+        if await self._reader_row(user_id) != reader:
             if await self._undo_reserve(lock) and keyed:
-                await self._record_outcome(reservation_id, "missing")
-            raise UnknownReader(f"user {reader.user_id} does not exist")
+                await self._record_outcome(rid, "missing")
+            raise UnknownReader(f"user {user_id} does not exist")
         if keyed:
-            # Only now may a retry acknowledge the reservation: nothing of this request can undo it any more.
-            await self._record_outcome(lock.reservation_id, "made")  # type: ignore[arg-type]
+            # Only now may a retry acknowledge the reservation without finishing it: nothing can undo it any more.
+            await self._record_outcome(rid, "made")
         return lock.reservation()
 
     async def _claim(self, reservation_id: UUID, user_id: int, book_id: UUID) -> bool:
@@ -327,19 +344,27 @@ class ReservationRepository(RepositoryBase):
             log.warning("could not record outcome %s of idempotency key of %s", outcome, reservation_id)
 
     async def _replay(self, reservation_id: UUID, book_id: UUID, user_id: int) -> Reservation:
-        """A retry of a keyed reserve: say what became of the first request, and change nothing. The reservation is
-        acknowledged once the first request recorded it complete, or, if that request stopped on the way, once its
-        lock is older than the settle time (its views are then rebuilt from the lock). Only a first request that
-        is over and undid itself ('undone') may be made again: nothing of it can still happen."""
+        """A retry of a keyed reserve: say what became of the first request, never take a lock. Once the first request
+        recorded the reservation complete, it is acknowledged. While the lock holds it but the first request has not
+        finished (slow, frozen, or dead), the retry finishes it: it moves the lock to a new version first, which
+        fences off the first request's undo (that releases only the exact version it wrote), then writes the views
+        and checks the reader as the first request would. Only a first request that is over and undid itself
+        ('undone') may be made again: nothing of it can still happen."""
         lock, claim = await asyncio.gather(
             self._read_lock(book_id, serial=True), self.db.execute(self.cql(KEY_READ), [reservation_id])
         )
         first = claim.one()
         outcome = first.outcome if first else None
         if lock.holds(reservation_id):
-            if outcome == "made" or self._settled(lock):
+            if outcome == "made":
                 await self._heal(lock, at_once=True)
                 return lock.reservation()
+            try:
+                fenced = await self._restamp(lock)
+            except NotFound:
+                fenced = None  # the first request undid itself meanwhile: its outcome says so shortly
+            if fenced is not None:
+                return await self._complete(fenced, keyed=True)
         elif outcome == "made":
             row = await self._reservation_row(reservation_id)
             if row is not None:
