@@ -593,3 +593,25 @@ async def test_a_retry_for_a_reader_that_does_not_exist_is_refused_the_same_way(
     for _ in range(2):
         with pytest.raises(NotFound, match="does not exist"):
             await library.reserve(book.book_id, 987_654_321, "nobody")
+
+
+async def test_a_renew_after_a_move_whose_views_failed_leaves_no_stale_row(
+    library: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the adversarial run (seed 10): a move whose view batch failed left the old book's rows naming the
+    reservation; the reader's next change (a renew) rewrote the new book's rows only, and the reader's listing
+    showed the reservation on two books."""
+    old, new = await books(library, 2)
+    (reader,) = await readers(library, 1)
+    r = await library.reserve(old.book_id, reader.user_id)
+    mover = instance(library)
+    fail_batches(monkeypatch, mover)
+    with pytest.raises(DatabaseUnavailable):
+        await mover.move(r.reservation_id, reader.user_id, new.book_id)
+    monkeypatch.undo()
+    renewed = await library.move(r.reservation_id, reader.user_id)
+    assert renewed.book_id == new.book_id
+    listed = (await library.user_reservations(reader.user_id)).items
+    assert [x.book_id for x in listed] == [new.book_id], listed
+    await assert_consistent(library, [old.book_id, new.book_id])
+    await library.cancel(r.reservation_id, reader.user_id)

@@ -528,6 +528,10 @@ class ReservationRepository(RepositoryBase):
         given. The new book is taken first; if it is taken by another, the reservation stays as it was."""
         current = await self._owned(reservation_id, user_id)
         source = await self._holding(current)
+        if current.book_id != source.book_id:
+            # An earlier move got the reservation to its book but failed to write its views: the rows of the book
+            # it left still name it. Remove them (each at its own write time) before anything else is written.
+            await self._delete_stale_rows(reservation_id, user_id, current.book_id)
         if new_book_id is None or new_book_id == source.book_id:
             return await self._renew(source)
         target = await self._take(new_book_id, reservation_id, user_id, above=source.version)
