@@ -34,7 +34,7 @@ def readme_commands(prefix: str) -> list[list[str]]:
     """Every command line of the README's shell blocks that starts with `prefix`, split as a shell would."""
     commands = []
     for block in re.findall(r"```(?:sh|bash|console)\n(.*?)```", README, flags=re.S):
-        for line in block.splitlines():
+        for line in block.replace("\\\n", " ").splitlines():  # a line ending in a backslash goes on
             line = line.split(" #", 1)[0].strip()
             if line.startswith(prefix):
                 commands.append(shlex.split(line))
