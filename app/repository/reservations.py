@@ -689,6 +689,9 @@ class ReservationRepository(RepositoryBase):
             "rebuilding the views of reservation %s from its lock on book %s", lock.reservation_id, lock.book_id
         )
         await self._write_views(current)
+        if row is not None and row.book_id != current.book_id:
+            # The views still named the book a move left: its rows go, each at its own write time.
+            await self._delete_stale_rows(current.reservation_id, current.user_id, row.book_id)  # type: ignore[arg-type]
 
     async def _resolve_lock(self, book_id: UUID) -> Lock:
         """The lock row at SERIAL. Under contention the serial read can itself time out; it is retried with
