@@ -24,6 +24,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 READS = 50
+WARMUP_READS = 10
 CONCURRENCY = 2
 STALL_SECONDS = 120  # no cycle completed for this long: something holds the book that no worker will free
 CANCEL_TRIES = 20
@@ -55,29 +56,50 @@ class NodeLogs:
     def __init__(self, paths: Sequence[Path]) -> None:
         self.offsets = {p: p.stat().st_size for p in paths if p.exists()}
 
-    def tombstone_warnings(self) -> list[str]:
+    def tombstone_warnings(self, keyspace: str) -> list[str]:
+        """The lines about tombstones that name this keyspace (other runs may share the nodes)."""
         found = []
         for path, offset in self.offsets.items():
             with path.open("rb") as f:
                 f.seek(offset)
                 text = f.read().decode(errors="replace")
-            found += [line.strip()[:400] for line in text.splitlines() if "tombstone" in line.lower()]
+            found += [
+                line.strip()[:400] for line in text.splitlines() if "tombstone" in line.lower() and keyspace in line
+            ]
         return found
 
 
-async def _timed(read: Callable[[], Awaitable[Any]], times: int) -> dict[str, Any]:
-    latencies = []
-    error = None
+async def _timed(reads: dict[str, Callable[[], Awaitable[Any]]], times: int) -> dict[str, dict[str, Any]]:
+    """Each read `WARMUP_READS` times untimed, then `times` rounds in which every read runs once; a read that fails
+    (the old schema's, past tombstone_failure_threshold) is reported and left out of the later rounds."""
+    latencies: dict[str, list[float]] = {label: [] for label in reads}
+    errors: dict[str, str | None] = dict.fromkeys(reads)
+    for label, read in reads.items():
+        for _ in range(WARMUP_READS):
+            try:
+                await read()
+            except Exception as e:
+                errors[label] = f"{type(e).__name__}: {e}"[:300]
+                break
     for _ in range(times):
-        started = time.perf_counter()
-        try:
-            await read()
-        except Exception as e:  # the old schema's reads fail outright past tombstone_failure_threshold
-            error = f"{type(e).__name__}: {e}"[:300]
-            break
-        latencies.append(time.perf_counter() - started)
-    median = round(statistics.median(latencies) * 1000, 3) if latencies else None
-    return {"reads": len(latencies), "median_ms": median, "error": error}
+        for label, read in reads.items():
+            if errors[label]:
+                continue
+            started = time.perf_counter()
+            try:
+                await read()
+            except Exception as e:
+                errors[label] = f"{type(e).__name__}: {e}"[:300]
+                continue
+            latencies[label].append(time.perf_counter() - started)
+    return {
+        label: {
+            "reads": len(values),
+            "median_ms": round(statistics.median(values) * 1000, 3) if values else None,
+            "read_error": errors[label],
+        }
+        for label, values in latencies.items()
+    }
 
 
 async def cycles(
@@ -191,8 +213,34 @@ async def measure_tombstones(
     whole_run = NodeLogs(node_logs)
     done = await cycles(library, conflict, book, pair, count, progress)
 
+    result = await read_back(
+        library, session, keyspace, book, untouched_book, pair, untouched_reader, node_logs=node_logs
+    )
+    in_cycles = len(whole_run.tombstone_warnings(keyspace)) - result["tombstone_warnings_logged"]
+    return {
+        "cycles": count,
+        "book": str(book),
+        "readers": pair,
+        **done,
+        **result,
+        "tombstone_warnings_during_cycles": in_cycles,
+    }
+
+
+async def read_back(
+    library: Any,
+    session: Any,
+    keyspace: str,
+    book: UUID,
+    untouched_book: UUID,
+    pair: Sequence[int],
+    untouched_reader: int,
+    *,
+    node_logs: Sequence[Path] = (),
+) -> dict[str, Any]:
+    """The reads after the cycles: each target warmed up, then read in turns with the others (so that neither the
+    order nor a moment of load favours one), then read once more with tracing on."""
     logs = NodeLogs(node_logs)
-    reads: dict[str, Any] = {}
     targets: list[tuple[str, Callable[[], Awaitable[Any]], str, int]] = [
         ("book", lambda: library.book_reservations(book), f"book_reservations WHERE book_id = {book}", BOOK_PAGE),
         (
@@ -214,25 +262,20 @@ async def measure_tombstones(
     targets.append(
         ("lock of the book", lambda: library.holder(book), f"reservation_by_book_id WHERE book_id = {book}", 1)
     )
-    for label, read, where, fetch_size in targets:
-        timing = await _timed(read, READS)
+    timings = await _timed({label: read for label, read, _, _ in targets}, READS)
+    reads: dict[str, Any] = {}
+    for label, _, where, fetch_size in targets:
         traced = await asyncio.to_thread(traced_read, session, f"SELECT * FROM {keyspace}.{where}", fetch_size)
-        reads[label] = {**timing, **traced}
+        reads[label] = {**timings[label], **traced}
     for label, base in (("book", "untouched book"), ("reader A", "untouched reader"), ("reader B", "untouched reader")):
         a, b = reads[label]["median_ms"], reads[base]["median_ms"]
         reads[label]["ratio_to_untouched"] = round(a / b, 2) if a and b else None
     await asyncio.sleep(1)  # the nodes' log lines are written a moment after the answer
-    warnings = logs.tombstone_warnings()
-    in_cycles = len(whole_run.tombstone_warnings()) - len(warnings)
+    warnings = logs.tombstone_warnings(keyspace)
     return {
-        "cycles": count,
-        "book": str(book),
-        "readers": pair,
-        **done,
         "reads": reads,
         "node_logs_read": [str(p) for p in logs.offsets],
         "tombstone_warnings_logged": len(warnings),
-        "tombstone_warnings_during_cycles": in_cycles,
         "tombstone_warning_sample": warnings[:3],
     }
 
@@ -246,7 +289,7 @@ def render(result: dict[str, Any]) -> str:
     for label, r in result["reads"].items():
         ratio = r.get("ratio_to_untouched")
         cells = r["tombstone_cells"]
-        note = r["error"] or "; ".join(r["client_warnings"])[:120] or "-"
+        note = r.get("read_error") or r["error"] or "; ".join(r["client_warnings"])[:120] or "-"
         median = "-" if r["median_ms"] is None else f"{r['median_ms']:.2f}"
         lines.append(
             f"  {label:<18} {median:>10} {'' if ratio is None else f'{ratio:.2f}':>12} "
