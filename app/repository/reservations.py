@@ -302,7 +302,14 @@ class ReservationRepository(RepositoryBase):
             raise
         await self._step("reserve.views_written", lock=lock)
         # A deletion of the reader that started meanwhile marked their row first: see the module docstring.
-        if await self._reader_row(user_id) != reader:
+        try:
+            still = await self._reader_row(user_id)
+        except DatabaseUnavailable:
+            # Unknown whether the reader is being deleted: give the book back rather than keep what nobody knows of.
+            if await self._undo_reserve(lock) and keyed:
+                await self._record_outcome(rid, "undone")
+            raise
+        if still != reader:
             if await self._undo_reserve(lock) and keyed:
                 await self._record_outcome(rid, "missing")
             raise UnknownReader(f"user {user_id} does not exist")
@@ -461,7 +468,9 @@ class ReservationRepository(RepositoryBase):
         """Cancel the caller's own reservation. A stale or repeated cancel never frees a newer reservation: the
         lock is released only if it still carries this reservation's id."""
         reservation = await self._owned(reservation_id, user_id)
-        lock = await self._holding(reservation)
+        # Tried first on the book the reservation's row names, where it nearly always is: the lock's own condition
+        # checks it, so no read of the lock is needed unless that fails.
+        lock = Lock(reservation.book_id, "held", reservation_id)
         for _ in range(LWT_ATTEMPTS):
             released = await self._release(lock.book_id, reservation_id)
             if released is not None:
@@ -480,9 +489,15 @@ class ReservationRepository(RepositoryBase):
             raise Forbidden(f"reservation {reservation_id} belongs to another reader")
         return reservation
 
-    async def _holding(self, reservation: Reservation) -> Lock:
+    async def _holding(self, reservation: Reservation, *, serial: bool = True) -> Lock:
         """The lock that holds the reservation now, read at SERIAL: the book its row names, or the book a move
         took it to (the old book's lock remembers where). NotFound if no lock holds it any more."""
+        if not serial:
+            # A quorum read sees every transition that has finished; the transition that follows is conditioned on
+            # the version read, so a stale answer makes it fail, never misapply, and then the SERIAL path runs.
+            quick = await self._read_lock(reservation.book_id, serial=False)
+            if quick.holds(reservation.reservation_id):
+                return quick
         read: dict[UUID, Lock] = {}
         book_id: UUID | None = reservation.book_id
         while book_id is not None and book_id not in read:
@@ -527,7 +542,7 @@ class ReservationRepository(RepositoryBase):
         """Move the caller's reservation to another book, or renew its time when no book (or the same one) is
         given. The new book is taken first; if it is taken by another, the reservation stays as it was."""
         current = await self._owned(reservation_id, user_id)
-        source = await self._holding(current)
+        source = await self._holding(current, serial=False)
         if current.book_id != source.book_id:
             # An earlier move got the reservation to its book but failed to write its views: the rows of the book
             # it left still name it. Remove them (each at its own write time) before anything else is written.
