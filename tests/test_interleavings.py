@@ -623,3 +623,30 @@ async def test_a_renew_after_a_move_whose_views_failed_leaves_no_stale_row(
     assert [x.book_id for x in listed] == [new.book_id], listed
     await assert_consistent(library, [old.book_id, new.book_id])
     await library.cancel(r.reservation_id, reader.user_id)
+
+
+async def test_a_cancel_whose_release_answer_was_lost_while_another_took_the_book(
+    library: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the full suite on an overloaded machine: the release applied but its answer was lost, another reader
+    took the book at once, and the read back showed the lock held by someone else. The cancel answered 404 and left
+    the cancelled reservation's rows behind. It now treats the reservation as cancelled and removes what still
+    names it, each row at its own write time, leaving the new holder's rows alone."""
+    (book,) = await books(library, 1)
+    owner, other = await readers(library, 2)
+    held = await library.reserve(book.book_id, owner.user_id)
+    real_release = library._release
+    taken: list[Reservation] = []
+
+    async def lost_answer(book_id: uuid.UUID, reservation_id: uuid.UUID, **kwargs: Any) -> int | None:
+        await real_release(book_id, reservation_id, **kwargs)
+        taken.append(await instance(library).reserve(book_id, other.user_id))
+        return None  # what the read back after the lost answer tells: not held by this reservation
+
+    monkeypatch.setattr(library, "_release", lost_answer)
+    await library.cancel(held.reservation_id, owner.user_id)
+    monkeypatch.undo()
+    assert await gone(library, held)
+    assert (await library.user_reservations(owner.user_id)).items == []
+    assert await library.book_reservations(book.book_id) == taken
+    await assert_consistent(library, [book.book_id])

@@ -480,7 +480,18 @@ class ReservationRepository(RepositoryBase):
                     # A move got the reservation here but not its views: the old book's rows still name it.
                     await self._delete_stale_rows(reservation_id, user_id, reservation.book_id)
                 return
-            lock = await self._holding(reservation)
+            try:
+                lock = await self._holding(reservation)
+            except NotFound:
+                # No lock holds it any more, yet its row is there: released by this cancel itself (an answer lost,
+                # and the book taken by another since), by a concurrent cancel, or by a crash half-way. It is
+                # cancelled either way: what still names it goes, each row at its own write time, which removes
+                # those writes and nothing newer (the book's and the reader's rows may be another's by now).
+                await self._delete_stale_rows(reservation_id, user_id, reservation.book_id)
+                row = await self._reservation_row(reservation_id)
+                if row is not None:
+                    await self.db.execute(self.cql(DELETE_RESERVATION_ROW), [row.written, reservation_id], write=True)
+                return
         raise DatabaseUnavailable("database unavailable: the cancellation could not be confirmed; try again")
 
     async def _owned(self, reservation_id: UUID, user_id: int) -> Reservation:
@@ -508,9 +519,6 @@ class ReservationRepository(RepositoryBase):
         row = await self._reservation_row(reservation.reservation_id)
         if row is not None and row.book_id not in read:
             return await self._holding(reservation_from_row(row))
-        if row is not None and self._settled(read[row.book_id]):
-            # Its book's lock moved on long ago and points nowhere: these rows are what a crash left behind.
-            await self._delete_view_row_versions(row)
         raise NotFound(f"reservation {reservation.reservation_id} does not exist")
 
     async def _release(self, book_id: UUID, reservation_id: UUID, *, exact: int | None = None) -> int | None:
@@ -674,11 +682,6 @@ class ReservationRepository(RepositoryBase):
             await self.db.execute(self.cql(DELETE_BOOK_ROW), [row.written, book_id], write=True)
         if (row := user_row.one()) is not None and row.reservation_id == reservation_id:
             await self.db.execute(self.cql(DELETE_USER_ROW), [row.written, user_id, book_id], write=True)
-
-    async def _delete_view_row_versions(self, row: Any) -> None:
-        """Deletes exactly the write that made this `reservations` row (and the rows written with it), at its own
-        write time: any newer write of the same rows outranks the delete."""
-        await self._delete_views(row.reservation_id, row.user_id, row.book_id, row.written)
 
     # -- settling what a crash or a pause left behind -------------------------------------------------------
     def _settled(self, lock: Lock) -> bool:
