@@ -382,3 +382,28 @@ async def test_cancel_racing_a_move_of_the_same_reservation_leaves_nothing(libra
             await library.get_reservation(r.reservation_id)
     print(f"\nmove outcomes against a concurrent cancel: {dict(seen)}")
     await assert_clean(library)
+
+
+async def test_a_lock_whose_first_send_lost_its_answer_and_was_finished_later_is_ours(
+    library: Library, lose_answer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the adversarial series (seed 17): the lock's first send timed out; the SERIAL read back did not show
+    it yet (accepted by too few replicas), so the reserve sent again with a higher version, and Paxos finished the
+    first proposal before judging the second, which then found the book held by this very reservation. The reserve
+    answered "you already hold" (409) for a reservation it had made."""
+    book = await new_book(library)
+    (reader,) = await new_users(library, 1)
+    hits = lose_answer("IF state = 'free'")
+    real_resolve = library._resolve_lock
+    before = await library._read_lock(book.book_id, serial=True)
+    stale = [before]
+
+    async def not_yet_visible(book_id: uuid.UUID) -> Any:
+        return stale.pop() if stale else await real_resolve(book_id)
+
+    monkeypatch.setattr(library, "_resolve_lock", not_yet_visible)
+    r = await library.reserve(book.book_id, reader.user_id)
+    assert hits
+    assert await library.holder(book.book_id, serial=True) == r
+    assert await library.get_reservation(r.reservation_id) == r
+    await assert_clean(library)

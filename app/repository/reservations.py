@@ -334,11 +334,18 @@ class ReservationRepository(RepositoryBase):
         self, cql: str, params: list[Any], read: str, key: list[Any], applied_if: Callable[[Any], bool]
     ) -> bool:
         """One conditional write; after a lost answer, the row read back at SERIAL tells whether it applied."""
+        consistency = self.db.settings.serial_consistency
+        lost = False
         for _ in range(LWT_ATTEMPTS):
             try:
-                return (await self.db.execute(self.cql(cql), params, write=True)).was_applied
+                if (await self.db.execute(self.cql(cql), params, write=True)).was_applied:
+                    return True
+                if not lost:
+                    return False
+                # An earlier send whose answer was lost may have been finished by Paxos when this one came.
+                return applied_if((await self.db.execute(self.cql(read), key, consistency=consistency)).one())
             except OutcomeUnknown:
-                consistency = self.db.settings.serial_consistency
+                lost = True
                 row = (await self.db.execute(self.cql(read), key, consistency=consistency)).one()
                 if applied_if(row):
                     return True
@@ -430,6 +437,10 @@ class ReservationRepository(RepositoryBase):
                 if current.holds(reservation_id):
                     return current
             self.clock.observe(current.version)
+            if current.holds(reservation_id):
+                # An earlier attempt of this loop whose answer was lost: Paxos finished its proposal when this one
+                # came (found by the adversarial series, seed 17, where it was answered as "you already hold").
+                return current
             if current.state == "held":
                 try:
                     await self._heal(current)
@@ -525,8 +536,10 @@ class ReservationRepository(RepositoryBase):
         """Frees the book if this reservation holds it (and, with `exact`, still at that version). Returns the
         version of the release, or None if the reservation did not hold the book."""
         seen = exact
+        proposed: set[int] = set()
         for attempt in range(1, LWT_ATTEMPTS + 2):
             version = self.clock.next(seen)
+            proposed.add(version)
             cql, guard = (LOCK_RELEASE_EXACT, exact) if exact is not None else (LOCK_RELEASE, version)
             try:
                 result = await self.db.execute(self.cql(cql), [version, book_id, reservation_id, guard], write=True)
@@ -535,8 +548,9 @@ class ReservationRepository(RepositoryBase):
                 current = lock_from_row(book_id, result.one())
             except OutcomeUnknown:
                 current = await self._resolve_lock(book_id)
-                if current.state != "held" and current.version == version:
-                    return version
+            if current.state != "held" and current.version in proposed:
+                # This release, or an earlier send of it whose answer was lost and that Paxos finished meanwhile.
+                return current.version
             self.clock.observe(current.version)
             if not current.holds(reservation_id) or (exact is not None and current.version != exact):
                 return None
@@ -599,6 +613,8 @@ class ReservationRepository(RepositoryBase):
             if await self._lwt_applied(expected.book_id, cql, params, applied_if):
                 return True
             current = await self._resolve_lock(expected.book_id)
+            if applied_if(current):
+                return True  # an earlier send, whose answer was lost, was finished by Paxos meanwhile
             if not (current.holds(expected.reservation_id) and current.version == expected.version):  # type: ignore[arg-type]
                 return False
         raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
