@@ -25,8 +25,8 @@ from cassandra import (
     Unavailable,
 )
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, ResponseFuture, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-from cassandra.protocol import SyntaxException
+from cassandra.policies import DCAwareRoundRobinPolicy, RetryPolicy, TokenAwarePolicy
+from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage, SyntaxException
 from cassandra.query import BatchStatement, BatchType, PreparedStatement, SimpleStatement, Statement
 
 from app.models import DatabaseUnavailable
@@ -36,6 +36,26 @@ log = logging.getLogger(__name__)
 
 # Errors that mean the statement itself is wrong: bugs, never retried, never reported as an outage.
 _STATEMENT_ERRORS = (InvalidRequest, SyntaxException, Unauthorized, ConfigurationException, AlreadyExists)
+
+
+class NoBlindWriteRetries(RetryPolicy):
+    """The driver's default policy sends a statement again to the next host after a connection error or a server
+    error, whatever the statement. For a write that may already have applied (a lightweight transaction whose
+    coordinator died after committing), the second send then meets its own first one, and the answer lies: a lock
+    this request took comes back "not applied, held by you". Writes are therefore never sent again blindly: the
+    error reaches the repository as OutcomeUnknown, which reads the truth back at SERIAL. Reads (marked idempotent
+    by `Database.execute`) and requests a node refused before running them (overloaded, bootstrapping) are sent
+    on as before. Found by the adversarial series (seed 17)."""
+
+    def on_request_error(self, query: Any, consistency: Any, error: Any, retry_num: int) -> tuple[int, Any]:
+        if getattr(query, "is_idempotent", False) or isinstance(
+            error, OverloadedErrorMessage | IsBootstrappingErrorMessage
+        ):
+            return super().on_request_error(query, consistency, error, retry_num)
+        return self.RETHROW, None
+
+    def on_write_timeout(self, *args: Any, **kwargs: Any) -> tuple[int, Any]:
+        return self.RETHROW, None  # the repository resolves every write whose outcome is unknown
 
 
 class OutcomeUnknown(DatabaseUnavailable):
@@ -70,6 +90,7 @@ class Database:
             consistency_level=settings.consistency,
             serial_consistency_level=settings.serial_consistency,
             request_timeout=settings.request_timeout,
+            retry_policy=NoBlindWriteRetries(),
         )
         cluster = Cluster(
             settings.cassandra_hosts,
@@ -122,6 +143,7 @@ class Database:
         if isinstance(statement, PreparedStatement):
             statement = statement.bind(params or ())
             params = None
+        statement.is_idempotent = not write  # reads may be sent again elsewhere; writes never blindly
         if page_size is not None:
             statement.fetch_size = page_size
         if consistency is not None:

@@ -14,12 +14,13 @@ traffic, it can only redo what a request would do, or undo what no request still
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
-from app.models import AuditReport, DatabaseUnavailable
+from app.models import AuditReport, DatabaseUnavailable, NotFound
 from app.repository.base import RepositoryBase
 from app.repository.reservations import LOCK_COLUMNS, VIEW_COLUMNS, Lock, lock_from_row
 
@@ -118,12 +119,13 @@ class AuditRepository(RepositoryBase):
         for book_id in books:
             try:
                 report.repaired.extend(await self._settle_book(book_id))
-            except DatabaseUnavailable as error:
+            except (DatabaseUnavailable, NotFound) as error:
+                # Unavailable, or the reservation was cancelled between the check and the write: nothing to mend.
                 report.repaired.append(f"book {book_id}: left for the next repair ({error})")
         for table, row in orphans:
             try:
                 report.repaired.extend(await self._settle_orphan(table, row))
-            except DatabaseUnavailable as error:
+            except (DatabaseUnavailable, NotFound) as error:
                 report.repaired.append(f"reservation {row.reservation_id}: left for the next repair ({error})")
 
     async def _settle_book(self, book_id: UUID) -> list[str]:
@@ -141,12 +143,30 @@ class AuditRepository(RepositoryBase):
                 if await self._release(book_id, lock.reservation_id, exact=lock.version) is not None:  # type: ignore[attr-defined]
                     return [f"released book {book_id}, taken by a move of {lock.reservation_id} that stopped"]
                 return []
+        if await self._views_agree(lock, row):
+            return []  # the scans, taken one after another, only caught a request half-way: nothing to mend
         if row is not None and (row.written or 0) >= (lock.version or 0):
-            # Something wrote the row above the lock's version (by hand, or a client with its own clock): views
+            # Something wrote the row at or above the lock's version (by hand, or a client with its own clock): views
             # rebuilt at that version would lose. Move the lock to a version above it first.
             lock = await self._restamp(lock, above=row.written)  # type: ignore[attr-defined]
         await self._write_views(lock)  # type: ignore[attr-defined]
         return [f"rebuilt the views of {lock.reservation_id} from its lock on book {book_id} (version {lock.version})"]
+
+    async def _views_agree(self, lock: Lock, row: Any) -> bool:
+        """Whether the three views show exactly the lock's state, read now (a repair must not change what is right:
+        moving a healthy lock to a new version would refuse a client's move that read the old one)."""
+        if row is None or _state(row) != _state(lock):
+            return False
+        book_row, user_row = await asyncio.gather(
+            self.db.execute(
+                self.cql(f"SELECT {VIEW_COLUMNS} FROM {{ks}}.book_reservations WHERE book_id = ?"), [lock.book_id]
+            ),
+            self.db.execute(
+                self.cql(f"SELECT {VIEW_COLUMNS} FROM {{ks}}.user_reservations WHERE user_id = ? AND book_id = ?"),
+                [lock.user_id, lock.book_id],
+            ),
+        )
+        return all(r is not None and _state(r) == _state(lock) for r in (book_row.one(), user_row.one()))
 
     async def _settle_orphan(self, table: str, row: Any) -> list[str]:
         """A view row no held lock backs, verified again: deleted at its own write time, which removes that write
@@ -194,6 +214,10 @@ class AuditRepository(RepositoryBase):
             await self._open_lock(row.book_id)  # type: ignore[attr-defined]
             created += 1
         return f"{converted} reserved books' locks converted, {created} books given a lock if they had none"
+
+
+def _state(r: Any) -> tuple[Any, ...]:
+    return (r.reservation_id, r.book_id, r.user_id, r.reserved_at, r.version)
 
 
 def _describe(r: Any) -> str:
