@@ -25,9 +25,10 @@ with the highest timestamp. Why each path is then safe:
 - Heal (a conflict with a lock older than `settle_after`, whose views are missing or older) and repair:
   both re-read the lock at SERIAL immediately before acting and write the views at that lock's version.
   Should the state have ended meanwhile, its ending deletes outrank these writes: a heal can never bring
-  back what a cancel removed. Repair deletes a view row no lock backs at that row's own version (written in
-  its `version` column), which removes that write and nothing newer, and only when the lock of its book
-  has not changed for `settle_after`.
+  back what a cancel removed. Repair deletes a view row no lock backs at that row's own write time
+  (`WRITETIME`), which removes that write and nothing newer, and only when the lock of its book has not
+  changed for `settle_after`; a cancel that finds no lock holding its reservation removes what still names
+  it the same way.
 - Undo after a failed view write deletes only the rows of the reservation this request created, above the
   version it wrote; an idempotent retry never undoes anything, as it created nothing.
 - Idempotency keys: the id is derived from reader, book and key (app/models.py). The first request with a
