@@ -650,3 +650,28 @@ async def test_a_cancel_whose_release_answer_was_lost_while_another_took_the_boo
     assert (await library.user_reservations(owner.user_id)).items == []
     assert await library.book_reservations(book.book_id) == taken
     await assert_consistent(library, [book.book_id])
+
+
+async def test_a_cancel_finds_a_moved_reservation_whose_old_books_pointer_was_overwritten(
+    library: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the third adversarial series (seed 8): a move got the reservation to its new book but not its views;
+    another reservation then moved away from the old book, overwriting its one-slot pointer; the cancel, following
+    the views, found no lock holding the reservation, answered as if it were cancelled, and the new book stayed
+    held. The reservation's own row now remembers where a move is taking it."""
+    home, target, elsewhere = await books(library, 3)
+    owner, other = await readers(library, 2)
+    r = await library.reserve(home.book_id, owner.user_id)
+    mover = instance(library)
+    fail_batches(monkeypatch, mover)
+    with pytest.raises(DatabaseUnavailable):
+        await mover.move(r.reservation_id, owner.user_id, target.book_id)  # its views never come
+    monkeypatch.undo()
+    s = await library.reserve(home.book_id, other.user_id)
+    await library.move(s.reservation_id, other.user_id, elsewhere.book_id)  # overwrites home's pointer
+    await library.cancel(r.reservation_id, owner.user_id)
+    assert await library.holder(target.book_id, serial=True) is None
+    with pytest.raises(NotFound):
+        await library.get_reservation(r.reservation_id)
+    await library.cancel(s.reservation_id, other.user_id)
+    await assert_consistent(library, [home.book_id, target.book_id, elsewhere.book_id])

@@ -39,7 +39,9 @@ class AuditRepository(RepositoryBase):
             async for row in self._rows(f"SELECT {LOCK_COLUMNS} FROM {{ks}}.reservation_by_book_id")
         ]
         views: dict[str, list[Any]] = {
-            table: [row async for row in self._rows(f"SELECT {VIEW_COLUMNS} FROM {{ks}}.{table}")] for table in VIEWS
+            # A row with no book is only a move's hint (`moving_to`) that outlived its reservation: not a view.
+            table: [row async for row in self._rows(f"SELECT {VIEW_COLUMNS} FROM {{ks}}.{table}") if row.book_id]
+            for table in VIEWS
         }
         held = [lock for lock in locks if lock.state == "held"]
         report = AuditReport(locks=len(held), reservations=len(views["reservations"]))

@@ -118,6 +118,7 @@ VIEW_INSERTS = (
     "INSERT INTO {ks}.book_reservations (book_id, reservation_id, user_id, reserved_at, version) "
     "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
 )
+MOVING_TO = "UPDATE {ks}.reservations USING TIMESTAMP ? SET moving_to = ? WHERE reservation_id = ?"
 DELETE_RESERVATION_ROW = "DELETE FROM {ks}.reservations USING TIMESTAMP ? WHERE reservation_id = ?"
 DELETE_USER_ROW = "DELETE FROM {ks}.user_reservations USING TIMESTAMP ? WHERE user_id = ? AND book_id = ?"
 DELETE_BOOK_ROW = "DELETE FROM {ks}.book_reservations USING TIMESTAMP ? WHERE book_id = ?"
@@ -191,13 +192,15 @@ class ReservationRepository(RepositoryBase):
                 self.cql(f"SELECT {COLUMNS} FROM {{ks}}.reservations WHERE reservation_id = ?"), [reservation_id]
             )
         ).one()
-        if row is None:
+        if row is None or row.book_id is None:  # None: only a move's hint is left of it
             raise NotFound(f"reservation {reservation_id} does not exist")
         return reservation_from_row(row)
 
     async def _reservation_row(self, reservation_id: UUID) -> Any | None:
-        cql = f"SELECT {VIEW_COLUMNS} FROM {{ks}}.reservations WHERE reservation_id = ?"
-        return (await self.db.execute(self.cql(cql), [reservation_id])).one()
+        hint = "moving_to, WRITETIME(moving_to) AS hinted"
+        cql = f"SELECT {VIEW_COLUMNS}, {hint} FROM {{ks}}.reservations WHERE reservation_id = ?"
+        row = (await self.db.execute(self.cql(cql), [reservation_id])).one()
+        return row if row is not None and row.book_id is not None else None
 
     async def holder(self, book_id: UUID, *, serial: bool = False) -> Reservation | None:
         """The reservation that holds the book now, from the lock; `serial` reads it linearizably."""
@@ -502,7 +505,8 @@ class ReservationRepository(RepositoryBase):
                 await self._delete_stale_rows(reservation_id, user_id, reservation.book_id)
                 row = await self._reservation_row(reservation_id)
                 if row is not None:
-                    await self.db.execute(self.cql(DELETE_RESERVATION_ROW), [row.written, reservation_id], write=True)
+                    written = max(row.written or 0, row.hinted or 0)
+                    await self.db.execute(self.cql(DELETE_RESERVATION_ROW), [written, reservation_id], write=True)
                 return
         raise DatabaseUnavailable("database unavailable: the cancellation could not be confirmed; try again")
 
@@ -531,6 +535,10 @@ class ReservationRepository(RepositoryBase):
         row = await self._reservation_row(reservation.reservation_id)
         if row is not None and row.book_id not in read:
             return await self._holding(reservation_from_row(row))
+        if row is not None and row.moving_to is not None and row.moving_to not in read:
+            lock = await self._resolve_lock(row.moving_to)
+            if lock.holds(reservation.reservation_id):
+                return lock
         raise NotFound(f"reservation {reservation.reservation_id} does not exist")
 
     async def _release(self, book_id: UUID, reservation_id: UUID, *, exact: int | None = None) -> int | None:
@@ -573,6 +581,11 @@ class ReservationRepository(RepositoryBase):
         if new_book_id is None or new_book_id == source.book_id:
             return await self._renew(source)
         target = await self._take(new_book_id, reservation_id, user_id, above=source.version)
+        # The reservation's own row remembers where it is going before the old book is given up: should the views
+        # never follow (a failed batch, a crash) and the old book's one-slot pointer be overwritten by a later move
+        # away from it, a cancel still finds the lock that holds it. Stamped at the source's version, so a cancel's
+        # delete of the row (above it) always shadows it.
+        await self.db.execute(self.cql(MOVING_TO), [source.version, new_book_id, reservation_id], write=True)
         await self._step("move.target_taken", source=source, target=target)
         # The source is given up only in the state this move read: a renew, cancel or other move of the
         # reservation in between makes the condition fail, and the move is undone.
