@@ -18,9 +18,11 @@ BOTH_TOPOLOGIES = tests/test_cluster.py tests/test_reservations.py tests/test_in
 
 test: setup  ## lint, the whole suite on the real 3-node cluster, then the core again on one node
 	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mypy
 	$(PYTHON) -m pytest
 	$(PYTHON) -m cluster down
 	CLUSTER_NODES=1 $(PYTHON) -m pytest -m "not three_nodes" $(BOTH_TOPOLOGIES)
 
-lint:
+lint:  ## ruff and the type checker
 	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mypy
