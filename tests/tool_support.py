@@ -18,7 +18,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 async def fresh_keyspace(settings: Settings, keyspace: str) -> Database:
     """A connection to `keyspace`, created if missing and emptied. Kept, never dropped, for the reason
-    tests/conftest.py gives."""
+    tests/integration/conftest.py gives."""
     own = dataclasses.replace(settings, keyspace=keyspace)
     db = await Database.connect(own)
     await apply_schema(db, own)

@@ -34,6 +34,36 @@ class OpenApiHandler(JsonHandler):
         self.finish(self._document)
 
 
+# Every URL the service answers, and its handler. The OpenAPI document must describe every route here that is
+# not a page of the UI (tests/unit/test_openapi_routes.py holds it to that).
+ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
+    # JSON API
+    (r"/health", HealthHandler),
+    (r"/openapi.json", OpenApiHandler),
+    (r"/api/books", api_books.BooksHandler),
+    (rf"/api/books/{UUID}", api_books.BookHandler),
+    (r"/api/users", api_users.UsersHandler),
+    (rf"/api/users/{UUID}", api_users.UserHandler),
+    (r"/api/reservations", api_reservations.ReservationsHandler),
+    (rf"/api/reservations/{UUID}", api_reservations.ReservationHandler),
+    # the earlier system's endpoints
+    (r"/make_reservation", legacy.MakeReservationHandler),
+    (r"/update_reservation", legacy.UpdateReservationHandler),
+    (r"/remove_reservation", legacy.RemoveReservationHandler),
+    # developer UI
+    (r"/", pages.CatalogueHandler),
+    (rf"/books/{UUID}", pages.BookPageHandler),
+    (rf"/books/{UUID}/reserve", pages.ReserveHandler),
+    (r"/me", pages.MyReservationsHandler),
+    (r"/reservations", pages.AllReservationsHandler),
+    (rf"/reservations/{UUID}/cancel", pages.CancelHandler),
+    (rf"/reservations/{UUID}/move", pages.MoveHandler),
+    (r"/readers", pages.ReadersHandler),
+    (r"/readers/add", pages.AddReaderHandler),
+    (r"/reader", pages.ChooseReaderHandler),
+]
+
+
 def make_app(library: Library, settings: Settings) -> tornado.web.Application:
     jinja_env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
@@ -42,34 +72,8 @@ def make_app(library: Library, settings: Settings) -> tornado.web.Application:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    routes: list[tuple[str, type[tornado.web.RequestHandler]]] = [
-        # JSON API
-        (r"/health", HealthHandler),
-        (r"/openapi.json", OpenApiHandler),
-        (r"/api/books", api_books.BooksHandler),
-        (rf"/api/books/{UUID}", api_books.BookHandler),
-        (r"/api/users", api_users.UsersHandler),
-        (rf"/api/users/{UUID}", api_users.UserHandler),
-        (r"/api/reservations", api_reservations.ReservationsHandler),
-        (rf"/api/reservations/{UUID}", api_reservations.ReservationHandler),
-        # the earlier system's endpoints
-        (r"/make_reservation", legacy.MakeReservationHandler),
-        (r"/update_reservation", legacy.UpdateReservationHandler),
-        (r"/remove_reservation", legacy.RemoveReservationHandler),
-        # developer UI
-        (r"/", pages.CatalogueHandler),
-        (rf"/books/{UUID}", pages.BookPageHandler),
-        (rf"/books/{UUID}/reserve", pages.ReserveHandler),
-        (r"/me", pages.MyReservationsHandler),
-        (r"/reservations", pages.AllReservationsHandler),
-        (rf"/reservations/{UUID}/cancel", pages.CancelHandler),
-        (rf"/reservations/{UUID}/move", pages.MoveHandler),
-        (r"/readers", pages.ReadersHandler),
-        (r"/readers/add", pages.AddReaderHandler),
-        (r"/reader", pages.ChooseReaderHandler),
-    ]
     return tornado.web.Application(
-        routes,  # type: ignore[arg-type]
+        ROUTES,  # type: ignore[arg-type]
         default_handler_class=pages.PageNotFoundHandler,
         static_path=str(STATIC_DIR),
         xsrf_cookies=True,
@@ -84,4 +88,4 @@ def make_app(library: Library, settings: Settings) -> tornado.web.Application:
     )
 
 
-__all__ = ["make_app"]
+__all__ = ["ROUTES", "make_app"]

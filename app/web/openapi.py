@@ -1,6 +1,6 @@
 """The OpenAPI 3 description of the JSON API, served at /openapi.json.
 
-tests/test_openapi_contract.py runs schemathesis against the running app with this document, so
+tests/integration/test_openapi_contract.py runs schemathesis against the running app with this document, so
 an endpoint that changes without it fails the tests.
 """
 

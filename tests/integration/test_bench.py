@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from tool_support import run_tool, tool_env
+from tool_support import PROJECT_DIR, run_tool, tool_env
 
 KEYSPACE = "test_bench"
-PROJECT = Path(__file__).resolve().parents[1]
 RESULT_KEYS = {
     "group",
     "name",
@@ -140,10 +139,12 @@ def test_before_and_tombstones_at_a_tiny_size(cassandra_hosts: list[str], tmp_pa
     figures = tmp_path / "bench.json"
     args = ["-m", "bench", "--skip-usual", "--before", "HEAD", "--tombstones", "6", "--ops", "5", "--concurrency", "2"]
     env = tool_env(cassandra_hosts, KEYSPACE)
-    worktrees = subprocess.run(["git", "worktree", "list"], capture_output=True, text=True, cwd=PROJECT).stdout
+    worktrees = subprocess.run(["git", "worktree", "list"], capture_output=True, text=True, cwd=PROJECT_DIR).stdout
     result = run_tool([*args, "--keyspace", KEYSPACE, "--json", str(figures)], env, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
-    assert subprocess.run(["git", "worktree", "list"], capture_output=True, text=True, cwd=PROJECT).stdout == worktrees
+    assert (
+        subprocess.run(["git", "worktree", "list"], capture_output=True, text=True, cwd=PROJECT_DIR).stdout == worktrees
+    )
     (topology,) = json.loads(figures.read_text())["topologies"]
     names = {r["name"] for r in topology["results"]}
     for side in ("before", "after"):

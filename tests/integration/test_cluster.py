@@ -28,7 +28,7 @@ def _session_on(host: str) -> tuple[Cluster, Session]:
 
 def test_one_node_create_keyspace_write_and_read(cassandra_hosts: list[str], driver_session: Session) -> None:
     # The schema goes through the session that knows every node, so the driver waits until all agree on it.
-    # Kept between runs (see tests/conftest.py on why keyspaces are not dropped); the value is new each time.
+    # Kept between runs (see conftest.py on why keyspaces are not dropped); the value is new each time.
     driver_session.execute(
         "CREATE KEYSPACE IF NOT EXISTS test_one_replica "
         "WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"

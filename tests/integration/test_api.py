@@ -422,7 +422,7 @@ async def test_health_openapi_and_unknown_paths(http: aiohttp.ClientSession) -> 
 
 
 async def test_the_api_needs_no_xsrf_token(http: aiohttp.ClientSession) -> None:
-    # Scripts post JSON without the UI's XSRF cookie; the forms of the UI still need it (tests/test_browser.py).
+    # Scripts post JSON without the UI's XSRF cookie; the forms of the UI still need it (test_browser.py).
     book = await new_book(http)
     assert book["book_id"]
     async with http.post("/reader", data={"user_id": "1"}) as response:
@@ -435,7 +435,7 @@ async def unavailable_url(settings: Settings, database: Database) -> AsyncIterat
     """The app on a keyspace that asks for 7 replicas of 3 nodes: LOCAL_QUORUM (4) is never reachable, so
     every read and plain write is refused by real Cassandra, as when too many nodes are down. Paxos v2 counts
     its quorum among the 3 replicas that exist, so a lightweight transaction alone would still apply here;
-    tests/test_faults.py stops real nodes for those."""
+    tests/integration/test_faults.py stops real nodes for those."""
     from tornado.httpserver import HTTPServer
     from tornado.netutil import bind_sockets
 

@@ -61,4 +61,4 @@ async def test_a_version_1_keyspace_is_upgraded_in_place(settings: Settings, dat
         assert (await library.audit()).clean
         await apply_schema(db, own)  # a second start changes nothing
     finally:
-        db.close()  # the keyspace stays until the next run drops it: see tests/conftest.py on dropping keyspaces
+        db.close()  # the keyspace stays until the next run drops it: see conftest.py on dropping keyspaces
