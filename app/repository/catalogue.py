@@ -13,7 +13,16 @@ from app.repository.base import (
     check_page_size,
     now,
 )
-from app.rules import FIRST_LEGACY_CARD, HANDED_OUT_CARDS, MAX_CARD, check_email, check_text, check_year, is_card_number
+from app.rules import (
+    DEFAULT_PAGE_SIZE,
+    FIRST_LEGACY_CARD,
+    HANDED_OUT_CARDS,
+    MAX_CARD,
+    check_email,
+    check_text,
+    check_year,
+    is_card_number,
+)
 
 BOOK_COLUMNS = "book_id, title, author, genre, published_year"
 USER_COLUMNS = "user_id, name, email, joined_at"
@@ -56,7 +65,7 @@ class CatalogueRepository(RepositoryBase):
         genre: str | None = None,
         author: str | None = None,
         title: str | None = None,
-        page_size: int = 20,
+        page_size: int = DEFAULT_PAGE_SIZE,
         page: str | None = None,
     ) -> Page[Book]:
         """A page of the catalogue; filters use the storage-attached indexes (genre, author: exact, any case;
@@ -163,7 +172,7 @@ class CatalogueRepository(RepositoryBase):
             raise UnknownReader(f"user {user_id} does not exist")
         return User(row.user_id, row.name, row.email, row.joined_at)
 
-    async def list_users(self, *, page_size: int = 20, page: str | None = None) -> Page[User]:
+    async def list_users(self, *, page_size: int = DEFAULT_PAGE_SIZE, page: str | None = None) -> Page[User]:
         result = await self.db.execute(
             self.cql(f"SELECT {USER_COLUMNS} FROM {{ks}}.users"),
             page_size=check_page_size(page_size),

@@ -22,8 +22,6 @@ from app.rules import (
     check_year,
 )
 
-MAX_USER_ID = MAX_CARD  # the name the web layer has used for it
-
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """The request body as a JSON object; an empty body counts as `{}` so optional-only requests need none."""
@@ -56,8 +54,8 @@ def parse_user_id(value: object, field: str = "user_id", *, minimum: int = FIRST
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput(f"{field} must be an integer, got {value!r}", field=field)
-    if not minimum <= value <= MAX_USER_ID:
-        raise InvalidInput(f"{field} must be between {minimum} and {MAX_USER_ID}", field=field)
+    if not minimum <= value <= MAX_CARD:
+        raise InvalidInput(f"{field} must be between {minimum} and {MAX_CARD}", field=field)
     return value
 
 
