@@ -9,9 +9,7 @@ SIGTERM.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-import os
 import signal
 
 from cassandra import ConsistencyLevel
@@ -44,10 +42,7 @@ async def resolve_settings(settings: Settings) -> Settings:
         return settings
     # Starting Cassandra blocks for a while; it runs in a thread so that Ctrl-C still reaches the loop.
     hosts = await asyncio.get_running_loop().run_in_executor(None, local_cluster_hosts)
-    replication = settings.replication_factor
-    if "CASSANDRA_REPLICATION" not in os.environ:
-        replication = min(3, len(hosts))
-    return dataclasses.replace(settings, cassandra_hosts=hosts, replication_factor=replication)
+    return settings.with_hosts(hosts)
 
 
 async def serve(settings: Settings) -> None:
@@ -94,16 +89,13 @@ async def serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    # The driver reports every schema agreement wait and peer event at INFO; keep start-up readable.
-    logging.getLogger("cassandra").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
     except ValueError as error:
         raise SystemExit(f"bad setting: {error}") from error
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    # The driver reports every schema agreement wait and peer event at INFO; keep start-up readable.
+    logging.getLogger("cassandra").setLevel(logging.WARNING)
     try:
         asyncio.run(serve(settings))
     except cluster.ClusterError as error:

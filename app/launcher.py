@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from app.rules import replication_for
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 
@@ -56,7 +58,7 @@ def running_app_process(
         **os.environ,
         "CASSANDRA_HOSTS": ",".join(hosts),
         "CASSANDRA_KEYSPACE": keyspace,
-        "CASSANDRA_REPLICATION": str(min(3, len(hosts))),
+        "CASSANDRA_REPLICATION": str(replication_for(hosts)),
         "SEED_DEMO_DATA": "1" if seed_demo_data else "0",
         "PORT": str(port),
         "PYTHONPATH": str(PROJECT_DIR),

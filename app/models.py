@@ -14,9 +14,8 @@ T = TypeVar("T")
 
 # Reservation ids are assigned by the service. A client that wants to retry a reserve safely sends an idempotency
 # key; the id is then derived from the reader, the book and the key, so a key can never name another reader's
-# reservation, nor one reader's reservation of another book.
+# reservation, nor one reader's reservation of another book. (The key's length limit is in app/rules.py.)
 RESERVATION_NAMESPACE = UUID("5b0f6f2e-8f0c-4a47-9d6a-0c7f1e2a9b31")
-MAX_IDEMPOTENCY_KEY = 200
 
 
 def reservation_id_for(user_id: int, book_id: UUID, idempotency_key: str) -> UUID:

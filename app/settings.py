@@ -1,11 +1,16 @@
-"""Every setting of the service, each an environment variable with a default."""
+"""Every setting of the service, each an environment variable with a default. Nothing else in app/ reads a setting
+from the environment (app/launcher.py only hands it on to the process it starts)."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 from dataclasses import dataclass, field
 
 from cassandra import ConsistencyLevel
+
+from app.rules import replication_for
 
 
 def _env(name: str, default: str) -> str:
@@ -19,6 +24,13 @@ def _consistency(name: str, default: str) -> int:
     return ConsistencyLevel.name_to_value[value]
 
 
+def _log_level(name: str, default: str) -> str:
+    value = _env(name, default).upper()
+    if value not in logging.getLevelNamesMapping():
+        raise ValueError(f"{name}={value!r} is not a log level (e.g. DEBUG, INFO, WARNING)")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     # Empty: start (or reuse) the single local node from `cluster/`.
@@ -26,6 +38,8 @@ class Settings:
     cassandra_port: int = 9042
     keyspace: str = "library"
     replication_factor: int = 1
+    # Whether CASSANDRA_REPLICATION chose replication_factor; if not, it follows the hosts (`with_hosts`).
+    replication_chosen: bool = False
     local_datacenter: str = "datacenter1"
     consistency: int = ConsistencyLevel.LOCAL_QUORUM
     serial_consistency: int = ConsistencyLevel.LOCAL_SERIAL
@@ -38,16 +52,19 @@ class Settings:
     # A lock state younger than this is left to the request that is making it: the heal at a conflict and the
     # audit's repair act only on older ones (app/repository/reservations.py). Tests lower it.
     settle_after_seconds: float = 30.0
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls) -> Settings:
         hosts = [h.strip() for h in _env("CASSANDRA_HOSTS", "").split(",") if h.strip()]
+        replication = _env("CASSANDRA_REPLICATION", "")
         return cls(
             cassandra_hosts=hosts,
             cassandra_port=int(_env("CASSANDRA_PORT", "9042")),
             keyspace=_env("CASSANDRA_KEYSPACE", "library"),
-            # A cluster named by CASSANDRA_HOSTS gets one replica per host, up to 3, unless told otherwise.
-            replication_factor=int(_env("CASSANDRA_REPLICATION", str(min(3, max(1, len(hosts)))))),
+            # A cluster named by CASSANDRA_HOSTS gets app/rules.py's replication for them unless told otherwise.
+            replication_factor=int(replication) if replication else replication_for(hosts),
+            replication_chosen=bool(replication),
             local_datacenter=_env("CASSANDRA_LOCAL_DC", "datacenter1"),
             consistency=_consistency("CASSANDRA_CONSISTENCY", "LOCAL_QUORUM"),
             serial_consistency=_consistency("CASSANDRA_SERIAL_CONSISTENCY", "LOCAL_SERIAL"),
@@ -57,4 +74,11 @@ class Settings:
             seed_demo_data=_env("SEED_DEMO_DATA", "1").lower() in ("1", "true", "yes"),
             page_token_secret=os.environ.get("PAGE_TOKEN_SECRET", ""),
             settle_after_seconds=float(_env("SETTLE_AFTER_SECONDS", "30")),
+            log_level=_log_level("LOG_LEVEL", "INFO"),
         )
+
+    def with_hosts(self, hosts: list[str]) -> Settings:
+        """These settings on `hosts` (found after start-up: the local cluster's nodes, a tool's --hosts). A
+        replication factor that CASSANDRA_REPLICATION did not choose follows them."""
+        replication = self.replication_factor if self.replication_chosen else replication_for(hosts)
+        return dataclasses.replace(self, cassandra_hosts=hosts, replication_factor=replication)

@@ -21,6 +21,7 @@ import cassandra
 from app import launcher
 from app.db import Database
 from app.repository import Library
+from app.rules import replication_for
 from app.schema import DATA_TABLES, apply_schema
 from app.settings import Settings
 from bench.measure import Figures
@@ -174,7 +175,7 @@ async def measure_topology(options: Options, base: Settings, hosts: list[str], p
         base,
         cassandra_hosts=hosts,
         keyspace=options.keyspace,
-        replication_factor=min(3, len(hosts)),
+        replication_factor=replication_for(hosts),
         seed_demo_data=False,
     )
     topology = Topology(nodes=len(hosts), hosts=hosts, replication=settings.replication_factor)

@@ -23,13 +23,15 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+from app.rules import DEFAULT_PAGE_SIZE
+
 READS = 50
 WARMUP_READS = 10
 CONCURRENCY = 2
 STALL_SECONDS = 120  # no cycle completed for this long: something holds the book that no worker will free
 CANCEL_TRIES = 20
 BOOK_PAGE = 100  # what Library.book_reservations asks for
-READER_PAGE = 20  # Library.user_reservations' default page
+READER_PAGE = DEFAULT_PAGE_SIZE  # Library.user_reservations' default page
 TOMBSTONE_CELLS = re.compile(r"(\d+) tombstone cells")
 
 Progress = Callable[[str], None]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from app.repository import Library
+from app.rules import HANDED_OUT_CARDS
 from app.schema import apply_schema
 from seeder.catalogue_csv import MAX_ERRORS_SHOWN, CatalogueError, read_catalogue
 from seeder.common import CliError, add_database_arguments, number, open_database, run_cli, settings_from
@@ -31,7 +32,11 @@ def parser() -> argparse.ArgumentParser:
         "--books", type=number(int, 0), help=f"made-up books to write (default {DEFAULT_BOOKS}; not with --csv)"
     )
     p.add_argument(
-        "--users", type=number(int, 0), default=DEFAULT_USERS, help=f"readers 1..M (default {DEFAULT_USERS})"
+        # Seeded cards stay below the ones the service hands out: seeding upserts, and must not rewrite those readers.
+        "--users",
+        type=number(int, 0, HANDED_OUT_CARDS[0] - 1),
+        default=DEFAULT_USERS,
+        help=f"readers 1..M (default {DEFAULT_USERS}; at most {HANDED_OUT_CARDS[0] - 1})",
     )
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
     p.add_argument(

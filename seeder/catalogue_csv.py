@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID, uuid5
 
 from app.models import Book
+from app.rules import MAX_TEXT, MIN_YEAR, latest_year, year_in_range
 
 COLUMNS = ("book_id", "title", "author", "genre", "published_year")
-MAX_TEXT = 300  # as the repository allows
-MIN_YEAR = -3000
 MAX_ERRORS_SHOWN = 20
 # Rows without a book_id get one derived from their content, so importing the same file twice adds nothing.
 CONTENT_ID_NAMESPACE = UUID("0c0e6a55-8a7d-5f34-b1f6-3e2d1c9b8a70")
@@ -121,9 +119,8 @@ def _book(row: dict[str, str]) -> tuple[Book | None, list[tuple[str, str]]]:
         except ValueError:
             problems.append(("published_year", f"{raw_year!r} is not a whole year"))
         else:
-            latest = datetime.now(UTC).year + 1
-            if not MIN_YEAR <= year <= latest:
-                problems.append(("published_year", f"{year} is outside {MIN_YEAR}..{latest}"))
+            if not year_in_range(year):
+                problems.append(("published_year", f"{year} is outside {MIN_YEAR}..{latest_year()}"))
 
     raw_id = row["book_id"].strip()
     book_id: UUID | None = None

@@ -8,7 +8,6 @@ import argparse
 import asyncio
 import dataclasses
 import logging
-import os
 import random
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
@@ -69,14 +68,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         import cluster
 
         hosts = cluster.contact_points()
-    # Like the app: one replica per named host, up to 3, unless CASSANDRA_REPLICATION says otherwise.
-    replication = settings.replication_factor if "CASSANDRA_REPLICATION" in os.environ else min(3, len(hosts))
-    return dataclasses.replace(
-        settings,
-        cassandra_hosts=hosts,
-        keyspace=args.keyspace or settings.keyspace,
-        replication_factor=replication,
-    )
+    # Like the app: the replication follows these hosts unless CASSANDRA_REPLICATION chose it.
+    return dataclasses.replace(settings.with_hosts(hosts), keyspace=args.keyspace or settings.keyspace)
 
 
 @asynccontextmanager

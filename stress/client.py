@@ -27,10 +27,11 @@ from uuid import UUID, uuid4
 import aiohttp
 
 from app.models import reservation_id_for
+from app.rules import MAX_PAGE_SIZE
 
 MAX_ATTEMPTS = 6
 MAX_RETRY_WAIT = 2.0
-LIST_PAGE_SIZE = 200
+LIST_PAGE_SIZE = MAX_PAGE_SIZE  # the largest page the API gives
 
 
 @dataclass

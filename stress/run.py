@@ -20,6 +20,7 @@ import aiohttp
 
 from app.models import Conflict, LibraryError, NotFound
 from app.repository import Library
+from app.rules import MAX_PAGE_SIZE
 from seeder.common import CliError, retrying, run_bounded
 from seeder.progress import Progress
 from stress.client import Client, History, Op
@@ -200,7 +201,7 @@ async def snapshot(library: Library, fixture: Fixture) -> tuple[FinalState, dict
     async def read_user(user_id: int) -> None:
         page: str | None = None
         while True:
-            result = await retrying(lambda p=page: library.user_reservations(user_id, page_size=200, page=p))
+            result = await retrying(lambda p=page: library.user_reservations(user_id, page_size=MAX_PAGE_SIZE, page=p))
             for r in result.items:
                 rows[r.reservation_id] = r.book_id
                 owner[r.reservation_id] = r.user_id

@@ -13,8 +13,8 @@ from typing import Any
 from app.db import Database
 from app.models import Book, InvalidInput, Reservation
 from app.repository.clock import VersionClock
+from app.rules import MAX_PAGE_SIZE, MAX_PAGE_TOKEN
 
-MAX_PAGE_SIZE = 200
 SCAN_PAGE = 1000  # rows per page when a tool or a stream reads a whole table
 
 
@@ -58,7 +58,7 @@ class PageTokens:
     """
 
     MAC_BYTES = 12
-    MAX_LENGTH = 2000
+    MAX_LENGTH = MAX_PAGE_TOKEN
 
     def __init__(self, secret: str) -> None:
         self._key = hashlib.sha256(secret.encode()).digest()

@@ -13,42 +13,40 @@ from app.repository.base import (
     check_page_size,
     now,
 )
+from app.rules import (
+    DEFAULT_PAGE_SIZE,
+    FIRST_LEGACY_CARD,
+    HANDED_OUT_CARDS,
+    MAX_CARD,
+    check_email,
+    check_text,
+    check_year,
+    is_card_number,
+)
 
 BOOK_COLUMNS = "book_id, title, author, genre, published_year"
 USER_COLUMNS = "user_id, name, email, joined_at"
-MAX_TEXT = 300
 _WORD = re.compile(r"\w+")
-# Card numbers handed out when the caller names none: seven digits, so they never meet seeded ids 1..N.
-CARD_NUMBERS = (1_000_000, 9_999_999)
+CARD_NUMBERS = HANDED_OUT_CARDS  # app/rules.py says why these
 
 
 def title_words(title: str) -> set[str]:
     return {w.lower() for w in _WORD.findall(title)}
 
 
+# The checks are app/rules.py's, the same the API's parsers apply, so the UI's forms accept what the API accepts.
 def _text(value: object, field: str, required: bool = True) -> str:
     if value is None and not required:
         return ""
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise InvalidInput(f"{field} must be a non-empty string", field=field)
-    if len(value) > MAX_TEXT:
-        raise InvalidInput(f"{field} must be at most {MAX_TEXT} characters", field=field)
-    return value.strip()
+    return check_text(value, field)
 
 
 def _year(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not -3000 <= value <= now().year + 1:
-        raise InvalidInput("published_year must be a whole year, not in the future", field="published_year")
-    return value
+    return check_year(value)
 
 
 def _email(value: object) -> str:
-    email = _text(value, "email")
-    if "@" not in email or email.startswith("@") or email.endswith("@"):
-        raise InvalidInput("email must look like name@example.org", field="email")
-    return email
+    return check_email(value)
 
 
 class CatalogueRepository(RepositoryBase):
@@ -67,7 +65,7 @@ class CatalogueRepository(RepositoryBase):
         genre: str | None = None,
         author: str | None = None,
         title: str | None = None,
-        page_size: int = 20,
+        page_size: int = DEFAULT_PAGE_SIZE,
         page: str | None = None,
     ) -> Page[Book]:
         """A page of the catalogue; filters use the storage-attached indexes (genre, author: exact, any case;
@@ -174,7 +172,7 @@ class CatalogueRepository(RepositoryBase):
             raise UnknownReader(f"user {user_id} does not exist")
         return User(row.user_id, row.name, row.email, row.joined_at)
 
-    async def list_users(self, *, page_size: int = 20, page: str | None = None) -> Page[User]:
+    async def list_users(self, *, page_size: int = DEFAULT_PAGE_SIZE, page: str | None = None) -> Page[User]:
         result = await self.db.execute(
             self.cql(f"SELECT {USER_COLUMNS} FROM {{ks}}.users"),
             page_size=check_page_size(page_size),
@@ -189,7 +187,7 @@ class CatalogueRepository(RepositoryBase):
         reader is a conditional one, so all of them are ordered by Cassandra, not by the clocks of app instances."""
         name, email = _text(name, "name"), _email(email)
         if user_id is not None:
-            if isinstance(user_id, bool) or not isinstance(user_id, int) or not 0 < user_id < 2**31:
+            if not is_card_number(user_id):
                 raise InvalidInput("user_id must be a positive 32-bit integer", field="user_id")
             user = User(user_id, name, email, now())
             if await self._claim_card(user):
@@ -211,8 +209,8 @@ class CatalogueRepository(RepositoryBase):
     async def register_card(self, user_id: int) -> None:
         """Makes card `user_id` a reader if it is not one yet, for the earlier system's endpoints, whose scripts name
         readers by any card number (0 included) and had no readers table. The new API never does this."""
-        if isinstance(user_id, bool) or not isinstance(user_id, int) or not 0 <= user_id < 2**31:
-            raise InvalidInput("user_id must be a card number from 0 to 2147483647", field="user_id")
+        if not is_card_number(user_id, FIRST_LEGACY_CARD):
+            raise InvalidInput(f"user_id must be a card number from {FIRST_LEGACY_CARD} to {MAX_CARD}", field="user_id")
         await self._claim_card(User(user_id, f"Card {user_id}", "", now()))
 
     async def update_user(self, user_id: int, *, name: str | None = None, email: str | None = None) -> User:

@@ -61,7 +61,6 @@ from uuid import UUID, uuid4
 
 from app.db import OutcomeUnknown
 from app.models import (
-    MAX_IDEMPOTENCY_KEY,
     Conflict,
     DatabaseUnavailable,
     Forbidden,
@@ -75,6 +74,7 @@ from app.models import (
     reservation_id_for,
 )
 from app.repository.base import RepositoryBase, check_page_size, now, reservation_from_row
+from app.rules import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,9 @@ class ReservationRepository(RepositoryBase):
         locks = (lock_from_row(row.book_id, row) for row in result.rows)
         return {lock.book_id: lock.reservation() for lock in locks if lock.state == "held"}
 
-    async def list_reservations(self, *, page_size: int = 20, page: str | None = None) -> Page[Reservation]:
+    async def list_reservations(
+        self, *, page_size: int = DEFAULT_PAGE_SIZE, page: str | None = None
+    ) -> Page[Reservation]:
         return await self._page(f"SELECT {COLUMNS} FROM {{ks}}.reservations", [], page_size, page)
 
     async def each_reservation(self) -> AsyncIterator[list[Reservation]]:
@@ -224,7 +226,7 @@ class ReservationRepository(RepositoryBase):
             yield [reservation_from_row(row) for row in rows]
 
     async def user_reservations(
-        self, user_id: int, *, page_size: int = 20, page: str | None = None
+        self, user_id: int, *, page_size: int = DEFAULT_PAGE_SIZE, page: str | None = None
     ) -> Page[Reservation]:
         return await self._page(
             f"SELECT {COLUMNS} FROM {{ks}}.user_reservations WHERE user_id = ?", [user_id], page_size, page

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from app.models import Book
 from app.repository import Library
+from app.rules import UNPAGED_BOOKS
 from app.web.base import JsonHandler
 from app.web.parsing import (
     optional_text,
@@ -23,10 +24,6 @@ async def availability(library: Library, books: list[Book]) -> list[bool]:
     """Whether each book is free, from one read of the page's locks."""
     held = await library.holders([book.book_id for book in books])
     return [book.book_id not in held for book in books]
-
-
-# Without page_size or page, the catalogue answers as the earlier system's did: its first 100 books.
-UNPAGED_BOOKS = 100
 
 
 class BooksHandler(JsonHandler):

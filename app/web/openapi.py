@@ -6,26 +6,37 @@ an endpoint that changes without it fails the tests.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from app.models import MAX_IDEMPOTENCY_KEY
-from app.web.parsing import MAX_PAGE_SIZE, MAX_USER_ID
+from app.rules import (
+    DEFAULT_PAGE_SIZE,
+    EMAIL_PATTERN,
+    FIRST_CARD,
+    FIRST_LEGACY_CARD,
+    MAX_CARD,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_PAGE_SIZE,
+    MAX_PAGE_TOKEN,
+    MAX_TEXT,
+    MIN_EMAIL_LENGTH,
+    MIN_YEAR,
+    NOT_BLANK,
+    UNPAGED_BOOKS,
+    latest_year,
+)
 
 UUID_SCHEMA = {"type": "string", "format": "uuid"}
 # An optional id that may also be sent as null, meaning "not given" (as older clients do).
 OPTIONAL_UUID = {"type": ["string", "null"], "format": "uuid"}
-USER_ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_USER_ID}
-# Text the repository accepts: 1 to 300 characters with something other than white space. JSON Schema's \s
-# (ECMA 262) lacks some characters that Python's str.strip() removes (U+001C..U+001F, U+0085), so those are
-# named too.
-NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
-TEXT_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 300, "pattern": NOT_BLANK}
+# Every limit below is app/rules.py's, the one the parsers and the repository apply.
+USER_ID_SCHEMA = {"type": "integer", "minimum": FIRST_CARD, "maximum": MAX_CARD}
+# Text the repository accepts: 1 to MAX_TEXT characters with something other than white space.
+TEXT_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": NOT_BLANK}
 
 
 def _year_schema() -> dict[str, Any]:
     # The repository refuses years after next year; the document is built at start-up, so it says the same.
-    return {"type": ["integer", "null"], "minimum": -3000, "maximum": datetime.now(UTC).year + 1}
+    return {"type": ["integer", "null"], "minimum": MIN_YEAR, "maximum": latest_year()}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -74,16 +85,17 @@ PAGE_PARAMS = [
         "page_size",
         "query",
         {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
-        "Items per page (20; without page_size and page, the books' first 100 and every reservation)",
+        f"Items per page ({DEFAULT_PAGE_SIZE}; without page_size and page, the books' first {UNPAGED_BOOKS} and "
+        "every reservation)",
     ),
     _param(
         "page",
         "query",
-        {"type": "string", "pattern": "^[A-Za-z0-9_=.-]*$", "maxLength": 2000},
+        {"type": "string", "pattern": "^[A-Za-z0-9_=.-]*$", "maxLength": MAX_PAGE_TOKEN},
         "Token from the X-Next-Page header of the previous page",
     ),
 ]
-FILTER_SCHEMA = {"type": "string", "maxLength": 300}
+FILTER_SCHEMA = {"type": "string", "maxLength": MAX_TEXT}
 
 
 def _body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
@@ -470,7 +482,7 @@ def _schemas() -> dict[str, Any]:
                 "book_id": UUID_SCHEMA,
                 "user_id": {
                     **USER_ID_SCHEMA,
-                    "minimum": 0,
+                    "minimum": FIRST_LEGACY_CARD,
                     "description": "Any card number; a new one becomes a reader",
                 },
             },
@@ -486,7 +498,7 @@ def _schemas() -> dict[str, Any]:
 def _email_schema() -> dict[str, Any]:
     return {
         "type": "string",
-        "minLength": 3,
-        "maxLength": 300,
-        "pattern": r"^\s*[^@\s\x1c-\x1f\x85]+@[^@\s\x1c-\x1f\x85]+\s*$",
+        "minLength": MIN_EMAIL_LENGTH,
+        "maxLength": MAX_TEXT,
+        "pattern": rf"^\s*{EMAIL_PATTERN}\s*$",
     }

@@ -17,6 +17,7 @@ import tornado.web
 from markupsafe import Markup
 
 from app.models import Book, Conflict, DatabaseUnavailable, InvalidInput, LibraryError, NotFound, Reservation, User
+from app.rules import MAX_PAGE_SIZE
 from app.web.api_books import availability
 from app.web.base import RETRY_AFTER_SECONDS, BaseHandler, describe, status_for
 from app.web.parsing import optional_text_param, parse_user_id_text, parse_uuid
@@ -187,7 +188,7 @@ class CatalogueHandler(PageHandler):
     async def _my_books(self) -> set[UUID]:
         if self.reader is None:
             return set()
-        held = await self.library.user_reservations(self.reader.user_id, page_size=200)
+        held = await self.library.user_reservations(self.reader.user_id, page_size=MAX_PAGE_SIZE)
         return {r.book_id for r in held.items}
 
 

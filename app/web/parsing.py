@@ -7,17 +7,20 @@ mistake is always a 400 with a message, never an exception deeper down.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 from uuid import UUID
 
 from app.models import InvalidInput
-
-MAX_USER_ID = 2**31 - 1  # users.user_id is a Cassandra int
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 200
-# One "@" with something on each side and no white space inside; the document (openapi.py) says the same.
-EMAIL = re.compile(r"\s*[^@\s\x1c-\x1f\x85]+@[^@\s\x1c-\x1f\x85]+\s*")
+from app.rules import (
+    DEFAULT_PAGE_SIZE,
+    FIRST_CARD,
+    MAX_CARD,
+    MAX_PAGE_SIZE,
+    MAX_TEXT,
+    check_email,
+    check_text,
+    check_year,
+)
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
@@ -44,15 +47,15 @@ def parse_uuid(value: object, field: str) -> UUID:
         raise InvalidInput(f"{field} is not a valid UUID: {value!r}", field=field) from error
 
 
-def parse_user_id(value: object, field: str = "user_id", *, minimum: int = 1) -> int:
+def parse_user_id(value: object, field: str = "user_id", *, minimum: int = FIRST_CARD) -> int:
     """A reader's card number from a JSON body: a JSON number (7 or 7.0), never a string or true/false. The earlier
     system's endpoints take card 0 too (`minimum=0`)."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput(f"{field} must be an integer, got {value!r}", field=field)
-    if not minimum <= value <= MAX_USER_ID:
-        raise InvalidInput(f"{field} must be between {minimum} and {MAX_USER_ID}", field=field)
+    if not minimum <= value <= MAX_CARD:
+        raise InvalidInput(f"{field} must be between {minimum} and {MAX_CARD}", field=field)
     return value
 
 
@@ -80,33 +83,27 @@ def required(data: dict[str, Any], field: str) -> Any:
 
 
 def optional_text(data: dict[str, Any], field: str) -> str | None:
-    """A text field that may be left out (None); when present it must be a string, not null (the repository
-    checks its content)."""
+    """A text field that may be left out (None); when present it must be a string, not null, and pass the same
+    rule as a required one (app/rules.py, which the repository applies too). Returns it stripped."""
     if field not in data:
         return None
     value = data[field]
     if not isinstance(value, str):
         raise InvalidInput(f"{field} must be a string", field=field)
-    return value
+    return check_text(value, field)
 
 
 def required_text(data: dict[str, Any], field: str) -> str:
-    value = required(data, field)
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{field} must be a non-empty string", field=field)
-    return value
+    return check_text(required(data, field), field)
 
 
 def optional_email(data: dict[str, Any], field: str = "email") -> str | None:
     value = optional_text(data, field)
-    if value is not None and not EMAIL.fullmatch(value):
-        raise InvalidInput(f"{field} must look like name@example.org", field=field)
-    return value
+    return None if value is None else check_email(value, field)
 
 
 def required_email(data: dict[str, Any], field: str = "email") -> str:
-    required_text(data, field)
-    return optional_email(data, field) or ""
+    return check_email(required(data, field), field)
 
 
 def optional_year(data: dict[str, Any], field: str = "published_year") -> int | None:
@@ -117,10 +114,10 @@ def optional_year(data: dict[str, Any], field: str = "published_year") -> int | 
         value = int(value)  # JSON does not tell 1999 from 1999.0
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput(f"{field} must be an integer year", field=field)
-    return value
+    return check_year(value, field)
 
 
-def optional_text_param(value: str | None, field: str, max_length: int = 300) -> str | None:
+def optional_text_param(value: str | None, field: str, max_length: int = MAX_TEXT) -> str | None:
     """A filter from the query string: blank means no filter."""
     if value is None or not value.strip():
         return None

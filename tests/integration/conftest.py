@@ -22,6 +22,7 @@ import cluster
 from app.db import Database
 from app.launcher import running_app
 from app.repository import Library
+from app.rules import replication_for
 from app.settings import Settings
 from app.web import make_app
 
@@ -62,7 +63,7 @@ def settings(cassandra_hosts: list[str]) -> Settings:
     return Settings(
         cassandra_hosts=cassandra_hosts,
         keyspace=TEST_KEYSPACE,
-        replication_factor=min(3, len(cassandra_hosts)),
+        replication_factor=replication_for(cassandra_hosts),
         seed_demo_data=False,
     )
 

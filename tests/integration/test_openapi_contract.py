@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tool_support import fresh_keyspace
 
+from app.rules import replication_for
 from app.settings import Settings
 from app.web.openapi import document
 
@@ -36,7 +37,7 @@ CASES = [
 @pytest.fixture(scope="session")
 async def app_url(cassandra_hosts: list[str], spawn_app: Callable[..., str]) -> str:
     settings = Settings(
-        cassandra_hosts=cassandra_hosts, keyspace=KEYSPACE, replication_factor=min(3, len(cassandra_hosts))
+        cassandra_hosts=cassandra_hosts, keyspace=KEYSPACE, replication_factor=replication_for(cassandra_hosts)
     )
     (await fresh_keyspace(settings, KEYSPACE)).close()
     return spawn_app(KEYSPACE, seed=True)

@@ -14,6 +14,7 @@ from tool_support import fresh_keyspace
 
 from app.models import Book, User
 from app.repository import Library
+from app.rules import replication_for
 from app.settings import Settings
 
 KEYSPACE = "test_two_instances"
@@ -24,7 +25,7 @@ REQUESTS = 200
 
 async def test_two_instances_never_double_book(cassandra_hosts: list[str], spawn_app: Callable[..., str]) -> None:
     settings = Settings(
-        cassandra_hosts=cassandra_hosts, keyspace=KEYSPACE, replication_factor=min(3, len(cassandra_hosts))
+        cassandra_hosts=cassandra_hosts, keyspace=KEYSPACE, replication_factor=replication_for(cassandra_hosts)
     )
     # The schema is created once, before the instances start: two processes creating the same tables at the
     # same moment could give Cassandra two table ids for one table.

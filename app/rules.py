@@ -1,0 +1,121 @@
+"""The service's input rules, each written once: limits, formats and defaults.
+
+Everything that checks input imports them: the API's parsers (app/web/parsing.py), the repository (which the UI's
+forms and the tools call directly), the OpenAPI document (app/web/openapi.py), the catalogue CSV importer
+(seeder/catalogue_csv.py) and the settings and command-line tools. So a form, the API, the document and an import
+can never disagree on what they accept.
+
+Pure: no Cassandra, no Tornado, no I/O. A check raises `InvalidInput` naming the field, with the sentence the
+client sees, so it can be called (and tested) without a database.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sized
+from datetime import UTC, datetime
+
+from app.models import InvalidInput
+
+# -- text: titles, authors, genres, readers' names and e-mail addresses, catalogue filters -------------------------
+# Long enough for any real title or name, short enough that one row can never grow a page of the catalogue beyond
+# what a person reads. Counted as sent (before stripping), which is all a JSON Schema maxLength can count.
+MAX_TEXT = 300
+# "Not blank" as the document's JSON Schema pattern says it: ECMA 262's \s lacks some characters that Python's
+# str.strip() removes (U+001C..U+001F, U+0085), so those are named too. In Python, `value.strip()` is the rule.
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
+
+# -- e-mail ---------------------------------------------------------------------------------------------------------
+# Exactly one "@" with something on each side and no white space anywhere inside; white space around it is
+# stripped. Not RFC 5322 (nobody's real address needs quoted local parts), but it refuses `a@b@c` and `a b@c d`.
+_EMAIL_PART = r"[^@\s\x1c-\x1f\x85]+"
+EMAIL_PATTERN = rf"{_EMAIL_PART}@{_EMAIL_PART}"
+_EMAIL = re.compile(EMAIL_PATTERN)
+MIN_EMAIL_LENGTH = 3  # "x@y"
+EMAIL_EXAMPLE = "name@example.org"
+
+# -- publication years ----------------------------------------------------------------------------------------------
+# Old enough for the oldest written works a library catalogues (Sumerian tablets); negative years are BC.
+MIN_YEAR = -3000
+
+
+def latest_year() -> int:
+    """The latest publication year accepted: next year's, because books are catalogued before they appear."""
+    return datetime.now(UTC).year + 1
+
+
+# -- card numbers (users.user_id) -----------------------------------------------------------------------------------
+FIRST_CARD = 1
+# The earlier system's scripts name readers by any card number, 0 included; its endpoints still take card 0.
+FIRST_LEGACY_CARD = 0
+MAX_CARD = 2**31 - 1  # users.user_id is a Cassandra int
+# Card numbers handed out when the caller names none: seven digits, so they never meet seeded ids 1..N (the seeder
+# writes at most HANDED_OUT_CARDS[0] - 1 readers).
+HANDED_OUT_CARDS = (1_000_000, 9_999_999)
+
+# -- pages of listings ----------------------------------------------------------------------------------------------
+DEFAULT_PAGE_SIZE = 20
+# A page is read in one Cassandra query and answered in one response: 200 rows keep both small.
+MAX_PAGE_SIZE = 200
+# Without page_size or page, the catalogue answers as the earlier system's did: its first 100 books.
+UNPAGED_BOOKS = 100
+# A page token is Cassandra's paging state (tens of bytes) plus a MAC; anything longer was not given out by us.
+MAX_PAGE_TOKEN = 2000
+
+# -- reservations ---------------------------------------------------------------------------------------------------
+# Long enough for a UUID or a client's own request id with a prefix; it is hashed into the reservation's id.
+MAX_IDEMPOTENCY_KEY = 200
+
+# -- replication ----------------------------------------------------------------------------------------------------
+# One replica per Cassandra host, at most 3: three copies keep QUORUM reads and writes going with one node down, and
+# more hosts add capacity, not copies. Used whenever CASSANDRA_REPLICATION does not say otherwise.
+MAX_REPLICATION = 3
+
+
+def replication_for(hosts: Sized) -> int:
+    """The replication factor of a new keyspace on a cluster of these hosts (at least 1)."""
+    return max(1, min(MAX_REPLICATION, len(hosts)))
+
+
+# -- checks ---------------------------------------------------------------------------------------------------------
+def check_text(value: object, field: str) -> str:
+    """A required text: a string with something other than white space, at most MAX_TEXT characters, that can be
+    stored (UTF-8, so no unpaired surrogate, which a JSON body can spell as "\\ud800"). Returns it stripped."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{field} must be a non-empty string", field=field)
+    if len(value) > MAX_TEXT:
+        raise InvalidInput(f"{field} must be at most {MAX_TEXT} characters", field=field)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise InvalidInput(
+                f"{field} must not hold an unpaired surrogate (not storable as UTF-8)", field=field
+            ) from error
+    return value.strip()
+
+
+def check_email(value: object, field: str = "email") -> str:
+    """An e-mail address (a text that matches EMAIL_PATTERN once stripped); returns it stripped."""
+    email = check_text(value, field)
+    if not _EMAIL.fullmatch(email):
+        raise InvalidInput(f"{field} must look like {EMAIL_EXAMPLE}", field=field)
+    return email
+
+
+def year_in_range(year: int) -> bool:
+    return MIN_YEAR <= year <= latest_year()
+
+
+def check_year(value: object, field: str = "published_year") -> int | None:
+    """A publication year (an int, not a bool) from MIN_YEAR to latest_year(), or None for "unknown"."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not year_in_range(value):
+        raise InvalidInput(f"{field} must be a whole year, not in the future", field=field)
+    return value
+
+
+def is_card_number(value: object, minimum: int = FIRST_CARD) -> bool:
+    """Whether `value` is a card number (an int, not a bool) from `minimum` to MAX_CARD."""
+    return not isinstance(value, bool) and isinstance(value, int) and minimum <= value <= MAX_CARD
