@@ -6,13 +6,17 @@ import random
 import re
 from uuid import UUID, uuid4
 
+from app.db import Database
 from app.models import Book, Conflict, InvalidInput, NotFound, Page, UnknownBook, UnknownReader, User
 from app.repository.base import (
+    PageTokens,
     RepositoryBase,
     book_from_row,
     check_page_size,
     now,
 )
+from app.repository.clock import VersionClock
+from app.repository.reservations import ReservationRepository
 
 BOOK_COLUMNS = "book_id, title, author, genre, published_year"
 USER_COLUMNS = "user_id, name, email, joined_at"
@@ -52,6 +56,18 @@ def _email(value: object) -> str:
 
 
 class CatalogueRepository(RepositoryBase):
+    """Books and readers. Given the database, the instance's version clock (a book's row is stamped from it), the
+    page tokens, and the reservations part: a book's lock is opened and withdrawn with the book, and a reader
+    holding reservations is not deleted."""
+
+    def __init__(
+        self, db: Database, clock: VersionClock, pages: PageTokens, reservations: ReservationRepository
+    ) -> None:
+        super().__init__(db)
+        self.clock = clock
+        self.pages = pages
+        self.reservations = reservations
+
     # -- books ------------------------------------------------------------------------------
     async def get_book(self, book_id: UUID) -> Book:
         row = (
@@ -108,7 +124,7 @@ class CatalogueRepository(RepositoryBase):
             _year(published_year),
         )
         await self._write_book(book)
-        await self._open_lock(book.book_id)  # type: ignore[attr-defined]
+        await self.reservations._open_lock(book.book_id)
         return book
 
     async def update_book(
@@ -152,7 +168,7 @@ class CatalogueRepository(RepositoryBase):
         """Withdraws the book's lock first (free -> withdrawn, refused while it is held), so a reserve racing the
         deletion either took the book before (and the deletion is refused) or finds it withdrawn."""
         await self.get_book(book_id)
-        withdrawn = await self._withdraw_lock(book_id)  # type: ignore[attr-defined]
+        withdrawn = await self.reservations._withdraw_lock(book_id)
         # The row goes above its own last write, whichever instance's clock stamped that: a book written by an
         # instance whose clock is ahead is still deleted by one whose clock is behind.
         written = (
@@ -244,7 +260,7 @@ class CatalogueRepository(RepositoryBase):
     async def delete_user(self, user_id: int) -> None:
         """Marks the reader 'closing' with a conditional write, then looks for their reservations. A reserve for
         them reads their row again after writing its views: it either sees the mark and gives the book back, or
-        wrote its views before this looked, and then the deletion is refused (ReservationRepository's docstring)."""
+        wrote its views before this looked, and then the deletion is refused (the reservations module's docstring)."""
         user = await self.get_user(user_id)
         marked = await self.db.execute(
             self.cql("UPDATE {ks}.users SET state = 'closing' WHERE user_id = ? IF joined_at = ? AND state = null"),
@@ -253,7 +269,7 @@ class CatalogueRepository(RepositoryBase):
         )
         if not marked.was_applied:
             raise Conflict(f"user {user_id} was changed or is being deleted by another request; try again")
-        held = await self.user_reservations(user_id, page_size=1)  # type: ignore[attr-defined]
+        held = await self.reservations.user_reservations(user_id, page_size=1)
         if held.items:
             await self.db.execute(
                 self.cql("UPDATE {ks}.users SET state = null WHERE user_id = ? IF state = 'closing'"),

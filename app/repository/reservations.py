@@ -59,7 +59,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from app.db import OutcomeUnknown
+from app.db import Database, OutcomeUnknown
 from app.models import (
     MAX_IDEMPOTENCY_KEY,
     Conflict,
@@ -74,7 +74,8 @@ from app.models import (
     User,
     reservation_id_for,
 )
-from app.repository.base import RepositoryBase, check_page_size, now, reservation_from_row
+from app.repository.base import PageTokens, RepositoryBase, check_page_size, now, reservation_from_row
+from app.repository.clock import VersionClock
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,21 @@ Step = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 class ReservationRepository(RepositoryBase):
+    """The reservations and the books' locks (the module docstring says why they never double-book).
+
+    Given the database, the instance's version clock (shared with the other parts, so that every version this
+    instance proposes is above every one it has given out or seen), the page tokens, and `settle_after_seconds`,
+    the age below which a lock state is left to the request making it. `steps` are the named points where a test
+    may pause an operation. The catalogue (a book's lock opened and withdrawn with it, a reader's reservations)
+    and the audit (the lock read at SERIAL, views rebuilt, releases) call its lock operations."""
+
+    def __init__(self, db: Database, clock: VersionClock, pages: PageTokens, *, settle_after_seconds: float) -> None:
+        super().__init__(db)
+        self.clock = clock
+        self.pages = pages
+        self.settle_after_seconds = settle_after_seconds
+        self.steps: dict[str, Step] = {}
+
     # -- reads ------------------------------------------------------------------------------
     async def get_reservation(self, reservation_id: UUID) -> Reservation:
         row = (
@@ -648,7 +664,7 @@ class ReservationRepository(RepositoryBase):
                 lock.book_id,
                 LOCK_RESTAMP,
                 [when, version, lock.book_id, rid, lock.version],
-                lambda current, rid=rid, version=version: current.holds(rid) and current.version == version,  # type: ignore[misc,arg-type]
+                lambda current, rid=rid, version=version: current.holds(rid) and current.version == version,  # type: ignore[misc]
             ):
                 return Lock(lock.book_id, "held", rid, lock.user_id, when, version)
             lock = await self._holding(lock.reservation())
@@ -719,7 +735,7 @@ class ReservationRepository(RepositoryBase):
         if lock.version is None:
             return True
         age = self.clock.wall_us() - lock.version
-        return age > self.db.settings.settle_after_seconds * 1_000_000
+        return age > self.settle_after_seconds * 1_000_000
 
     async def _heal(self, lock: Lock, *, at_once: bool = False) -> None:
         """A held lock whose views are missing or older than it: rebuild them at the lock's version, after reading
@@ -739,7 +755,7 @@ class ReservationRepository(RepositoryBase):
         await self._write_views(current)
         if row is not None and row.book_id != current.book_id:
             # The views still named the book a move left: its rows go, each at its own write time.
-            await self._delete_stale_rows(current.reservation_id, current.user_id, row.book_id)  # type: ignore[arg-type]
+            await self._delete_stale_rows(current.reservation_id, current.user_id, row.book_id)
 
     async def _resolve_lock(self, book_id: UUID) -> Lock:
         """The lock row at SERIAL. Under contention the serial read can itself time out; it is retried with
@@ -798,7 +814,7 @@ class ReservationRepository(RepositoryBase):
         raise DatabaseUnavailable("database unavailable: the book could not be withdrawn; try again")
 
     async def _step(self, name: str, **facts: Any) -> None:
-        """A named point in an operation, where a test can pause it (`Library.steps`)."""
+        """A named point in an operation, where a test can pause it (`Library.steps`, this part's `steps`)."""
         hook = self.steps.get(name)
         if hook is not None:
             await hook(name, facts)
