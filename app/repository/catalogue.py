@@ -7,7 +7,7 @@ import re
 from uuid import UUID, uuid4
 
 from app.db import Database
-from app.models import Book, Conflict, InvalidInput, NotFound, Page, UnknownBook, UnknownReader, User
+from app.models import Book, Conflict, InvalidInput, Page, UnknownBook, UnknownReader, User
 from app.repository.base import (
     PageTokens,
     RepositoryBase,
@@ -74,7 +74,7 @@ class CatalogueRepository(RepositoryBase):
             await self.db.execute(self.cql(f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books WHERE book_id = ?"), [book_id])
         ).one()
         if row is None:
-            raise UnknownBook(f"book {book_id} does not exist")
+            raise UnknownBook(book_id)
         return book_from_row(row)
 
     async def list_books(
@@ -187,7 +187,7 @@ class CatalogueRepository(RepositoryBase):
             await self.db.execute(self.cql(f"SELECT {USER_COLUMNS} FROM {{ks}}.users WHERE user_id = ?"), [user_id])
         ).one()
         if row is None:
-            raise UnknownReader(f"user {user_id} does not exist")
+            raise UnknownReader(user_id)
         return User(row.user_id, row.name, row.email, row.joined_at)
 
     async def list_users(self, *, page_size: int = 20, page: str | None = None) -> Page[User]:
@@ -216,13 +216,13 @@ class CatalogueRepository(RepositoryBase):
                 write=True,
             )
             if not result.was_applied:
-                raise Conflict(f"user {user_id} is being deleted; try again")
+                raise Conflict.reader_closing(user_id)
             return await self.get_user(user_id)
         for _ in range(20):
             user = User(random.randint(*CARD_NUMBERS), name, email, now())
             if await self._claim_card(user):
                 return user
-        raise Conflict("could not find a free card number; try again")
+        raise Conflict.no_free_card()
 
     async def register_card(self, user_id: int) -> None:
         """Makes card `user_id` a reader if it is not one yet, for the earlier system's endpoints, whose scripts name
@@ -246,7 +246,7 @@ class CatalogueRepository(RepositoryBase):
             write=True,
         )
         if not result.was_applied:
-            raise NotFound(f"user {user_id} does not exist")
+            raise UnknownReader(user_id)
         return updated
 
     async def _claim_card(self, user: User) -> bool:
@@ -268,7 +268,7 @@ class CatalogueRepository(RepositoryBase):
             write=True,
         )
         if not marked.was_applied:
-            raise Conflict(f"user {user_id} was changed or is being deleted by another request; try again")
+            raise Conflict.reader_changed(user_id)
         held = await self.reservations.user_reservations(user_id, page_size=1)
         if held.items:
             await self.db.execute(
@@ -276,7 +276,7 @@ class CatalogueRepository(RepositoryBase):
                 [user_id],
                 write=True,
             )
-            raise Conflict(f"user {user_id} holds reservations; cancel them first")
+            raise Conflict.reader_in_use(user_id)
         await self.db.execute(
             self.cql("DELETE FROM {ks}.users WHERE user_id = ? IF state = 'closing'"), [user_id], write=True
         )

@@ -209,7 +209,7 @@ class ReservationRepository(RepositoryBase):
             )
         ).one()
         if row is None or row.book_id is None:  # None: only a move's hint is left of it
-            raise NotFound(f"reservation {reservation_id} does not exist")
+            raise NotFound.reservation(reservation_id)
         return reservation_from_row(row)
 
     async def _reservation_row(self, reservation_id: UUID) -> Any | None:
@@ -313,7 +313,7 @@ class ReservationRepository(RepositoryBase):
             if reader is None:
                 if await self._undo_reserve(lock) and keyed:
                     await self._record_outcome(rid, "missing")
-                raise UnknownReader(f"user {user_id} does not exist")
+                raise UnknownReader(user_id)
         try:
             await self._write_views(lock)
         except DatabaseUnavailable:
@@ -332,7 +332,7 @@ class ReservationRepository(RepositoryBase):
         if still != reader:
             if await self._undo_reserve(lock) and keyed:
                 await self._record_outcome(rid, "missing")
-            raise UnknownReader(f"user {user_id} does not exist")
+            raise UnknownReader(user_id)
         if keyed:
             # Only now may a retry acknowledge the reservation without finishing it: nothing can undo it any more.
             await self._record_outcome(rid, "made")
@@ -403,11 +403,11 @@ class ReservationRepository(RepositoryBase):
             row = await self._reservation_row(reservation_id)
             if row is not None:
                 return reservation_from_row(row)  # made, and moved to another book since
-            raise NotFound(f"reservation {reservation_id} was made and has since been cancelled")
+            raise NotFound.reservation_cancelled(reservation_id)
         elif outcome == "taken":
-            raise Conflict(f"book {book_id} was already reserved by another reader when this request was first made")
+            raise Conflict.book_was_held(book_id)
         elif outcome == "missing":
-            raise NotFound(f"book {book_id} or user {user_id} does not exist")
+            raise NotFound.book_or_reader(book_id, user_id)
         elif outcome == "undone" and first is not None:
             attempt = uuid4()
             taken_over = await self._lwt_applied_row(
@@ -428,7 +428,7 @@ class ReservationRepository(RepositoryBase):
     async def _active_reader(self, user_id: int) -> User:
         reader = await self._reader_row(user_id)
         if reader is None:
-            raise UnknownReader(f"user {user_id} does not exist")
+            raise UnknownReader(user_id)
         return reader
 
     async def _reader_row(self, user_id: int) -> User | None:
@@ -468,7 +468,7 @@ class ReservationRepository(RepositoryBase):
                     log.warning("could not heal the views of %s on book %s", current.reservation_id, book_id)
                 raise self._taken(book_id, current, user_id)
             if current.state != "free":
-                raise UnknownBook(f"book {book_id} does not exist")
+                raise UnknownBook(book_id)
             # Free, but our version was not above the lock's: our clock is behind. Go again from the lock's.
             seen = max(seen or 0, current.version or 0)
             if attempt > 2:
@@ -477,8 +477,8 @@ class ReservationRepository(RepositoryBase):
 
     def _taken(self, book_id: UUID, held: Lock, user_id: int) -> Conflict:
         if held.user_id == user_id:
-            return Conflict(f"you already hold book {book_id} (reservation {held.reservation_id})")
-        return Conflict(f"book {book_id} is already reserved by another reader")
+            return Conflict.book_held_by_caller(book_id, held.reservation_id)
+        return Conflict.book_held(book_id)
 
     async def _undo_reserve(self, lock: Lock) -> bool:
         """Takes back a reservation this request made: the lock if it still carries exactly the state this request
@@ -529,7 +529,7 @@ class ReservationRepository(RepositoryBase):
     async def _owned(self, reservation_id: UUID, user_id: int) -> Reservation:
         reservation = await self.get_reservation(reservation_id)
         if reservation.user_id != user_id:
-            raise Forbidden(f"reservation {reservation_id} belongs to another reader")
+            raise Forbidden.not_owner(reservation_id)
         return reservation
 
     async def _holding(self, reservation: Reservation, *, serial: bool = True) -> Lock:
@@ -555,7 +555,7 @@ class ReservationRepository(RepositoryBase):
             lock = await self._resolve_lock(row.moving_to)
             if lock.holds(reservation.reservation_id):
                 return lock
-        raise NotFound(f"reservation {reservation.reservation_id} does not exist")
+        raise NotFound.reservation(reservation.reservation_id)
 
     async def _release(self, book_id: UUID, reservation_id: UUID, *, exact: int | None = None) -> int | None:
         """Frees the book if this reservation holds it (and, with `exact`, still at that version). Returns the
@@ -614,7 +614,7 @@ class ReservationRepository(RepositoryBase):
         ):
             await self._release(new_book_id, reservation_id, exact=target.version)
             await self._holding(current)  # NotFound if a cancel got there first
-            raise Conflict(f"reservation {reservation_id} was changed by another request meanwhile; it was not moved")
+            raise Conflict.reservation_changed(reservation_id)
         await self._step("move.source_released", source=source, target=target, version=away)
         # Confirm the target above every version the source had: a cancel that followed the reservation to the
         # new book meanwhile makes this fail, and then the reservation is gone, as the cancel said.
@@ -629,7 +629,7 @@ class ReservationRepository(RepositoryBase):
             now_held = await self._resolve_lock(new_book_id)
             if now_held.holds(reservation_id):
                 return now_held.reservation()  # moved, and renewed by another request since: its views are written
-            raise NotFound(f"reservation {reservation_id} was cancelled while it was being changed")
+            raise NotFound.reservation_cancelled_while_changed(reservation_id)
         moved = Lock(new_book_id, "held", reservation_id, user_id, target.reserved_at, confirmed)
         await self._write_views(moved, source=(source.book_id, away))
         return moved.reservation()
@@ -807,9 +807,7 @@ class ReservationRepository(RepositoryBase):
             if current.state == "held":
                 current = await self._resolve_lock(book_id)
                 if current.state == "held":
-                    raise Conflict(
-                        f"book {book_id} is reserved (reservation {current.reservation_id}); cancel it first"
-                    )
+                    raise Conflict.book_in_use(book_id, current.reservation_id)
             seen = current.version
         raise DatabaseUnavailable("database unavailable: the book could not be withdrawn; try again")
 
