@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import UUID, uuid5
 
 T = TypeVar("T")
@@ -93,6 +93,18 @@ class LibraryError(Exception):
         self.book_id = book_id
         self.user_id = user_id
         self.reservation_id = reservation_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A copy or a pickle is rebuilt from the sentence and the fields, not by calling the constructor with the
+        # sentence (UnknownBook(book_id) would take the sentence for a book id).
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
+
+def _rebuilt(kind: type[LibraryError], args: tuple[Any, ...], fields: dict[str, Any]) -> LibraryError:
+    error = kind.__new__(kind)
+    Exception.__init__(error, *args)
+    error.__dict__.update(fields)
+    return error
 
 
 class NotFound(LibraryError):

@@ -3,6 +3,8 @@ earlier system's scripts see) is the one it always was, and the pages word a ref
 
 from __future__ import annotations
 
+import copy
+import pickle
 from uuid import UUID
 
 import pytest
@@ -142,6 +144,14 @@ def test_errors_made_from_a_bare_sentence_still_work() -> None:
     assert str(DatabaseUnavailable("injected")) == "injected"
     invalid = InvalidInput("page_size must be between 1 and 200", field="page_size")
     assert (str(invalid), invalid.field) == ("page_size must be between 1 and 200", "page_size")
+
+
+@pytest.mark.parametrize(("error", "sentence", "fields"), CASES, ids=[str(case[0]) for case in CASES])
+def test_a_copied_or_pickled_error_keeps_its_sentence_and_fields(
+    error: LibraryError, sentence: str, fields: dict[str, object]
+) -> None:
+    for again in (copy.copy(error), pickle.loads(pickle.dumps(error))):
+        assert type(again) is type(error) and str(again) == sentence and again.__dict__ == error.__dict__
 
 
 # -- the pages' wording, from the fields ---------------------------------------------------------------------
