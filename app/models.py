@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
 from uuid import UUID, uuid5
 
 T = TypeVar("T")
@@ -71,27 +72,204 @@ class AuditReport:
 
 
 class LibraryError(Exception):
-    """Base of the errors an operation reports to its caller; the message is for people."""
+    """Base of the errors an operation reports to its caller.
+
+    An error carries its facts as fields: the book, reader and reservation it is about (None where it is about
+    none of them). `str(error)` is the sentence the API answers, made from those fields by the constructors
+    here; scripts compare these sentences, so they do not change. Whoever words an error otherwise (the pages
+    name a book by its title) does so from the fields, never by reading or editing the sentence.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        book_id: UUID | None = None,
+        user_id: int | None = None,
+        reservation_id: UUID | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.book_id = book_id
+        self.user_id = user_id
+        self.reservation_id = reservation_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A copy or a pickle is rebuilt from the sentence and the fields, not by calling the constructor with the
+        # sentence (UnknownBook(book_id) would take the sentence for a book id).
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
+
+def _rebuilt(kind: type[LibraryError], args: tuple[Any, ...], fields: dict[str, Any]) -> LibraryError:
+    error = kind.__new__(kind)
+    Exception.__init__(error, *args)
+    error.__dict__.update(fields)
+    return error
 
 
 class NotFound(LibraryError):
-    pass
+    """Something the request names does not exist (any more). `cancelled`: a reservation known to have existed,
+    cancelled since."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        book_id: UUID | None = None,
+        user_id: int | None = None,
+        reservation_id: UUID | None = None,
+        cancelled: bool = False,
+    ) -> None:
+        super().__init__(message, book_id=book_id, user_id=user_id, reservation_id=reservation_id)
+        self.cancelled = cancelled
+
+    @staticmethod
+    def reservation(reservation_id: UUID) -> NotFound:
+        return NotFound(f"reservation {reservation_id} does not exist", reservation_id=reservation_id)
+
+    @staticmethod
+    def reservation_cancelled(reservation_id: UUID) -> NotFound:
+        """A retried keyed reserve: the first request made the reservation, and it was cancelled since."""
+        return NotFound(
+            f"reservation {reservation_id} was made and has since been cancelled",
+            reservation_id=reservation_id,
+            cancelled=True,
+        )
+
+    @staticmethod
+    def reservation_cancelled_while_changed(reservation_id: UUID) -> NotFound:
+        """A move overtaken by a cancel of the reservation it was moving."""
+        return NotFound(
+            f"reservation {reservation_id} was cancelled while it was being changed",
+            reservation_id=reservation_id,
+            cancelled=True,
+        )
+
+    @staticmethod
+    def book_or_reader(book_id: UUID, user_id: int) -> NotFound:
+        """A retried keyed reserve whose first request found the book or the reader missing (it recorded which of
+        the two it was not); neither UnknownBook nor UnknownReader, as either may be the one."""
+        return NotFound(f"book {book_id} or user {user_id} does not exist", book_id=book_id, user_id=user_id)
 
 
 class UnknownBook(NotFound):
     """No such book (or it was deleted)."""
 
+    def __init__(self, book_id: UUID) -> None:
+        super().__init__(f"book {book_id} does not exist", book_id=book_id)
+
 
 class UnknownReader(NotFound):
     """No such reader (or one being deleted)."""
 
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"user {user_id} does not exist", user_id=user_id)
+
+
+class ConflictKind(StrEnum):
+    """What a Conflict is about."""
+
+    BOOK_HELD = "book_held"  # a reservation holds the book (the caller's own, if `held_by_caller`)
+    BOOK_WAS_HELD = "book_was_held"  # a retried keyed reserve: the book was held when the first request came
+    BOOK_IN_USE = "book_in_use"  # a book a reservation holds cannot be deleted
+    RESERVATION_CHANGED = "reservation_changed"  # a move overtaken by another change of the reservation
+    READER_CLOSING = "reader_closing"  # the reader is being deleted
+    READER_CHANGED = "reader_changed"  # a deletion overtaken by another change or deletion of the reader
+    READER_IN_USE = "reader_in_use"  # a reader holding reservations cannot be deleted
+    NO_FREE_CARD = "no_free_card"  # no free card number was found for a new reader
+    OTHER = "other"
+
 
 class Conflict(LibraryError):
-    """The book is held by another reservation, or a row still in use cannot be deleted."""
+    """The book is held by another reservation, or a row still in use cannot be deleted, or another request
+    changed what this one read. `kind` says which; `held_by_caller`: the book is held by the caller's own
+    reservation (`reservation_id`)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: ConflictKind = ConflictKind.OTHER,
+        held_by_caller: bool = False,
+        book_id: UUID | None = None,
+        user_id: int | None = None,
+        reservation_id: UUID | None = None,
+    ) -> None:
+        super().__init__(message, book_id=book_id, user_id=user_id, reservation_id=reservation_id)
+        self.kind = kind
+        self.held_by_caller = held_by_caller
+
+    @staticmethod
+    def book_held(book_id: UUID) -> Conflict:
+        return Conflict(
+            f"book {book_id} is already reserved by another reader", kind=ConflictKind.BOOK_HELD, book_id=book_id
+        )
+
+    @staticmethod
+    def book_held_by_caller(book_id: UUID, reservation_id: UUID | None) -> Conflict:
+        return Conflict(
+            f"you already hold book {book_id} (reservation {reservation_id})",
+            kind=ConflictKind.BOOK_HELD,
+            held_by_caller=True,
+            book_id=book_id,
+            reservation_id=reservation_id,
+        )
+
+    @staticmethod
+    def book_was_held(book_id: UUID) -> Conflict:
+        return Conflict(
+            f"book {book_id} was already reserved by another reader when this request was first made",
+            kind=ConflictKind.BOOK_WAS_HELD,
+            book_id=book_id,
+        )
+
+    @staticmethod
+    def book_in_use(book_id: UUID, reservation_id: UUID | None) -> Conflict:
+        return Conflict(
+            f"book {book_id} is reserved (reservation {reservation_id}); cancel it first",
+            kind=ConflictKind.BOOK_IN_USE,
+            book_id=book_id,
+            reservation_id=reservation_id,
+        )
+
+    @staticmethod
+    def reservation_changed(reservation_id: UUID) -> Conflict:
+        return Conflict(
+            f"reservation {reservation_id} was changed by another request meanwhile; it was not moved",
+            kind=ConflictKind.RESERVATION_CHANGED,
+            reservation_id=reservation_id,
+        )
+
+    @staticmethod
+    def reader_closing(user_id: int) -> Conflict:
+        return Conflict(
+            f"user {user_id} is being deleted; try again", kind=ConflictKind.READER_CLOSING, user_id=user_id
+        )
+
+    @staticmethod
+    def reader_changed(user_id: int) -> Conflict:
+        return Conflict(
+            f"user {user_id} was changed or is being deleted by another request; try again",
+            kind=ConflictKind.READER_CHANGED,
+            user_id=user_id,
+        )
+
+    @staticmethod
+    def reader_in_use(user_id: int) -> Conflict:
+        return Conflict(
+            f"user {user_id} holds reservations; cancel them first", kind=ConflictKind.READER_IN_USE, user_id=user_id
+        )
+
+    @staticmethod
+    def no_free_card() -> Conflict:
+        return Conflict("could not find a free card number; try again", kind=ConflictKind.NO_FREE_CARD)
 
 
 class Forbidden(LibraryError):
     """The reservation belongs to another reader."""
+
+    @staticmethod
+    def not_owner(reservation_id: UUID) -> Forbidden:
+        return Forbidden(f"reservation {reservation_id} belongs to another reader", reservation_id=reservation_id)
 
 
 class InvalidInput(LibraryError):

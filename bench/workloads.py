@@ -313,7 +313,7 @@ class Workloads:
         transaction reached three ways. It calls the repository's private steps on purpose: they are what reserve
         and cancel are made of, and a renamed step should break this bench rather than let it measure something
         else. Each step row runs on books of its own, so a step that writes never meets another's rows."""
-        lib = self.library
+        lib = self.library.reservations  # the part whose private steps reserve and cancel are made of
         n = self.ops + self.warmup
         insert = self.prepared(BASELINE_INSERT)
         lwt_cql = BASELINE_INSERT.replace("{ks}", self.ks)
@@ -412,7 +412,7 @@ class Workloads:
 
     async def _cancel_breakdown(self, concurrency: int) -> None:
         """cancel: the reservation's row read, its lock read at SERIAL, the release, the deletes of its views."""
-        lib = self.library
+        lib = self.library.reservations
 
         async def held() -> list[Reservation]:
             books = await self.books(self.ops + self.warmup)

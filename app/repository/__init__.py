@@ -1,7 +1,11 @@
 """The repository layer: everything the service reads and writes in Cassandra.
 
-`Library` is the one object the web layer, the seeder and the tools talk to; each part lives in
-its own module: the catalogue and readers, the reservations with their locks, and the audit.
+`Library` is the one object the web layer, the seeder and the tools talk to. It is a facade over three parts,
+each in its own module and each given, when `Library` makes it, everything it uses: the reservations with
+their locks (`ReservationRepository`), the catalogue and readers (`CatalogueRepository`, which opens and
+withdraws a book's lock through the reservations part), and the audit with its repair (`AuditRepository`,
+which mends the views through the reservations part's lock operations). All three share one database handle,
+one version clock and one set of page tokens per `Library`, that is per app instance.
 """
 
 from __future__ import annotations
@@ -17,20 +21,56 @@ from app.repository.reservations import ReservationRepository, Step
 from app.schema import SCHEMA_VERSION
 
 
-class Library(CatalogueRepository, ReservationRepository, AuditRepository):
+class Library:
+    """The repository's one entry point: it makes the parts and hands each public operation to the part it
+    belongs to. A test that reaches inside an operation (a lock operation, a pause at a named step) names the
+    part: `library.reservations._resolve_lock`, `library.steps` (the reservations part's)."""
+
     def __init__(self, db: Database, *, wall_ns: Callable[[], int] | None = None) -> None:
         """`wall_ns` replaces the wall clock the lock versions start from (tests give instances skewed clocks)."""
         self.db = db
         self.ks = db.settings.keyspace
         self.pages = PageTokens(db.settings.page_token_secret or f"library-page-token:{self.ks}")
         self.clock = VersionClock(wall_ns) if wall_ns else VersionClock()
+        self.reservations = ReservationRepository(
+            db, self.clock, self.pages, settle_after_seconds=db.settings.settle_after_seconds
+        )
+        self.catalogue = CatalogueRepository(db, self.clock, self.pages, self.reservations)
+        self.auditor = AuditRepository(db, self.clock, self.reservations)
         # Named points inside operations where a test may pause one (see ReservationRepository._step).
-        self.steps: dict[str, Step] = {}
+        self.steps: dict[str, Step] = self.reservations.steps
+
+        # -- books and readers
+        self.get_book = self.catalogue.get_book
+        self.list_books = self.catalogue.list_books
+        self.create_book = self.catalogue.create_book
+        self.update_book = self.catalogue.update_book
+        self.delete_book = self.catalogue.delete_book
+        self.get_user = self.catalogue.get_user
+        self.list_users = self.catalogue.list_users
+        self.create_user = self.catalogue.create_user
+        self.register_card = self.catalogue.register_card
+        self.update_user = self.catalogue.update_user
+        self.delete_user = self.catalogue.delete_user
+        # -- reservations
+        self.get_reservation = self.reservations.get_reservation
+        self.holder = self.reservations.holder
+        self.holders = self.reservations.holders
+        self.list_reservations = self.reservations.list_reservations
+        self.each_reservation = self.reservations.each_reservation
+        self.user_reservations = self.reservations.user_reservations
+        self.book_reservations = self.reservations.book_reservations
+        self.reserve = self.reservations.reserve
+        self.move = self.reservations.move
+        self.cancel = self.reservations.cancel
+        # -- audit, repair, upgrade
+        self.audit = self.auditor.audit
+        self.upgrade_locks = self.auditor.upgrade_locks
 
     async def ping(self) -> None:
         """A single-partition read of the service's keyspace at the configured consistency: it fails exactly
         when the reservations' reads would (too few replicas up), unlike a ping of one node's system tables."""
-        await self.db.execute(self.cql("SELECT version FROM {ks}.schema_version WHERE version = ?"), [SCHEMA_VERSION])
+        await self.db.execute(f"SELECT version FROM {self.ks}.schema_version WHERE version = ?", [SCHEMA_VERSION])
 
 
 __all__ = ["Library"]

@@ -20,14 +20,25 @@ from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
+from app.db import Database
 from app.models import AuditReport, DatabaseUnavailable, NotFound
 from app.repository.base import RepositoryBase
-from app.repository.reservations import LOCK_COLUMNS, VIEW_COLUMNS, Lock, lock_from_row
+from app.repository.clock import VersionClock
+from app.repository.reservations import LOCK_COLUMNS, VIEW_COLUMNS, Lock, ReservationRepository, lock_from_row
 
 VIEWS = ("reservations", "user_reservations", "book_reservations")
 
 
 class AuditRepository(RepositoryBase):
+    """The audit, its repair, and the schema upgrade's rebuild of the locks. Given the database, the instance's
+    version clock, and the reservations part, whose lock operations (the lock read at SERIAL, the settle time, a
+    release, a restamp, the views written at a lock's version) are the only ones the repair uses to write."""
+
+    def __init__(self, db: Database, clock: VersionClock, reservations: ReservationRepository) -> None:
+        super().__init__(db)
+        self.clock = clock
+        self.reservations = reservations
+
     async def _rows(self, cql: str) -> AsyncIterator[Any]:
         async for rows in self._scan(cql):
             for row in rows:
@@ -132,17 +143,17 @@ class AuditRepository(RepositoryBase):
 
     async def _settle_book(self, book_id: UUID) -> list[str]:
         """One book's lock, verified again at SERIAL; the views of the reservation it holds rebuilt at its version."""
-        lock = await self._resolve_lock(book_id)  # type: ignore[attr-defined]
+        lock = await self.reservations._resolve_lock(book_id)
         if lock.state != "held" or lock.reservation_id is None:
             return []
-        if not self._settled(lock):  # type: ignore[attr-defined]
+        if not self.reservations._settled(lock):
             return [f"book {book_id}: changed less than the settle time ago; left to the request at work on it"]
-        row = await self._reservation_row(lock.reservation_id)  # type: ignore[attr-defined]
+        row = await self.reservations._reservation_row(lock.reservation_id)
         if row is not None and row.book_id != lock.book_id:
-            other = await self._resolve_lock(row.book_id)  # type: ignore[attr-defined]
+            other = await self.reservations._resolve_lock(row.book_id)
             if other.holds(lock.reservation_id):
                 # A move stopped between taking this book and giving up the other: it never happened.
-                if await self._release(book_id, lock.reservation_id, exact=lock.version) is not None:  # type: ignore[attr-defined]
+                if await self.reservations._release(book_id, lock.reservation_id, exact=lock.version) is not None:
                     return [f"released book {book_id}, taken by a move of {lock.reservation_id} that stopped"]
                 return []
         if await self._views_agree(lock, row):
@@ -150,8 +161,8 @@ class AuditRepository(RepositoryBase):
         if row is not None and (row.written or 0) >= (lock.version or 0):
             # Something wrote the row at or above the lock's version (by hand, or a client with its own clock): views
             # rebuilt at that version would lose. Move the lock to a version above it first.
-            lock = await self._restamp(lock, above=row.written)  # type: ignore[attr-defined]
-        await self._write_views(lock)  # type: ignore[attr-defined]
+            lock = await self.reservations._restamp(lock, above=row.written)
+        await self.reservations._write_views(lock)
         return [f"rebuilt the views of {lock.reservation_id} from its lock on book {book_id} (version {lock.version})"]
 
     async def _views_agree(self, lock: Lock, row: Any) -> bool:
@@ -174,11 +185,11 @@ class AuditRepository(RepositoryBase):
         """A view row no held lock backs, verified again: deleted at its own write time, which removes that write
         and nothing newer, unless its book's lock holds it after all, or changed within the settle time, or a
         move took the reservation to a book whose lock holds it (then that book is settled instead)."""
-        lock = await self._resolve_lock(row.book_id)  # type: ignore[attr-defined]
-        if lock.holds(row.reservation_id) or not self._settled(lock):  # type: ignore[attr-defined]
+        lock = await self.reservations._resolve_lock(row.book_id)
+        if lock.holds(row.reservation_id) or not self.reservations._settled(lock):
             return []
         if lock.moved_rid == row.reservation_id and lock.moved_to is not None:
-            target = await self._resolve_lock(lock.moved_to)  # type: ignore[attr-defined]
+            target = await self.reservations._resolve_lock(lock.moved_to)
             if target.holds(row.reservation_id):
                 return await self._settle_book(lock.moved_to)
         key = {
@@ -209,11 +220,11 @@ class AuditRepository(RepositoryBase):
                 )
                 if result.was_applied:
                     converted += 1
-                    lock = await self._resolve_lock(row.book_id)  # type: ignore[attr-defined]
+                    lock = await self.reservations._resolve_lock(row.book_id)
                     if lock.user_id is not None and lock.reserved_at is not None:
-                        await self._write_views(lock)  # type: ignore[attr-defined]
+                        await self.reservations._write_views(lock)
         async for row in self._rows("SELECT book_id FROM {ks}.books"):
-            await self._open_lock(row.book_id)  # type: ignore[attr-defined]
+            await self.reservations._open_lock(row.book_id)
             created += 1
         return f"{converted} reserved books' locks converted, {created} books given a lock if they had none"
 

@@ -1,4 +1,4 @@
-"""What the repository modules share: the database handle, paging tokens, clocks, row mapping."""
+"""What the repository's parts share: the database handle and keyspace, paging tokens, row mapping."""
 
 from __future__ import annotations
 
@@ -12,18 +12,18 @@ from typing import Any
 
 from app.db import Database
 from app.models import Book, InvalidInput, Reservation
-from app.repository.clock import VersionClock
 from app.rules import MAX_PAGE_SIZE, MAX_PAGE_TOKEN
 
 SCAN_PAGE = 1000  # rows per page when a tool or a stream reads a whole table
 
 
 class RepositoryBase:
-    db: Database
-    ks: str  # keyspace: every statement names its tables as {ks}.table
-    pages: PageTokens
-    clock: VersionClock
-    steps: dict[str, Any]
+    """What every part of the repository holds: the database, and the keyspace its statements name their tables
+    in. Each part is given anything else it uses (the clock, the page tokens, another part) when it is made."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.ks = db.settings.keyspace  # every statement names its tables as {ks}.table
 
     def cql(self, text: str) -> str:
         return text.replace("{ks}", self.ks)

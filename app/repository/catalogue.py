@@ -6,13 +6,17 @@ import random
 import re
 from uuid import UUID, uuid4
 
-from app.models import Book, Conflict, InvalidInput, NotFound, Page, UnknownBook, UnknownReader, User
+from app.db import Database
+from app.models import Book, Conflict, InvalidInput, Page, UnknownBook, UnknownReader, User
 from app.repository.base import (
+    PageTokens,
     RepositoryBase,
     book_from_row,
     check_page_size,
     now,
 )
+from app.repository.clock import VersionClock
+from app.repository.reservations import ReservationRepository
 from app.rules import (
     DEFAULT_PAGE_SIZE,
     FIRST_LEGACY_CARD,
@@ -50,13 +54,25 @@ def _email(value: object) -> str:
 
 
 class CatalogueRepository(RepositoryBase):
+    """Books and readers. Given the database, the instance's version clock (a book's row is stamped from it), the
+    page tokens, and the reservations part: a book's lock is opened and withdrawn with the book, and a reader
+    holding reservations is not deleted."""
+
+    def __init__(
+        self, db: Database, clock: VersionClock, pages: PageTokens, reservations: ReservationRepository
+    ) -> None:
+        super().__init__(db)
+        self.clock = clock
+        self.pages = pages
+        self.reservations = reservations
+
     # -- books ------------------------------------------------------------------------------
     async def get_book(self, book_id: UUID) -> Book:
         row = (
             await self.db.execute(self.cql(f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books WHERE book_id = ?"), [book_id])
         ).one()
         if row is None:
-            raise UnknownBook(f"book {book_id} does not exist")
+            raise UnknownBook(book_id)
         return book_from_row(row)
 
     async def list_books(
@@ -106,7 +122,7 @@ class CatalogueRepository(RepositoryBase):
             _year(published_year),
         )
         await self._write_book(book)
-        await self._open_lock(book.book_id)  # type: ignore[attr-defined]
+        await self.reservations._open_lock(book.book_id)
         return book
 
     async def update_book(
@@ -150,7 +166,7 @@ class CatalogueRepository(RepositoryBase):
         """Withdraws the book's lock first (free -> withdrawn, refused while it is held), so a reserve racing the
         deletion either took the book before (and the deletion is refused) or finds it withdrawn."""
         await self.get_book(book_id)
-        withdrawn = await self._withdraw_lock(book_id)  # type: ignore[attr-defined]
+        withdrawn = await self.reservations._withdraw_lock(book_id)
         # The row goes above its own last write, whichever instance's clock stamped that: a book written by an
         # instance whose clock is ahead is still deleted by one whose clock is behind.
         written = (
@@ -169,7 +185,7 @@ class CatalogueRepository(RepositoryBase):
             await self.db.execute(self.cql(f"SELECT {USER_COLUMNS} FROM {{ks}}.users WHERE user_id = ?"), [user_id])
         ).one()
         if row is None:
-            raise UnknownReader(f"user {user_id} does not exist")
+            raise UnknownReader(user_id)
         return User(row.user_id, row.name, row.email, row.joined_at)
 
     async def list_users(self, *, page_size: int = DEFAULT_PAGE_SIZE, page: str | None = None) -> Page[User]:
@@ -198,13 +214,13 @@ class CatalogueRepository(RepositoryBase):
                 write=True,
             )
             if not result.was_applied:
-                raise Conflict(f"user {user_id} is being deleted; try again")
+                raise Conflict.reader_closing(user_id)
             return await self.get_user(user_id)
         for _ in range(20):
             user = User(random.randint(*CARD_NUMBERS), name, email, now())
             if await self._claim_card(user):
                 return user
-        raise Conflict("could not find a free card number; try again")
+        raise Conflict.no_free_card()
 
     async def register_card(self, user_id: int) -> None:
         """Makes card `user_id` a reader if it is not one yet, for the earlier system's endpoints, whose scripts name
@@ -228,7 +244,7 @@ class CatalogueRepository(RepositoryBase):
             write=True,
         )
         if not result.was_applied:
-            raise NotFound(f"user {user_id} does not exist")
+            raise UnknownReader(user_id)
         return updated
 
     async def _claim_card(self, user: User) -> bool:
@@ -242,7 +258,7 @@ class CatalogueRepository(RepositoryBase):
     async def delete_user(self, user_id: int) -> None:
         """Marks the reader 'closing' with a conditional write, then looks for their reservations. A reserve for
         them reads their row again after writing its views: it either sees the mark and gives the book back, or
-        wrote its views before this looked, and then the deletion is refused (ReservationRepository's docstring)."""
+        wrote its views before this looked, and then the deletion is refused (the reservations module's docstring)."""
         user = await self.get_user(user_id)
         marked = await self.db.execute(
             self.cql("UPDATE {ks}.users SET state = 'closing' WHERE user_id = ? IF joined_at = ? AND state = null"),
@@ -250,15 +266,15 @@ class CatalogueRepository(RepositoryBase):
             write=True,
         )
         if not marked.was_applied:
-            raise Conflict(f"user {user_id} was changed or is being deleted by another request; try again")
-        held = await self.user_reservations(user_id, page_size=1)  # type: ignore[attr-defined]
+            raise Conflict.reader_changed(user_id)
+        held = await self.reservations.user_reservations(user_id, page_size=1)
         if held.items:
             await self.db.execute(
                 self.cql("UPDATE {ks}.users SET state = null WHERE user_id = ? IF state = 'closing'"),
                 [user_id],
                 write=True,
             )
-            raise Conflict(f"user {user_id} holds reservations; cancel them first")
+            raise Conflict.reader_in_use(user_id)
         await self.db.execute(
             self.cql("DELETE FROM {ks}.users WHERE user_id = ? IF state = 'closing'"), [user_id], write=True
         )

@@ -59,7 +59,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from app.db import OutcomeUnknown
+from app.db import Database, OutcomeUnknown
 from app.models import (
     Conflict,
     DatabaseUnavailable,
@@ -73,7 +73,8 @@ from app.models import (
     User,
     reservation_id_for,
 )
-from app.repository.base import RepositoryBase, check_page_size, now, reservation_from_row
+from app.repository.base import PageTokens, RepositoryBase, check_page_size, now, reservation_from_row
+from app.repository.clock import VersionClock
 from app.rules import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,21 @@ Step = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 class ReservationRepository(RepositoryBase):
+    """The reservations and the books' locks (the module docstring says why they never double-book).
+
+    Given the database, the instance's version clock (shared with the other parts, so that every version this
+    instance proposes is above every one it has given out or seen), the page tokens, and `settle_after_seconds`,
+    the age below which a lock state is left to the request making it. `steps` are the named points where a test
+    may pause an operation. The catalogue (a book's lock opened and withdrawn with it, a reader's reservations)
+    and the audit (the lock read at SERIAL, views rebuilt, releases) call its lock operations."""
+
+    def __init__(self, db: Database, clock: VersionClock, pages: PageTokens, *, settle_after_seconds: float) -> None:
+        super().__init__(db)
+        self.clock = clock
+        self.pages = pages
+        self.settle_after_seconds = settle_after_seconds
+        self.steps: dict[str, Step] = {}
+
     # -- reads ------------------------------------------------------------------------------
     async def get_reservation(self, reservation_id: UUID) -> Reservation:
         row = (
@@ -193,7 +209,7 @@ class ReservationRepository(RepositoryBase):
             )
         ).one()
         if row is None or row.book_id is None:  # None: only a move's hint is left of it
-            raise NotFound(f"reservation {reservation_id} does not exist")
+            raise NotFound.reservation(reservation_id)
         return reservation_from_row(row)
 
     async def _reservation_row(self, reservation_id: UUID) -> Any | None:
@@ -299,7 +315,7 @@ class ReservationRepository(RepositoryBase):
             if reader is None:
                 if await self._undo_reserve(lock) and keyed:
                     await self._record_outcome(rid, "missing")
-                raise UnknownReader(f"user {user_id} does not exist")
+                raise UnknownReader(user_id)
         try:
             await self._write_views(lock)
         except DatabaseUnavailable:
@@ -318,7 +334,7 @@ class ReservationRepository(RepositoryBase):
         if still != reader:
             if await self._undo_reserve(lock) and keyed:
                 await self._record_outcome(rid, "missing")
-            raise UnknownReader(f"user {user_id} does not exist")
+            raise UnknownReader(user_id)
         if keyed:
             # Only now may a retry acknowledge the reservation without finishing it: nothing can undo it any more.
             await self._record_outcome(rid, "made")
@@ -389,11 +405,11 @@ class ReservationRepository(RepositoryBase):
             row = await self._reservation_row(reservation_id)
             if row is not None:
                 return reservation_from_row(row)  # made, and moved to another book since
-            raise NotFound(f"reservation {reservation_id} was made and has since been cancelled")
+            raise NotFound.reservation_cancelled(reservation_id)
         elif outcome == "taken":
-            raise Conflict(f"book {book_id} was already reserved by another reader when this request was first made")
+            raise Conflict.book_was_held(book_id)
         elif outcome == "missing":
-            raise NotFound(f"book {book_id} or user {user_id} does not exist")
+            raise NotFound.book_or_reader(book_id, user_id)
         elif outcome == "undone" and first is not None:
             attempt = uuid4()
             taken_over = await self._lwt_applied_row(
@@ -414,7 +430,7 @@ class ReservationRepository(RepositoryBase):
     async def _active_reader(self, user_id: int) -> User:
         reader = await self._reader_row(user_id)
         if reader is None:
-            raise UnknownReader(f"user {user_id} does not exist")
+            raise UnknownReader(user_id)
         return reader
 
     async def _reader_row(self, user_id: int) -> User | None:
@@ -454,7 +470,7 @@ class ReservationRepository(RepositoryBase):
                     log.warning("could not heal the views of %s on book %s", current.reservation_id, book_id)
                 raise self._taken(book_id, current, user_id)
             if current.state != "free":
-                raise UnknownBook(f"book {book_id} does not exist")
+                raise UnknownBook(book_id)
             # Free, but our version was not above the lock's: our clock is behind. Go again from the lock's.
             seen = max(seen or 0, current.version or 0)
             if attempt > 2:
@@ -463,8 +479,8 @@ class ReservationRepository(RepositoryBase):
 
     def _taken(self, book_id: UUID, held: Lock, user_id: int) -> Conflict:
         if held.user_id == user_id:
-            return Conflict(f"you already hold book {book_id} (reservation {held.reservation_id})")
-        return Conflict(f"book {book_id} is already reserved by another reader")
+            return Conflict.book_held_by_caller(book_id, held.reservation_id)
+        return Conflict.book_held(book_id)
 
     async def _undo_reserve(self, lock: Lock) -> bool:
         """Takes back a reservation this request made: the lock if it still carries exactly the state this request
@@ -515,7 +531,7 @@ class ReservationRepository(RepositoryBase):
     async def _owned(self, reservation_id: UUID, user_id: int) -> Reservation:
         reservation = await self.get_reservation(reservation_id)
         if reservation.user_id != user_id:
-            raise Forbidden(f"reservation {reservation_id} belongs to another reader")
+            raise Forbidden.not_owner(reservation_id)
         return reservation
 
     async def _holding(self, reservation: Reservation, *, serial: bool = True) -> Lock:
@@ -541,7 +557,7 @@ class ReservationRepository(RepositoryBase):
             lock = await self._resolve_lock(row.moving_to)
             if lock.holds(reservation.reservation_id):
                 return lock
-        raise NotFound(f"reservation {reservation.reservation_id} does not exist")
+        raise NotFound.reservation(reservation.reservation_id)
 
     async def _release(self, book_id: UUID, reservation_id: UUID, *, exact: int | None = None) -> int | None:
         """Frees the book if this reservation holds it (and, with `exact`, still at that version). Returns the
@@ -600,7 +616,7 @@ class ReservationRepository(RepositoryBase):
         ):
             await self._release(new_book_id, reservation_id, exact=target.version)
             await self._holding(current)  # NotFound if a cancel got there first
-            raise Conflict(f"reservation {reservation_id} was changed by another request meanwhile; it was not moved")
+            raise Conflict.reservation_changed(reservation_id)
         await self._step("move.source_released", source=source, target=target, version=away)
         # Confirm the target above every version the source had: a cancel that followed the reservation to the
         # new book meanwhile makes this fail, and then the reservation is gone, as the cancel said.
@@ -615,7 +631,7 @@ class ReservationRepository(RepositoryBase):
             now_held = await self._resolve_lock(new_book_id)
             if now_held.holds(reservation_id):
                 return now_held.reservation()  # moved, and renewed by another request since: its views are written
-            raise NotFound(f"reservation {reservation_id} was cancelled while it was being changed")
+            raise NotFound.reservation_cancelled_while_changed(reservation_id)
         moved = Lock(new_book_id, "held", reservation_id, user_id, target.reserved_at, confirmed)
         await self._write_views(moved, source=(source.book_id, away))
         return moved.reservation()
@@ -650,7 +666,7 @@ class ReservationRepository(RepositoryBase):
                 lock.book_id,
                 LOCK_RESTAMP,
                 [when, version, lock.book_id, rid, lock.version],
-                lambda current, rid=rid, version=version: current.holds(rid) and current.version == version,  # type: ignore[misc,arg-type]
+                lambda current, rid=rid, version=version: current.holds(rid) and current.version == version,  # type: ignore[misc]
             ):
                 return Lock(lock.book_id, "held", rid, lock.user_id, when, version)
             lock = await self._holding(lock.reservation())
@@ -721,7 +737,7 @@ class ReservationRepository(RepositoryBase):
         if lock.version is None:
             return True
         age = self.clock.wall_us() - lock.version
-        return age > self.db.settings.settle_after_seconds * 1_000_000
+        return age > self.settle_after_seconds * 1_000_000
 
     async def _heal(self, lock: Lock, *, at_once: bool = False) -> None:
         """A held lock whose views are missing or older than it: rebuild them at the lock's version, after reading
@@ -741,7 +757,7 @@ class ReservationRepository(RepositoryBase):
         await self._write_views(current)
         if row is not None and row.book_id != current.book_id:
             # The views still named the book a move left: its rows go, each at its own write time.
-            await self._delete_stale_rows(current.reservation_id, current.user_id, row.book_id)  # type: ignore[arg-type]
+            await self._delete_stale_rows(current.reservation_id, current.user_id, row.book_id)
 
     async def _resolve_lock(self, book_id: UUID) -> Lock:
         """The lock row at SERIAL. Under contention the serial read can itself time out; it is retried with
@@ -793,14 +809,12 @@ class ReservationRepository(RepositoryBase):
             if current.state == "held":
                 current = await self._resolve_lock(book_id)
                 if current.state == "held":
-                    raise Conflict(
-                        f"book {book_id} is reserved (reservation {current.reservation_id}); cancel it first"
-                    )
+                    raise Conflict.book_in_use(book_id, current.reservation_id)
             seen = current.version
         raise DatabaseUnavailable("database unavailable: the book could not be withdrawn; try again")
 
     async def _step(self, name: str, **facts: Any) -> None:
-        """A named point in an operation, where a test can pause it (`Library.steps`)."""
+        """A named point in an operation, where a test can pause it (`Library.steps`, this part's `steps`)."""
         hook = self.steps.get(name)
         if hook is not None:
             await hook(name, facts)

@@ -16,7 +16,18 @@ from uuid import UUID
 import tornado.web
 from markupsafe import Markup
 
-from app.models import Book, Conflict, DatabaseUnavailable, InvalidInput, LibraryError, NotFound, Reservation, User
+from app.models import (
+    Book,
+    Conflict,
+    ConflictKind,
+    DatabaseUnavailable,
+    InvalidInput,
+    LibraryError,
+    NotFound,
+    Reservation,
+    User,
+)
+from app.repository import Library
 from app.rules import MAX_PAGE_SIZE
 from app.web.api_books import availability
 from app.web.base import RETRY_AFTER_SECONDS, BaseHandler, describe, status_for
@@ -116,12 +127,28 @@ class ActionHandler(PageHandler):
         self.flash(kind, text)
         self.back(target)
 
-    async def act(self, *args: str) -> tuple[str, str, str | None]:
-        """Do the action; answer the message's kind and text, and where to go (None: back to the form's page)."""
+    async def act(self, *args: Any, **kwargs: Any) -> tuple[str, str, str | None]:
+        """Do the action; answer the message's kind and text, and where to go (None: back to the form's page). Each
+        action takes the path's arguments it needs."""
         raise NotImplementedError
 
 
-async def _describe_reservations(library: Any, reservations: list[Reservation]) -> list[dict[str, Any]]:
+def conflict_text(error: Conflict, book: Book, *, moving: bool = False) -> str:
+    """What a page says when reserving `book`, or moving a reservation to it (`moving`), is refused: worded from
+    the error's fields, with the book named by its title rather than its id. A conflict of a kind these actions
+    do not meet keeps the API's sentence."""
+    if error.kind is ConflictKind.BOOK_HELD and error.book_id == book.book_id:
+        if error.held_by_caller:
+            text = f"you already hold “{book.title}” (reservation {error.reservation_id})"
+        else:
+            text = f"“{book.title}” is already reserved by another reader"
+        return f"{text}; your reservation is unchanged" if moving else text
+    if error.kind is ConflictKind.RESERVATION_CHANGED:
+        return "your reservation was changed by another request meanwhile; it was not moved"
+    return str(error)
+
+
+async def _describe_reservations(library: Library, reservations: list[Reservation]) -> list[dict[str, Any]]:
     """Each reservation with its book and reader, fetched concurrently; either may have been deleted since."""
 
     async def one(r: Reservation) -> dict[str, Any]:
@@ -265,8 +292,7 @@ class ReserveHandler(ActionHandler):
         try:
             await self.library.reserve(book.book_id, reader.user_id)
         except Conflict as error:
-            # The repository names the book by its id; a person needs its title.
-            raise Conflict(str(error).replace(f"book {book.book_id}", f"“{book.title}”")) from error
+            return "error", conflict_text(error, book), None
         return "success", f"Reserved “{book.title}”.", "/me"
 
 
@@ -298,8 +324,7 @@ class MoveHandler(ActionHandler):
         try:
             await self.library.move(reservation_id, reader.user_id, book.book_id)
         except Conflict as error:
-            message = str(error).replace(f"book {book.book_id}", f"“{book.title}”")
-            raise Conflict(f"{message}; your reservation is unchanged") from error
+            return "error", conflict_text(error, book, moving=True), None
         return "success", f"Your reservation now holds “{book.title}”.", "/me"
 
 

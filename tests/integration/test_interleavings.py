@@ -121,14 +121,14 @@ async def test_1_even_a_heal_that_skipped_its_second_look_is_outranked(
     owner, other = await readers(library, 2)
     healer = instance(library, settle_after=0)
     held = await library.reserve(book.book_id, owner.user_id)
-    stale = await library._read_lock(book.book_id, serial=True)
+    stale = await library.reservations._read_lock(book.book_id, serial=True)
     await library.cancel(held.reservation_id, owner.user_id)
 
     async def blind(book_id: uuid.UUID) -> Any:
         return stale
 
-    monkeypatch.setattr(healer, "_resolve_lock", blind)
-    await healer._heal(stale)  # rebuilds the views of the cancelled state, as the old heal did
+    monkeypatch.setattr(healer.reservations, "_resolve_lock", blind)
+    await healer.reservations._heal(stale)  # rebuilds the views of the cancelled state, as the old heal did
     assert await gone(library, held)
     await library.reserve(book.book_id, other.user_id)
     await assert_consistent(library, [book.book_id])
@@ -635,7 +635,7 @@ async def test_a_cancel_whose_release_answer_was_lost_while_another_took_the_boo
     (book,) = await books(library, 1)
     owner, other = await readers(library, 2)
     held = await library.reserve(book.book_id, owner.user_id)
-    real_release = library._release
+    real_release = library.reservations._release
     taken: list[Reservation] = []
 
     async def lost_answer(book_id: uuid.UUID, reservation_id: uuid.UUID, **kwargs: Any) -> int | None:
@@ -643,7 +643,7 @@ async def test_a_cancel_whose_release_answer_was_lost_while_another_took_the_boo
         taken.append(await instance(library).reserve(book_id, other.user_id))
         return None  # what the read back after the lost answer tells: not held by this reservation
 
-    monkeypatch.setattr(library, "_release", lost_answer)
+    monkeypatch.setattr(library.reservations, "_release", lost_answer)
     await library.cancel(held.reservation_id, owner.user_id)
     monkeypatch.undo()
     assert await gone(library, held)

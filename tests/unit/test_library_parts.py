@@ -1,0 +1,62 @@
+"""`Library` as a facade over its parts, without a database: each part is given the one database, clock and set
+of page tokens of its instance, and every operation callers use is the part's own method."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+from typing import Any
+
+from app.repository import Library
+from app.settings import Settings
+
+OPERATIONS = {
+    "catalogue": (
+        "get_book list_books create_book update_book delete_book "
+        "get_user list_users create_user register_card update_user delete_user"
+    ),
+    "reservations": (
+        "get_reservation holder holders list_reservations each_reservation user_reservations book_reservations "
+        "reserve move cancel"
+    ),
+    "auditor": "audit upgrade_locks",
+}
+
+
+def library(**settings: Any) -> Library:
+    db: Any = SimpleNamespace(settings=dataclasses.replace(Settings(), keyspace="unit_ks", **settings))
+    return Library(db, wall_ns=lambda: 1_000_000_000)
+
+
+def test_each_operation_is_its_parts_own_method() -> None:
+    lib = library()
+    for part_name, names in OPERATIONS.items():
+        part = getattr(lib, part_name)
+        for name in names.split():
+            operation = getattr(lib, name)
+            assert operation.__self__ is part and operation.__func__ is getattr(type(part), name), name
+
+
+def test_the_parts_share_the_instances_database_clock_and_page_tokens() -> None:
+    lib = library(settle_after_seconds=0.5)
+    parts = (lib.catalogue, lib.reservations, lib.auditor)
+    assert all(part.db is lib.db and part.ks == "unit_ks" and part.clock is lib.clock for part in parts)
+    assert lib.catalogue.pages is lib.pages and lib.reservations.pages is lib.pages
+    assert lib.catalogue.reservations is lib.reservations and lib.auditor.reservations is lib.reservations
+    assert lib.reservations.settle_after_seconds == 0.5
+    assert lib.clock.wall_us() == 1_000_000
+
+
+def test_a_pause_set_on_the_library_reaches_the_reservations() -> None:
+    lib = library()
+
+    async def hold(_name: str, _facts: dict[str, Any]) -> None:
+        return None
+
+    lib.steps["reserve.locked"] = hold
+    assert lib.reservations.steps["reserve.locked"] is hold
+
+
+def test_two_instances_have_parts_of_their_own() -> None:
+    a, b = library(), library()
+    assert a.reservations is not b.reservations and a.clock is not b.clock and a.steps is not b.steps
