@@ -444,8 +444,10 @@ class ReservationRepository(RepositoryBase):
         """Takes the free book for the reservation; returns the lock it holds. A book that does not exist has no
         lock row, so the condition fails and nothing is taken: no existence check needs a round trip of its own."""
         seen = above
+        proposed: set[int] = set()
         for attempt in range(1, LWT_ATTEMPTS + 2):
             version = self.clock.next(seen)
+            proposed.add(version)
             at = now()
             try:
                 result = await self.db.execute(
@@ -456,13 +458,14 @@ class ReservationRepository(RepositoryBase):
                 current = lock_from_row(book_id, result.one())
             except OutcomeUnknown:
                 current = await self._resolve_lock(book_id)
-                if current.holds(reservation_id):
-                    return current
             self.clock.observe(current.version)
-            if current.holds(reservation_id):
+            if current.holds(reservation_id) and current.version in proposed:
                 # An earlier attempt of this loop whose answer was lost: Paxos finished its proposal when this one
                 # came (found by the adversarial series, seed 17, where it was answered as "you already hold").
                 return current
+            # Held by this reservation at a version this call never proposed: another request of the same
+            # reservation took it (a move sent again while the first is still at work). It is not ours to return,
+            # since our undo would then release the other request's take (found by the adversarial series, seed 7).
             if current.state == "held":
                 try:
                     await self._heal(current)

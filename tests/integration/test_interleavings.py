@@ -333,6 +333,41 @@ async def test_5_two_moves_of_one_reservation_to_two_books(library: Library) -> 
     await assert_consistent(library, shelf)
 
 
+async def test_5_a_move_sent_again_never_undoes_the_first_sends_take(library: Library) -> None:
+    """Found by the adversarial series (seed 7, on ee5d472): a move's client timed out and sent it again to another
+    instance while the first send was at work. The second send found the new book held by the reservation (the first
+    send's take, not its own) and went on as if it had taken it; when the first send then gave up the old book, the
+    second one's undo released the first one's take: the reservation held no book any more, and the second send
+    answered 404 for a reservation its reader never cancelled."""
+    (reader,) = await readers(library, 1)
+    home, target = await books(library, 2)
+    r = await library.reserve(home.book_id, reader.user_id)
+    first, second = instance(library), instance(library)
+    first_took, first_gave_up = Pause(first, "move.target_taken"), Pause(first, "move.source_released")
+    second_took = Pause(second, "move.target_taken")
+
+    first_move = asyncio.create_task(first.move(r.reservation_id, reader.user_id, target.book_id))
+    await first_took.wait()
+    second_move = asyncio.create_task(second.move(r.reservation_id, reader.user_id, target.book_id))
+    # The fixed code refuses at once; the old one went on and stopped where it believed it had taken the book.
+    await asyncio.wait(
+        [second_move, asyncio.create_task(second_took.reached.wait())], timeout=30, return_when="FIRST_COMPLETED"
+    )
+    first_took.go.set()
+    await first_gave_up.wait()
+    second_took.go.set()
+    (second_result,) = await asyncio.gather(second_move, return_exceptions=True)
+    first_gave_up.go.set()
+    moved = await first_move
+
+    assert isinstance(second_result, Conflict), second_result
+    assert moved.book_id == target.book_id
+    assert await library.get_reservation(r.reservation_id) == moved
+    assert await library.holder(target.book_id, serial=True) == moved
+    assert await library.holder(home.book_id, serial=True) is None
+    await assert_consistent(library, [home.book_id, target.book_id])
+
+
 # -- 6. a reader deleted while they reserve ----------------------------------------------------------------
 async def test_6_deleting_a_reader_racing_their_reserve_never_both_succeed(library: Library) -> None:
     """Before (37 of 40): both succeeded, and a new reader given the card number inherited the reservation."""
