@@ -14,7 +14,10 @@ import os
 from pathlib import Path
 
 from app.repository import Library
-from seeder.common import (
+from stress.faults import Fleet
+from stress.run import Options, execute, summary, write_json
+from stress.scenarios import TESTS
+from toolkit.cli import (
     CliError,
     add_database_arguments,
     keyspace_exists,
@@ -23,9 +26,6 @@ from seeder.common import (
     run_cli,
     settings_from,
 )
-from stress.faults import Fleet
-from stress.run import Options, execute, summary, write_json
-from stress.scenarios import TESTS
 
 DEFAULT_URL = "http://localhost:8888"
 

@@ -13,7 +13,7 @@ import sys
 
 from app.models import Forbidden, LibraryError, NotFound, Reservation
 from app.repository import Library
-from seeder.common import (
+from toolkit.cli import (
     CliError,
     add_database_arguments,
     keyspace_exists,
@@ -23,7 +23,7 @@ from seeder.common import (
     run_cli,
     settings_from,
 )
-from seeder.progress import Progress
+from toolkit.progress import Progress
 
 PAGE_SIZE = 200
 DEFAULT_CONCURRENCY = 32

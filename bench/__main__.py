@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench.run import Options, execute
 from bench.table import render
-from seeder.common import CliError, number, run_cli
+from toolkit.cli import CliError, number, run_cli
 
 DEFAULT_CONCURRENCY = "1,8,32"
 DEFAULT_OPS = 500

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.table import heading, markdown
-from seeder.common import CliError, run_cli
+from toolkit.cli import CliError, run_cli
 
 # The rows drawn on the charts: the reservation at each depth, and the reads through HTTP.
 CHART_ROWS = (

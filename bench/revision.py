@@ -30,7 +30,7 @@ from app.db import Database
 from app.settings import Settings
 from bench.measure import Figures
 from bench.workloads import FIRST_READER, READERS, Workloads, _http_outcome
-from seeder.common import CliError, run_bounded
+from toolkit.cli import CliError, run_bounded
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 GROUP = "revisions"

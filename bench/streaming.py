@@ -25,7 +25,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 from app.db import Database
 from app.launcher import running_app_process
 from app.schema import apply_schema
-from seeder.common import CliError, add_database_arguments, number, run_cli, settings_from
+from toolkit.cli import CliError, add_database_arguments, number, run_cli, settings_from
 
 DEFAULT_KEYSPACE = "bench_streaming"
 LOG = Path("artifacts/logs/bench-streaming-app.log")

@@ -21,7 +21,7 @@ from app.repository import Library
 from app.repository.base import now
 from app.repository.reservations import Lock
 from bench.measure import Figures, bridge, measure, measure_callbacks
-from seeder.common import run_bounded
+from toolkit.cli import run_bounded
 
 BASELINE_TABLE = "lwt_baseline"
 BASELINE_DDL = "CREATE TABLE IF NOT EXISTS {ks}.lwt_baseline (k uuid PRIMARY KEY, v int)"

@@ -9,8 +9,8 @@ from pathlib import Path
 from app.repository import Library
 from app.schema import apply_schema
 from seeder.catalogue_csv import MAX_ERRORS_SHOWN, CatalogueError, read_catalogue
-from seeder.common import CliError, add_database_arguments, number, open_database, run_cli, settings_from
 from seeder.load import DEFAULT_CONCURRENCY, seed
+from toolkit.cli import CliError, add_database_arguments, number, open_database, run_cli, settings_from
 
 DEFAULT_BOOKS = 1000
 DEFAULT_USERS = 100

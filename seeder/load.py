@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from app.models import Book
 from app.repository import Library
-from seeder.common import retrying, run_bounded
 from seeder.fake import UserRow, fake_books, fake_users
-from seeder.progress import Progress
+from toolkit.cli import retrying, run_bounded
+from toolkit.progress import Progress
 
 # Enough requests in flight to keep every node busy; more only queues inside the driver.
 DEFAULT_CONCURRENCY = 64

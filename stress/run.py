@@ -20,12 +20,12 @@ import aiohttp
 
 from app.models import Conflict, LibraryError, NotFound
 from app.repository import Library
-from seeder.common import CliError, retrying, run_bounded
-from seeder.progress import Progress
 from stress.client import Client, History, Op
 from stress.faults import Fleet, Pauses, Repairs
 from stress.history import FinalState, check
 from stress.scenarios import TESTS, Context, Test, prepare_changes
+from toolkit.cli import CliError, retrying, run_bounded
+from toolkit.progress import Progress
 
 SETUP_CONCURRENCY = 32
 # The run's readers get card numbers from a random block of 10,000 above one billion: far from the seeder's

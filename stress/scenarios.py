@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from app.repository import Library
-from seeder.common import run_bounded
 from stress.client import Client, History, Op
 from stress.history import FinalState
+from toolkit.cli import run_bounded
 
 # Test 2: the share of each request kind while a reader holds something, and the most one reader holds.
 MIX = (("reserve", 25), ("cancel", 25), ("move", 20), ("renew", 5), ("read_user", 10), ("read_book", 10), ("books", 5))

@@ -1,4 +1,4 @@
-"""What the command-line tools (seeder, stress_test.py, unreserve_all.py) share: connecting to the same
+"""What the command-line tools (seeder, bench, stress_test.py, unreserve_all.py) share: connecting to the same
 Cassandra the app uses, running many writes with bounded concurrency, and one-line errors instead of
 tracebacks."""
 
