@@ -26,6 +26,7 @@ from stress.history import FinalState, check
 from stress.scenarios import TESTS, Context, Test, prepare_changes
 from toolkit.cli import CliError, retrying, run_bounded
 from toolkit.progress import Progress
+from toolkit.stats import percentile
 
 SETUP_CONCURRENCY = 32
 # The run's readers get card numbers from a random block of 10,000 above one billion: far from the seeder's
@@ -130,13 +131,6 @@ class Report:
 
 
 # -- figures -----------------------------------------------------------------------------------------
-def percentile(sorted_values: list[float], p: float) -> float:
-    if not sorted_values:
-        return 0.0
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
 def figures(ops: list[Op]) -> dict[str, Any]:
     outcomes = Counter(op.outcome for op in ops)
     latencies = sorted(op.latency * 1000 for op in ops)
