@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from app.demo_data import DEFAULT_SEED
 from app.repository import Library
 from app.schema import apply_schema
 from seeder.catalogue_csv import MAX_ERRORS_SHOWN, CatalogueError, read_catalogue
@@ -14,7 +15,6 @@ from toolkit.cli import CliError, add_database_arguments, number, open_database,
 
 DEFAULT_BOOKS = 1000
 DEFAULT_USERS = 100
-DEFAULT_SEED = 42
 
 
 def parser() -> argparse.ArgumentParser:
