@@ -8,11 +8,11 @@ memory, and cancelled with bounded concurrency.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from app.models import Forbidden, LibraryError, NotFound, Reservation
 from app.repository import Library
+from toolkit.arguments import ArgumentParser, number
 from toolkit.cli import (
     CliError,
     add_database_arguments,
@@ -31,8 +31,8 @@ DEFAULT_CONCURRENCY = 32
 MAX_ROUNDS = 5
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="python unreserve_all.py",
         description=(
             "Cancel every reservation, keeping all four reservation tables consistent (each one is cancelled "
@@ -43,7 +43,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.add_argument(
         "--concurrency",
-        type=int,
+        type=number(int, 1, 1024),
         default=DEFAULT_CONCURRENCY,
         help=f"cancellations in flight at once (default {DEFAULT_CONCURRENCY})",
     )
@@ -103,8 +103,6 @@ async def unreserve_all(library: Library, concurrency: int = DEFAULT_CONCURRENCY
 
 async def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if not 1 <= args.concurrency <= 1024:
-        raise CliError("--concurrency must be between 1 and 1024")
     settings = settings_from(args)
     async with open_database(settings) as db:
         if not keyspace_exists(db, settings.keyspace):
