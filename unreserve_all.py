@@ -8,6 +8,7 @@ memory, and cancelled with bounded concurrency.
 
 from __future__ import annotations
 
+import functools
 import sys
 
 from app.models import Forbidden, LibraryError, NotFound, Reservation
@@ -85,7 +86,7 @@ async def unreserve_all(library: Library, concurrency: int = DEFAULT_CONCURRENCY
             page: str | None = None
             seen_this_round = 0
             while True:
-                result = await retrying(lambda p=page: library.list_reservations(page_size=PAGE_SIZE, page=p))
+                result = await retrying(functools.partial(library.list_reservations, page_size=PAGE_SIZE, page=page))
                 seen_this_round += len(result.items)
                 await run_bounded(result.items, cancel, concurrency)
                 page = result.next_page

@@ -5,6 +5,7 @@ state, check the history and the audit, clean up, and sum it all up."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import random
@@ -194,7 +195,7 @@ async def snapshot(library: Library, fixture: Fixture) -> tuple[FinalState, dict
     async def read_user(user_id: int) -> None:
         page: str | None = None
         while True:
-            result = await retrying(lambda p=page: library.user_reservations(user_id, page_size=200, page=p))
+            result = await retrying(functools.partial(library.user_reservations, user_id, page_size=200, page=page))
             for r in result.items:
                 rows[r.reservation_id] = r.book_id
                 owner[r.reservation_id] = r.user_id

@@ -165,7 +165,7 @@ def check_race(ctx: Context, final: FinalState) -> list[str]:
     for book in ctx.books:
         if per_book[book] != 1:
             violations.append(f"book {book} has {per_book[book]} reservations at the end, not exactly one")
-        elif owner.get(final.locks.get(book)) not in ctx.users[:2]:
+        elif (holder := final.locks.get(book)) is None or owner.get(holder) not in ctx.users[:2]:
             violations.append(f"book {book} is not locked by either reader's reservation")
     in_db = Counter(owner.get(r) for r in final.rows)
     acked = Counter(op.user_id for op in _final_ops(ctx.history, "reserve") if op.outcome == "ok")
