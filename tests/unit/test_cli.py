@@ -101,13 +101,15 @@ def flat(text: str) -> str:
 def test_every_entry_point_is_listed() -> None:
     """A new command line (a __main__.py, or a script run as __main__) must be added to TOOLS, and so tested."""
     found = set()
-    for path in PROJECT_DIR.rglob("*.py"):
-        relative = path.relative_to(PROJECT_DIR)
-        if relative.parts[0] in ("tests", ".cassandra", ".cache", ".venv", "artifacts"):
-            continue
-        text = path.read_text()
-        if path.name == "__main__.py" or re.search(r"""^if __name__ == ["']__main__["']:""", text, flags=re.M):
-            found.add(".".join(relative.with_suffix("").parts))
+    for folder, subfolders, files in os.walk(PROJECT_DIR):
+        # Not the tests, and not what runs leave behind (Cassandra's files, npm packages, artifacts, caches).
+        subfolders[:] = [d for d in subfolders if not d.startswith((".", "_")) and d not in ("tests", "artifacts")]
+        for name in files:
+            path = Path(folder, name)
+            if name.endswith(".py") and (
+                name == "__main__.py" or re.search(r"""^if __name__ == ["']__main__["']:""", path.read_text(), re.M)
+            ):
+                found.add(".".join(path.relative_to(PROJECT_DIR).with_suffix("").parts))
     assert found == {tool.module for tool in TOOLS}
 
 
