@@ -14,6 +14,7 @@ COPY app/ app/
 COPY cluster/ cluster/
 COPY seeder/ seeder/
 COPY stress/ stress/
+COPY toolkit/ toolkit/
 COPY templates/ templates/
 COPY static/ static/
 COPY stress_test.py unreserve_all.py ./

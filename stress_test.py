@@ -14,25 +14,25 @@ import os
 from pathlib import Path
 
 from app.repository import Library
-from seeder.common import (
+from stress.faults import Fleet
+from stress.run import Options, execute, summary, write_json
+from stress.scenarios import TESTS
+from toolkit.arguments import ArgumentParser, number
+from toolkit.cli import (
     CliError,
     add_database_arguments,
     keyspace_exists,
-    number,
     open_database,
     run_cli,
     settings_from,
 )
-from stress.faults import Fleet
-from stress.run import Options, execute, summary, write_json
-from stress.scenarios import TESTS
 
 DEFAULT_URL = "http://localhost:8888"
 
 
-def parser() -> argparse.ArgumentParser:
+def parser() -> ArgumentParser:
     tests = "\n".join(f"  {t.number}  {t.title}" for t in TESTS.values())
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python stress_test.py",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(

@@ -8,12 +8,13 @@ memory, and cancelled with bounded concurrency.
 
 from __future__ import annotations
 
-import argparse
+import functools
 import sys
 
 from app.models import Forbidden, LibraryError, NotFound, Reservation
 from app.repository import Library
-from seeder.common import (
+from toolkit.arguments import ArgumentParser, number
+from toolkit.cli import (
     CliError,
     add_database_arguments,
     keyspace_exists,
@@ -23,7 +24,7 @@ from seeder.common import (
     run_cli,
     settings_from,
 )
-from seeder.progress import Progress
+from toolkit.progress import Progress
 
 PAGE_SIZE = 200
 DEFAULT_CONCURRENCY = 32
@@ -31,8 +32,8 @@ DEFAULT_CONCURRENCY = 32
 MAX_ROUNDS = 5
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="python unreserve_all.py",
         description=(
             "Cancel every reservation, keeping all four reservation tables consistent (each one is cancelled "
@@ -43,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.add_argument(
         "--concurrency",
-        type=int,
+        type=number(int, 1, 1024),
         default=DEFAULT_CONCURRENCY,
         help=f"cancellations in flight at once (default {DEFAULT_CONCURRENCY})",
     )
@@ -85,7 +86,7 @@ async def unreserve_all(library: Library, concurrency: int = DEFAULT_CONCURRENCY
             page: str | None = None
             seen_this_round = 0
             while True:
-                result = await retrying(lambda p=page: library.list_reservations(page_size=PAGE_SIZE, page=p))
+                result = await retrying(functools.partial(library.list_reservations, page_size=PAGE_SIZE, page=page))
                 seen_this_round += len(result.items)
                 await run_bounded(result.items, cancel, concurrency)
                 page = result.next_page
@@ -103,8 +104,6 @@ async def unreserve_all(library: Library, concurrency: int = DEFAULT_CONCURRENCY
 
 async def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if not 1 <= args.concurrency <= 1024:
-        raise CliError("--concurrency must be between 1 and 1024")
     settings = settings_from(args)
     async with open_database(settings) as db:
         if not keyspace_exists(db, settings.keyspace):

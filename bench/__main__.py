@@ -10,7 +10,8 @@ from pathlib import Path
 
 from bench.run import Options, execute
 from bench.table import render
-from seeder.common import CliError, number, run_cli
+from toolkit.arguments import ArgumentParser, number
+from toolkit.cli import CliError, run_cli
 
 DEFAULT_CONCURRENCY = "1,8,32"
 DEFAULT_OPS = 500
@@ -29,8 +30,8 @@ def concurrency_list(text: str) -> list[int]:
     return values
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="python -m bench",
         description=(
             "Measure reserving a book at three depths (a bare INSERT ... IF NOT EXISTS through the driver, "

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from toolkit.stats import percentile
+
 Operation = Callable[[int], Awaitable[str]]
 
 
@@ -36,14 +38,6 @@ class Figures:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of an already sorted list; 0 for an empty one."""
-    if not sorted_values:
-        return 0.0
-    rank = max(1, min(len(sorted_values), round(p / 100 * len(sorted_values) + 0.5)))
-    return sorted_values[rank - 1]
 
 
 def figures(

@@ -7,6 +7,7 @@ waiting in the selector is idle: the app had nothing to do. The rest is the work
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def top_costs(session_file: Path, out_dir: Path) -> dict[str, Any]:
     idle = totals["idle"]["idle"]
     busy = max(sampled - idle, 1e-9)
 
-    def share(items: list[tuple[str, float]]) -> list[dict[str, Any]]:
+    def share(items: Sequence[tuple[str, float]]) -> list[dict[str, Any]]:
         return [{"frame": k, "seconds": round(t, 3), "share_of_busy": round(t / busy, 4)} for k, t in items]
 
     return {

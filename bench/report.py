@@ -7,7 +7,6 @@ each later run is compared row by row with the first run on the same node count.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys
@@ -16,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.table import heading, markdown
-from seeder.common import CliError, run_cli
+from toolkit.arguments import ArgumentParser
+from toolkit.cli import CliError, run_cli
 
 # The rows drawn on the charts: the reservation at each depth, and the reads through HTTP.
 CHART_ROWS = (
@@ -45,8 +45,8 @@ class Run:
     report: dict[str, Any]
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="python -m bench.report",
         description="Write performance.md (tables, machine, date, how to reproduce) and PNG charts of throughput "
         "and latency against concurrency from the --json output of `python -m bench`. Each later run is "

@@ -30,7 +30,7 @@ from app.db import Database
 from app.settings import Settings
 from bench.measure import Figures
 from bench.workloads import FIRST_READER, READERS, Workloads, _http_outcome
-from seeder.common import CliError, run_bounded
+from toolkit.cli import CliError, run_bounded
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 GROUP = "revisions"
@@ -278,14 +278,11 @@ async def compare(
             for k, concurrency in enumerate(concurrencies):
                 progress(f"before/after, concurrency {concurrency}")
                 keys = [uuid4() for _ in range(n)]
-                await work._row(
-                    GROUP,
-                    "lwt baseline",
-                    "driver",
-                    lambda i, keys=keys: work._bare_lwt(keys[i], i),
-                    concurrency=concurrency,
-                    baseline=True,
-                )
+
+                def lwt(i: int, keys: list[UUID] = keys) -> Any:
+                    return work._bare_lwt(keys[i], i)
+
+                await work._row(GROUP, "lwt baseline", "driver", lwt, concurrency=concurrency, baseline=True)
                 for operation in OPERATIONS:
                     for side in (before, after) if k % 2 == 0 else (after, before):
                         await _rows_of(side, operation, concurrency, n)

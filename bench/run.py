@@ -26,7 +26,7 @@ from app.schema import DATA_TABLES, apply_schema
 from app.settings import Settings
 from bench.measure import Figures
 from bench.workloads import Workloads
-from seeder.common import CliError, open_database
+from toolkit.cli import CliError, open_database
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 APP_START_TIMEOUT = 180

@@ -10,7 +10,6 @@ Measurement only: nothing here is a test's verdict.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import threading
@@ -25,7 +24,8 @@ from cassandra.concurrent import execute_concurrent_with_args
 from app.db import Database
 from app.launcher import running_app_process
 from app.schema import apply_schema
-from seeder.common import CliError, add_database_arguments, number, run_cli, settings_from
+from toolkit.arguments import ArgumentParser, number
+from toolkit.cli import CliError, add_database_arguments, run_cli, settings_from
 
 DEFAULT_KEYSPACE = "bench_streaming"
 LOG = Path("artifacts/logs/bench-streaming-app.log")
@@ -38,8 +38,8 @@ def rss_kib(pid: int) -> int:
     raise CliError(f"no VmRSS for process {pid}")
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="python -m bench.streaming",
         description="Measure the app's memory while GET /api/reservations streams N reservations.",
     )

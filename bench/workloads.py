@@ -8,6 +8,7 @@ reservation of its book (distinct) or a race for a book all its calls share (hot
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid4
@@ -21,7 +22,7 @@ from app.repository import Library
 from app.repository.base import now
 from app.repository.reservations import Lock
 from bench.measure import Figures, bridge, measure, measure_callbacks
-from seeder.common import run_bounded
+from toolkit.cli import run_bounded
 
 BASELINE_TABLE = "lwt_baseline"
 BASELINE_DDL = "CREATE TABLE IF NOT EXISTS {ks}.lwt_baseline (k uuid PRIMARY KEY, v int)"
@@ -401,13 +402,7 @@ class Workloads:
         ]
         for name, step in variants:
             books = await self.books(n)
-            await self._row(
-                "breakdown",
-                name,
-                "repository",
-                lambda i, books=books, step=step: step(books, i),
-                concurrency=concurrency,
-            )
+            await self._row("breakdown", name, "repository", functools.partial(step, books), concurrency=concurrency)
         await self._cancel_breakdown(concurrency)
 
     async def _cancel_breakdown(self, concurrency: int) -> None:
@@ -452,9 +447,11 @@ class Workloads:
         ]
         for name, step in steps:
             made = await held()
-            await self._row(
-                "breakdown", name, "repository", lambda i, made=made, step=step: step(made[i]), concurrency=concurrency
-            )
+
+            def on_each(i: int, made: list[Reservation] = made, step: Callable[[Reservation], Any] = step) -> Any:
+                return step(made[i])
+
+            await self._row("breakdown", name, "repository", on_each, concurrency=concurrency)
 
 
 def _http_outcome(status: int) -> str:

@@ -9,6 +9,7 @@ import sys
 
 import cluster
 from cluster import config
+from toolkit.arguments import ArgumentParser, number
 
 
 def _print(message: str) -> None:
@@ -26,28 +27,50 @@ def _cqlsh(node: int, extra: list[str]) -> int:
     return 0  # not reached
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+def parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="python -m cluster",
         description="Run Apache Cassandra 5.0 on this machine: one node on 127.0.0.1, or three on "
         "127.0.0.1-127.0.0.3. Data and logs live under .cassandra/ (or $CLUSTER_HOME).",
+        epilog="Exit status: 0 done, 2 a mistake in the command line, 1 the cluster could not do it (the message "
+        "says why), 130 interrupted.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    up = commands.add_parser("up", help="start the cluster (or reuse the running one) and wait until it is ready")
-    up.add_argument("--nodes", type=int, choices=(1, 3), default=1, help="how many nodes (default 1)")
-    up.add_argument("--timeout", type=float, default=300, help="seconds to wait for the nodes (default 300)")
-    down = commands.add_parser("down", help="stop every node")
+    node = number(int, 1, config.MAX_NODES)
+    commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    up = commands.add_parser(
+        "up",
+        help="start the cluster (or reuse the running one) and wait until it is ready",
+        description="Start the cluster, or reuse the one already running, and wait until every node is UP.",
+    )
+    up.add_argument("--nodes", type=int, choices=(1, config.MAX_NODES), default=1, help="how many nodes (default 1)")
+    up.add_argument("--timeout", type=number(float, 1), default=300, help="seconds to wait for the nodes (default 300)")
+    down = commands.add_parser("down", help="stop every node", description="Stop every node.")
     down.add_argument("--wipe", action="store_true", help="also delete all data (the jars stay cached)")
-    commands.add_parser("status", help="show each node: address, pid, UP/DOWN, log path")
-    stop = commands.add_parser("stop", help="stop one node (for fault tests)")
-    stop.add_argument("node", type=int, help="node number, 1-3")
+    commands.add_parser(
+        "status",
+        help="show each node: address, pid, UP/DOWN, log path",
+        description="Show each node: address, pid, UP/DOWN, log path.",
+    )
+    stop = commands.add_parser(
+        "stop", help="stop one node (for fault tests)", description="Stop one node (for fault tests)."
+    )
+    stop.add_argument("node", type=node, help=f"node number, 1-{config.MAX_NODES}")
     stop.add_argument("--kill", action="store_true", help="SIGKILL instead of a clean shutdown (a crash)")
-    start = commands.add_parser("start", help="start one stopped node and wait until it is UP")
-    start.add_argument("node", type=int, help="node number, 1-3")
-    cqlsh = commands.add_parser("cqlsh", help="open cqlsh against a node")
-    cqlsh.add_argument("node", type=int, nargs="?", default=1, help="node number (default 1)")
+    start = commands.add_parser(
+        "start",
+        help="start one stopped node and wait until it is UP",
+        description="Start one stopped node and wait until it is UP.",
+    )
+    start.add_argument("node", type=node, help=f"node number, 1-{config.MAX_NODES}")
+    cqlsh = commands.add_parser("cqlsh", help="open cqlsh against a node", description="Open cqlsh against a node.")
+    cqlsh.add_argument("node", type=node, nargs="?", default=1, help="node number (default 1)")
     cqlsh.add_argument("cqlsh_args", nargs=argparse.REMAINDER, help="passed on to cqlsh, e.g. -e 'DESCRIBE KEYSPACES'")
-    args = parser.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """0 done; 2 (from argparse) a mistake in the command line; 1 a ClusterError: the cluster could not do it."""
+    args = parser().parse_args(argv)
 
     try:
         if args.command == "up":

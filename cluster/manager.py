@@ -230,8 +230,9 @@ def find_java() -> str:
     candidates = []
     if os.environ.get("JAVA_HOME"):
         candidates.append(str(Path(os.environ["JAVA_HOME"]) / "bin" / "java"))
-    if shutil.which("java"):
-        candidates.append(shutil.which("java"))
+    on_path = shutil.which("java")
+    if on_path:
+        candidates.append(on_path)
     candidates += sorted(str(p) for p in Path("/usr/lib/jvm").glob("*1[17]*/bin/java"))
     found = []
     for java in candidates:

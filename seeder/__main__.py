@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from app.demo_data import DEFAULT_SEED
 from app.repository import Library
 from app.rules import HANDED_OUT_CARDS
 from app.schema import apply_schema
 from seeder.catalogue_csv import MAX_ERRORS_SHOWN, CatalogueError, read_catalogue
-from seeder.common import CliError, add_database_arguments, number, open_database, run_cli, settings_from
 from seeder.load import DEFAULT_CONCURRENCY, seed
+from toolkit.arguments import ArgumentParser, number
+from toolkit.cli import CliError, add_database_arguments, open_database, run_cli, settings_from
 
 DEFAULT_BOOKS = 1000
 DEFAULT_USERS = 100
-DEFAULT_SEED = 42
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="python -m seeder",
         description=(
             "Create the schema if it is missing, then fill the catalogue and the readers with made-up data "

@@ -10,11 +10,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from app.demo_data import DEFAULT_SEED, UserRow, demo_books, demo_readers
 from app.models import Book
 from app.repository import Library
-from seeder.common import retrying, run_bounded
-from seeder.fake import UserRow, fake_books, fake_users
-from seeder.progress import Progress
+from toolkit.cli import retrying, run_bounded
+from toolkit.progress import Progress
 
 # Enough requests in flight to keep every node busy; more only queues inside the driver.
 DEFAULT_CONCURRENCY = 64
@@ -88,21 +88,23 @@ async def seed(
     *,
     books: int = 1000,
     users: int = 100,
-    seed: int = 42,
+    seed: int = DEFAULT_SEED,
     catalogue: list[Book] | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     show_progress: bool = False,
 ) -> SeedResult:
     """Fills the catalogue (`books` made-up books, or the rows of `catalogue`) and `users` readers with card
-    numbers 1..users. The same seed always writes the same rows, so calling it again changes nothing; the
-    app's demo data and `python -m seeder` both come from here."""
+    numbers 1..users. The same seed always writes the same rows, so calling it again changes nothing. The
+    made-up rows come from app.demo_data, the generator of the app's own demo catalogue."""
     started = time.monotonic()
-    book_rows: Iterable[Book] = catalogue if catalogue is not None else fake_books(books, seed)
+    book_rows: Iterable[Book] = catalogue if catalogue is not None else demo_books(books, seed)
     book_total = len(catalogue) if catalogue is not None else books
     progress = Progress(book_total + users, "seeding") if show_progress else None
     try:
         written_books = await write_books(library, book_rows, concurrency=concurrency, progress=progress)
-        written_users = await write_users(library, fake_users(users, seed), concurrency=concurrency, progress=progress)
+        written_users = await write_users(
+            library, demo_readers(users, seed), concurrency=concurrency, progress=progress
+        )
     finally:
         if progress:
             progress.close()

@@ -157,7 +157,10 @@ def check_reads(ops: list[Op], all_stretches: list[Stretch]) -> list[str]:
         seen = dict(read.seen or [])
         # Only reservations that were ever certainly on this book (or the reader's), or that the read listed,
         # can contradict it.
-        relevant = on_book[read.book_id] if read.kind == "read_book" else of_user[read.user_id]
+        if read.kind == "read_book":
+            relevant = on_book[read.book_id] if read.book_id is not None else set()
+        else:
+            relevant = of_user[read.user_id]
         for reservation_id in relevant | seen.keys():
             if read.kind == "read_user" and owner.get(reservation_id) != read.user_id:
                 continue

@@ -5,6 +5,7 @@ state, check the history and the audit, clean up, and sum it all up."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import random
@@ -21,12 +22,13 @@ import aiohttp
 from app.models import Conflict, LibraryError, NotFound
 from app.repository import Library
 from app.rules import MAX_PAGE_SIZE
-from seeder.common import CliError, retrying, run_bounded
-from seeder.progress import Progress
 from stress.client import Client, History, Op
 from stress.faults import Fleet, Pauses, Repairs
 from stress.history import FinalState, check
 from stress.scenarios import TESTS, Context, Test, prepare_changes
+from toolkit.cli import CliError, retrying, run_bounded
+from toolkit.progress import Progress
+from toolkit.stats import percentile
 
 SETUP_CONCURRENCY = 32
 # The run's readers get card numbers from a random block of 10,000 above one billion: far from the seeder's
@@ -131,13 +133,6 @@ class Report:
 
 
 # -- figures -----------------------------------------------------------------------------------------
-def percentile(sorted_values: list[float], p: float) -> float:
-    if not sorted_values:
-        return 0.0
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
 def figures(ops: list[Op]) -> dict[str, Any]:
     outcomes = Counter(op.outcome for op in ops)
     latencies = sorted(op.latency * 1000 for op in ops)
@@ -201,7 +196,9 @@ async def snapshot(library: Library, fixture: Fixture) -> tuple[FinalState, dict
     async def read_user(user_id: int) -> None:
         page: str | None = None
         while True:
-            result = await retrying(lambda p=page: library.user_reservations(user_id, page_size=MAX_PAGE_SIZE, page=p))
+            result = await retrying(
+                functools.partial(library.user_reservations, user_id, page_size=MAX_PAGE_SIZE, page=page)
+            )
             for r in result.items:
                 rows[r.reservation_id] = r.book_id
                 owner[r.reservation_id] = r.user_id

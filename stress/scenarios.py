@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from app.repository import Library
-from seeder.common import run_bounded
 from stress.client import Client, History, Op
 from stress.history import FinalState
+from toolkit.cli import run_bounded
 
 # Test 2: the share of each request kind while a reader holds something, and the most one reader holds.
 MIX = (("reserve", 25), ("cancel", 25), ("move", 20), ("renew", 5), ("read_user", 10), ("read_book", 10), ("books", 5))
@@ -165,7 +165,7 @@ def check_race(ctx: Context, final: FinalState) -> list[str]:
     for book in ctx.books:
         if per_book[book] != 1:
             violations.append(f"book {book} has {per_book[book]} reservations at the end, not exactly one")
-        elif owner.get(final.locks.get(book)) not in ctx.users[:2]:
+        elif (holder := final.locks.get(book)) is None or owner.get(holder) not in ctx.users[:2]:
             violations.append(f"book {book} is not locked by either reader's reservation")
     in_db = Counter(owner.get(r) for r in final.rows)
     acked = Counter(op.user_id for op in _final_ops(ctx.history, "reserve") if op.outcome == "ok")

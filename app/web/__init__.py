@@ -73,7 +73,7 @@ def make_app(library: Library, settings: Settings) -> tornado.web.Application:
         lstrip_blocks=True,
     )
     return tornado.web.Application(
-        ROUTES,  # type: ignore[arg-type]
+        ROUTES,
         default_handler_class=pages.PageNotFoundHandler,
         static_path=str(STATIC_DIR),
         xsrf_cookies=True,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 
-from app.models import DatabaseUnavailable, InvalidInput
+from app.models import DatabaseUnavailable, InvalidInput, Reservation
 from app.web.base import JsonHandler
 from app.web.parsing import parse_page_size, parse_user_id, parse_user_id_text, parse_uuid, required
 from app.web.representations import reservation_json
@@ -48,19 +48,18 @@ class ReservationsHandler(JsonHandler):
         the first page was sent, the connection is closed before the closing bracket: the client gets an array
         that does not parse, never one that silently ends early."""
         pages = self.library.each_reservation()
-        first = await anext(pages, [])  # a failure here is still an ordinary 503
+        none: list[Reservation] = []
+        first = await anext(pages, none)  # a failure here is still an ordinary 503
         self.write("[")
         written = 0
         try:
-            batch = first
-            while True:
+            batch: list[Reservation] | None = first
+            while batch is not None:
                 if batch:
                     self.write(("," if written else "") + ",".join(json.dumps(reservation_json(r)) for r in batch))
                     written += len(batch)
                     await self.flush()
                 batch = await anext(pages, None)
-                if batch is None:
-                    break
         except DatabaseUnavailable as error:
             log.warning("listing of every reservation cut off after %d: %s", written, error)
             self.request.connection.close()  # type: ignore[union-attr]

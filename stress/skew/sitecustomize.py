@@ -21,6 +21,7 @@ def _install(skew: float) -> None:
     import copyreg
     import datetime as datetime_module
     import time
+    from typing import Any, cast
 
     real_time, real_time_ns = time.time, time.time_ns
     real_datetime = datetime_module.datetime
@@ -40,25 +41,30 @@ def _install(skew: float) -> None:
         def __subclasscheck__(cls, sub: type) -> bool:
             return issubclass(sub, real_datetime)
 
-    class datetime(real_datetime, metaclass=_Meta):  # noqa: N801 - stands in for datetime.datetime
+    # The base is named through the module (real_datetime is the same class) so the type checker sees a class.
+    class datetime(datetime_module.datetime, metaclass=_Meta):  # noqa: N801 - stands in for datetime.datetime
         __slots__ = ()  # the C type's size: extensions built against it check it on import
 
         @classmethod
-        def now(cls, tz: datetime_module.tzinfo | None = None) -> real_datetime:  # type: ignore[override]
+        def now(cls, tz: datetime_module.tzinfo | None = None) -> datetime_module.datetime:  # type: ignore[override]
             return real_datetime.now(tz) + delta
 
         @classmethod
-        def utcnow(cls) -> real_datetime:  # type: ignore[override]
+        def utcnow(cls) -> datetime_module.datetime:  # type: ignore[override]
             return real_datetime.utcnow() + delta
 
         @classmethod
-        def today(cls) -> real_datetime:  # type: ignore[override]
+        def today(cls) -> datetime_module.datetime:  # type: ignore[override]
             return real_datetime.today() + delta
 
     datetime.__module__ = "datetime"
     datetime.__qualname__ = datetime.__name__ = "datetime"
+
     # pickle finds a class by its name and insists on the same object: plain datetimes go by the new name.
-    copyreg.pickle(real_datetime, lambda d: (datetime, d.__reduce__()[1]))
+    def reduce(d: datetime_module.datetime) -> tuple[type[datetime], tuple[Any, ...]]:
+        return datetime, cast(tuple[Any, ...], d.__reduce__()[1])
+
+    copyreg.pickle(real_datetime, reduce)
     time.time, time.time_ns = skewed_time, skewed_time_ns
     datetime_module.datetime = datetime  # type: ignore[misc]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -125,12 +124,6 @@ def test_bad_input_is_one_line(args: list[str], message: str) -> None:
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_help() -> None:
-    for module in ("bench", "bench.report"):
-        result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
-        assert result.returncode == 0 and "usage:" in result.stdout
 
 
 def test_before_and_tombstones_at_a_tiny_size(cassandra_hosts: list[str], tmp_path: Path) -> None:

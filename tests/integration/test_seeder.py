@@ -12,9 +12,10 @@ import pytest
 from tool_support import fresh_keyspace, run_tool, tool_env
 
 from app.db import Database
+from app.demo_data import demo_books, demo_readers
 from app.repository import Library
 from app.settings import Settings
-from seeder import CatalogueError, fake_books, fake_users, read_catalogue, seed
+from seeder import CatalogueError, read_catalogue, seed
 
 KEYSPACE = "test_seeder"
 HEADER = "book_id,title,author,genre,published_year\n"
@@ -38,9 +39,9 @@ async def test_seeding_twice_duplicates_nothing(seeder_db: Database) -> None:
     assert (first.books, first.users) == (again.books, again.users) == (40, 10)
     assert await count(seeder_db, "books") == 40
     assert await count(seeder_db, "users") == 10
-    book = next(iter(fake_books(1, 7)))
+    book = next(iter(demo_books(1, 7)))
     assert (await library.get_book(book.book_id)).title == book.title
-    assert (await library.get_user(1)).name == next(iter(fake_users(1, 7))).name
+    assert (await library.get_user(1)).name == next(iter(demo_readers(1, 7))).name
 
     # Another seed is another catalogue; readers keep their card numbers 1..N.
     await seed(library, books=5, users=10, seed=8)
@@ -49,10 +50,10 @@ async def test_seeding_twice_duplicates_nothing(seeder_db: Database) -> None:
 
 
 def test_the_same_seed_makes_the_same_data() -> None:
-    assert list(fake_books(20, 3)) == list(fake_books(20, 3))
-    assert list(fake_books(5, 3)) == list(fake_books(20, 3))[:5]
-    assert list(fake_books(5, 3)) != list(fake_books(5, 4))
-    assert [u.user_id for u in fake_users(3, 3)] == [1, 2, 3]
+    assert list(demo_books(20, 3)) == list(demo_books(20, 3))
+    assert list(demo_books(5, 3)) == list(demo_books(20, 3))[:5]
+    assert list(demo_books(5, 3)) != list(demo_books(5, 4))
+    assert [u.user_id for u in demo_readers(3, 3)] == [1, 2, 3]
 
 
 async def test_csv_import_through_the_command(seeder_db: Database, cassandra_hosts: list[str], tmp_path: Path) -> None:

@@ -112,10 +112,3 @@ def test_bad_input_is_one_clear_line(args: list[str], message: str, cassandra_ho
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
-
-
-@pytest.mark.parametrize("tool", [["stress_test.py"], ["unreserve_all.py"], ["-m", "seeder"]])
-def test_every_tool_has_help(tool: list[str]) -> None:
-    result = run_tool([*tool, "--help"], tool_env([], KEYSPACE), timeout=60)
-    assert result.returncode == 0
-    assert result.stdout.startswith("usage: ")

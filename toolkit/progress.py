@@ -1,4 +1,4 @@
-"""A progress bar on stderr, shared by the seeder, the stress tests and unreserve_all.
+"""A progress bar on stderr, shared by the seeder, the stress tests, the bench and unreserve_all.
 
 On a terminal it redraws one line in place; in a log (CI, docker-compose) it writes a plain line every
 few seconds instead, so the log shows that work goes on without filling up with carriage returns.

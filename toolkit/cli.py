@@ -1,4 +1,4 @@
-"""What the command-line tools (seeder, stress_test.py, unreserve_all.py) share: connecting to the same
+"""What the command-line tools (seeder, bench, stress_test.py, unreserve_all.py) share: connecting to the same
 Cassandra the app uses, running many writes with bounded concurrency, and one-line errors instead of
 tracebacks."""
 
@@ -27,24 +27,6 @@ RETRY_ATTEMPTS = 5
 
 class CliError(Exception):
     """A problem the user can fix; printed as one line, without a traceback."""
-
-
-def number(kind: type[int] | type[float], minimum: float, maximum: float | None = None) -> Callable[[str], Any]:
-    """An argparse `type` for a whole number (`int`) or a number of seconds (`float`) within bounds, whose
-    rejection argparse prints as a one-line usage error."""
-    noun = "whole number" if kind is int else "number of seconds"
-
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {noun}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-            raise argparse.ArgumentTypeError(f"{value} must be {bounds}")
-        return value
-
-    return parse
 
 
 def add_database_arguments(parser: argparse.ArgumentParser) -> None:

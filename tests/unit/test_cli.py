@@ -1,0 +1,195 @@
+"""Every command line of the project, run as a person would (a subprocess), without Cassandra: `--help` answers
+with exit 0, says what the tool is for and documents every option its parser defines (the options are read from
+the parser itself, so a new one cannot be left out of the help), and a bad option is one line on stderr with
+exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+UNREACHABLE_HOST = "127.0.0.254"
+EMPTY_CLUSTER_HOME = PROJECT_DIR / "artifacts" / "test_cli_no_cluster"
+# A fixed width, so that the help printed by the command and the help of the parser read here are the same text.
+COLUMNS = "100"
+
+
+@dataclass(frozen=True)
+class Tool:
+    argv: tuple[str, ...]  # what comes after `python`
+    module: str  # the module whose parser() builds the command line
+
+    def __str__(self) -> str:
+        return " ".join(self.argv)
+
+
+TOOLS = [
+    Tool(("-m", "app"), "app.__main__"),
+    Tool(("-m", "seeder"), "seeder.__main__"),
+    Tool(("-m", "cluster"), "cluster.__main__"),
+    Tool(("-m", "bench"), "bench.__main__"),
+    Tool(("-m", "bench.streaming"), "bench.streaming"),
+    Tool(("-m", "bench.report"), "bench.report"),
+    Tool(("stress_test.py",), "stress_test"),
+    Tool(("unreserve_all.py",), "unreserve_all"),
+]
+
+
+def parser_of(tool: Tool) -> argparse.ArgumentParser:
+    parser = importlib.import_module(tool.module).parser()
+    assert isinstance(parser, argparse.ArgumentParser)
+    return parser
+
+
+def commands(
+    parser: argparse.ArgumentParser, words: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """The parser and the parser of each of its subcommands (`python -m cluster up`, ...), with the words that
+    select it."""
+    yield words, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from commands(sub, (*words, name))
+
+
+# Every (tool, subcommand) pair, found from the parsers: each is run with --help on its own.
+COMMANDS = [(tool, words) for tool in TOOLS for words, _ in commands(parser_of(tool))]
+
+
+def run(args: list[str], **settings: str) -> subprocess.CompletedProcess[str]:
+    """None of these commands should get past its arguments or settings. Should one do so all the same, it finds
+    no Cassandra (nothing listens on 127.0.0.254) and no local cluster to stop or start (an empty CLUSTER_HOME), so
+    it fails instead of touching the databases and clusters of this machine."""
+    env = {
+        **os.environ,
+        "COLUMNS": COLUMNS,
+        "PYTHONPATH": str(PROJECT_DIR),
+        "CASSANDRA_HOSTS": UNREACHABLE_HOST,
+        "CASSANDRA_KEYSPACE": "test_cli_unused",
+        "CASSANDRA_TIMEOUT": "2",
+        "SEED_DEMO_DATA": "0",
+        "CLUSTER_HOME": str(EMPTY_CLUSTER_HOME),
+        **settings,
+    }
+    env.pop("CASSANDRA_REPLICATION", None)
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_every_entry_point_is_listed() -> None:
+    """A new command line (a __main__.py, or a script run as __main__) must be added to TOOLS, and so tested."""
+    found = set()
+    for folder, subfolders, files in os.walk(PROJECT_DIR):
+        # Not the tests, and not what runs leave behind (Cassandra's files, npm packages, artifacts, caches).
+        subfolders[:] = [d for d in subfolders if not d.startswith((".", "_")) and d not in ("tests", "artifacts")]
+        for name in files:
+            path = Path(folder, name)
+            if name.endswith(".py") and (
+                name == "__main__.py" or re.search(r"""^if __name__ == ["']__main__["']:""", path.read_text(), re.M)
+            ):
+                found.add(".".join(path.relative_to(PROJECT_DIR).with_suffix("").parts))
+    assert found == {tool.module for tool in TOOLS}
+
+
+@pytest.mark.parametrize(("tool", "words"), COMMANDS, ids=[" ".join((str(t), *w)) for t, w in COMMANDS])
+def test_help_documents_the_purpose_and_every_option(
+    tool: Tool, words: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", COLUMNS)
+    parser = dict(commands(parser_of(tool)))[words]
+    result = run([*tool.argv, *words, "--help"])
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    # The command prints the help of the parser examined here, not of some other one.
+    assert result.stdout == parser.format_help()
+    help_text = flat(result.stdout)
+
+    assert parser.description, f"{tool} {' '.join(words)}: no description of what it is for"
+    assert flat(parser.description) in help_text
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                assert choice.help, f"subcommand {choice.dest} has no help"
+                assert choice.dest in help_text and flat(choice.help) in help_text
+            continue
+        name = action.option_strings or [action.metavar or action.dest]
+        assert action.help and action.help != argparse.SUPPRESS, f"{tool}: {name} is undocumented"
+        for option in name:
+            assert str(option) in result.stdout, f"{tool}: {option} is missing from --help"
+        # argparse expands %(default)s and the like; the rest of the sentence must be there as written.
+        assert flat(action.help.split("%(")[0]) in help_text
+
+
+@pytest.mark.parametrize(("tool", "words"), COMMANDS, ids=[" ".join((str(t), *w)) for t, w in COMMANDS])
+def test_a_bad_option_is_one_line_and_exit_status_2(tool: Tool, words: tuple[str, ...]) -> None:
+    result = run([*tool.argv, *words, "--no-such-option"])
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert re.fullmatch(r"python .+: error: .+; see `python .+ --help`", lines[0]), lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-m", "seeder", "--books", "many"], "argument --books: 'many' is not a whole number"),
+        (["-m", "seeder", "--concurrency", "0"], "argument --concurrency: 0 must be between 1 and 1024"),
+        (["-m", "cluster", "up", "--nodes", "2"], "argument --nodes: invalid choice: 2 (choose from 1, 3)"),
+        (["-m", "cluster", "up", "--timeout", "soon"], "argument --timeout: 'soon' is not a number of seconds"),
+        (["-m", "cluster", "stop", "9"], "argument node: 9 must be between 1 and 3"),
+        (["-m", "cluster", "start", "0"], "argument node: 0 must be between 1 and 3"),
+        (["-m", "cluster", "cqlsh", "4"], "argument node: 4 must be between 1 and 3"),
+        (["-m", "cluster"], "the following arguments are required: COMMAND"),
+        (["-m", "bench", "--ops", "0"], "argument --ops: 0 must be at least 1"),
+        (["-m", "bench.streaming", "--reservations", "x"], "argument --reservations: 'x' is not a whole number"),
+        (["-m", "bench.report"], "the following arguments are required: [LABEL=]FILE.json"),
+        (["stress_test.py", "6"], "argument test: invalid choice: 6"),
+        (["unreserve_all.py", "--concurrency", "2000"], "argument --concurrency: 2000 must be between 1 and 1024"),
+        (["-m", "app", "extra"], "unrecognized arguments: extra"),
+    ],
+)
+def test_a_bad_value_is_named_in_one_line(args: list[str], message: str) -> None:
+    result = run(args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("PORT", "eighty", "bad setting:"),
+        ("LOG_LEVEL", "LOUD", "bad setting: LOG_LEVEL='LOUD' is not a log level"),
+        ("CASSANDRA_CONSISTENCY", "MOST", "bad setting: CASSANDRA_CONSISTENCY='MOST' is not a consistency level"),
+    ],
+)
+def test_the_app_refuses_a_bad_setting_in_one_line(variable: str, value: str, message: str) -> None:
+    """Checked before Cassandra is looked for."""
+    result = run(["-m", "app"], **{variable: value})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
