@@ -21,6 +21,16 @@ from app.models import InvalidInput
 # Long enough for any real title or name, short enough that one row can never grow a page of the catalogue beyond
 # what a person reads. Counted as sent (before stripping), which is all a JSON Schema maxLength can count.
 MAX_TEXT = 300
+# A field whose limit differs from MAX_TEXT is named here ({"title": 500} lets titles be longer); the parsers, the
+# repository, the OpenAPI document and the CSV importer all ask `max_length(field)`.
+TEXT_LIMITS: dict[str, int] = {}
+
+
+def max_length(field: str) -> int:
+    """The most characters a text field may hold."""
+    return TEXT_LIMITS.get(field, MAX_TEXT)
+
+
 # "Not blank" as the document's JSON Schema pattern says it: ECMA 262's \s lacks some characters that Python's
 # str.strip() removes (U+001C..U+001F, U+0085), so those are named too. In Python, `value.strip()` is the rule.
 NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
@@ -79,12 +89,13 @@ def replication_for(hosts: Sized) -> int:
 
 # -- checks ---------------------------------------------------------------------------------------------------------
 def check_text(value: object, field: str) -> str:
-    """A required text: a string with something other than white space, at most MAX_TEXT characters, that can be
-    stored (UTF-8, so no unpaired surrogate, which a JSON body can spell as "\\ud800"). Returns it stripped."""
+    """A required text: a string with something other than white space, at most max_length(field) characters,
+    that can be stored (UTF-8, so no unpaired surrogate, which a JSON body can spell as "\\ud800"). Returns it
+    stripped."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"{field} must be a non-empty string", field=field)
-    if len(value) > MAX_TEXT:
-        raise InvalidInput(f"{field} must be at most {MAX_TEXT} characters", field=field)
+    if len(value) > max_length(field):
+        raise InvalidInput(f"{field} must be at most {max_length(field)} characters", field=field)
     if not value.isascii():
         try:
             value.encode("utf-8")

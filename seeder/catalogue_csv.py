@@ -12,7 +12,7 @@ from pathlib import Path
 from uuid import UUID, uuid5
 
 from app.models import Book
-from app.rules import MAX_TEXT, MIN_YEAR, latest_year, year_in_range
+from app.rules import MIN_YEAR, latest_year, max_length, year_in_range
 
 COLUMNS = ("book_id", "title", "author", "genre", "published_year")
 MAX_ERRORS_SHOWN = 20
@@ -107,8 +107,8 @@ def _book(row: dict[str, str]) -> tuple[Book | None, list[tuple[str, str]]]:
         value = row[column].strip()
         if not value:
             problems.append((column, "must not be empty"))
-        elif len(value) > MAX_TEXT:
-            problems.append((column, f"is {len(value)} characters long; at most {MAX_TEXT} are allowed"))
+        elif len(value) > max_length(column):
+            problems.append((column, f"is {len(value)} characters long; at most {max_length(column)} are allowed"))
         texts[column] = value
 
     year: int | None = None

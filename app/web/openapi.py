@@ -23,6 +23,7 @@ from app.rules import (
     NOT_BLANK,
     UNPAGED_BOOKS,
     latest_year,
+    max_length,
 )
 
 UUID_SCHEMA = {"type": "string", "format": "uuid"}
@@ -30,8 +31,11 @@ UUID_SCHEMA = {"type": "string", "format": "uuid"}
 OPTIONAL_UUID = {"type": ["string", "null"], "format": "uuid"}
 # Every limit below is app/rules.py's, the one the parsers and the repository apply.
 USER_ID_SCHEMA = {"type": "integer", "minimum": FIRST_CARD, "maximum": MAX_CARD}
-# Text the repository accepts: 1 to MAX_TEXT characters with something other than white space.
-TEXT_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": NOT_BLANK}
+
+
+def _text_schema(field: str) -> dict[str, Any]:
+    """Text the repository accepts: 1 to max_length(field) characters with something other than white space."""
+    return {"type": "string", "minLength": 1, "maxLength": max_length(field), "pattern": NOT_BLANK}
 
 
 def _year_schema() -> dict[str, Any]:
@@ -402,18 +406,18 @@ def _schemas() -> dict[str, Any]:
             "required": ["title", "author", "genre"],
             "properties": {
                 "book_id": OPTIONAL_UUID,
-                "title": TEXT_SCHEMA,
-                "author": TEXT_SCHEMA,
-                "genre": TEXT_SCHEMA,
+                "title": _text_schema("title"),
+                "author": _text_schema("author"),
+                "genre": _text_schema("genre"),
                 "published_year": _year_schema(),
             },
         },
         "BookPatch": {
             "type": "object",
             "properties": {
-                "title": TEXT_SCHEMA,
-                "author": TEXT_SCHEMA,
-                "genre": TEXT_SCHEMA,
+                "title": _text_schema("title"),
+                "author": _text_schema("author"),
+                "genre": _text_schema("genre"),
                 "published_year": _year_schema(),
             },
         },
@@ -432,16 +436,16 @@ def _schemas() -> dict[str, Any]:
             "required": ["name", "email"],
             "properties": {
                 "user_id": {**USER_ID_SCHEMA, "type": ["integer", "null"], "description": "Leave out for a new card"},
-                "name": TEXT_SCHEMA,
+                "name": _text_schema("name"),
                 "email": _email_schema(),
             },
         },
         "UserUpdate": {
             "type": "object",
             "required": ["name", "email"],
-            "properties": {"name": TEXT_SCHEMA, "email": _email_schema()},
+            "properties": {"name": _text_schema("name"), "email": _email_schema()},
         },
-        "UserPatch": {"type": "object", "properties": {"name": TEXT_SCHEMA, "email": _email_schema()}},
+        "UserPatch": {"type": "object", "properties": {"name": _text_schema("name"), "email": _email_schema()}},
         "Reservation": {
             "type": "object",
             "required": ["reservation_id", "book_id", "user_id", "reserved_at"],
@@ -499,6 +503,6 @@ def _email_schema() -> dict[str, Any]:
     return {
         "type": "string",
         "minLength": MIN_EMAIL_LENGTH,
-        "maxLength": MAX_TEXT,
+        "maxLength": max_length("email"),
         "pattern": rf"^\s*{EMAIL_PATTERN}\s*$",
     }

@@ -102,14 +102,18 @@ def _named_schemas(node: Any, where: str = "") -> Iterator[tuple[str, str, dict[
 
 
 def _expected_limits(where: str, name: str) -> dict[str, object]:
-    text = {"minLength": 1, "maxLength": MAX_TEXT, "pattern": NOT_BLANK}
+    text = {"minLength": 1, "maxLength": rules.max_length(name), "pattern": NOT_BLANK}
     card = {"minimum": FIRST_LEGACY_CARD if "LegacyRequest" in where else FIRST_CARD, "maximum": MAX_CARD}
     return {
         "title": text,
         "author": text,
         "genre": text,
         "name": text,
-        "email": {"minLength": MIN_EMAIL_LENGTH, "maxLength": MAX_TEXT, "pattern": rf"^\s*{EMAIL_PATTERN}\s*$"},
+        "email": {
+            "minLength": MIN_EMAIL_LENGTH,
+            "maxLength": rules.max_length("email"),
+            "pattern": rf"^\s*{EMAIL_PATTERN}\s*$",
+        },
         "published_year": {"minimum": MIN_YEAR, "maximum": latest_year()},
         "user_id": card,
         "idempotency_key": {"minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
@@ -226,3 +230,17 @@ def test_the_api_refuses_card_numbers_outside_the_rule(card: object) -> None:
 @pytest.mark.parametrize("card", [FIRST_CARD, 1_234_567, MAX_CARD])
 def test_the_api_accepts_card_numbers_inside_the_rule(card: int) -> None:
     assert parse_user_id(card) == card and rules.is_card_number(card, FIRST_CARD)
+
+
+def test_a_limit_changed_in_the_rules_changes_everywhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """ "Titles may be 500 characters" is one line of app/rules.py: the API, the repository's check, the document and
+    the CSV importer all follow it, and the other fields keep theirs."""
+    monkeypatch.setitem(rules.TEXT_LIMITS, "title", 500)
+    title = "x" * 500
+    assert required_text({"title": title}, "title") == rules.check_text(title, "title") == title
+    with pytest.raises(InvalidInput):
+        required_text({"author": title}, "author")
+    properties = document()["components"]["schemas"]["BookCreate"]["properties"]
+    assert properties["title"]["maxLength"] == 500 and properties["author"]["maxLength"] == MAX_TEXT
+    assert _csv_problems(tmp_path, title, "1999") == []
+    test_the_documents_limits_are_the_rules()
