@@ -1,9 +1,27 @@
 """Inputs that every path of the service must refuse, and inputs that every path must accept, for the rules of
-app/rules.py: shared by the unit tier (the parsers and the rules) and the integration tier (the repository)."""
+app/rules.py, and `refused_by`, the verdict of one path: shared by the unit tier (the parsers and the rules) and the
+integration tier (the repository)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from app.models import InvalidInput
 from app.rules import MAX_TEXT, MIN_YEAR, latest_year
+
+
+async def refused_by(call: Callable[[], Any], field: str) -> bool:
+    """Whether `call` (sync or async) refuses its input as InvalidInput naming `field`; False when it went through."""
+    try:
+        result = call()
+        if hasattr(result, "__await__"):
+            await result
+    except InvalidInput as error:
+        assert error.field == field, f"refused, but naming {error.field!r} instead of {field!r}: {error}"
+        return True
+    return False
+
 
 TOO_LONG = "x" * (MAX_TEXT + 1)
 BAD_TEXTS = [

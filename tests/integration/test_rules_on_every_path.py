@@ -6,29 +6,13 @@ Refused inputs never reach Cassandra; accepted ones are written, as a form would
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
-from rules_samples import BAD_EMAILS, BAD_TEXTS, BAD_YEARS, GOOD_EMAILS, GOOD_TEXTS, GOOD_YEARS
+from rules_samples import BAD_EMAILS, BAD_TEXTS, BAD_YEARS, GOOD_EMAILS, GOOD_TEXTS, GOOD_YEARS, refused_by
 
 from app import rules
-from app.models import InvalidInput
 from app.repository import Library
 from app.rules import FIRST_CARD, FIRST_LEGACY_CARD, MAX_CARD
 from app.web.parsing import optional_email, optional_text, optional_year, parse_user_id, required_email, required_text
-
-
-async def refused_by(call: Callable[[], Any], field: str) -> bool:
-    """Whether `call` (sync or async) refuses its input as InvalidInput naming `field`; False when it went through."""
-    try:
-        result = call()
-        if hasattr(result, "__await__"):
-            await result
-    except InvalidInput as error:
-        assert error.field == field, f"refused, but naming {error.field!r} instead of {field!r}: {error}"
-        return True
-    return False
 
 
 # -- text: a reader's name on the UI form and through the API; a book's title through the API -----------------

@@ -10,14 +10,13 @@ import importlib
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tool_support import PROJECT_DIR, run_tool, tool_env
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 UNREACHABLE_HOST = "127.0.0.254"
 EMPTY_CLUSTER_HOME = PROJECT_DIR / "artifacts" / "test_cli_no_cluster"
 # A fixed width, so that the help printed by the command and the help of the parser read here are the same text.
@@ -71,27 +70,16 @@ def run(args: list[str], **settings: str) -> subprocess.CompletedProcess[str]:
     """None of these commands should get past its arguments or settings. Should one do so all the same, it finds
     no Cassandra (nothing listens on 127.0.0.254) and no local cluster to stop or start (an empty CLUSTER_HOME), so
     it fails instead of touching the databases and clusters of this machine."""
-    env = {
-        **os.environ,
-        "COLUMNS": COLUMNS,
-        "PYTHONPATH": str(PROJECT_DIR),
-        "CASSANDRA_HOSTS": UNREACHABLE_HOST,
-        "CASSANDRA_KEYSPACE": "test_cli_unused",
-        "CASSANDRA_TIMEOUT": "2",
-        "SEED_DEMO_DATA": "0",
-        "CLUSTER_HOME": str(EMPTY_CLUSTER_HOME),
+    env = tool_env(
+        [UNREACHABLE_HOST],
+        "test_cli_unused",
+        COLUMNS=COLUMNS,
+        CASSANDRA_TIMEOUT="2",
+        SEED_DEMO_DATA="0",
+        CLUSTER_HOME=str(EMPTY_CLUSTER_HOME),
         **settings,
-    }
-    env.pop("CASSANDRA_REPLICATION", None)
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
     )
+    return run_tool(args, env, timeout=60)
 
 
 def flat(text: str) -> str:

@@ -8,13 +8,13 @@ forms call) to the same inputs.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
-from rules_samples import BAD_EMAILS, BAD_TEXTS, BAD_YEARS, GOOD_EMAILS, GOOD_TEXTS, GOOD_YEARS
+from rules_samples import BAD_EMAILS, BAD_TEXTS, BAD_YEARS, GOOD_EMAILS, GOOD_TEXTS, GOOD_YEARS, refused_by
 
 from app import rules
 from app.models import InvalidInput
@@ -46,19 +46,6 @@ from app.web.parsing import (
     required_text,
 )
 from seeder.catalogue_csv import CatalogueError, read_catalogue
-
-
-async def refused_by(call: Callable[[], Any], field: str) -> bool:
-    """Whether `call` (sync or async) refuses its input as InvalidInput naming `field`; False when the input got
-    through."""
-    try:
-        result = call()
-        if hasattr(result, "__await__"):
-            await result
-    except InvalidInput as error:
-        assert error.field == field, f"refused, but naming {error.field!r} instead of {field!r}: {error}"
-        return True
-    return False
 
 
 def test_the_documents_email_pattern_says_what_the_check_does() -> None:
