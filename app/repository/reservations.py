@@ -45,7 +45,11 @@ with the highest timestamp. Why each path is then safe:
 - Book deletion: free -> withdrawn, a transition of the same lock that a racing reserve's condition sees.
 
 When a lightweight transaction's answer is lost, the lock row is read at SERIAL, which finishes or forever
-supersedes the unfinished Paxos round: what it shows tells whether the transition happened.
+supersedes the unfinished Paxos round: what it shows tells whether the transition happened. Only then does a
+request take a lock state that matches what it sent as its own. A version is no signature: two instances that
+read the same version both propose the one above it, and a second send of a move meets the first send's take
+under the reservation's own id. After a definite "not applied", the state is another request's, and this
+request neither reports it as its success nor undoes it (two regression tests in test_interleavings.py).
 """
 
 from __future__ import annotations
@@ -444,10 +448,9 @@ class ReservationRepository(RepositoryBase):
         """Takes the free book for the reservation; returns the lock it holds. A book that does not exist has no
         lock row, so the condition fails and nothing is taken: no existence check needs a round trip of its own."""
         seen = above
-        proposed: set[int] = set()
+        unanswered: set[int] = set()  # the versions of sends whose answer was lost (see `_lwt_applied`)
         for attempt in range(1, LWT_ATTEMPTS + 2):
             version = self.clock.next(seen)
-            proposed.add(version)
             at = now()
             try:
                 result = await self.db.execute(
@@ -457,13 +460,14 @@ class ReservationRepository(RepositoryBase):
                     return Lock(book_id, "held", reservation_id, user_id, at, version)
                 current = lock_from_row(book_id, result.one())
             except OutcomeUnknown:
+                unanswered.add(version)
                 current = await self._resolve_lock(book_id)
             self.clock.observe(current.version)
-            if current.holds(reservation_id) and current.version in proposed:
+            if current.holds(reservation_id) and current.version in unanswered:
                 # An earlier attempt of this loop whose answer was lost: Paxos finished its proposal when this one
                 # came (found by the adversarial series, seed 17, where it was answered as "you already hold").
                 return current
-            # Held by this reservation at a version this call never proposed: another request of the same
+            # Held by this reservation, but not by a send of ours whose answer was lost: another request of the same
             # reservation took it (a move sent again while the first is still at work). It is not ours to return,
             # since our undo would then release the other request's take (found by the adversarial series, seed 7).
             if current.state == "held":
@@ -566,10 +570,9 @@ class ReservationRepository(RepositoryBase):
         """Frees the book if this reservation holds it (and, with `exact`, still at that version). Returns the
         version of the release, or None if the reservation did not hold the book."""
         seen = exact
-        proposed: set[int] = set()
+        unanswered: set[int] = set()  # the versions of sends whose answer was lost (see `_lwt_applied`)
         for attempt in range(1, LWT_ATTEMPTS + 2):
             version = self.clock.next(seen)
-            proposed.add(version)
             cql, guard = (LOCK_RELEASE_EXACT, exact) if exact is not None else (LOCK_RELEASE, version)
             try:
                 result = await self.db.execute(self.cql(cql), [version, book_id, reservation_id, guard], write=True)
@@ -577,8 +580,9 @@ class ReservationRepository(RepositoryBase):
                     return version
                 current = lock_from_row(book_id, result.one())
             except OutcomeUnknown:
+                unanswered.add(version)
                 current = await self._resolve_lock(book_id)
-            if current.state != "held" and current.version in proposed:
+            if current.state != "held" and current.version in unanswered:
                 # This release, or an earlier send of it whose answer was lost and that Paxos finished meanwhile.
                 return current.version
             self.clock.observe(current.version)
@@ -644,11 +648,15 @@ class ReservationRepository(RepositoryBase):
     ) -> bool:
         """A transition conditioned on the lock being exactly `expected`. False once the lock is anything else; while
         it still is (a request whose answer was lost and that never got there), it is sent again."""
+        lost = False
         for _ in range(LWT_ATTEMPTS):
-            if await self._lwt_applied(expected.book_id, cql, params, applied_if):
-                return True
+            try:
+                if (await self.db.execute(self.cql(cql), params, write=True)).was_applied:
+                    return True
+            except OutcomeUnknown:
+                lost = True
             current = await self._resolve_lock(expected.book_id)
-            if applied_if(current):
+            if lost and applied_if(current):
                 return True  # an earlier send, whose answer was lost, was finished by Paxos meanwhile
             if not (current.holds(expected.reservation_id) and current.version == expected.version):  # type: ignore[arg-type]
                 return False
@@ -678,7 +686,12 @@ class ReservationRepository(RepositoryBase):
     async def _lwt_applied(
         self, book_id: UUID, cql: str, params: list[Any], applied_if: Callable[[Lock], bool]
     ) -> bool:
-        """Runs one conditional transition; after a lost answer, the lock read at SERIAL tells."""
+        """Runs one conditional transition; after a lost answer, the lock read at SERIAL tells.
+
+        A lock state matching what the transition would have written is taken as this request's own only after a
+        lost answer, never after a definite "not applied": two instances can propose the same version (each one
+        above the version they both read), so a definite refusal followed by a match means another request made
+        that state (found with two moves of one reservation racing, on one node, where both proposed read + 1)."""
         try:
             return (await self.db.execute(self.cql(cql), params, write=True)).was_applied
         except OutcomeUnknown:
