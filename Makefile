@@ -23,7 +23,8 @@ test: setup  ## lint, the whole suite on the real 3-node cluster, then the core 
 	$(PYTHON) -m cluster down
 	CLUSTER_NODES=1 $(PYTHON) -m pytest -m "not three_nodes" $(BOTH_TOPOLOGIES)
 
-test-unit: setup  ## the tests that need no Cassandra (tests/unit/), in seconds
+# The quick loop while you work: no install step (run `make setup` or `make test` once first), no Cassandra.
+test-unit:  ## the tests that need no Cassandra (tests/unit/), in seconds
 	$(PYTHON) -m pytest tests/unit
 
 lint:  ## ruff and the type checker
