@@ -48,8 +48,7 @@ class ReservationsHandler(JsonHandler):
         the first page was sent, the connection is closed before the closing bracket: the client gets an array
         that does not parse, never one that silently ends early."""
         pages = self.library.each_reservation()
-        none: list[Reservation] = []
-        first = await anext(pages, none)  # a failure here is still an ordinary 503
+        first: list[Reservation] = await anext(pages, [])  # a failure here is still an ordinary 503
         self.write("[")
         written = 0
         try:
