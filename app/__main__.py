@@ -17,7 +17,7 @@ from tornado.httpserver import HTTPServer
 
 import cluster
 from app.db import Database
-from app.demo_data import seed_if_empty
+from app.demo_data import demo_sign_ins, seed_if_empty
 from app.models import DatabaseUnavailable
 from app.repository import Library
 from app.schema import apply_schema
@@ -71,6 +71,9 @@ async def serve(settings: Settings) -> None:
         if settings.seed_demo_data:
             if not await seed_if_empty(library):
                 log.info("the database already holds data; no demo data written")
+            if not settings.production:
+                lines = await demo_sign_ins(library)
+                log.info("demo sign-ins (development only):\n  %s", "\n  ".join(lines))
         else:
             log.info("demo data off (SEED_DEMO_DATA=0)")
 

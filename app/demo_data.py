@@ -19,14 +19,16 @@ import asyncio
 import logging
 import random
 import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from uuid import UUID, uuid5
 
 from faker import Faker
 
-from app.models import Book
+from app.models import Book, NotFound, Role
 from app.repository import Library
+from app.rules import DEMO_LIBRARIAN_CARD
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +154,38 @@ async def seed_if_empty(library: Library, *, books: int = DEMO_BOOKS, readers: i
     for book in demo_books(books):
         await library.create_book(book.title, book.author, book.genre, book.published_year, book_id=book.book_id)
     for reader in demo_readers(readers):
-        await library.create_user(reader.name, reader.email, user_id=reader.user_id)
+        await library.import_user(reader.name, reader.email, reader.user_id)
     log.info("seeded the demo catalogue: %d books, %d readers (cards 1..%d)", books, readers, readers)
     return True
+
+
+async def demo_sign_ins(library: Library, *, readers: int = DEMO_READERS) -> list[str]:
+    """Lines for the log that let a newcomer sign in on both sides at once, in development only. The demo librarian
+    (card DEMO_LIBRARIAN_CARD) gets a new random password at every start; each demo reader without a PIN gets a
+    random one now. A reader's PIN set earlier is kept (it is stored only as a hash, so it cannot be shown again);
+    the librarian can set a new one on the reader's page."""
+    password = secrets.token_urlsafe(9)
+    try:
+        await library.get_user(DEMO_LIBRARIAN_CARD)
+    except NotFound:
+        await library.create_user(
+            "Demo Librarian", "librarian@library.invalid", DEMO_LIBRARIAN_CARD, role=Role.LIBRARIAN, pin=password
+        )
+    else:
+        await library.set_pin(DEMO_LIBRARIAN_CARD, password)
+    lines = [f"librarian  card {DEMO_LIBRARIAN_CARD}  password {password}"]
+    kept = 0
+    for card in range(1, readers + 1):
+        try:
+            user = await library.get_user(card)
+        except NotFound:
+            continue
+        if user.has_pin:
+            kept += 1
+            continue
+        pin = f"{secrets.randbelow(10**6):06d}"
+        await library.set_pin(card, pin)
+        lines.append(f"reader     card {card:<8}  PIN {pin}       ({user.name})")
+    if kept:
+        lines.append(f"{kept} demo reader(s) keep the PIN printed when it was set; the librarian can set new ones")
+    return lines

@@ -33,12 +33,26 @@ class Book:
     published_year: int | None
 
 
+class Role(StrEnum):
+    """What a card may do: a reader acts on their own reservations; a librarian on the catalogue, the readers and
+    anyone's reservations (app/access.py)."""
+
+    READER = "reader"
+    LIBRARIAN = "librarian"
+
+
 @dataclass(frozen=True)
 class User:
+    """A card: a reader, or a librarian (`role`). `active` is False once staff deactivated it: it keeps its
+    reservations but cannot sign in. `has_pin`: whether a PIN was set, so the card can sign in."""
+
     user_id: int
     name: str
     email: str
     joined_at: datetime | None
+    role: Role = Role.READER
+    active: bool = True
+    has_pin: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,6 +190,7 @@ class ConflictKind(StrEnum):
     READER_CHANGED = "reader_changed"  # a deletion overtaken by another change or deletion of the reader
     READER_IN_USE = "reader_in_use"  # a reader holding reservations cannot be deleted
     NO_FREE_CARD = "no_free_card"  # no free card number was found for a new reader
+    CARD_TAKEN = "card_taken"  # a new reader asked for a card number that is another reader's
     OTHER = "other"
 
 
@@ -260,16 +275,54 @@ class Conflict(LibraryError):
         )
 
     @staticmethod
+    def card_taken(user_id: int) -> Conflict:
+        return Conflict(
+            f"card {user_id} belongs to another reader already", kind=ConflictKind.CARD_TAKEN, user_id=user_id
+        )
+
+    @staticmethod
     def no_free_card() -> Conflict:
         return Conflict("could not find a free card number; try again", kind=ConflictKind.NO_FREE_CARD)
 
 
 class Forbidden(LibraryError):
-    """The reservation belongs to another reader."""
+    """The caller may not do this: the reservation or account is another reader's, or it is staff work."""
 
     @staticmethod
     def not_owner(reservation_id: UUID) -> Forbidden:
         return Forbidden(f"reservation {reservation_id} belongs to another reader", reservation_id=reservation_id)
+
+    @staticmethod
+    def another_reader() -> Forbidden:
+        return Forbidden("you can only act on your own card; a librarian can act for other readers")
+
+    @staticmethod
+    def staff_only() -> Forbidden:
+        return Forbidden("only a librarian can do this")
+
+
+class Unauthenticated(LibraryError):
+    """The request carries no valid credentials (none, expired, revoked, forged), or a sign-in was refused. A wrong
+    card number and a wrong PIN get the same words, so the answer never tells whether a card exists."""
+
+    @staticmethod
+    def sign_in_needed() -> Unauthenticated:
+        return Unauthenticated("sign in first: send a bearer token from POST /api/session")
+
+    @staticmethod
+    def wrong_card_or_pin() -> Unauthenticated:
+        return Unauthenticated("the card number or PIN is wrong")
+
+
+class TooManyAttempts(LibraryError):
+    """Sign-in for a card is locked for a while after repeated failures, whether or not the card exists."""
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        minutes = max(1, -(-retry_after_seconds // 60))
+        super().__init__(
+            f"too many wrong PINs for this card: try again in {minutes} minute{'s' if minutes > 1 else ''}"
+        )
+        self.retry_after_seconds = retry_after_seconds
 
 
 class InvalidInput(LibraryError):

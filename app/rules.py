@@ -62,6 +62,11 @@ MAX_CARD = 2**31 - 1  # users.user_id is a Cassandra int
 # Card numbers handed out when the caller names none: seven digits, so they never meet seeded ids 1..N (the seeder
 # writes at most HANDED_OUT_CARDS[0] - 1 readers).
 HANDED_OUT_CARDS = (1_000_000, 9_999_999)
+# Librarian cards the service itself makes, above every handed-out and seeded number: the demo librarian of
+# `make run` (development only), and the one the tools sign in as when they already hold the database (the stress
+# test, the bench, the test suite); the tools' card has no PIN, so nobody can sign in as it.
+DEMO_LIBRARIAN_CARD = 10_000_000
+TOOL_LIBRARIAN_CARD = 10_000_001
 
 # -- pages of listings ----------------------------------------------------------------------------------------------
 DEFAULT_PAGE_SIZE = 20
@@ -75,6 +80,32 @@ MAX_PAGE_TOKEN = 2000
 # -- reservations ---------------------------------------------------------------------------------------------------
 # Long enough for a UUID or a client's own request id with a prefix; it is hashed into the reservation's id.
 MAX_IDEMPOTENCY_KEY = 200
+
+# -- accounts: PINs, sessions, sign-in lockout -------------------------------------------------------------------------
+# A reader's PIN (or password): at least 4 characters, as a library card's PIN; a librarian's at least 10, since a
+# librarian's account acts for every reader. At most 128, so a hash never runs over a megabyte of "PIN".
+MIN_PIN = 4
+MIN_STAFF_PIN = 10
+MAX_PIN = 128
+# A session (a bearer token, or the UI's cookie) lasts a working day; signing out or a librarian's revoke ends it
+# sooner. Cassandra's TTL removes it, so no instance has to.
+SESSION_SECONDS = 12 * 3600
+# After MAX_FAILED_SIGN_INS wrong PINs for one card within LOCKOUT_SECONDS, that card cannot sign in until the
+# oldest of them is LOCKOUT_SECONDS old.
+MAX_FAILED_SIGN_INS = 5
+LOCKOUT_SECONDS = 15 * 60
+
+
+def check_pin(value: object, *, staff: bool = False, field: str = "pin") -> str:
+    """A PIN or password as chosen: a string of MIN_PIN (MIN_STAFF_PIN for a librarian) to MAX_PIN characters,
+    storable as UTF-8. Never stripped: every character counts. Its words never repeat the PIN."""
+    minimum = MIN_STAFF_PIN if staff else MIN_PIN
+    if not isinstance(value, str) or not minimum <= len(value) <= MAX_PIN:
+        who = "a librarian's password" if staff else "a PIN"
+        raise InvalidInput(f"{who} must be {minimum} to {MAX_PIN} characters long", field=field)
+    _check_storable(value, field)
+    return value
+
 
 # -- replication ----------------------------------------------------------------------------------------------------
 # One replica per Cassandra host, at most 3: three copies keep QUORUM reads and writes going with one node down, and
@@ -96,6 +127,11 @@ def check_text(value: object, field: str) -> str:
         raise InvalidInput(f"{field} must be a non-empty string", field=field)
     if len(value) > max_length(field):
         raise InvalidInput(f"{field} must be at most {max_length(field)} characters", field=field)
+    _check_storable(value, field)
+    return value.strip()
+
+
+def _check_storable(value: str, field: str) -> None:
     if not value.isascii():
         try:
             value.encode("utf-8")
@@ -103,7 +139,6 @@ def check_text(value: object, field: str) -> str:
             raise InvalidInput(
                 f"{field} must not hold an unpaired surrogate (not storable as UTF-8)", field=field
             ) from error
-    return value.strip()
 
 
 def check_email(value: object, field: str = "email") -> str:

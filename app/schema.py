@@ -28,6 +28,10 @@ DATA_TABLES = (
     "user_reservations",
     "book_reservations",
     "reservation_keys",
+    "sessions",
+    "user_sessions",
+    "sign_in_attempts",
+    "staff_actions",
 )
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
 # Version 1 -> 2: views whose keys changed, made anew (columns added to other tables are added by

@@ -31,6 +31,19 @@ def _log_level(name: str, default: str) -> str:
     return value
 
 
+DEVELOPMENT = "development"
+PRODUCTION = "production"
+# The secrets production refuses to start without, each an environment variable of the same name.
+PRODUCTION_SECRETS = ("COOKIE_SECRET", "PAGE_TOKEN_SECRET")
+
+
+def _environment(name: str, default: str) -> str:
+    value = _env(name, default).lower()
+    if value not in (DEVELOPMENT, PRODUCTION):
+        raise ValueError(f"{name}={value!r} must be {DEVELOPMENT!r} or {PRODUCTION!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     # Empty: start (or reuse) the single local node from `cluster/`.
@@ -49,6 +62,11 @@ class Settings:
     seed_demo_data: bool = True
     # Seals page tokens (app/repository/base.py); every instance of the service must share it.
     page_token_secret: str = ""
+    # Signs the UI's session cookie; every instance must share it. Empty: a development secret from the keyspace.
+    cookie_secret: str = ""
+    # development (`make run`'s default): the earlier system's endpoints answer, for its scripts, and the secrets
+    # have development defaults. production: those endpoints are gone (404) and the secrets must be set.
+    environment: str = DEVELOPMENT
     # A lock state younger than this is left to the request that is making it: the heal at a conflict and the
     # audit's repair act only on older ones (app/repository/reservations.py). Tests lower it.
     settle_after_seconds: float = 30.0
@@ -58,6 +76,14 @@ class Settings:
     def from_env(cls) -> Settings:
         hosts = [h.strip() for h in _env("CASSANDRA_HOSTS", "").split(",") if h.strip()]
         replication = _env("CASSANDRA_REPLICATION", "")
+        environment = _environment("LIBRARY_ENV", DEVELOPMENT)
+        if environment == PRODUCTION:
+            missing = [name for name in PRODUCTION_SECRETS if not os.environ.get(name, "").strip()]
+            if missing:
+                raise ValueError(
+                    f"LIBRARY_ENV=production needs {' and '.join(missing)} set: a long random string shared by "
+                    "every instance, e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`"
+                )
         return cls(
             cassandra_hosts=hosts,
             cassandra_port=int(_env("CASSANDRA_PORT", "9042")),
@@ -73,9 +99,19 @@ class Settings:
             debug=_env("DEBUG", "0").lower() in ("1", "true", "yes"),
             seed_demo_data=_env("SEED_DEMO_DATA", "1").lower() in ("1", "true", "yes"),
             page_token_secret=os.environ.get("PAGE_TOKEN_SECRET", ""),
+            cookie_secret=os.environ.get("COOKIE_SECRET", ""),
+            environment=environment,
             settle_after_seconds=float(_env("SETTLE_AFTER_SECONDS", "30")),
             log_level=_log_level("LOG_LEVEL", "INFO"),
         )
+
+    @property
+    def production(self) -> bool:
+        return self.environment == PRODUCTION
+
+    @property
+    def cookie_signing_secret(self) -> str:
+        return self.cookie_secret or f"library-development-cookie:{self.keyspace}"
 
     def with_hosts(self, hosts: list[str]) -> Settings:
         """These settings on `hosts` (found after start-up: the local cluster's nodes, a tool's --hosts). A

@@ -153,19 +153,23 @@ class Side:
         body: dict[str, Any] = {"book_id": str(book), "user_id": user}
         if key is not None:
             body["idempotency_key"] = key
-        async with self.work.http().post(f"{self.url}/api/reservations", json=body) as response:
+        headers = self.work.reader_headers.get(user)
+        async with self.work.http().post(f"{self.url}/api/reservations", json=body, headers=headers) as response:
             await response.read()
             return _http_outcome(response.status)
 
     async def cancel(self, r: dict[str, Any]) -> str:
         url = f"{self.url}/api/reservations/{r['reservation_id']}"
-        async with self.work.http().delete(url, params={"user_id": str(r["user_id"])}) as response:
+        headers = self.work.reader_headers.get(r["user_id"])
+        async with self.work.http().delete(url, params={"user_id": str(r["user_id"])}, headers=headers) as response:
             await response.read()
             return _http_outcome(response.status)
 
     async def move(self, r: dict[str, Any], to: UUID) -> str:
         url = f"{self.url}/api/reservations/{r['reservation_id']}"
-        async with self.work.http().patch(url, json={"user_id": r["user_id"], "book_id": str(to)}) as response:
+        body = {"user_id": r["user_id"], "book_id": str(to)}
+        headers = self.work.reader_headers.get(r["user_id"])
+        async with self.work.http().patch(url, json=body, headers=headers) as response:
             await response.read()
             return _http_outcome(response.status)
 

@@ -240,7 +240,7 @@ async def tombstones(
         options.tombstones,
         conflict=Conflict,
         make_book=lambda b: library.create_book(f"Tombstone book {b.hex[:8]}", "Bench Author", "bench", 2000, b),
-        make_reader=lambda u: library.create_user(f"Tombstone reader {u}", f"t{u}@bench.test", u),
+        make_reader=lambda u: library.import_user(f"Tombstone reader {u}", f"t{u}@bench.test", u),
         first_reader=TOMBSTONE_READERS,
         node_logs=node_logs(len(settings.cassandra_hosts)),
         progress=progress,
@@ -271,6 +271,7 @@ async def profile_app(
     with running_app(settings, options.logs / "app-profiled.log", profile_to=session_file) as url:
         work = Workloads(db, library, url, ops=options.ops, warmup=0, progress=progress)
         try:
+            await work.authenticate()
             await work.http_load(concurrency)
         finally:
             await work.close()

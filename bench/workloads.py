@@ -22,7 +22,7 @@ from app.repository import Library
 from app.repository.base import now
 from app.repository.reservations import Lock
 from bench.measure import Figures, bridge, measure, measure_callbacks
-from toolkit.cli import run_bounded
+from toolkit.cli import bearer, run_bounded
 
 BASELINE_TABLE = "lwt_baseline"
 BASELINE_DDL = "CREATE TABLE IF NOT EXISTS {ks}.lwt_baseline (k uuid PRIMARY KEY, v int)"
@@ -55,13 +55,26 @@ class Workloads:
         self.results: list[Figures] = []
         self._prepared: dict[str, PreparedStatement] = {}
         self._http: aiohttp.ClientSession | None = None
+        self._headers: dict[str, str] = {}
+        # Each bench reader's own token: the HTTP rows reserve and read as the reader does, not as the desk.
+        self.reader_headers: dict[int, dict[str, str]] = {}
 
     # -- set-up ------------------------------------------------------------------------------
+    async def authenticate(self) -> None:
+        """A librarian's token for every request to this revision's app (an older revision's app ignores it), so the
+        bench acts for its readers as the desk does. Before the first request."""
+        self._headers = bearer(await self.library.session_for_tool("Bench"))
+        readers = range(FIRST_READER, FIRST_READER + READERS)
+        self.reader_headers = {
+            u: bearer(t) for u, t in (await self.library.sessions_for_readers(list(readers))).items()
+        }
+
     async def setup(self) -> None:
+        await self.authenticate()
         await self.db.execute_raw(BASELINE_DDL.replace("{ks}", self.ks))
         users = range(FIRST_READER, FIRST_READER + READERS)
         await run_bounded(
-            users, lambda u: self.library.create_user(f"Bench reader {u}", f"reader{u}@bench.test", u), 16
+            users, lambda u: self.library.import_user(f"Bench reader {u}", f"reader{u}@bench.test", u), 16
         )
         # A catalogue to page through before any reservation is made.
         await self.books(200)
@@ -92,7 +105,7 @@ class Workloads:
         if self._http is None:
             # No connection limit of its own: the workers' count is the concurrency; keep-alive as a browser would.
             self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=60)
+                connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=60), headers=self._headers
             )
         return self._http
 
@@ -165,12 +178,14 @@ class Workloads:
 
     async def _http_reserve(self, book: UUID, user: int) -> str:
         body = {"book_id": str(book), "user_id": user}
-        async with self.http().post(f"{self.url}/api/reservations", json=body) as response:
+        headers = self.reader_headers.get(user)
+        async with self.http().post(f"{self.url}/api/reservations", json=body, headers=headers) as response:
             await response.read()
             return _http_outcome(response.status)
 
-    async def _http_get(self, path: str, params: dict[str, str]) -> str:
-        async with self.http().get(f"{self.url}{path}", params=params) as response:
+    async def _http_get(self, path: str, params: dict[str, str], reader: int | None = None) -> str:
+        headers = self.reader_headers.get(reader) if reader is not None else None
+        async with self.http().get(f"{self.url}{path}", params=params, headers=headers) as response:
             await response.read()
             return _http_outcome(response.status)
 
@@ -269,7 +284,7 @@ class Workloads:
                 "GET /api/reservations (http)",
                 "http",
                 lambda i: self._http_get(
-                    "/api/reservations", {"user_id": str(self._reader(i)), "page_size": str(PAGE_SIZE)}
+                    "/api/reservations", {"user_id": str(self._reader(i)), "page_size": str(PAGE_SIZE)}, self._reader(i)
                 ),
                 False,
             ),

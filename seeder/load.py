@@ -74,7 +74,7 @@ async def write_users(
 
     async def write(user: UserRow) -> None:
         nonlocal written
-        await retrying(lambda: library.create_user(user.name, user.email, user_id=user.user_id))
+        await retrying(lambda: library.import_user(user.name, user.email, user.user_id))
         written += 1
         if progress:
             progress.advance()

@@ -1,11 +1,5 @@
 // Small conveniences; every page works without JavaScript too.
 document.addEventListener("DOMContentLoaded", () => {
-  // Choosing a reader in the header applies at once.
-  for (const select of document.querySelectorAll("select[data-autosubmit]")) {
-    const button = select.form.querySelector("button[type=submit]");
-    if (button) button.hidden = true;
-    select.addEventListener("change", () => select.form.submit());
-  }
   // Destructive forms ask first.
   for (const form of document.querySelectorAll("form[data-confirm]")) {
     form.addEventListener("submit", (event) => {

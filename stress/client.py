@@ -28,6 +28,7 @@ import aiohttp
 
 from app.models import reservation_id_for
 from app.rules import MAX_PAGE_SIZE
+from toolkit.cli import bearer
 
 MAX_ATTEMPTS = 6
 MAX_RETRY_WAIT = 2.0
@@ -85,9 +86,17 @@ class History:
 
 class Client:
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str | Sequence[str], history: History, deadline: float
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str | Sequence[str],
+        history: History,
+        deadline: float,
+        tokens: dict[int, str] | None = None,
     ) -> None:
         self.session = session
+        # Each reader's own bearer token: a request for a reader is sent as that reader. Without one, the session's
+        # own headers apply.
+        self.headers = {user_id: bearer(token) for user_id, token in (tokens or {}).items()}
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         self.base_urls = [u.rstrip("/") for u in urls]
         self.base_url = self.base_urls[0]
@@ -111,7 +120,10 @@ class Client:
         body: Any = None
         base_url = self.base_urls[op.instance % len(self.base_urls)]
         try:
-            async with self.session.request(method, base_url + path, json=json, params=params) as response:
+            headers = self.headers.get(op.user_id) if op.user_id is not None else None
+            async with self.session.request(
+                method, base_url + path, json=json, params=params, headers=headers
+            ) as response:
                 op.status = response.status
                 if response.status != 204:
                     body = await response.json(content_type=None)

@@ -26,7 +26,7 @@ from stress.client import Client, History, Op
 from stress.faults import Fleet, Pauses, Repairs
 from stress.history import FinalState, check
 from stress.scenarios import TESTS, Context, Test, prepare_changes
-from toolkit.cli import CliError, retrying, run_bounded
+from toolkit.cli import CliError, bearer, retrying, run_bounded
 from toolkit.progress import Progress
 from toolkit.stats import percentile
 
@@ -175,7 +175,7 @@ async def prepare(library: Library, books: int, users: int) -> Fixture:
 
     async def add_user(user_id: int) -> None:
         await retrying(
-            lambda: library.create_user(f"Stress reader {user_id}", f"stress.{tag}.{user_id}@example.org", user_id)
+            lambda: library.import_user(f"Stress reader {user_id}", f"stress.{tag}.{user_id}@example.org", user_id)
         )
         progress.advance()
 
@@ -258,7 +258,9 @@ async def execute(options: Options, library: Library, fleet: Fleet | None = None
     report = Report(test.number, test.title, options.size, options.workers, ", ".join(urls), options.seed)
     timeout = aiohttp.ClientTimeout(total=options.request_timeout)
     connector = aiohttp.TCPConnector(limit=max(options.workers, 2) + 4)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+    # Set-up and reads that are no reader's go as a librarian; each reader's requests carry their own token.
+    headers = bearer(await library.session_for_tool("Stress test"))
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector, headers=headers) as session:
         for url in urls:
             await preflight(session, url)
         fixture = await prepare(
@@ -331,7 +333,9 @@ async def _run(
     fleet: Fleet | None,
 ) -> tuple[History, Context, Outage | None, float]:
     history = History()
-    client = Client(session, urls, history, deadline=math.inf)
+    # Every reader acts as themselves, with a token of their own, as through the API a reader does.
+    tokens = await library.sessions_for_readers(list(fixture.users))
+    client = Client(session, urls, history, deadline=math.inf, tokens=tokens)
     ctx = Context(
         options.size, options.workers, options.seed, client, history, library, fixture.books, fixture.users, math.inf
     )

@@ -100,6 +100,11 @@ async def run_bounded(items: Iterable[T], work: Callable[[T], Awaitable[Any]], c
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def bearer(token: str) -> dict[str, str]:
+    """The header that signs an HTTP request in with a session token (POST /api/session, `Library.session_for_tool`)."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 def run_cli(main: Callable[[], Coroutine[Any, Any, int]]) -> NoReturn:
     """Runs a tool's async main and exits with its status; expected failures become one line on stderr."""
     # The driver logs every failed request as a warning; a tool reports failures in its own words instead.

@@ -10,14 +10,19 @@ one version clock and one set of page tokens per `Library`, that is per app inst
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
+from app.access import Caller
 from app.db import Database
+from app.models import Role
+from app.repository.accounts import AccountRepository
 from app.repository.audit import AuditRepository
 from app.repository.base import PageTokens
 from app.repository.catalogue import CatalogueRepository
 from app.repository.clock import VersionClock
 from app.repository.reservations import ReservationRepository, Step
+from app.rules import TOOL_LIBRARIAN_CARD
 from app.schema import SCHEMA_VERSION
 
 
@@ -37,6 +42,7 @@ class Library:
         )
         self.catalogue = CatalogueRepository(db, self.clock, self.pages, self.reservations)
         self.auditor = AuditRepository(db, self.clock, self.reservations)
+        self.accounts = AccountRepository(db, self.catalogue)
         # Named points inside operations where a test may pause one (see ReservationRepository._step).
         self.steps: dict[str, Step] = self.reservations.steps
 
@@ -49,7 +55,9 @@ class Library:
         self.get_user = self.catalogue.get_user
         self.list_users = self.catalogue.list_users
         self.create_user = self.catalogue.create_user
+        self.import_user = self.catalogue.import_user
         self.register_card = self.catalogue.register_card
+        self.set_pin = self.catalogue.set_pin
         self.update_user = self.catalogue.update_user
         self.delete_user = self.catalogue.delete_user
         # -- reservations
@@ -63,9 +71,44 @@ class Library:
         self.reserve = self.reservations.reserve
         self.move = self.reservations.move
         self.cancel = self.reservations.cancel
+        # -- accounts
+        self.sign_in = self.accounts.sign_in
+        self.issue_session = self.accounts.issue_session
+        self.caller_for = self.accounts.caller_for
+        self.sign_out = self.accounts.sign_out
+        self.revoke_sessions = self.accounts.revoke_sessions
+        self.record_staff_action = self.accounts.record_staff_action
+        self.staff_actions = self.accounts.staff_actions
         # -- audit, repair, upgrade
         self.audit = self.auditor.audit
         self.upgrade_locks = self.auditor.upgrade_locks
+
+    async def set_active(self, user_id: int, active: bool) -> None:
+        """Deactivates a card (and ends its sessions everywhere) or makes it active again."""
+        await self.catalogue.set_active(user_id, active)
+        if not active:
+            await self.accounts.revoke_sessions(user_id)
+
+    async def session_for_tool(self, name: str) -> str:
+        """A librarian's bearer token for a tool that holds the database already (the stress test, the bench, the
+        tests): card TOOL_LIBRARIAN_CARD, made a librarian with no PIN if it is not one, so nobody can sign in as
+        it. Anyone with the database can do anything anyway; this only lets a tool act through the API."""
+        caller = Caller(TOOL_LIBRARIAN_CARD, Role.LIBRARIAN, name)
+        await self.catalogue.ensure_librarian(caller)
+        return await self.accounts.issue_session(caller)
+
+    async def sessions_for_readers(self, user_ids: list[int], *, concurrency: int = 32) -> dict[int, str]:
+        """A bearer token for each of these readers, without their PINs: for tools that hold the database already
+        and act as many readers at once (the stress test, the bench), each reader then acting as themselves."""
+        tokens: dict[int, str] = {}
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(user_id: int) -> None:
+            async with gate:
+                tokens[user_id] = await self.accounts.issue_session(Caller(user_id, Role.READER))
+
+        await asyncio.gather(*(one(u) for u in user_ids))
+        return tokens
 
     async def ping(self) -> None:
         """A single-partition read of the service's keyspace at the configured consistency: it fails exactly

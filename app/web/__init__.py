@@ -12,9 +12,10 @@ from pathlib import Path
 import jinja2
 import tornado.web
 
+from app.access import Access
 from app.repository import Library
 from app.settings import Settings
-from app.web import api_books, api_reservations, api_users, legacy, pages
+from app.web import api_books, api_reservations, api_session, api_users, legacy, pages
 from app.web.base import JsonHandler, log_request
 from app.web.health import HealthHandler
 from app.web.openapi import document
@@ -27,6 +28,8 @@ UUID = r"([^/]+)"  # parsed by the handler, so a malformed id is a 400 that name
 
 
 class OpenApiHandler(JsonHandler):
+    ACCESS = {"get": Access.PUBLIC}
+
     def initialize(self) -> None:
         self._document = json.dumps(document())
 
@@ -42,25 +45,35 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     (r"/openapi.json", OpenApiHandler),
     (r"/api/books", api_books.BooksHandler),
     (rf"/api/books/{UUID}", api_books.BookHandler),
+    (r"/api/session", api_session.SessionHandler),
     (r"/api/users", api_users.UsersHandler),
     (rf"/api/users/{UUID}", api_users.UserHandler),
+    (rf"/api/users/{UUID}/sessions", api_users.UserSessionsHandler),
     (r"/api/reservations", api_reservations.ReservationsHandler),
     (rf"/api/reservations/{UUID}", api_reservations.ReservationHandler),
     # the earlier system's endpoints
     (r"/make_reservation", legacy.MakeReservationHandler),
     (r"/update_reservation", legacy.UpdateReservationHandler),
     (r"/remove_reservation", legacy.RemoveReservationHandler),
-    # developer UI
+    # the UI: public pages, a reader's own, and the staff screens (each handler declares its access)
     (r"/", pages.CatalogueHandler),
+    (r"/sign-in", pages.SignInHandler),
+    (r"/sign-out", pages.SignOutHandler),
+    (r"/books/add", pages.AddBookHandler),
     (rf"/books/{UUID}", pages.BookPageHandler),
     (rf"/books/{UUID}/reserve", pages.ReserveHandler),
+    (rf"/books/{UUID}/edit", pages.EditBookHandler),
+    (rf"/books/{UUID}/delete", pages.DeleteBookHandler),
     (r"/me", pages.MyReservationsHandler),
     (r"/reservations", pages.AllReservationsHandler),
     (rf"/reservations/{UUID}/cancel", pages.CancelHandler),
     (rf"/reservations/{UUID}/move", pages.MoveHandler),
     (r"/readers", pages.ReadersHandler),
     (r"/readers/add", pages.AddReaderHandler),
-    (r"/reader", pages.ChooseReaderHandler),
+    (rf"/readers/{UUID}", pages.ReaderPageHandler),
+    (rf"/readers/{UUID}/edit", pages.EditReaderHandler),
+    (rf"/readers/{UUID}/active", pages.ReaderActiveHandler),
+    (rf"/readers/{UUID}/sign-out", pages.ReaderSignOutHandler),
 ]
 
 
@@ -78,6 +91,7 @@ def make_app(library: Library, settings: Settings) -> tornado.web.Application:
         static_path=str(STATIC_DIR),
         xsrf_cookies=True,
         xsrf_cookie_kwargs={"httponly": True, "samesite": "Lax"},
+        cookie_secret=settings.cookie_signing_secret,
         # Tornado's debug mode serves tracebacks and reloads code; only ever on when DEBUG asks for it.
         debug=settings.debug,
         serve_traceback=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from uuid import UUID
 
+from app.access import Access
 from app.models import Book
 from app.repository import Library
 from app.rules import UNPAGED_BOOKS
@@ -27,6 +28,8 @@ async def availability(library: Library, books: list[Book]) -> list[bool]:
 
 
 class BooksHandler(JsonHandler):
+    ACCESS = {"get": Access.PUBLIC, "post": Access.STAFF}
+
     async def get(self) -> None:
         raw_size, page_token = self.query("page_size"), self.page_param()
         page_size = UNPAGED_BOOKS if raw_size is None and page_token is None else parse_page_size(raw_size)
@@ -56,6 +59,8 @@ class BooksHandler(JsonHandler):
 
 
 class BookHandler(JsonHandler):
+    ACCESS = {"get": Access.PUBLIC, "put": Access.STAFF, "patch": Access.STAFF, "delete": Access.STAFF}
+
     async def get(self, raw_id: str) -> None:
         book_id = parse_uuid(raw_id, "book_id")
         book, holder = await asyncio.gather(self.library.get_book(book_id), self.library.holder(book_id))

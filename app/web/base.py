@@ -1,19 +1,33 @@
-"""What every handler shares: access to the library, and the one mapping from domain errors to HTTP.
+"""What every handler shares: access to the library, who is calling, and the one mapping from domain errors to HTTP.
 
 `status_for` is the only place that decides which status an error gets; the JSON handlers and the
 pages both use it, so an API call and a form that hit the same problem say the same thing.
+
+Every handler declares, per HTTP method, the least access it needs (`ACCESS`, levels from app/access.py);
+`prepare` finds the caller (a bearer token for the API, the signed session cookie for the pages) and admits
+or refuses the request before the method runs. A method a handler forgets to declare is staff-only.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import tornado.web
 
-from app.models import Conflict, DatabaseUnavailable, Forbidden, InvalidInput, LibraryError, NotFound
+from app.access import Access, Caller, admit
+from app.models import (
+    Conflict,
+    DatabaseUnavailable,
+    Forbidden,
+    InvalidInput,
+    LibraryError,
+    NotFound,
+    TooManyAttempts,
+    Unauthenticated,
+)
 from app.repository import Library
 from app.settings import Settings
 from app.web.parsing import parse_json_object
@@ -21,17 +35,23 @@ from app.web.parsing import parse_json_object
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("tornado.access")
 
+# A token from POST /api/session is 43 characters; anything much longer was not given out by us.
+MAX_TOKEN_LENGTH = 200
 # Seconds a client should wait after a 503: a node that went down is usually back, or marked down by the
 # driver, within a few seconds.
 RETRY_AFTER_SECONDS = 5
 
 _STATUS: tuple[tuple[type[LibraryError], int], ...] = (
     (InvalidInput, 400),
+    (Unauthenticated, 401),
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (TooManyAttempts, 429),
     (DatabaseUnavailable, 503),
 )
+# The realm of the API's bearer tokens, named in every 401's WWW-Authenticate.
+REALM = "library"
 
 
 def status_for(error: BaseException) -> int | None:
@@ -79,6 +99,27 @@ def describe(error: BaseException | None, status: int, reason: str) -> tuple[int
 
 
 class BaseHandler(tornado.web.RequestHandler):
+    # The least each HTTP method of the handler needs (lower-case method name -> level); see the module docstring.
+    ACCESS: ClassVar[dict[str, Access]] = {}
+    caller: Caller | None = None
+
+    def access_needed(self) -> Access:
+        return self.ACCESS.get(self.request.method.lower() if self.request.method else "", Access.STAFF)
+
+    async def prepare(self) -> None:
+        self.caller = await self.find_caller()
+        access = self.access_needed()
+        if access is Access.LEGACY and self.app_settings.production:
+            # The earlier system's endpoints do not exist in production: its scripts named any reader they liked.
+            raise tornado.web.HTTPError(404, "no such endpoint: %s %s", self.request.method, self.request.path)
+        if access is Access.READER_OR_LEGACY and self.caller is None and not self.app_settings.production:
+            return
+        admit(access, self.caller)
+
+    async def find_caller(self) -> Caller | None:
+        """Who sent the request, from the credentials this kind of handler takes; None for nobody."""
+        raise NotImplementedError
+
     @property
     def library(self) -> Library:
         return self.application.settings["library"]
@@ -114,10 +155,29 @@ class BaseHandler(tornado.web.RequestHandler):
 class JsonHandler(BaseHandler):
     """Base of the JSON API and the earlier system's endpoints: every error answer has an "error" key."""
 
+    bearer_token: str = ""  # the caller's token, once `find_caller` accepted it
+
     def check_xsrf_cookie(self) -> None:
-        # The API names its caller by user_id and carries no session cookie, so a forged cross-site request
-        # could do nothing that the attacker cannot do directly; scripts must not need a browser's token.
+        # The API's only credential is a bearer token in the Authorization header, which a browser never adds by
+        # itself (the UI's session cookie is not accepted here): a forged cross-site request carries no
+        # credentials, so there is nothing for an XSRF token to protect.
         return
+
+    async def find_caller(self) -> Caller | None:
+        """The caller of a bearer token (`Authorization: Bearer <token>`); a token that is malformed, unknown,
+        expired or revoked is a 401, whatever the endpoint, so a client learns at once that it must sign in again."""
+        header = self.request.headers.get("Authorization")
+        if header is None:
+            return None
+        scheme, _, token = header.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+            raise Unauthenticated("send `Authorization: Bearer <token>` with a token from POST /api/session")
+        caller = await self.library.caller_for(token)
+        if caller is None:
+            raise Unauthenticated("the bearer token has expired or was revoked: sign in again (POST /api/session)")
+        self.bearer_token = token
+        return caller
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")
@@ -165,6 +225,10 @@ class JsonHandler(BaseHandler):
             self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
         if status == 405:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
+        if status == 401:
+            self.set_header("WWW-Authenticate", f'Bearer realm="{REALM}"')
+        if isinstance(error, TooManyAttempts):
+            self.set_header("Retry-After", str(error.retry_after_seconds))
         self.finish(json.dumps(body))
 
     def allowed_methods(self) -> list[str]:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from cassandra import ConsistencyLevel
 
+from app.access import Access
 from app.models import DatabaseUnavailable
 from app.web.base import RETRY_AFTER_SECONDS, JsonHandler
 
 
 class HealthHandler(JsonHandler):
+    ACCESS = {"get": Access.PUBLIC}
+
     async def get(self) -> None:
         settings = self.app_settings
         consistency = ConsistencyLevel.value_to_name[settings.consistency]

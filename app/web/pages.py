@@ -1,8 +1,10 @@
-"""The developer UI: server-rendered pages over the same `Library` the API uses.
+"""The UI: server-rendered pages over the same `Library` the API uses.
 
-The chosen reader lives in a plain cookie (the API names its caller by user_id too, so there is
-nothing more to protect). Form posts follow post/redirect/get, and what happened travels to the
-next page in a one-shot "flash" cookie, so a reload never repeats a reservation.
+A reader signs in with card number and PIN; the session's token travels in a signed, HttpOnly, SameSite=Lax
+cookie (Secure over TLS), and every form carries Tornado's XSRF token. Readers see their own reservations;
+librarians get the staff screens (readers, all reservations, the catalogue's edit forms) and act for readers
+at the desk, each such action recorded with their card. Form posts follow post/redirect/get, and what
+happened travels to the next page in a one-shot "flash" cookie, so a reload never repeats a reservation.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from uuid import UUID
 import tornado.web
 from markupsafe import Markup
 
+from app.access import Access, Caller, acting_for
 from app.models import (
     Book,
     Conflict,
@@ -25,6 +28,8 @@ from app.models import (
     LibraryError,
     NotFound,
     Reservation,
+    Role,
+    Unauthenticated,
     User,
 )
 from app.repository import Library
@@ -33,32 +38,44 @@ from app.web.api_books import availability
 from app.web.base import RETRY_AFTER_SECONDS, BaseHandler, describe, status_for
 from app.web.parsing import optional_text_param, parse_user_id_text, parse_uuid
 
-READER_COOKIE = "reader"
+SESSION_COOKIE = "session"
 FLASH_COOKIE = "flash"
 CATALOGUE_PAGE_SIZE = 15
 LIST_PAGE_SIZE = 25
-READER_CHOICES = 50
 
 
 class PageHandler(BaseHandler):
-    async def prepare(self) -> None:
-        self.reader: User | None = None
-        raw = self.get_cookie(READER_COOKIE)
-        if raw:
-            try:
-                self.reader = await self.library.get_user(parse_user_id_text(raw))
-            except (InvalidInput, NotFound):
-                self.clear_cookie(READER_COOKIE)  # the reader was deleted, or the cookie is junk
-            except DatabaseUnavailable:
-                pass  # the page itself will report the outage if it needs the database
+    @property
+    def reader(self) -> Caller | None:
+        """Who is signed in (a reader or a librarian), as the templates call them."""
+        return self.caller
+
+    async def find_caller(self) -> Caller | None:
+        """The caller of the signed session cookie; a cookie whose session has ended is dropped, and the page is
+        then shown as to anybody (or asks to sign in)."""
+        token = self.get_signed_cookie(SESSION_COOKIE)
+        if not token:
+            return None
+        try:
+            caller = await self.library.caller_for(token.decode("ascii", "replace"))
+        except DatabaseUnavailable:
+            return None  # the page itself reports the outage if it needs the database
+        if caller is None:
+            self.clear_cookie(SESSION_COOKIE)
+        return caller
+
+    def start_session(self, token: str) -> None:
+        self.set_signed_cookie(
+            SESSION_COOKIE,
+            token,
+            expires_days=None,  # a browser session; the server ends it after SESSION_SECONDS anyway
+            httponly=True,
+            samesite="Lax",
+            secure=self.request.protocol == "https",
+        )
 
     async def show(self, template: str, **context: Any) -> None:
-        """Render a page, with the readers for the chooser in its header."""
-        choices = await self.library.list_users(page_size=READER_CHOICES)
-        readers = sorted(choices.items, key=lambda u: u.user_id)
-        if self.reader is not None and self.reader not in readers:
-            readers.insert(0, self.reader)
-        self.render_page(template, reader_choices=readers, **context)
+        self.render_page(template, **context)
 
     def render_page(self, template: str, status: int = 200, **context: Any) -> None:
         env = self.application.settings["jinja_env"]
@@ -66,6 +83,7 @@ class PageHandler(BaseHandler):
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         html = env.get_template(template).render(
             reader=self.reader,
+            staff=self.caller is not None and self.caller.is_staff,
             flash=self._take_flash(),
             path=self.request.path,
             xsrf_form_html=Markup(self.xsrf_form_html()),
@@ -76,7 +94,7 @@ class PageHandler(BaseHandler):
 
     # -- one-shot messages across a redirect --------------------------------------------------------------
     def flash(self, kind: str, text: str) -> None:
-        self.set_cookie(FLASH_COOKIE, quote(json.dumps({"kind": kind, "text": text})), httponly=True)
+        self.set_cookie(FLASH_COOKIE, quote(json.dumps({"kind": kind, "text": text})), httponly=True, samesite="Lax")
 
     def _take_flash(self) -> dict[str, str] | None:
         raw = self.get_cookie(FLASH_COOKIE)
@@ -92,34 +110,40 @@ class PageHandler(BaseHandler):
     def back(self, default: str | None = None) -> None:
         """Redirect to `default`, else to the form's `next` field (the page the form is on) when that is a path
         of this site: never to another site."""
-        target = default or self.get_body_argument("next", "") or "/"
-        # "//host" and "/\host" are other sites to a browser.
-        if not target.startswith("/") or target[1:2] in ("/", "\\"):
-            target = "/"
-        self.redirect(target)
+        self.redirect(default or safe_path(self.get_body_argument("next", "")) or "/")
 
-    def require_reader(self) -> User:
-        if self.reader is None:
-            raise InvalidInput("choose a reader first (top right)", field="reader")
-        return self.reader
+    def require_reader(self) -> Caller:
+        if self.caller is None:
+            raise Unauthenticated.sign_in_needed()
+        return self.caller
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs["exc_info"][1] if "exc_info" in kwargs else None
+        if isinstance(error, Unauthenticated):
+            # Not signed in (or no longer): to the sign-in page, which brings the reader back here afterwards.
+            self.clear_header("Set-Cookie")
+            self.redirect(sign_in_url(self.request.uri if self.request.method == "GET" else self.request.path))
+            return
         status, body = describe(error, status_code, self._reason)
         if status == 503:
             self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
-        self.reader = getattr(self, "reader", None)
-        self.render_page("error.html", status=status, status_code=status, message=body["error"], reader_choices=[])
+        self.render_page("error.html", status=status, status_code=status, message=body["error"])
+
+
+def sign_in_url(back_to: str | None) -> str:
+    return f"/sign-in?{urlencode({'next': back_to})}" if back_to and back_to != "/" else "/sign-in"
 
 
 class ActionHandler(PageHandler):
     """A form post: whatever the library refuses becomes a message on the page it came from."""
 
+    ACCESS = {"post": Access.READER}
+
     async def post(self, *args: str) -> None:
         try:
             kind, text, target = await self.act(*args)
         except LibraryError as error:
-            if status_for(error) is None:
+            if status_for(error) is None or isinstance(error, Unauthenticated):
                 raise
             self.flash("error", str(error))
             self.back()
@@ -169,6 +193,8 @@ async def _describe_reservations(library: Library, reservations: list[Reservatio
 
 # -- pages ------------------------------------------------------------------------------------------------
 class CatalogueHandler(PageHandler):
+    ACCESS = {"get": Access.PUBLIC}
+
     async def get(self) -> None:
         filters = {
             "q": optional_text_param(self.query("q"), "q") or "",
@@ -202,60 +228,94 @@ class CatalogueHandler(PageHandler):
     async def _moving(self) -> dict[str, Any] | None:
         """In "change book" mode the catalogue offers "Move here" for the reader's reservation `move`."""
         raw = self.query("move")
-        if not raw or self.reader is None:
+        if not raw or self.caller is None:
             return None
         try:
             reservation = await self.library.get_reservation(parse_uuid(raw, "move"))
         except (InvalidInput, NotFound):
             return None
-        if reservation.user_id != self.reader.user_id:
+        if reservation.user_id != self.caller.user_id:
             return None
         return (await _describe_reservations(self.library, [reservation]))[0]
 
     async def _my_books(self) -> set[UUID]:
-        if self.reader is None:
+        if self.caller is None:
             return set()
-        held = await self.library.user_reservations(self.reader.user_id, page_size=MAX_PAGE_SIZE)
+        held = await self.library.user_reservations(self.caller.user_id, page_size=MAX_PAGE_SIZE)
         return {r.book_id for r in held.items}
 
 
 class BookPageHandler(PageHandler):
+    ACCESS = {"get": Access.PUBLIC}
+
     async def get(self, raw_id: str) -> None:
         book_id = parse_uuid(raw_id, "book_id")
         book, holder = await asyncio.gather(self.library.get_book(book_id), self.library.holder(book_id))
-        await self.show("book.html", book=book, holder=holder)
+        # Who holds a book is the holder's and the staff's business: others see only "reserved".
+        holder_card = None
+        if holder is not None and self.caller is not None and self.caller.is_staff:
+            holder_card = await _user_or_none(self.library, holder.user_id)
+        await self.show("book.html", book=book, holder=holder, holder_card=holder_card)
 
 
 class MyReservationsHandler(PageHandler):
+    ACCESS = {"get": Access.READER}
+
     async def get(self) -> None:
-        entries: list[dict[str, Any]] = []
-        next_url = None
-        if self.reader is not None:
-            page = await self.library.user_reservations(
-                self.reader.user_id,
-                page_size=LIST_PAGE_SIZE,
-                page=self.page_param(),
-            )
-            entries = await _describe_reservations(self.library, page.items)
-            next_url = f"/me?{urlencode({'page': page.next_page})}" if page.next_page else None
+        reader = self.require_reader()
+        page = await self.library.user_reservations(reader.user_id, page_size=LIST_PAGE_SIZE, page=self.page_param())
+        entries = await _describe_reservations(self.library, page.items)
+        next_url = f"/me?{urlencode({'page': page.next_page})}" if page.next_page else None
         await self.show("my_reservations.html", entries=entries, next_url=next_url)
 
 
 class AllReservationsHandler(PageHandler):
+    """Staff: every reservation, or those of one reader (card) or one book, and the desk actions of the week."""
+
+    ACCESS = {"get": Access.STAFF}
+
     async def get(self) -> None:
+        raw_card = (self.query("card") or "").strip()
+        raw_book = (self.query("book") or "").strip()
         page_token = self.page_param()
-        page = await self.library.list_reservations(page_size=LIST_PAGE_SIZE, page=page_token)
-        entries = await _describe_reservations(self.library, page.items)
+        next_url = None
+        if raw_book:
+            found = await self.library.book_reservations(parse_uuid(raw_book, "book"))
+        elif raw_card:
+            card_page = await self.library.user_reservations(
+                parse_user_id_text(raw_card, "card"), page_size=LIST_PAGE_SIZE, page=page_token
+            )
+            found = card_page.items
+            if card_page.next_page:
+                next_url = f"/reservations?{urlencode({'card': raw_card, 'page': card_page.next_page})}"
+        else:
+            all_page = await self.library.list_reservations(page_size=LIST_PAGE_SIZE, page=page_token)
+            found = all_page.items
+            if all_page.next_page:
+                next_url = f"/reservations?{urlencode({'page': all_page.next_page})}"
+        entries, actions = await asyncio.gather(
+            _describe_reservations(self.library, found), self.library.staff_actions(limit=50)
+        )
+        keep = {k: v for k, v in (("card", raw_card), ("book", raw_book)) if v}
         await self.show(
             "reservations.html",
             entries=entries,
-            next_url=f"/reservations?{urlencode({'page': page.next_page})}" if page.next_page else None,
-            first_url="/reservations" if page_token else None,
+            actions=actions,
+            filters={"card": raw_card, "book": raw_book},
+            next_url=next_url,
+            first_url=f"/reservations?{urlencode(keep)}" if page_token else None,
         )
 
 
 class ReadersHandler(PageHandler):
+    ACCESS = {"get": Access.STAFF}
+
     async def get(self) -> None:
+        raw_card = (self.query("card") or "").strip()
+        if raw_card:
+            # "Find a reader": straight to their card.
+            self.redirect(f"/readers/{parse_user_id_text(raw_card, 'card')}")
+            return
         page_token = self.page_param()
         page = await self.library.list_users(page_size=LIST_PAGE_SIZE, page=page_token)
         await self.show(
@@ -266,23 +326,196 @@ class ReadersHandler(PageHandler):
         )
 
 
+class ReaderPageHandler(PageHandler):
+    """Staff: one reader's card, its reservations (to cancel at the desk), and the edit form."""
+
+    ACCESS = {"get": Access.STAFF}
+
+    async def get(self, raw_id: str) -> None:
+        user = await self.library.get_user(parse_user_id_text(raw_id))
+        held = await self.library.user_reservations(user.user_id, page_size=MAX_PAGE_SIZE)
+        entries = await _describe_reservations(self.library, held.items)
+        await self.show("reader.html", card=user, entries=entries)
+
+
+class SignInHandler(PageHandler):
+    ACCESS = {"get": Access.PUBLIC, "post": Access.PUBLIC}
+
+    def get(self) -> None:
+        self.render_page("sign_in.html", next=safe_path(self.get_query_argument("next", "")), card="")
+
+    async def post(self) -> None:
+        raw_card = self.get_body_argument("card", "").strip()
+        target = safe_path(self.get_body_argument("next", ""))
+        try:
+            token, caller = await self.library.sign_in(
+                parse_user_id_text(raw_card, "card"), self.get_body_argument("pin", "")
+            )
+        except InvalidInput:
+            self._again("A card number is the digits printed on your library card.", raw_card, target, 400)
+            return
+        except Unauthenticated as error:
+            self._again(f"That did not work: {error}. Check both and try again.", raw_card, target, 401)
+            return
+        except LibraryError as error:
+            if status_for(error) is None or isinstance(error, DatabaseUnavailable):
+                raise
+            self._again(str(error).capitalize() + ".", raw_card, target, status_for(error) or 400)
+            return
+        self.start_session(token)
+        self.flash("success", f"Welcome, {caller.name}.")
+        self.redirect(target or ("/reservations" if caller.is_staff else "/me"))
+
+    def _again(self, message: str, card: str, target: str, status: int) -> None:
+        """The form again, with what went wrong and the card number typed (never the PIN)."""
+        self.render_page("sign_in.html", status=status, error=message, next=target, card=card)
+
+
+class SignOutHandler(PageHandler):
+    ACCESS = {"post": Access.PUBLIC}  # signing out when already signed out is no error
+
+    async def post(self) -> None:
+        token = self.get_signed_cookie(SESSION_COOKIE)
+        if token:
+            await self.library.sign_out(token.decode("ascii", "replace"))
+        self.clear_cookie(SESSION_COOKIE)
+        self.flash("info", "You are signed out.")
+        self.redirect("/")
+
+
+def safe_path(target: str) -> str:
+    """`target` if it is a path of this site, else "": never another site. Browsers drop tabs and line breaks
+    from URLs and read a backslash as a slash, so "/", a tab, "/evil.example" and "/\\evil.example" are other
+    sites; any control character refuses the target."""
+    cleaned = "".join(ch for ch in target if ch >= " " and ch != "\x7f")
+    if cleaned != target or not target.startswith("/") or target[1:2] in ("/", "\\"):
+        return ""
+    return target
+
+
 # -- actions ----------------------------------------------------------------------------------------------
-class ChooseReaderHandler(ActionHandler):
-    async def act(self) -> tuple[str, str, str | None]:
-        raw = self.get_body_argument("user_id", "").strip()
-        if not raw:
-            self.clear_cookie(READER_COOKIE)
-            return "info", "No reader chosen.", None
-        user = await self.library.get_user(parse_user_id_text(raw))
-        self.set_cookie(READER_COOKIE, str(user.user_id), httponly=True, samesite="Lax")
-        return "success", f"You are now {user.name} (card {user.user_id}).", None
-
-
 class AddReaderHandler(ActionHandler):
+    ACCESS = {"post": Access.STAFF}
+
     async def act(self) -> tuple[str, str, str | None]:
-        user = await self.library.create_user(self.get_body_argument("name", ""), self.get_body_argument("email", ""))
-        self.set_cookie(READER_COOKIE, str(user.user_id), httponly=True, samesite="Lax")
-        return "success", f"Added {user.name} with card {user.user_id}, and chose them as the reader.", "/readers"
+        pin = self.get_body_argument("pin", "")
+        role = Role.LIBRARIAN if self.get_body_argument("role", "") == Role.LIBRARIAN.value else Role.READER
+        user = await self.library.create_user(
+            self.get_body_argument("name", ""), self.get_body_argument("email", ""), role=role, pin=pin or None
+        )
+        assert self.caller is not None
+        await self.library.record_staff_action(
+            self.caller, "add reader", f"added {user.name} (card {user.user_id})", user_id=user.user_id
+        )
+        how = "They can sign in with the PIN you gave." if pin else "Set a PIN so they can sign in."
+        return "success", f"Added {user.name} with card {user.user_id}. {how}", f"/readers/{user.user_id}"
+
+
+class EditReaderHandler(ActionHandler):
+    ACCESS = {"post": Access.STAFF}
+
+    async def act(self, raw_id: str) -> tuple[str, str, str | None]:
+        user_id = parse_user_id_text(raw_id)
+        user = await self.library.update_user(
+            user_id, name=self.get_body_argument("name", ""), email=self.get_body_argument("email", "")
+        )
+        pin = self.get_body_argument("pin", "")
+        if pin:
+            await self.library.set_pin(user_id, pin)
+        assert self.caller is not None
+        await self.library.record_staff_action(
+            self.caller, "edit reader", f"edited {user.name}{' and set a new PIN' if pin else ''}", user_id=user_id
+        )
+        return "success", f"Saved {user.name}{' and the new PIN' if pin else ''}.", f"/readers/{user_id}"
+
+
+class ReaderActiveHandler(ActionHandler):
+    ACCESS = {"post": Access.STAFF}
+
+    async def act(self, raw_id: str) -> tuple[str, str, str | None]:
+        user_id = parse_user_id_text(raw_id)
+        active = self.get_body_argument("active", "") == "yes"
+        await self.library.set_active(user_id, active)
+        user = await self.library.get_user(user_id)
+        assert self.caller is not None
+        what = "reactivated" if active else "deactivated"
+        await self.library.record_staff_action(self.caller, what, f"{what} {user.name}'s card", user_id=user_id)
+        if active:
+            return "success", f"{user.name} can sign in again.", f"/readers/{user_id}"
+        return "success", f"{user.name}'s card is deactivated and signed out everywhere.", f"/readers/{user_id}"
+
+
+class ReaderSignOutHandler(ActionHandler):
+    ACCESS = {"post": Access.STAFF}
+
+    async def act(self, raw_id: str) -> tuple[str, str, str | None]:
+        user = await self.library.get_user(parse_user_id_text(raw_id))
+        ended = await self.library.revoke_sessions(user.user_id)
+        assert self.caller is not None
+        await self.library.record_staff_action(
+            self.caller, "sign out", f"signed {user.name} out everywhere", user_id=user.user_id
+        )
+        return "success", f"Signed {user.name} out of {ended} session{'s' if ended != 1 else ''}.", None
+
+
+class AddBookHandler(ActionHandler):
+    ACCESS = {"post": Access.STAFF}
+
+    async def act(self) -> tuple[str, str, str | None]:
+        book = await self.library.create_book(*self._book_fields())
+        assert self.caller is not None
+        await self.library.record_staff_action(self.caller, "add book", f"added “{book.title}”", book_id=book.book_id)
+        return "success", f"Added “{book.title}” to the catalogue.", f"/books/{book.book_id}"
+
+    def _book_fields(self) -> tuple[str, str, str, int | None]:
+        raw_year = self.get_body_argument("published_year", "").strip()
+        year = None
+        if raw_year:
+            if not raw_year.lstrip("-").isdigit() or len(raw_year) > 5:
+                raise InvalidInput("the year is a whole number such as 1999", field="published_year")
+            year = int(raw_year)
+        return (
+            self.get_body_argument("title", ""),
+            self.get_body_argument("author", ""),
+            self.get_body_argument("genre", ""),
+            year,
+        )
+
+
+class EditBookHandler(AddBookHandler):
+    async def act(self, raw_id: str) -> tuple[str, str, str | None]:  # type: ignore[override]
+        book_id = parse_uuid(raw_id, "book_id")
+        title, author, genre, year = self._book_fields()
+        book = await self.library.update_book(book_id, title=title, author=author, genre=genre, published_year=year)
+        assert self.caller is not None
+        await self.library.record_staff_action(self.caller, "edit book", f"edited “{book.title}”", book_id=book_id)
+        return "success", f"Saved “{book.title}”.", f"/books/{book_id}"
+
+
+class DeleteBookHandler(ActionHandler):
+    ACCESS = {"post": Access.STAFF}
+
+    async def act(self, raw_id: str) -> tuple[str, str, str | None]:
+        book = await self.library.get_book(parse_uuid(raw_id, "book_id"))
+        try:
+            await self.library.delete_book(book.book_id)
+        except Conflict as error:
+            if error.kind is not ConflictKind.BOOK_IN_USE:
+                raise
+            holder = await self.library.holder(book.book_id)
+            who = await _user_or_none(self.library, holder.user_id) if holder else None
+            name = f"{who.name} (card {who.user_id})" if who else "a reader"
+            return (
+                "error",
+                f"“{book.title}” is reserved by {name}, so it cannot be deleted yet. Cancel that reservation first "
+                "(below, or on the reader's page), or wait until it ends; then delete the book.",
+                None,
+            )
+        assert self.caller is not None
+        await self.library.record_staff_action(
+            self.caller, "delete book", f"deleted “{book.title}”", book_id=book.book_id
+        )
+        return "success", f"Deleted “{book.title}” from the catalogue.", "/"
 
 
 class ReserveHandler(ActionHandler):
@@ -297,19 +530,34 @@ class ReserveHandler(ActionHandler):
 
 
 class CancelHandler(ActionHandler):
+    """A reader cancels their own reservation; a librarian anyone's, at the desk (recorded)."""
+
     async def act(self, raw_id: str) -> tuple[str, str, str | None]:
-        reader = self.require_reader()
+        caller = self.require_reader()
         reservation_id = parse_uuid(raw_id, "reservation_id")
         reservation = await self.library.get_reservation(reservation_id)
-        await self.library.cancel(reservation_id, reader.user_id)
+        owner = reservation.user_id if caller.is_staff else acting_for(caller, None)
+        await self.library.cancel(reservation_id, owner)
         title = await self._title(reservation.book_id)
+        if owner != caller.user_id:
+            who = await _user_or_none(self.library, owner)
+            name = who.name if who else f"card {owner}"
+            await self.library.record_staff_action(
+                caller,
+                "cancel",
+                f"cancelled {name}'s reservation of “{title}”",
+                user_id=owner,
+                book_id=reservation.book_id,
+                reservation_id=reservation_id,
+            )
+            return "success", f"Cancelled {name}'s reservation of “{title}”.", None
         return "success", f"Cancelled your reservation of “{title}”.", "/me"
 
     async def _title(self, book_id: UUID) -> str:
         try:
             return (await self.library.get_book(book_id)).title
         except NotFound:
-            return str(book_id)
+            return "a deleted book"
 
 
 class MoveHandler(ActionHandler):
@@ -328,8 +576,17 @@ class MoveHandler(ActionHandler):
         return "success", f"Your reservation now holds “{book.title}”.", "/me"
 
 
+async def _user_or_none(library: Library, user_id: int) -> User | None:
+    try:
+        return await library.get_user(user_id)
+    except NotFound:
+        return None
+
+
 class PageNotFoundHandler(PageHandler):
     """Unknown paths: an HTML page for a browser, the API's JSON 404 for everything else."""
+
+    ACCESS = {m: Access.PUBLIC for m in ("get", "post", "put", "patch", "delete", "head", "options")}
 
     async def prepare(self) -> None:
         if not _wants_html(self.request):
@@ -337,7 +594,7 @@ class PageNotFoundHandler(PageHandler):
             self.set_header("Content-Type", "application/json; charset=UTF-8")
             self.finish(json.dumps({"error": f"no such endpoint: {self.request.method} {self.request.path}"}))
             return
-        await super().prepare()
+        self.caller = await self.find_caller()
         raise tornado.web.HTTPError(404, "There is no page at %s.", self.request.path)
 
     def check_xsrf_cookie(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from app.access import Caller
 from app.models import Book, Reservation, User
 
 
@@ -37,6 +38,8 @@ def user_json(user: User) -> dict[str, Any]:
         "name": user.name,
         "email": user.email,
         "joined_at": timestamp(user.joined_at),
+        "role": user.role.value,
+        "active": user.active,
     }
 
 
@@ -47,3 +50,7 @@ def reservation_json(reservation: Reservation) -> dict[str, Any]:
         "user_id": reservation.user_id,
         "reserved_at": timestamp(reservation.reserved_at),
     }
+
+
+def caller_json(caller: Caller) -> dict[str, Any]:
+    return {"user_id": caller.user_id, "name": caller.name, "role": caller.role.value}

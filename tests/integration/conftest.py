@@ -25,6 +25,7 @@ from app.repository import Library
 from app.rules import replication_for
 from app.settings import Settings
 from app.web import make_app
+from toolkit.cli import bearer
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +82,12 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
 @pytest.fixture(scope="session")
 def library(database: Database) -> Library:
     return Library(database)
+
+
+@pytest.fixture(scope="session")
+async def staff_headers(library: Library) -> dict[str, str]:
+    """The tests' librarian (the tools' card, no PIN): sent with a request, it may act for any reader."""
+    return bearer(await library.session_for_tool("Test librarian"))
 
 
 # -- the web service, in this process, on the tests' keyspace -------------------------------------------
