@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.models import Role
 from app.rules import (
     DEFAULT_PAGE_SIZE,
     EMAIL_PATTERN,
@@ -17,8 +18,10 @@ from app.rules import (
     MAX_IDEMPOTENCY_KEY,
     MAX_PAGE_SIZE,
     MAX_PAGE_TOKEN,
+    MAX_PIN,
     MAX_TEXT,
     MIN_EMAIL_LENGTH,
+    MIN_PIN,
     MIN_YEAR,
     NOT_BLANK,
     UNPAGED_BOOKS,
@@ -65,7 +68,38 @@ UNAVAILABLE = {
 }
 BAD_REQUEST = _error("Malformed input; `field` names the offending field")
 NOT_FOUND = _error("No such book, reader or reservation")
-FORBIDDEN = _error("The reservation belongs to another reader")
+FORBIDDEN = _error("Not the caller's: another reader's reservation or card, or staff work")
+UNAUTHENTICATED = {
+    "description": "No valid bearer token: none, expired, revoked or forged (sign in with POST /api/session)",
+    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    "content": {"application/json": {"schema": _ref("Error")}},
+}
+LOCKED = {
+    "description": "Too many sign-in attempts for this card: try again after the given seconds",
+    "headers": {"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+    "content": {"application/json": {"schema": _ref("Error")}},
+}
+# Who may call what (the handlers' ACCESS, app/access.py): anyone, with or without a token; staff only; anything
+# else needs a signed-in caller. Every operation gets its security and its 401 (and 403) from these.
+PUBLIC_OPERATIONS = {
+    ("/health", "get"),
+    ("/api/books", "get"),
+    ("/api/books/{book_id}", "get"),
+    ("/api/session", "post"),
+    ("/make_reservation", "post"),
+    ("/update_reservation", "post"),
+    ("/remove_reservation", "post"),
+}
+STAFF_OPERATIONS = {
+    ("/api/books", "post"),
+    ("/api/books/{book_id}", "put"),
+    ("/api/books/{book_id}", "patch"),
+    ("/api/books/{book_id}", "delete"),
+    ("/api/users", "get"),
+    ("/api/users", "post"),
+    ("/api/users/{user_id}", "delete"),
+}
+METHODS = ("get", "put", "post", "patch", "delete")
 CONFLICT = _error("The book is taken, or the row is still in use")
 LOCATION = {"Location": {"schema": {"type": "string"}, "description": "The new resource's URL"}}
 PAGING_HEADERS = {
@@ -128,7 +162,7 @@ def document() -> dict[str, Any]:
     book_path = [_param("book_id", "path", UUID_SCHEMA, "The book's id")]
     user_path = [_param("user_id", "path", USER_ID_SCHEMA, "The reader's card number")]
     reservation_path = [_param("reservation_id", "path", UUID_SCHEMA, "The reservation's id")]
-    return {
+    result: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "Library reservations",
@@ -137,7 +171,9 @@ def document() -> dict[str, Any]:
                 "Books, readers and reservations on Apache Cassandra; a book is never held by two readers. "
                 "Listings answer a bare JSON array (as the earlier system did); the next page's token is in "
                 'the X-Next-Page header and a Link header with rel="next". Every error answer is a JSON '
-                'object with an "error" key.'
+                'object with an "error" key. Sign in with POST /api/session and send the token as '
+                "`Authorization: Bearer <token>`: a reader acts on their own card, a librarian on anyone's. The "
+                "earlier system's endpoints answer only where the service runs for development."
             ),
         },
         "paths": {
@@ -216,6 +252,45 @@ def document() -> dict[str, Any]:
                         "400": BAD_REQUEST,
                         "404": NOT_FOUND,
                         "409": CONFLICT,
+                        "503": UNAVAILABLE,
+                    },
+                },
+            },
+            "/api/session": {
+                "get": {
+                    "tags": ["session"],
+                    "summary": "Who the bearer token signs in",
+                    "responses": {"200": _json(_ref("Caller"), "The caller"), "503": UNAVAILABLE},
+                },
+                "post": {
+                    "tags": ["session"],
+                    "summary": "Sign in with card number and PIN: a bearer token for the other calls",
+                    "description": "Send the token as `Authorization: Bearer <token>`. It lasts `expires_in` "
+                    "seconds, or until signed out or revoked. A wrong card number and a wrong PIN get the same "
+                    "answer; repeated attempts lock the card for a while (429), whether or not it exists.",
+                    "security": [],
+                    "requestBody": _body(_ref("SessionCreate")),
+                    "responses": {
+                        "201": _json(_ref("Session"), "Signed in"),
+                        "400": BAD_REQUEST,
+                        "429": LOCKED,
+                        "503": UNAVAILABLE,
+                    },
+                },
+                "delete": {
+                    "tags": ["session"],
+                    "summary": "Sign out: the bearer token stops working on every instance",
+                    "responses": {"204": {"description": "Signed out"}, "503": UNAVAILABLE},
+                },
+            },
+            "/api/users/{user_id}/sessions": {
+                "parameters": user_path,
+                "delete": {
+                    "tags": ["session"],
+                    "summary": "Sign a card out everywhere (its own holder, or a librarian)",
+                    "responses": {
+                        "200": _json(_ref("SessionsEnded"), "Every session of the card ended"),
+                        "400": BAD_REQUEST,
                         "503": UNAVAILABLE,
                     },
                 },
@@ -348,8 +423,10 @@ def document() -> dict[str, Any]:
                 },
                 "delete": {
                     "tags": ["reservations"],
-                    "summary": "Cancel the caller's reservation (user_id in the query or a JSON body)",
-                    "parameters": [_param("user_id", "query", USER_ID_SCHEMA, "The caller", required=True)],
+                    "summary": "Cancel the caller's reservation (a librarian: anyone's)",
+                    "parameters": [
+                        _param("user_id", "query", USER_ID_SCHEMA, "The reader, if not the caller (librarians)")
+                    ],
                     "responses": {
                         "204": {"description": "Cancelled"},
                         "400": BAD_REQUEST,
@@ -365,12 +442,48 @@ def document() -> dict[str, Any]:
                 "Cancel the caller's reservation of a book (earlier system)", 200, "Cancelled"
             ),
         },
-        "components": {"schemas": _schemas()},
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An opaque token from POST /api/session",
+                }
+            },
+        },
     }
+    _secure(result["paths"])
+    return result
+
+
+def _secure(paths: dict[str, Any]) -> None:
+    """Each operation's security and its 401/403 answers, from PUBLIC_OPERATIONS and STAFF_OPERATIONS."""
+    for path, item in paths.items():
+        for method in METHODS:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            responses = operation["responses"]
+            if (path, method) in PUBLIC_OPERATIONS:
+                # Anyone; a token that is sent must be valid (a bad one is a 401, so a client knows to sign in again).
+                operation.setdefault("security", [{}, {"bearer": []}])
+                if path.startswith("/api/"):
+                    responses.setdefault("401", UNAUTHENTICATED)
+                continue
+            operation["security"] = [{"bearer": []}]
+            responses.setdefault("401", UNAUTHENTICATED)
+            responses.setdefault("403", FORBIDDEN)
 
 
 def _schemas() -> dict[str, Any]:
     timestamp = {"type": ["string", "null"], "format": "date-time"}
+    role = {"type": "string", "enum": [r.value for r in Role]}
+    pin = {"type": ["string", "null"], "minLength": MIN_PIN, "maxLength": MAX_PIN}
+    account_fields = {
+        "pin": {**pin, "description": "A new PIN (the card's holder or a librarian)"},
+        "active": {"type": ["boolean", "null"], "description": "Librarians only: false deactivates the card"},
+    }
     return {
         "Error": {
             "type": "object",
@@ -423,12 +536,14 @@ def _schemas() -> dict[str, Any]:
         },
         "User": {
             "type": "object",
-            "required": ["user_id", "name", "email", "joined_at"],
+            "required": ["user_id", "name", "email", "joined_at", "role", "active"],
             "properties": {
                 "user_id": {"type": "integer"},
                 "name": {"type": "string"},
                 "email": {"type": "string"},
                 "joined_at": timestamp,
+                "role": role,
+                "active": {"type": "boolean", "description": "False: deactivated by staff, cannot sign in"},
             },
         },
         "UserCreate": {
@@ -438,14 +553,46 @@ def _schemas() -> dict[str, Any]:
                 "user_id": {**USER_ID_SCHEMA, "type": ["integer", "null"], "description": "Leave out for a new card"},
                 "name": _text_schema("name"),
                 "email": _email_schema(),
+                "pin": {**pin, "description": "Lets the card sign in at once (a librarian's: 10 or more characters)"},
+                "role": {**role, "type": ["string", "null"]},
             },
         },
         "UserUpdate": {
             "type": "object",
             "required": ["name", "email"],
-            "properties": {"name": _text_schema("name"), "email": _email_schema()},
+            "properties": {"name": _text_schema("name"), "email": _email_schema(), **account_fields},
         },
-        "UserPatch": {"type": "object", "properties": {"name": _text_schema("name"), "email": _email_schema()}},
+        "UserPatch": {
+            "type": "object",
+            "properties": {"name": _text_schema("name"), "email": _email_schema(), **account_fields},
+        },
+        "SessionCreate": {
+            "type": "object",
+            "required": ["user_id", "pin"],
+            "properties": {"user_id": USER_ID_SCHEMA, "pin": {"type": "string", "maxLength": MAX_PIN}},
+        },
+        "Caller": {
+            "type": "object",
+            "required": ["user_id", "name", "role"],
+            "properties": {"user_id": {"type": "integer"}, "name": {"type": "string"}, "role": role},
+        },
+        "Session": {
+            "type": "object",
+            "required": ["token", "token_type", "expires_in", "user_id", "name", "role"],
+            "properties": {
+                "token": {"type": "string", "description": "Send as `Authorization: Bearer <token>`"},
+                "token_type": {"type": "string", "enum": ["Bearer"]},
+                "expires_in": {"type": "integer", "description": "Seconds the token lasts"},
+                "user_id": {"type": "integer"},
+                "name": {"type": "string"},
+                "role": role,
+            },
+        },
+        "SessionsEnded": {
+            "type": "object",
+            "required": ["user_id", "sessions_ended"],
+            "properties": {"user_id": {"type": "integer"}, "sessions_ended": {"type": "integer"}},
+        },
         "Reservation": {
             "type": "object",
             "required": ["reservation_id", "book_id", "user_id", "reserved_at"],
@@ -458,10 +605,10 @@ def _schemas() -> dict[str, Any]:
         },
         "ReservationCreate": {
             "type": "object",
-            "required": ["book_id", "user_id"],
+            "required": ["book_id"],
             "properties": {
                 "book_id": UUID_SCHEMA,
-                "user_id": USER_ID_SCHEMA,
+                "user_id": {**USER_ID_SCHEMA, "description": "The reader, if not the caller (librarians only)"},
                 "idempotency_key": {
                     "type": ["string", "null"],
                     "minLength": 1,
@@ -473,9 +620,8 @@ def _schemas() -> dict[str, Any]:
         },
         "ReservationChange": {
             "type": "object",
-            "required": ["user_id"],
             "properties": {
-                "user_id": USER_ID_SCHEMA,
+                "user_id": {**USER_ID_SCHEMA, "description": "The reader, if not the caller (librarians only)"},
                 "book_id": {**OPTIONAL_UUID, "description": "The new book; leave out (or null) to renew"},
             },
         },

@@ -31,7 +31,7 @@ class RecordingLibrary:
     ) -> None:
         self.books.append((book_id, title, author, genre, published_year))
 
-    async def create_user(self, name: str, email: str, user_id: int | None = None) -> None:
+    async def import_user(self, name: str, email: str, user_id: int) -> None:
         self.users.append((user_id, name, email))
 
 

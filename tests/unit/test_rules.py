@@ -107,6 +107,10 @@ def _expected_limits(where: str, name: str) -> dict[str, object]:
         "page_size": {"minimum": 1, "maximum": MAX_PAGE_SIZE},
         "page": {"maxLength": MAX_PAGE_TOKEN},
         "q": {"maxLength": MAX_TEXT},
+        # Signing in takes any PIN up to the longest (a PIN set under older rules still works); setting one, the rule.
+        "pin": {"maxLength": rules.MAX_PIN}
+        if "SessionCreate" in where
+        else {"minLength": rules.MIN_PIN, "maxLength": rules.MAX_PIN},
     }.get(name, {})
 
 
