@@ -12,7 +12,6 @@ from app.repository.base import (
     PageTokens,
     RepositoryBase,
     book_from_row,
-    check_page_size,
     now,
 )
 from app.repository.clock import VersionClock
@@ -97,13 +96,10 @@ class CatalogueRepository(RepositoryBase):
             conditions.append("title_words CONTAINS ?")
             params.append(word)
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        result = await self.db.execute(
-            self.cql(f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books{where}"),
-            params,
-            page_size=check_page_size(page_size),
-            paging_state=self.pages.decode(page),
+        rows, next_page = await self._page_query(
+            f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books{where}", params, page_size, page
         )
-        return Page([book_from_row(r) for r in result.rows], self.pages.encode(result.paging_state))
+        return Page([book_from_row(r) for r in rows], next_page)
 
     async def create_book(
         self,
@@ -189,13 +185,8 @@ class CatalogueRepository(RepositoryBase):
         return User(row.user_id, row.name, row.email, row.joined_at)
 
     async def list_users(self, *, page_size: int = DEFAULT_PAGE_SIZE, page: str | None = None) -> Page[User]:
-        result = await self.db.execute(
-            self.cql(f"SELECT {USER_COLUMNS} FROM {{ks}}.users"),
-            page_size=check_page_size(page_size),
-            paging_state=self.pages.decode(page),
-        )
-        users = [User(r.user_id, r.name, r.email, r.joined_at) for r in result.rows]
-        return Page(users, self.pages.encode(result.paging_state))
+        rows, next_page = await self._page_query(f"SELECT {USER_COLUMNS} FROM {{ks}}.users", [], page_size, page)
+        return Page([User(r.user_id, r.name, r.email, r.joined_at) for r in rows], next_page)
 
     async def create_user(self, name: str, email: str, user_id: int | None = None) -> User:
         """Adds a reader. With `user_id` it writes that card (an upsert, so imports can run twice; an existing

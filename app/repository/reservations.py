@@ -77,7 +77,7 @@ from app.models import (
     User,
     reservation_id_for,
 )
-from app.repository.base import PageTokens, RepositoryBase, check_page_size, now, reservation_from_row
+from app.repository.base import PageTokens, RepositoryBase, now, reservation_from_row
 from app.repository.clock import VersionClock
 from app.rules import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY
 
@@ -259,10 +259,8 @@ class ReservationRepository(RepositoryBase):
         return page.items
 
     async def _page(self, cql: str, params: list[Any], page_size: int, page: str | None) -> Page[Reservation]:
-        result = await self.db.execute(
-            self.cql(cql), params, page_size=check_page_size(page_size), paging_state=self.pages.decode(page)
-        )
-        return Page([reservation_from_row(r) for r in result.rows], self.pages.encode(result.paging_state))
+        rows, next_page = await self._page_query(cql, params, page_size, page)
+        return Page([reservation_from_row(r) for r in rows], next_page)
 
     # -- reserve ----------------------------------------------------------------------------
     async def reserve(self, book_id: UUID, user_id: int, idempotency_key: str | None = None) -> Reservation:

@@ -63,11 +63,36 @@ def test_page_size() -> None:
 
 def test_only_page_tokens_this_service_sealed_open() -> None:
     tokens, other = PageTokens("k"), PageTokens("x")
-    sealed = tokens.encode(b"\x00paging\xff")
-    assert sealed and tokens.decode(sealed) == b"\x00paging\xff"
-    assert tokens.encode(None) is None and tokens.decode("") is None and tokens.decode(None) is None
-    for forged in ("AAAA", "AbC-_", sealed[:-1], "x" + sealed, other.encode(b"\x00paging\xff"), ".", "é." + sealed):
-        assert field_of(tokens.decode, forged) == "page"
+    books = PageTokens.scope("SELECT * FROM ks.books", [], 20)
+    sealed = tokens.encode(b"\x00paging\xff", books)
+    assert sealed and tokens.decode(sealed, books) == b"\x00paging\xff"
+    assert tokens.encode(None, books) is None and tokens.decode("", books) is None
+    assert tokens.decode(None, books) is None
+    forgeries = ("AAAA", "AbC-_", sealed[:-1], "x" + sealed, other.encode(b"\x00paging\xff", books), ".", "é." + sealed)
+    for forged in forgeries:
+        assert field_of(tokens.decode, forged, books) == "page"
+
+
+def test_a_page_token_opens_only_for_the_query_it_came_from() -> None:
+    # A genuine paging state replayed on another query makes every Cassandra node throw: the token is bound to the
+    # statement, its values and the page size, and anything else is a 400 before Cassandra is asked.
+    tokens = PageTokens("k")
+    genre = "SELECT * FROM ks.books WHERE genre = ?"
+    scope = PageTokens.scope(genre, ["Mystery"], 20)
+    sealed = tokens.encode(b"state", scope)
+    assert tokens.decode(sealed, PageTokens.scope(genre, ["Mystery"], 20)) == b"state"
+    for other in (
+        PageTokens.scope(genre, ["Poetry"], 20),  # another filter
+        PageTokens.scope(genre, ["Mystery"], 21),  # another page size
+        PageTokens.scope("SELECT * FROM ks.users", [], 20),  # another listing
+        PageTokens.scope(genre.replace("ks.", "other."), ["Mystery"], 20),  # another keyspace
+        PageTokens.scope("SELECT * FROM ks.user_reservations WHERE user_id = ?", [7], 20),
+    ):
+        assert field_of(tokens.decode, sealed, other) == "page"
+    # Two readers' listings differ only in the value bound.
+    mine = PageTokens.scope("SELECT * FROM ks.user_reservations WHERE user_id = ?", [7], 20)
+    theirs = PageTokens.scope("SELECT * FROM ks.user_reservations WHERE user_id = ?", [8], 20)
+    assert field_of(tokens.decode, tokens.encode(b"state", mine), theirs) == "page"
 
 
 def test_required() -> None:
