@@ -68,7 +68,6 @@ from app.models import (
     Conflict,
     DatabaseUnavailable,
     Forbidden,
-    InvalidInput,
     NotFound,
     Page,
     Reservation,
@@ -79,7 +78,7 @@ from app.models import (
 )
 from app.repository.base import PageTokens, RepositoryBase, now, reservation_from_row
 from app.repository.clock import VersionClock
-from app.rules import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY
+from app.rules import DEFAULT_PAGE_SIZE, check_idempotency_key
 
 log = logging.getLogger(__name__)
 
@@ -276,10 +275,7 @@ class ReservationRepository(RepositoryBase):
         return await self._reserve(book_id, reader, uuid4(), keyed=False)
 
     async def _reserve_with_key(self, book_id: UUID, user_id: int, key: str) -> Reservation:
-        if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-            raise InvalidInput(
-                f"idempotency_key must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters", field="idempotency_key"
-            )
+        key = check_idempotency_key(key)  # app/rules.py; it is hashed into the id, so it must encode
         reservation_id = reservation_id_for(user_id, book_id, key)
         reader, claimed = await asyncio.gather(
             self._active_reader(user_id), self._claim(reservation_id, user_id, book_id), return_exceptions=True

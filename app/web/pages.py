@@ -31,7 +31,7 @@ from app.repository import Library
 from app.rules import MAX_PAGE_SIZE
 from app.web.api_books import availability
 from app.web.base import RETRY_AFTER_SECONDS, BaseHandler, describe, status_for
-from app.web.parsing import optional_text_param, parse_user_id_text, parse_uuid
+from app.web.parsing import optional_text_param, parse_user_id_text, parse_uuid, same_site_path
 
 READER_COOKIE = "reader"
 FLASH_COOKIE = "flash"
@@ -92,11 +92,7 @@ class PageHandler(BaseHandler):
     def back(self, default: str | None = None) -> None:
         """Redirect to `default`, else to the form's `next` field (the page the form is on) when that is a path
         of this site: never to another site."""
-        target = default or self.get_body_argument("next", "") or "/"
-        # "//host" and "/\host" are other sites to a browser.
-        if not target.startswith("/") or target[1:2] in ("/", "\\"):
-            target = "/"
-        self.redirect(target)
+        self.redirect(default or same_site_path(self.get_body_argument("next", "")))
 
     def require_reader(self) -> User:
         if self.reader is None:
