@@ -13,7 +13,6 @@ import logging
 import signal
 
 from cassandra import ConsistencyLevel
-from tornado.httpserver import HTTPServer
 
 import cluster
 from app.db import Database
@@ -23,6 +22,7 @@ from app.repository import Library
 from app.schema import apply_schema
 from app.settings import Settings
 from app.web import make_app
+from app.web.guards import http_server
 from toolkit.arguments import ArgumentParser
 
 log = logging.getLogger("app")
@@ -77,7 +77,7 @@ async def serve(settings: Settings) -> None:
         else:
             log.info("demo data off (SEED_DEMO_DATA=0)")
 
-        server = HTTPServer(make_app(library, settings))
+        server = http_server(make_app(library, settings), settings)
         server.listen(settings.http_port)
         log.info("serving on http://localhost:%d/ (debug %s); Ctrl-C stops", settings.http_port, settings.debug)
         await stop.wait()

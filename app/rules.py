@@ -103,7 +103,7 @@ def check_pin(value: object, *, staff: bool = False, field: str = "pin") -> str:
     if not isinstance(value, str) or not minimum <= len(value) <= MAX_PIN:
         who = "a librarian's password" if staff else "a PIN"
         raise InvalidInput(f"{who} must be {minimum} to {MAX_PIN} characters long", field=field)
-    _check_storable(value, field)
+    check_storable(value, field)
     return value
 
 
@@ -119,19 +119,9 @@ def replication_for(hosts: Sized) -> int:
 
 
 # -- checks ---------------------------------------------------------------------------------------------------------
-def check_text(value: object, field: str) -> str:
-    """A required text: a string with something other than white space, at most max_length(field) characters,
-    that can be stored (UTF-8, so no unpaired surrogate, which a JSON body can spell as "\\ud800"). Returns it
-    stripped."""
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{field} must be a non-empty string", field=field)
-    if len(value) > max_length(field):
-        raise InvalidInput(f"{field} must be at most {max_length(field)} characters", field=field)
-    _check_storable(value, field)
-    return value.strip()
-
-
-def _check_storable(value: str, field: str) -> None:
+def check_storable(value: str, field: str) -> str:
+    """Text that can be stored and hashed: UTF-8, so no unpaired surrogate, which a JSON body can spell as
+    "\\ud800" (encoding it would raise deep inside the driver or a hash, a 500 instead of a 400)."""
     if not value.isascii():
         try:
             value.encode("utf-8")
@@ -139,6 +129,24 @@ def _check_storable(value: str, field: str) -> None:
             raise InvalidInput(
                 f"{field} must not hold an unpaired surrogate (not storable as UTF-8)", field=field
             ) from error
+    return value
+
+
+def check_text(value: object, field: str) -> str:
+    """A required text: a string with something other than white space, at most max_length(field) characters,
+    that can be stored (`check_storable`). Returns it stripped."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{field} must be a non-empty string", field=field)
+    if len(value) > max_length(field):
+        raise InvalidInput(f"{field} must be at most {max_length(field)} characters", field=field)
+    return check_storable(value, field).strip()
+
+
+def check_idempotency_key(value: object, field: str = "idempotency_key") -> str:
+    """A client's idempotency key: 1 to MAX_IDEMPOTENCY_KEY characters, storable; it is hashed into the id."""
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY:
+        raise InvalidInput(f"{field} must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters", field=field)
+    return check_storable(value, field)
 
 
 def check_email(value: object, field: str = "email") -> str:

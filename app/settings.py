@@ -4,8 +4,10 @@ from the environment (app/launcher.py only hands it on to the process it starts)
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
+import socket
 from dataclasses import dataclass, field
 
 from cassandra import ConsistencyLevel
@@ -44,6 +46,43 @@ def _environment(name: str, default: str) -> str:
     return value
 
 
+def _positive_int(name: str, default: str) -> int:
+    value = _env(name, default)
+    if not value.isdigit() or not int(value) > 0:
+        raise ValueError(f"{name}={value!r} is not a positive whole number")
+    return int(value)
+
+
+# The names a browser on this machine uses for the service: DNS rebinding can give any name to 127.0.0.1, so only
+# these are answered unless ALLOWED_HOSTS names others (a deployment's own name, "*" behind a proxy that checks).
+DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.0/8", "::1", socket.gethostname().lower())
+
+
+def _allowed_hosts(name: str) -> tuple[str, ...]:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return DEFAULT_ALLOWED_HOSTS
+    hosts = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+    for host in hosts:
+        if "/" in host:
+            try:
+                ipaddress.ip_network(host, strict=False)
+            except ValueError as error:
+                raise ValueError(f"{name}: {host!r} is not a network ({error})") from error
+        elif any(c in host for c in " /@[]:") and not _is_address(host):
+            # Host headers are compared without their port, so an entry with one would never match.
+            raise ValueError(f"{name}: {host!r} is not a host name, address or network (without a port)")
+    return hosts
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Settings:
     # Empty: start (or reuse) the single local node from `cluster/`.
@@ -71,6 +110,11 @@ class Settings:
     # audit's repair act only on older ones (app/repository/reservations.py). Tests lower it.
     settle_after_seconds: float = 30.0
     log_level: str = "INFO"
+    # The largest request body accepted (JSON API, forms, the earlier system's endpoints): a reservation or a book
+    # is a few hundred bytes, and anything larger is refused (413) before it is read (app/web/guards.py).
+    max_body_bytes: int = 64 * 1024
+    # The Host header's names (and address networks) the service answers; any other is a 400 (DNS rebinding).
+    allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -103,6 +147,8 @@ class Settings:
             environment=environment,
             settle_after_seconds=float(_env("SETTLE_AFTER_SECONDS", "30")),
             log_level=_log_level("LOG_LEVEL", "INFO"),
+            max_body_bytes=_positive_int("MAX_BODY_BYTES", str(64 * 1024)),
+            allowed_hosts=_allowed_hosts("ALLOWED_HOSTS"),
         )
 
     @property

@@ -6,7 +6,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,12 +21,26 @@ class RepositoryBase:
     """What every part of the repository holds: the database, and the keyspace its statements name their tables
     in. Each part is given anything else it uses (the clock, the page tokens, another part) when it is made."""
 
+    pages: PageTokens  # set by the parts that list pages (catalogue, reservations)
+
     def __init__(self, db: Database) -> None:
         self.db = db
         self.ks = db.settings.keyspace  # every statement names its tables as {ks}.table
 
     def cql(self, text: str) -> str:
         return text.replace("{ks}", self.ks)
+
+    async def _page_query(
+        self, cql: str, params: list[Any], page_size: int, page: str | None
+    ) -> tuple[list[Any], str | None]:
+        """One page of a listing: its rows and the token of the next page. The token is bound to this exact query
+        (statement, values, page size), so it is only ever handed back to Cassandra for the query it came from."""
+        statement = self.cql(cql)
+        size = check_page_size(page_size)
+        scope = PageTokens.scope(statement, params, size)
+        paging_state = self.pages.decode(page, scope)  # a bad token is a 400 here, before Cassandra sees anything
+        result = await self.db.execute(statement, params, page_size=size, paging_state=paging_state)
+        return result.rows, self.pages.encode(result.paging_state, scope)
 
     async def _scan(
         self, cql: str, params: list[Any] | None = None, page_size: int = SCAN_PAGE
@@ -49,41 +63,53 @@ def now() -> datetime:
 
 
 class PageTokens:
-    """Page tokens are Cassandra's paging state sealed with a MAC, so only tokens this service gave out reach it.
+    """Page tokens are Cassandra's paging state sealed with a MAC, so only tokens this service gave out reach it,
+    and only for the query they came from.
 
     A made-up paging state (a typo, a fuzzer, a truncated copy) is not a mere bad request to Cassandra: it
     answers with a protocol error, and the driver then closes the connection and marks that node down, so one
-    bad query string would turn into 503s for everybody. Every instance must share the secret
-    (PAGE_TOKEN_SECRET; by default one derived from the keyspace, which stops accidents, not forgeries).
+    bad query string would turn into 503s for everybody. A *genuine* state replayed on another query (another
+    listing, filter or page size) is worse: it throws inside every Cassandra node. So the MAC covers a scope that
+    names the query (`scope`: the statement, its values and the page size) as well as the state, and a token is
+    accepted only for the scope it was sealed for. Every instance must share the secret (PAGE_TOKEN_SECRET).
     """
 
     MAC_BYTES = 12
     MAX_LENGTH = MAX_PAGE_TOKEN
+    REFUSED = "page is not a page token this service gave out for this listing"
 
     def __init__(self, secret: str) -> None:
         self._key = hashlib.sha256(secret.encode()).digest()
 
-    def _mac(self, state: str) -> str:
-        return _b64(hmac.new(self._key, state.encode(), hashlib.sha256).digest()[: self.MAC_BYTES])
+    @staticmethod
+    def scope(statement: str, params: Sequence[Any], page_size: int) -> str:
+        """What a token is bound to: the query exactly as Cassandra runs it. repr() spells every value the
+        repository binds (str, int, UUID) the same way in every process, and always as encodable text."""
+        return repr((statement, list(params), page_size))
 
-    def encode(self, paging_state: bytes | None) -> str | None:
+    def _mac(self, state: str, scope: str) -> str:
+        # The scope is hashed first, so no choice of scope and state can spell another pair's message.
+        message = hashlib.sha256(scope.encode("utf-8", "backslashreplace")).digest() + state.encode()
+        return _b64(hmac.new(self._key, message, hashlib.sha256).digest()[: self.MAC_BYTES])
+
+    def encode(self, paging_state: bytes | None, scope: str) -> str | None:
         if not paging_state:
             return None
         state = _b64(paging_state)
-        return f"{state}.{self._mac(state)}"
+        return f"{state}.{self._mac(state, scope)}"
 
-    def decode(self, token: str | None) -> bytes | None:
+    def decode(self, token: str | None, scope: str) -> bytes | None:
         if not token:
             return None
         state, dot, mac = token.rpartition(".")
         if not dot or not state or len(token) > self.MAX_LENGTH or not token.isascii():
-            raise InvalidInput("page is not a page token this service gave out", field="page")
-        if not hmac.compare_digest(mac, self._mac(state)):
-            raise InvalidInput("page is not a page token this service gave out", field="page")
+            raise InvalidInput(self.REFUSED, field="page")
+        if not hmac.compare_digest(mac, self._mac(state, scope)):
+            raise InvalidInput(self.REFUSED, field="page")
         try:
             return base64.urlsafe_b64decode(state + "=" * (-len(state) % 4))
         except (binascii.Error, ValueError) as error:
-            raise InvalidInput("page is not a page token this service gave out", field="page") from error
+            raise InvalidInput(self.REFUSED, field="page") from error
 
 
 def _b64(data: bytes) -> str:

@@ -16,7 +16,6 @@ from app.repository.base import (
     PageTokens,
     RepositoryBase,
     book_from_row,
-    check_page_size,
     now,
 )
 from app.repository.clock import VersionClock
@@ -103,13 +102,10 @@ class CatalogueRepository(RepositoryBase):
             conditions.append("title_words CONTAINS ?")
             params.append(word)
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        result = await self.db.execute(
-            self.cql(f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books{where}"),
-            params,
-            page_size=check_page_size(page_size),
-            paging_state=self.pages.decode(page),
+        rows, next_page = await self._page_query(
+            f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books{where}", params, page_size, page
         )
-        return Page([book_from_row(r) for r in result.rows], self.pages.encode(result.paging_state))
+        return Page([book_from_row(r) for r in rows], next_page)
 
     async def create_book(
         self,
@@ -204,12 +200,8 @@ class CatalogueRepository(RepositoryBase):
         return None if row is None else (user_from_row(row), row.pin_hash)
 
     async def list_users(self, *, page_size: int = DEFAULT_PAGE_SIZE, page: str | None = None) -> Page[User]:
-        result = await self.db.execute(
-            self.cql(f"SELECT {USER_READ_COLUMNS} FROM {{ks}}.users"),
-            page_size=check_page_size(page_size),
-            paging_state=self.pages.decode(page),
-        )
-        return Page([user_from_row(r) for r in result.rows], self.pages.encode(result.paging_state))
+        rows, next_page = await self._page_query(f"SELECT {USER_READ_COLUMNS} FROM {{ks}}.users", [], page_size, page)
+        return Page([user_from_row(r) for r in rows], next_page)
 
     async def create_user(
         self,

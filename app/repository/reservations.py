@@ -68,7 +68,6 @@ from app.models import (
     Conflict,
     DatabaseUnavailable,
     Forbidden,
-    InvalidInput,
     NotFound,
     Page,
     Reservation,
@@ -77,9 +76,9 @@ from app.models import (
     User,
     reservation_id_for,
 )
-from app.repository.base import PageTokens, RepositoryBase, check_page_size, now, reservation_from_row
+from app.repository.base import PageTokens, RepositoryBase, now, reservation_from_row
 from app.repository.clock import VersionClock
-from app.rules import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY
+from app.rules import DEFAULT_PAGE_SIZE, check_idempotency_key
 
 log = logging.getLogger(__name__)
 
@@ -259,10 +258,8 @@ class ReservationRepository(RepositoryBase):
         return page.items
 
     async def _page(self, cql: str, params: list[Any], page_size: int, page: str | None) -> Page[Reservation]:
-        result = await self.db.execute(
-            self.cql(cql), params, page_size=check_page_size(page_size), paging_state=self.pages.decode(page)
-        )
-        return Page([reservation_from_row(r) for r in result.rows], self.pages.encode(result.paging_state))
+        rows, next_page = await self._page_query(cql, params, page_size, page)
+        return Page([reservation_from_row(r) for r in rows], next_page)
 
     # -- reserve ----------------------------------------------------------------------------
     async def reserve(self, book_id: UUID, user_id: int, idempotency_key: str | None = None) -> Reservation:
@@ -278,10 +275,7 @@ class ReservationRepository(RepositoryBase):
         return await self._reserve(book_id, reader, uuid4(), keyed=False)
 
     async def _reserve_with_key(self, book_id: UUID, user_id: int, key: str) -> Reservation:
-        if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-            raise InvalidInput(
-                f"idempotency_key must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters", field="idempotency_key"
-            )
+        key = check_idempotency_key(key)  # app/rules.py; it is hashed into the id, so it must encode
         reservation_id = reservation_id_for(user_id, book_id, key)
         reader, claimed = await asyncio.gather(
             self._active_reader(user_id), self._claim(reservation_id, user_id, book_id), return_exceptions=True

@@ -17,6 +17,7 @@ from app.repository import Library
 from app.settings import Settings
 from app.web import api_books, api_reservations, api_session, api_users, legacy, pages
 from app.web.base import JsonHandler, log_request
+from app.web.guards import GuardedApplication
 from app.web.health import HealthHandler
 from app.web.openapi import document
 
@@ -85,7 +86,8 @@ def make_app(library: Library, settings: Settings) -> tornado.web.Application:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return tornado.web.Application(
+    # Every request passes app/web/guards.py (host, body size, content type) and every answer gets its headers.
+    return GuardedApplication(
         ROUTES,
         default_handler_class=pages.PageNotFoundHandler,
         static_path=str(STATIC_DIR),

@@ -21,4 +21,5 @@ class HealthHandler(JsonHandler):
             self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
             self.write_json({"status": "unavailable", "error": str(error), "consistency": consistency}, 503)
             return
-        self.write_json({"status": "ok", "keyspace": settings.keyspace, "consistency": consistency})
+        # Not the keyspace: its name is of use to nobody outside, and it seeded the default page-token secret.
+        self.write_json({"status": "ok", "consistency": consistency})

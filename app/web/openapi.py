@@ -498,7 +498,6 @@ def _schemas() -> dict[str, Any]:
             "required": ["status", "consistency"],
             "properties": {
                 "status": {"type": "string", "enum": ["ok"]},
-                "keyspace": {"type": "string"},
                 "consistency": {"type": "string"},
             },
         },

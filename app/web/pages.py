@@ -36,7 +36,7 @@ from app.repository import Library
 from app.rules import MAX_PAGE_SIZE
 from app.web.api_books import availability
 from app.web.base import RETRY_AFTER_SECONDS, BaseHandler, describe, status_for
-from app.web.parsing import optional_text_param, parse_user_id_text, parse_uuid
+from app.web.parsing import optional_text_param, parse_user_id_text, parse_uuid, same_site_path
 
 SESSION_COOKIE = "session"
 FLASH_COOKIE = "flash"
@@ -110,7 +110,7 @@ class PageHandler(BaseHandler):
     def back(self, default: str | None = None) -> None:
         """Redirect to `default`, else to the form's `next` field (the page the form is on) when that is a path
         of this site: never to another site."""
-        self.redirect(default or safe_path(self.get_body_argument("next", "")) or "/")
+        self.redirect(default or same_site_path(self.get_body_argument("next", "")))
 
     def require_reader(self) -> Caller:
         if self.caller is None:
@@ -342,11 +342,11 @@ class SignInHandler(PageHandler):
     ACCESS = {"get": Access.PUBLIC, "post": Access.PUBLIC}
 
     def get(self) -> None:
-        self.render_page("sign_in.html", next=safe_path(self.get_query_argument("next", "")), card="")
+        self.render_page("sign_in.html", next=same_site_path(self.get_query_argument("next", ""), ""), card="")
 
     async def post(self) -> None:
         raw_card = self.get_body_argument("card", "").strip()
-        target = safe_path(self.get_body_argument("next", ""))
+        target = same_site_path(self.get_body_argument("next", ""), "")
         try:
             token, caller = await self.library.sign_in(
                 parse_user_id_text(raw_card, "card"), self.get_body_argument("pin", "")
@@ -381,16 +381,6 @@ class SignOutHandler(PageHandler):
         self.clear_cookie(SESSION_COOKIE)
         self.flash("info", "You are signed out.")
         self.redirect("/")
-
-
-def safe_path(target: str) -> str:
-    """`target` if it is a path of this site, else "": never another site. Browsers drop tabs and line breaks
-    from URLs and read a backslash as a slash, so "/", a tab, "/evil.example" and "/\\evil.example" are other
-    sites; any control character refuses the target."""
-    cleaned = "".join(ch for ch in target if ch >= " " and ch != "\x7f")
-    if cleaned != target or not target.startswith("/") or target[1:2] in ("/", "\\"):
-        return ""
-    return target
 
 
 # -- actions ----------------------------------------------------------------------------------------------

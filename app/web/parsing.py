@@ -31,6 +31,9 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidInput(f"the request body is not valid JSON: {error}", field="body") from error
+    except RecursionError as error:
+        # json.loads recurses once per nested array or object: "[[[[..." 100,000 deep exhausts the stack.
+        raise InvalidInput("the request body is not valid JSON: nested too deeply", field="body") from error
     if not isinstance(value, dict):
         raise InvalidInput("the request body must be a JSON object", field="body")
     return value
@@ -59,21 +62,35 @@ def parse_user_id(value: object, field: str = "user_id", *, minimum: int = FIRST
     return value
 
 
+def _digits(text: str, most: int) -> int | None:
+    """Decimal digits as an int, or None if they are not ASCII digits or spell a number above `most`. The digits are
+    counted before int() reads them: Python refuses more than 4,300 digits with a ValueError (a 500 if let through),
+    and no number this service accepts has more digits than its largest value."""
+    significant = text.lstrip("0") or "0"
+    if not text.isascii() or not text.isdigit() or len(significant) > len(str(most)):
+        return None
+    number = int(significant)
+    return number if number <= most else None
+
+
 def parse_user_id_text(value: str, field: str = "user_id") -> int:
-    """A reader's card number from a path, a query string or a form: decimal digits."""
+    """A reader's card number from a path, a query string, a form or a cookie: decimal digits."""
     text = value.strip()
     if not text.isascii() or not text.isdigit():
-        raise InvalidInput(f"{field} must be a positive integer, got {value!r}", field=field)
-    return parse_user_id(int(text), field)
+        raise InvalidInput(f"{field} must be a positive integer, got {value[:40]!r}", field=field)
+    number = _digits(text, MAX_CARD)
+    if number is None:
+        raise InvalidInput(f"{field} must be between {FIRST_CARD} and {MAX_CARD}", field=field)
+    return parse_user_id(number, field)
 
 
 def parse_page_size(value: str | None) -> int:
     if value is None:
         return DEFAULT_PAGE_SIZE
-    text = value.strip()
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
+    number = _digits(value.strip(), MAX_PAGE_SIZE)
+    if number is None or number < 1:
         raise InvalidInput(f"page_size must be a whole number from 1 to {MAX_PAGE_SIZE}", field="page_size")
-    return int(text)
+    return number
 
 
 def required(data: dict[str, Any], field: str) -> Any:
@@ -124,3 +141,17 @@ def optional_text_param(value: str | None, field: str, max_length: int = MAX_TEX
     if len(value) > max_length:
         raise InvalidInput(f"{field} must be at most {max_length} characters", field=field)
     return value.strip()
+
+
+def same_site_path(value: str, default: str = "/") -> str:
+    r"""Where a form may send the browser back to (its `next` field): a path of this site, else `default`.
+
+    Browsers forgive a lot in a Location: they drop tabs, CR and LF anywhere, strip leading and trailing spaces and
+    control characters, and read a backslash as a slash, so "/\t/evil.example/" and "/\evil.example" both lead to
+    another site, and CR/LF would not even make a valid header. Only a plain path is kept: it starts with one "/"
+    and holds printable ASCII without white space or backslashes (the pages' own paths are exactly that)."""
+    if not value.startswith("/") or value.startswith("//"):
+        return default
+    if not all("!" <= c <= "~" and c != "\\" for c in value):
+        return default
+    return value

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 from cassandra.cluster import Cluster, Session
 from tool_support import PROJECT_DIR, fresh_keyspace
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 import cluster
@@ -25,6 +24,7 @@ from app.repository import Library
 from app.rules import replication_for
 from app.settings import Settings
 from app.web import make_app
+from app.web.guards import http_server
 from toolkit.cli import bearer
 
 
@@ -95,7 +95,7 @@ async def staff_headers(library: Library) -> dict[str, str]:
 async def web_url(library: Library, settings: Settings) -> AsyncIterator[str]:
     """The Tornado app served on a free port of 127.0.0.1, in the tests' event loop."""
     sockets = bind_sockets(0, "127.0.0.1")
-    server = HTTPServer(make_app(library, settings))
+    server = http_server(make_app(library, settings), settings)
     server.add_sockets(sockets)
     yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
     server.stop()

@@ -68,6 +68,15 @@ def test_three_cassandra_nodes_with_health_checks(compose: dict[str, Any]) -> No
     assert compose["services"]["app"]["ports"] == ["8888:8888"]
 
 
+def test_only_the_app_is_published(compose: dict[str, Any]) -> None:
+    # The cassandra image lets anyone in (AllowAllAuthenticator): a published 9042 is the whole database to anyone
+    # who can reach the host. The app and the seeder reach the nodes over the compose network.
+    published = {name: s["ports"] for name, s in compose["services"].items() if s.get("ports")}
+    assert published == {"app": ["8888:8888"]}
+    for service in compose["services"].values():
+        assert not any("9042" in str(port) for port in service.get("ports", []) + service.get("expose", []))
+
+
 def test_the_readme_flow_names_services_that_exist(compose: dict[str, Any]) -> None:
     flow = readme_commands("docker-compose ")
     assert ["docker-compose", "up", "--build", "seeder"] in flow

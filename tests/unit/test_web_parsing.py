@@ -9,6 +9,7 @@ import pytest
 
 from app.models import Conflict, DatabaseUnavailable, Forbidden, InvalidInput, NotFound
 from app.repository.base import PageTokens
+from app.rules import MAX_CARD, check_idempotency_key, check_text
 from app.web.base import status_for
 from app.web.parsing import (
     parse_json_object,
@@ -17,6 +18,7 @@ from app.web.parsing import (
     parse_user_id_text,
     parse_uuid,
     required,
+    same_site_path,
 )
 
 BOOK = "6f1c1f0e-5b4f-4d0e-9a51-0b6c1ea9d0a4"
@@ -63,11 +65,36 @@ def test_page_size() -> None:
 
 def test_only_page_tokens_this_service_sealed_open() -> None:
     tokens, other = PageTokens("k"), PageTokens("x")
-    sealed = tokens.encode(b"\x00paging\xff")
-    assert sealed and tokens.decode(sealed) == b"\x00paging\xff"
-    assert tokens.encode(None) is None and tokens.decode("") is None and tokens.decode(None) is None
-    for forged in ("AAAA", "AbC-_", sealed[:-1], "x" + sealed, other.encode(b"\x00paging\xff"), ".", "é." + sealed):
-        assert field_of(tokens.decode, forged) == "page"
+    books = PageTokens.scope("SELECT * FROM ks.books", [], 20)
+    sealed = tokens.encode(b"\x00paging\xff", books)
+    assert sealed and tokens.decode(sealed, books) == b"\x00paging\xff"
+    assert tokens.encode(None, books) is None and tokens.decode("", books) is None
+    assert tokens.decode(None, books) is None
+    forgeries = ("AAAA", "AbC-_", sealed[:-1], "x" + sealed, other.encode(b"\x00paging\xff", books), ".", "é." + sealed)
+    for forged in forgeries:
+        assert field_of(tokens.decode, forged, books) == "page"
+
+
+def test_a_page_token_opens_only_for_the_query_it_came_from() -> None:
+    # A genuine paging state replayed on another query makes every Cassandra node throw: the token is bound to the
+    # statement, its values and the page size, and anything else is a 400 before Cassandra is asked.
+    tokens = PageTokens("k")
+    genre = "SELECT * FROM ks.books WHERE genre = ?"
+    scope = PageTokens.scope(genre, ["Mystery"], 20)
+    sealed = tokens.encode(b"state", scope)
+    assert tokens.decode(sealed, PageTokens.scope(genre, ["Mystery"], 20)) == b"state"
+    for other in (
+        PageTokens.scope(genre, ["Poetry"], 20),  # another filter
+        PageTokens.scope(genre, ["Mystery"], 21),  # another page size
+        PageTokens.scope("SELECT * FROM ks.users", [], 20),  # another listing
+        PageTokens.scope(genre.replace("ks.", "other."), ["Mystery"], 20),  # another keyspace
+        PageTokens.scope("SELECT * FROM ks.user_reservations WHERE user_id = ?", [7], 20),
+    ):
+        assert field_of(tokens.decode, sealed, other) == "page"
+    # Two readers' listings differ only in the value bound.
+    mine = PageTokens.scope("SELECT * FROM ks.user_reservations WHERE user_id = ?", [7], 20)
+    theirs = PageTokens.scope("SELECT * FROM ks.user_reservations WHERE user_id = ?", [8], 20)
+    assert field_of(tokens.decode, tokens.encode(b"state", mine), theirs) == "page"
 
 
 def test_required() -> None:
@@ -83,3 +110,68 @@ def test_one_mapping_from_domain_errors_to_statuses() -> None:
     assert status_for(Conflict("x")) == 409
     assert status_for(DatabaseUnavailable("x")) == 503
     assert status_for(RuntimeError("x")) is None
+
+
+# -- a client's mistakes are 400s, never 500s (issue 12) -----------------------------------------------------------
+def test_numbers_too_long_for_int_are_refused_not_crashed_on() -> None:
+    # int() refuses more than 4,300 digits with a ValueError; the parsers count the digits first.
+    huge = "9" * 4400
+    assert field_of(parse_user_id_text, huge) == "user_id"
+    assert field_of(parse_user_id_text, "1" + "0" * 4400) == "user_id"
+    assert field_of(parse_page_size, huge) == "page_size"
+    assert field_of(parse_page_size, "0" * 4400) == "page_size"
+    # Leading zeros do not make a number large.
+    assert parse_user_id_text("0" * 4400 + "7") == 7
+    assert parse_page_size("0" * 4400 + "20") == 20
+    assert parse_user_id_text(str(MAX_CARD)) == MAX_CARD
+    assert field_of(parse_user_id_text, str(MAX_CARD + 1)) == "user_id"
+
+
+def test_json_nested_too_deep_is_a_400() -> None:
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000):
+        assert field_of(parse_json_object, body) == "body"
+
+
+def test_lone_surrogates_are_refused_by_the_text_rules() -> None:
+    for value in ("\ud800", "Title \udfff", "\ud800\udc00"):  # the last: a pair spelt as two escapes, still lone
+        assert field_of(check_text, value, "title") == "title"
+        assert field_of(check_idempotency_key, value) == "idempotency_key"
+    assert field_of(parse_json_object, b'["not an object"]') == "body"
+    body = parse_json_object(b'{"title": "\\ud800"}')
+    assert field_of(required_text_of, body) == "title"
+    assert check_text("Caf\u00e9 \U0001f4da", "title") == "Caf\u00e9 \U0001f4da"
+
+
+def required_text_of(body: dict[str, object]) -> str:
+    return check_text(body["title"], "title")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/\t/evil.example/",
+        "/\\evil.example",
+        "/\\/evil.example",
+        "//evil.example",
+        " //evil.example",
+        "\t//evil.example",
+        "/\r\n/evil.example",
+        "/me\r\nSet-Cookie: a=b",
+        "/\n/evil.example",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        "evil.example",
+        "/\x00/evil.example",
+        "/ /evil.example",
+        "/\u3000/evil.example",
+        "",
+    ],
+)
+def test_next_never_leaves_the_site(target: str) -> None:
+    assert same_site_path(target) == "/"
+
+
+def test_next_keeps_the_sites_own_paths() -> None:
+    for target in ("/", "/me", f"/books/{BOOK}", "/readers?page=abc.def", "/?q=night&genre=Mystery"):
+        assert same_site_path(target) == target
+    assert same_site_path("//evil.example", "/me") == "/me"

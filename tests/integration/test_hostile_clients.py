@@ -1,0 +1,438 @@
+"""Issue 12's hostile clients, tried as an attacker would, against the app on real Cassandra: replayed page
+tokens, large bodies, the client mistakes that were 500s, cross-site requests, foreign Host headers, open
+redirects, and the headers every answer must carry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+
+from app.repository import Library
+from app.settings import Settings
+from app.web.guards import SECURITY_HEADERS
+
+HUGE_NUMBER = "9" * 4400  # int() refuses more than 4,300 digits
+
+
+@pytest.fixture
+async def http(web_url: str) -> AsyncIterator[aiohttp.ClientSession]:
+    # unsafe: keep the cookies (the UI's XSRF token) of a server named by its IP address, 127.0.0.1
+    async with aiohttp.ClientSession(base_url=web_url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        yield session
+
+
+@pytest.fixture
+def no_tracebacks(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Every request of the test is a client's mistake: none may log an error or a traceback."""
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+def assert_no_server_errors(caplog: pytest.LogCaptureFixture) -> None:
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not bad, [r.getMessage() for r in bad]
+
+
+async def call(
+    http: aiohttp.ClientSession, method: str, path: str, body: Any = None, **kw: Any
+) -> tuple[int, Any, aiohttp.ClientResponse]:
+    async with http.request(method, path, json=body, **kw) as response:
+        text = await response.text()
+        payload = json.loads(text) if text and response.content_type == "application/json" else text
+        return response.status, payload, response
+
+
+def assert_error(status: int, body: Any, expected: int, field: str | None = None) -> None:
+    assert status == expected, body
+    assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"], body
+    assert "Traceback" not in body["error"]
+    if field is not None:
+        assert body.get("field") == field, body
+
+
+async def new_book(http: aiohttp.ClientSession, genre: str) -> dict[str, Any]:
+    status, book, _ = await call(http, "POST", "/api/books", {"title": "A Hostile Read", "author": "A", "genre": genre})
+    assert status == 201, book
+    return book
+
+
+async def new_user(http: aiohttp.ClientSession) -> dict[str, Any]:
+    status, user, _ = await call(http, "POST", "/api/users", {"name": "Hal Hostile", "email": "hal@example.org"})
+    assert status == 201, user
+    return user
+
+
+async def xsrf(http: aiohttp.ClientSession) -> str:
+    """The UI's XSRF token, as a browser gets it from any page."""
+    async with http.get("/readers") as response:
+        assert response.status == 200
+        if "_xsrf" in response.cookies:
+            return response.cookies["_xsrf"].value
+    return next(c.value for c in http.cookie_jar if c.key == "_xsrf")
+
+
+# -- 1. page tokens are bound to the query they came from ------------------------------------------------------
+async def test_a_genuine_page_token_opens_only_its_own_listing(
+    http: aiohttp.ClientSession, library: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    genre, other_genre = f"g{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
+    for _ in range(3):
+        await new_book(http, genre)
+    reader, other_reader = await new_user(http), await new_user(http)
+    books = [await new_book(http, other_genre) for _ in range(2)]
+    for book in books:
+        status, _, _ = await call(
+            http, "POST", "/api/reservations", {"book_id": book["book_id"], "user_id": reader["user_id"]}
+        )
+        assert status == 201
+
+    status, _, response = await call(http, "GET", "/api/books", params={"genre": genre, "page_size": "1"})
+    assert status == 200
+    token = response.headers["X-Next-Page"]
+    status, _, response = await call(
+        http, "GET", "/api/reservations", params={"user_id": str(reader["user_id"]), "page_size": "1"}
+    )
+    assert status == 200
+    readers_token = response.headers["X-Next-Page"]
+
+    # Every replay below is refused before Cassandra sees its paging state (it threw inside every node).
+    sent_states: list[bytes] = []
+    execute = library.db.execute
+
+    async def spy(*args: Any, **kw: Any) -> Any:
+        if kw.get("paging_state"):
+            sent_states.append(kw["paging_state"])
+        return await execute(*args, **kw)
+
+    monkeypatch.setattr(library.db, "execute", spy)
+    replays = [
+        ("/api/books", {"genre": genre, "page_size": "2", "page": token}),  # another page size
+        ("/api/books", {"genre": other_genre, "page_size": "1", "page": token}),  # another filter
+        ("/api/books", {"page_size": "1", "page": token}),  # no filter
+        ("/api/books", {"genre": genre, "q": "hostile", "page_size": "1", "page": token}),  # one more filter
+        ("/api/users", {"page_size": "1", "page": token}),  # another listing
+        ("/api/reservations", {"page_size": "1", "page": token}),
+        ("/api/reservations", {"user_id": str(reader["user_id"]), "page_size": "1", "page": token}),
+        # A reader's token on another reader's listing, on every reservation, and with another size.
+        ("/api/reservations", {"user_id": str(other_reader["user_id"]), "page_size": "1", "page": readers_token}),
+        ("/api/reservations", {"page_size": "1", "page": readers_token}),
+        ("/api/reservations", {"user_id": str(reader["user_id"]), "page_size": "5", "page": readers_token}),
+    ]
+    for path, params in replays:
+        status, body, _ = await call(http, "GET", path, params=params)
+        assert_error(status, body, 400, "page")
+    async with http.get("/", params={"page": token}, headers={"Accept": "text/html"}) as response:
+        assert response.status == 400  # the UI's catalogue pages 15 at a time, with its own token
+    assert sent_states == []
+
+    # The genuine replays still work.
+    status, page, _ = await call(http, "GET", "/api/books", params={"genre": genre, "page_size": "1", "page": token})
+    assert status == 200 and len(page) == 1 and sent_states
+    params = {"user_id": str(reader["user_id"]), "page_size": "1", "page": readers_token}
+    status, page, _ = await call(http, "GET", "/api/reservations", params=params)
+    assert status == 200 and len(page) == 1
+
+
+# -- 2. large bodies -----------------------------------------------------------------------------------------
+async def raw_request(url: str, head: str, body: bytes = b"") -> tuple[int, bytes, bytes]:
+    """Send `head` (and `body`) on a plain socket; returns the status, the headers and the body of the answer."""
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    try:
+        writer.write(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)  # to the close: a refusal closes the connection
+    finally:
+        writer.close()
+    head_bytes, _, rest = answer.partition(b"\r\n\r\n")
+    return int(head_bytes.split()[1]), head_bytes, rest
+
+
+async def test_a_body_over_the_limit_is_refused_from_its_headers(web_url: str, settings: Settings) -> None:
+    # Only the headers are sent, announcing 100 MB: the answer comes at once, without waiting for the body.
+    host = urlsplit(web_url).netloc
+    started = time.monotonic()
+    status, head, body = await raw_request(
+        web_url,
+        f"POST /api/books HTTP/1.1\nHost: {host}\nContent-Type: application/json\nContent-Length: 100000000\n",
+    )
+    assert status == 413 and time.monotonic() - started < 2
+    assert json.loads(body)["error"].startswith("the request body is larger than this service accepts")
+    assert b"connection: close" in head.lower()
+    # The same for a form of the UI, answered as a page, and for the earlier system's endpoints.
+    status, head, body = await raw_request(
+        web_url,
+        f"POST /readers/add HTTP/1.1\nHost: {host}\nAccept: text/html\n"
+        "Content-Type: application/x-www-form-urlencoded\nContent-Length: 5000000\n",
+    )
+    assert status == 413 and b"text/html" in head and b"larger than this service accepts" in body
+    status, _, body = await raw_request(
+        web_url, f"POST /make_reservation HTTP/1.1\nHost: {host}\nContent-Length: {settings.max_body_bytes + 1}\n"
+    )
+    assert status == 413 and json.loads(body)["field"] == "body"
+
+
+async def test_an_oversized_post_gets_a_413(http: aiohttp.ClientSession, web_url: str, settings: Settings) -> None:
+    big = {"title": "x" * (settings.max_body_bytes + 10), "author": "A", "genre": "G"}
+    # A client that asks before sending (Expect: 100-continue, as curl does for large bodies) sends nothing more.
+    async with http.post("/api/books", json=big, expect100=True) as response:
+        assert response.status == 413
+        assert_error(413, await response.json(), 413, "body")
+    # A chunked body is counted as it arrives.
+    host = urlsplit(web_url).netloc
+    chunk = b"x" * 8192
+    chunked = (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * (settings.max_body_bytes // len(chunk) + 2) + b"0\r\n\r\n"
+    status, _, body = await raw_request(
+        web_url,
+        f"POST /api/books HTTP/1.1\nHost: {host}\nContent-Type: application/json\nTransfer-Encoding: chunked\n",
+        chunked,
+    )
+    assert status == 413 and json.loads(body)["field"] == "body"
+    # A body just under the limit is read as usual.
+    fits = json.dumps({"title": "t", "author": "A", "genre": "G", "pad": "x" * (settings.max_body_bytes - 100)})
+    status, book, _ = await call(http, "POST", "/api/books", data=fits, headers={"Content-Type": "application/json"})
+    assert status == 201, book
+
+
+async def test_health_stays_fast_while_large_bodies_arrive(http: aiohttp.ClientSession, web_url: str) -> None:
+    host = urlsplit(web_url).netloc
+
+    async def flood() -> None:
+        # Announces 88 MB and keeps sending until the service closes the connection.
+        parts = urlsplit(web_url)
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        head = f"POST /api/books HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        writer.write(f"{head}Content-Length: 88000000\r\n\r\n".encode())
+        try:
+            for _ in range(88 * 16):
+                writer.write(b"[" * 65536)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    floods = [asyncio.create_task(flood()) for _ in range(4)]
+    slowest = 0.0
+    for _ in range(10):
+        started = time.monotonic()
+        status, body, _ = await call(http, "GET", "/health")
+        slowest = max(slowest, time.monotonic() - started)
+        assert status == 200, body
+    await asyncio.wait_for(asyncio.gather(*floods), 30)
+    assert slowest < 1.0
+
+
+# -- 3. no 500 for a client's mistake ---------------------------------------------------------------------------
+async def test_huge_numbers_are_400s(http: aiohttp.ClientSession, no_tracebacks: pytest.LogCaptureFixture) -> None:
+    status, body, _ = await call(http, "GET", f"/api/users/{HUGE_NUMBER}")
+    assert_error(status, body, 400, "user_id")
+    status, body, _ = await call(http, "GET", "/api/reservations", params={"user_id": HUGE_NUMBER})
+    assert_error(status, body, 400, "user_id")
+    for path in ("/api/books", "/api/users", "/api/reservations"):
+        status, body, _ = await call(http, "GET", path, params={"page_size": HUGE_NUMBER})
+        assert_error(status, body, 400, "page_size")
+    status, body, _ = await call(http, "DELETE", f"/api/reservations/{uuid.uuid4()}", params={"user_id": HUGE_NUMBER})
+    assert_error(status, body, 400, "user_id")
+    # The reader cookie: junk is forgotten and the page shows, as for any other junk.
+    async with http.get("/me", headers={"Cookie": f"reader={HUGE_NUMBER}", "Accept": "text/html"}) as response:
+        assert response.status == 200
+    # The reader chooser's form: a message on the page, no 500.
+    token = await xsrf(http)
+    form = {"_xsrf": token, "user_id": HUGE_NUMBER, "next": "/readers"}
+    async with http.post("/reader", data=form, allow_redirects=False) as response:
+        assert response.status == 302 and response.headers["Location"] == "/readers"
+    assert_no_server_errors(no_tracebacks)
+
+
+async def test_lone_surrogates_are_400s(http: aiohttp.ClientSession, no_tracebacks: pytest.LogCaptureFixture) -> None:
+    book = await new_book(http, "Surrogates")
+    user = await new_user(http)
+    headers = {"Content-Type": "application/json"}
+    lone = '"\\ud800"'  # JSON's spelling of an unpaired surrogate, which UTF-8 cannot carry
+    cases = [
+        ("POST", "/api/books", f'{{"title": {lone}, "author": "A", "genre": "G"}}', "title"),
+        ("POST", "/api/books", f'{{"title": "T", "author": {lone}, "genre": "G"}}', "author"),
+        ("PUT", f"/api/books/{book['book_id']}", f'{{"title": "T", "author": "A", "genre": {lone}}}', "genre"),
+        ("PATCH", f"/api/books/{book['book_id']}", f'{{"title": {lone}}}', "title"),
+        ("POST", "/api/users", f'{{"name": {lone}, "email": "a@example.org"}}', "name"),
+        ("POST", "/api/users", '{"name": "N", "email": "\\udfff@example.org"}', "email"),
+        ("PATCH", f"/api/users/{user['user_id']}", f'{{"name": {lone}}}', "name"),
+        (
+            "POST",
+            "/api/reservations",
+            f'{{"book_id": "{book["book_id"]}", "user_id": {user["user_id"]}, "idempotency_key": {lone}}}',
+            "idempotency_key",
+        ),
+    ]
+    for method, path, body, field in cases:
+        status, answer, _ = await call(http, method, path, data=body.encode(), headers=headers)
+        assert_error(status, answer, 400, field)
+    # A form cannot even spell one: its UTF-8 bytes (ED A0 80) do not decode.
+    token = await xsrf(http)
+    form = f"_xsrf={token}&name=%ED%A0%80&email=a%40example.org&next=%2Freaders"
+    form_headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"}
+    async with http.post("/readers/add", data=form, headers=form_headers, allow_redirects=False) as response:
+        assert response.status == 400
+    assert_no_server_errors(no_tracebacks)
+
+
+async def test_deeply_nested_json_is_a_400(
+    http: aiohttp.ClientSession, settings: Settings, no_tracebacks: pytest.LogCaptureFixture
+) -> None:
+    depth = settings.max_body_bytes // 2 - 10  # as deep as fits in a body the service reads
+    headers = {"Content-Type": "application/json"}
+    for path in ("/api/books", "/api/reservations", "/make_reservation"):
+        for nested in (b"[" * depth + b"]" * depth, b'{"a":' * (depth // 3) + b"1" + b"}" * (depth // 3)):
+            status, body, _ = await call(http, "POST", path, data=nested, headers=headers)
+            assert_error(status, body, 400, "body")
+    # 100,000 deep does not fit: it is refused for its size before it is parsed.
+    status, body, _ = await call(http, "POST", "/api/books", data=b"[" * 100_000 + b"]" * 100_000, headers=headers)
+    assert_error(status, body, 413, "body")
+    assert_no_server_errors(no_tracebacks)
+
+
+# -- 4. cross-site ----------------------------------------------------------------------------------------------
+async def test_the_api_takes_only_json_bodies(http: aiohttp.ClientSession, library: Library) -> None:
+    book, user = await new_book(http, "CrossSite"), await new_user(http)
+    reserve = json.dumps({"book_id": book["book_id"], "user_id": user["user_id"]})
+    # What a page on another site can send without asking first (a CORS simple request).
+    for content_type in ("text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", None):
+        headers = {"Content-Type": content_type} if content_type else {}
+        status, body, _ = await call(http, "POST", "/api/reservations", data=reserve.encode(), headers=headers)
+        assert_error(status, body, 415)
+        assert "application/json" in body["error"]
+    assert await library.holder(uuid.UUID(book["book_id"])) is None
+    status, reservation, _ = await call(
+        http, "POST", "/api/reservations", data=reserve, headers={"Content-Type": "application/json; charset=utf-8"}
+    )
+    assert status == 201, reservation
+    # A body on any method, under /api/ only.
+    status, body, _ = await call(
+        http, "PATCH", f"/api/books/{book['book_id']}", data=b'{"genre": "X"}', headers={"Content-Type": "text/plain"}
+    )
+    assert_error(status, body, 415)
+    # No body, no content type: fine where the endpoint needs none.
+    path = f"/api/reservations/{reservation['reservation_id']}"
+    status, _, _ = await call(http, "DELETE", path, params={"user_id": str(user["user_id"])})
+    assert status == 204
+
+
+async def test_cancel_without_a_body_and_the_earlier_systems_scripts(http: aiohttp.ClientSession) -> None:
+    book, user = await new_book(http, "Legacy"), await new_user(http)
+    status, reservation, _ = await call(
+        http, "POST", "/api/reservations", {"book_id": book["book_id"], "user_id": user["user_id"]}
+    )
+    assert status == 201
+    async with http.delete(
+        f"/api/reservations/{reservation['reservation_id']}", params={"user_id": str(user["user_id"])}
+    ) as response:
+        assert response.status == 204
+    # The earlier system's endpoints keep taking whatever content type its scripts send.
+    legacy = json.dumps({"book_id": book["book_id"], "user_id": user["user_id"]}).encode()
+    for content_type in ("text/plain", "application/octet-stream", "application/x-www-form-urlencoded"):
+        for path, expected in (("/make_reservation", 201), ("/remove_reservation", 200)):
+            status, body, _ = await call(http, "POST", path, data=legacy, headers={"Content-Type": content_type})
+            assert status == expected, (path, content_type, body)
+
+
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:8888", "localhost.evil.example", "127.0.0.1.nip.io", "[::2]", "10.0.0.1"]
+)
+async def test_a_foreign_host_header_is_a_400(http: aiohttp.ClientSession, host: str) -> None:
+    for path in ("/health", "/api/books", "/static/style.css", "/no/such/path"):
+        status, body, _ = await call(http, "GET", path, headers={"Host": host})
+        assert_error(status, body, 400, "Host")
+    async with http.get("/", headers={"Host": host, "Accept": "text/html"}) as response:
+        assert response.status == 400 and "ALLOWED_HOSTS" in await response.text()
+        assert response.headers["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("host", ["localhost", "localhost:8888", "LOCALHOST.", "127.0.0.1", "127.3.4.5:1", "[::1]:80"])
+async def test_this_machines_names_are_answered(http: aiohttp.ClientSession, host: str) -> None:
+    status, body, _ = await call(http, "GET", "/health", headers={"Host": host})
+    assert status == 200, body
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/\t/evil.example/",
+        "/\\evil.example/",
+        "/\\/evil.example/",
+        "//evil.example/",
+        " //evil.example/",
+        "/\r\n/evil.example/",
+        "/me\r\nSet-Cookie: reader=1",
+        "/\n/evil.example/",
+        "https://evil.example/",
+    ],
+)
+async def test_next_never_redirects_off_site(
+    http: aiohttp.ClientSession, target: str, no_tracebacks: pytest.LogCaptureFixture
+) -> None:
+    token = await xsrf(http)
+    async with http.post("/reader", data={"_xsrf": token, "user_id": "", "next": target}, allow_redirects=False) as r:
+        assert r.status == 302
+        assert r.headers["Location"] == "/"
+        assert "Set-Cookie: reader" not in r.headers.get("Location", "")
+    assert_no_server_errors(no_tracebacks)
+
+
+# -- 5. headers on every response -------------------------------------------------------------------------------
+async def test_every_answer_carries_the_security_headers(http: aiohttp.ClientSession, settings: Settings) -> None:
+    book = await new_book(http, "Headers")
+    token = await xsrf(http)
+    html = {"Accept": "text/html"}
+    requests: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", "/", {"headers": html}),
+        ("GET", f"/books/{book['book_id']}", {"headers": html}),
+        ("GET", "/readers", {"headers": html}),
+        ("GET", "/static/style.css", {}),
+        ("GET", "/static/app.js", {}),
+        ("GET", "/no/such/page", {"headers": html}),
+        ("GET", "/api/nothing", {}),
+        ("GET", "/api/books", {}),
+        ("GET", "/api/books/not-a-uuid", {}),
+        ("GET", "/api/reservations", {}),  # streamed
+        ("GET", "/health", {}),
+        ("GET", "/openapi.json", {}),
+        ("POST", "/reader", {"data": {"_xsrf": token, "user_id": ""}, "allow_redirects": False}),
+        ("POST", "/api/books", {"data": "x", "headers": {"Content-Type": "text/plain"}}),  # refused by the guard
+        ("GET", "/health", {"headers": {"Host": "evil.example"}}),  # refused by the guard
+    ]
+    for method, path, kw in requests:
+        async with http.request(method, path, **kw) as response:
+            for name, value in SECURITY_HEADERS.items():
+                assert response.headers.get(name) == value, (method, path, name)
+            assert "tornado" not in response.headers.get("Server", "").lower(), (method, path)
+    csp = SECURITY_HEADERS["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "'unsafe-inline'" not in csp
+
+
+async def test_the_pages_need_nothing_the_policy_forbids() -> None:
+    # The policy allows only same-origin scripts and styles: no template may carry inline ones.
+    from app.web import TEMPLATES_DIR
+
+    for template in TEMPLATES_DIR.glob("*.html"):
+        text = template.read_text()
+        assert not re.search(r"<script(?![^>]*\bsrc=)", text), template.name
+        assert "<style" not in text and " style=" not in text, template.name
+        assert not re.search(r"\son[a-z]+=", text), template.name
+        assert "javascript:" not in text, template.name
+
+
+async def test_health_does_not_name_the_keyspace(http: aiohttp.ClientSession, settings: Settings) -> None:
+    status, body, response = await call(http, "GET", "/health")
+    assert status == 200 and "keyspace" not in body
+    assert settings.keyspace not in json.dumps(body)
