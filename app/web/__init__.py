@@ -32,7 +32,7 @@ class OpenApiHandler(JsonHandler):
     ACCESS = {"get": Access.PUBLIC}
 
     def initialize(self) -> None:
-        self._document = json.dumps(document())
+        self._document = json.dumps(document(production=self.app_settings.production))
 
     def get(self) -> None:
         self.finish(self._document)

@@ -22,6 +22,7 @@ from app.rules import (
     MAX_TEXT,
     MIN_EMAIL_LENGTH,
     MIN_PIN,
+    MIN_STAFF_PIN,
     MIN_YEAR,
     NOT_BLANK,
     UNPAGED_BOOKS,
@@ -74,6 +75,8 @@ UNAUTHENTICATED = {
     "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
     "content": {"application/json": {"schema": _ref("Error")}},
 }
+TOO_LARGE = _error("The body is larger than the service takes (MAX_BODY_BYTES)")
+NOT_JSON = _error("The body is not sent as application/json")
 LOCKED = {
     "description": "Too many sign-in attempts for this card: try again after the given seconds",
     "headers": {"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"}}},
@@ -158,7 +161,9 @@ def _legacy(summary: str, success: int, success_description: str) -> dict[str, A
     }
 
 
-def document() -> dict[str, Any]:
+def document(*, production: bool = False) -> dict[str, Any]:
+    """The document of the service as it runs: in production without the earlier system's endpoints (they answer
+    404 there) and with GET /api/reservations for signed-in callers only; in development as it answers there."""
     book_path = [_param("book_id", "path", UUID_SCHEMA, "The book's id")]
     user_path = [_param("user_id", "path", USER_ID_SCHEMA, "The reader's card number")]
     reservation_path = [_param("reservation_id", "path", UUID_SCHEMA, "The reservation's id")]
@@ -453,19 +458,28 @@ def document() -> dict[str, Any]:
             },
         },
     }
-    _secure(result["paths"])
+    if production:
+        for path in [p for p in result["paths"] if not p.startswith(("/api/", "/health"))]:
+            del result["paths"][path]
+    _secure(result["paths"], production)
     return result
 
 
-def _secure(paths: dict[str, Any]) -> None:
-    """Each operation's security and its 401/403 answers, from PUBLIC_OPERATIONS and STAFF_OPERATIONS."""
+def _secure(paths: dict[str, Any], production: bool) -> None:
+    """Each operation's security and its 401/403 answers, from PUBLIC_OPERATIONS and STAFF_OPERATIONS; the 413 and
+    415 of every operation that takes a body (app/web/guards.py)."""
+    public = PUBLIC_OPERATIONS if production else PUBLIC_OPERATIONS | {("/api/reservations", "get")}
     for path, item in paths.items():
         for method in METHODS:
             operation = item.get(method)
             if operation is None:
                 continue
             responses = operation["responses"]
-            if (path, method) in PUBLIC_OPERATIONS:
+            if "requestBody" in operation:
+                responses.setdefault("413", TOO_LARGE)
+                if path.startswith("/api/"):
+                    responses.setdefault("415", NOT_JSON)
+            if (path, method) in public:
                 # Anyone; a token that is sent must be valid (a bad one is a 401, so a client knows to sign in again).
                 operation.setdefault("security", [{}, {"bearer": []}])
                 if path.startswith("/api/"):
@@ -548,12 +562,15 @@ def _schemas() -> dict[str, Any]:
         "UserCreate": {
             "type": "object",
             "required": ["name", "email"],
+            # A librarian's password is longer than a reader's PIN (app/rules.py check_pin).
+            "if": {"properties": {"role": {"const": Role.LIBRARIAN.value}}, "required": ["role"]},
+            "then": {"properties": {"pin": {"type": ["string", "null"], "minLength": MIN_STAFF_PIN}}},
             "properties": {
                 "user_id": {**USER_ID_SCHEMA, "type": ["integer", "null"], "description": "Leave out for a new card"},
                 "name": _text_schema("name"),
                 "email": _email_schema(),
                 "pin": {**pin, "description": "Lets the card sign in at once (a librarian's: 10 or more characters)"},
-                "role": {**role, "type": ["string", "null"]},
+                "role": {"type": ["string", "null"], "enum": [*role["enum"], None]},
             },
         },
         "UserUpdate": {

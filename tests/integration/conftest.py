@@ -111,8 +111,10 @@ def spawn_app(cassandra_hosts: list[str]) -> Iterator[Callable[..., str]]:
     numbers = itertools.count(1)
     with contextlib.ExitStack() as running:
 
-        def spawn(keyspace: str, *, seed: bool = False) -> str:
+        def spawn(keyspace: str, *, seed: bool = False, extra_env: dict[str, str] | None = None) -> str:
             log_path = logs / f"app-{keyspace}-{next(numbers)}.log"
-            return running.enter_context(running_app(cassandra_hosts, keyspace, log_path, seed_demo_data=seed))
+            return running.enter_context(
+                running_app(cassandra_hosts, keyspace, log_path, seed_demo_data=seed, extra_env=extra_env)
+            )
 
         yield spawn

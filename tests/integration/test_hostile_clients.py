@@ -16,7 +16,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from integration.ui_support import new_account, sign_in, xsrf
 
+from app.models import Role
 from app.repository import Library
 from app.settings import Settings
 from app.web.guards import SECURITY_HEADERS
@@ -25,9 +27,12 @@ HUGE_NUMBER = "9" * 4400  # int() refuses more than 4,300 digits
 
 
 @pytest.fixture
-async def http(web_url: str) -> AsyncIterator[aiohttp.ClientSession]:
-    # unsafe: keep the cookies (the UI's XSRF token) of a server named by its IP address, 127.0.0.1
-    async with aiohttp.ClientSession(base_url=web_url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+async def http(web_url: str, staff_headers: dict[str, str], library: Library) -> AsyncIterator[aiohttp.ClientSession]:
+    """A librarian, on both sides: the API's bearer token in every request, and signed in to the UI (the session
+    cookie). unsafe: keep the cookies of a server named by its IP address, 127.0.0.1."""
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(base_url=web_url, cookie_jar=jar, headers=staff_headers) as session:
+        await sign_in(session, await new_account(library, Role.LIBRARIAN, "Hostile Librarian"))
         yield session
 
 
@@ -70,15 +75,6 @@ async def new_user(http: aiohttp.ClientSession) -> dict[str, Any]:
     status, user, _ = await call(http, "POST", "/api/users", {"name": "Hal Hostile", "email": "hal@example.org"})
     assert status == 201, user
     return user
-
-
-async def xsrf(http: aiohttp.ClientSession) -> str:
-    """The UI's XSRF token, as a browser gets it from any page."""
-    async with http.get("/readers") as response:
-        assert response.status == 200
-        if "_xsrf" in response.cookies:
-            return response.cookies["_xsrf"].value
-    return next(c.value for c in http.cookie_jar if c.key == "_xsrf")
 
 
 # -- 1. page tokens are bound to the query they came from ------------------------------------------------------
@@ -244,14 +240,15 @@ async def test_huge_numbers_are_400s(http: aiohttp.ClientSession, no_tracebacks:
         assert_error(status, body, 400, "page_size")
     status, body, _ = await call(http, "DELETE", f"/api/reservations/{uuid.uuid4()}", params={"user_id": HUGE_NUMBER})
     assert_error(status, body, 400, "user_id")
-    # The reader cookie: junk is forgotten and the page shows, as for any other junk.
-    async with http.get("/me", headers={"Cookie": f"reader={HUGE_NUMBER}", "Accept": "text/html"}) as response:
-        assert response.status == 200
-    # The reader chooser's form: a message on the page, no 500.
-    token = await xsrf(http)
-    form = {"_xsrf": token, "user_id": HUGE_NUMBER, "next": "/readers"}
-    async with http.post("/reader", data=form, allow_redirects=False) as response:
-        assert response.status == 302 and response.headers["Location"] == "/readers"
+    # A junk session cookie is forgotten and the page shows, as to anybody.
+    async with aiohttp.ClientSession(base_url=str(http._base_url)) as anonymous:
+        async with anonymous.get("/", headers={"Cookie": f"session={HUGE_NUMBER}", "Accept": "text/html"}) as r:
+            assert r.status == 200
+        # The sign-in form with a card number nobody could have: the form again with a message, no 500.
+        form = {"_xsrf": await xsrf(http), "card": HUGE_NUMBER, "pin": "1234"}
+        cookies = {"_xsrf": form["_xsrf"]}
+        async with anonymous.post("/sign-in", data=form, cookies=cookies, allow_redirects=False) as response:
+            assert response.status == 400 and "card number" in await response.text()
     assert_no_server_errors(no_tracebacks)
 
 
@@ -382,7 +379,9 @@ async def test_next_never_redirects_off_site(
     http: aiohttp.ClientSession, target: str, no_tracebacks: pytest.LogCaptureFixture
 ) -> None:
     token = await xsrf(http)
-    async with http.post("/reader", data={"_xsrf": token, "user_id": "", "next": target}, allow_redirects=False) as r:
+    # A form whose action is refused goes back to its `next`: here, a cancel of no reservation.
+    form = {"_xsrf": token, "next": target}
+    async with http.post(f"/reservations/{uuid.uuid4()}/cancel", data=form, allow_redirects=False) as r:
         assert r.status == 302
         assert r.headers["Location"] == "/"
         assert "Set-Cookie: reader" not in r.headers.get("Location", "")
@@ -407,7 +406,7 @@ async def test_every_answer_carries_the_security_headers(http: aiohttp.ClientSes
         ("GET", "/api/reservations", {}),  # streamed
         ("GET", "/health", {}),
         ("GET", "/openapi.json", {}),
-        ("POST", "/reader", {"data": {"_xsrf": token, "user_id": ""}, "allow_redirects": False}),
+        ("POST", "/sign-in", {"data": {"_xsrf": token, "card": "x"}, "allow_redirects": False}),
         ("POST", "/api/books", {"data": "x", "headers": {"Content-Type": "text/plain"}}),  # refused by the guard
         ("GET", "/health", {"headers": {"Host": "evil.example"}}),  # refused by the guard
     ]

@@ -108,7 +108,9 @@ def _expected_limits(where: str, name: str) -> dict[str, object]:
         "page": {"maxLength": MAX_PAGE_TOKEN},
         "q": {"maxLength": MAX_TEXT},
         # Signing in takes any PIN up to the longest (a PIN set under older rules still works); setting one, the rule.
-        "pin": {"maxLength": rules.MAX_PIN}
+        "pin": {"minLength": rules.MIN_STAFF_PIN}
+        if "/then" in where
+        else {"maxLength": rules.MAX_PIN}
         if "SessionCreate" in where
         else {"minLength": rules.MIN_PIN, "maxLength": rules.MAX_PIN},
     }.get(name, {})

@@ -1,0 +1,38 @@
+"""Signing in to the UI as a browser does, for the tests that drive its forms over HTTP (tests/integration/ is
+on the path through the root conftest's tests/ folder: `from integration.ui_support import ...`)."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+import aiohttp
+
+from app.models import Role, User
+from app.repository import Library
+
+# Cards for the tests' UI accounts: their own range, clear of the cards the other tests choose.
+_cards = itertools.count(1_900_000 + uuid.uuid4().int % 50_000)
+PIN = "test-pin-1234567"  # long enough for a librarian's password too
+
+
+async def new_account(library: Library, role: Role = Role.READER, name: str = "Una Reader") -> User:
+    """A card that can sign in with PIN."""
+    return await library.create_user(name, "una@example.org", next(_cards), role=role, pin=PIN)
+
+
+async def xsrf(http: aiohttp.ClientSession) -> str:
+    """The UI's XSRF token, as a browser gets it from any page."""
+    async with http.get("/sign-in") as response:
+        assert response.status == 200
+        if "_xsrf" in response.cookies:
+            return response.cookies["_xsrf"].value
+    return next(c.value for c in http.cookie_jar if c.key == "_xsrf")
+
+
+async def sign_in(http: aiohttp.ClientSession, user: User, pin: str = PIN) -> None:
+    """The sign-in form, posted; the session cookie stays in `http`'s cookie jar (which must keep cookies of
+    127.0.0.1: aiohttp.CookieJar(unsafe=True))."""
+    form = {"_xsrf": await xsrf(http), "card": str(user.user_id), "pin": pin}
+    async with http.post("/sign-in", data=form, allow_redirects=False) as response:
+        assert response.status == 302, await response.text()
