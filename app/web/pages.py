@@ -551,16 +551,29 @@ class CancelHandler(ActionHandler):
 
 
 class MoveHandler(ActionHandler):
+    """A reader renews or moves their own reservation; a librarian anyone's, at the desk."""
+
     async def act(self, raw_id: str) -> tuple[str, str, str | None]:
-        reader = self.require_reader()
+        caller = self.require_reader()
         reservation_id = parse_uuid(raw_id, "reservation_id")
+        owner = (await self.library.get_reservation(reservation_id)).user_id if caller.is_staff else caller.user_id
         raw_book = self.get_body_argument("book_id", "").strip()
         if not raw_book:
-            await self.library.move(reservation_id, reader.user_id)
+            renewed = await self.library.move(reservation_id, owner)
+            if owner != caller.user_id:
+                await self.library.record_staff_action(
+                    caller,
+                    "renew",
+                    f"renewed card {owner}'s reservation",
+                    user_id=owner,
+                    book_id=renewed.book_id,
+                    reservation_id=reservation_id,
+                )
+                return "success", f"Renewed card {owner}'s reservation.", None
             return "success", "Renewed your reservation.", "/me"
         book = await self.library.get_book(parse_uuid(raw_book, "book_id"))
         try:
-            await self.library.move(reservation_id, reader.user_id, book.book_id)
+            await self.library.move(reservation_id, owner, book.book_id)
         except Conflict as error:
             return "error", conflict_text(error, book, moving=True), None
         return "success", f"Your reservation now holds “{book.title}”.", "/me"
