@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from cassandra import ConsistencyLevel
 
-from app.rules import replication_for
+from app.rules import LOCKOUT_SECONDS, replication_for
 
 
 def _env(name: str, default: str) -> str:
@@ -110,6 +110,8 @@ class Settings:
     # audit's repair act only on older ones (app/repository/reservations.py). Tests lower it.
     settle_after_seconds: float = 30.0
     log_level: str = "INFO"
+    # How long repeated wrong PINs lock a card (app/rules.py says how many); tests shorten it.
+    lockout_seconds: int = LOCKOUT_SECONDS
     # The largest request body accepted (JSON API, forms, the earlier system's endpoints): a reservation or a book
     # is a few hundred bytes, and anything larger is refused (413) before it is read (app/web/guards.py).
     max_body_bytes: int = 64 * 1024
@@ -147,6 +149,7 @@ class Settings:
             environment=environment,
             settle_after_seconds=float(_env("SETTLE_AFTER_SECONDS", "30")),
             log_level=_log_level("LOG_LEVEL", "INFO"),
+            lockout_seconds=_positive_int("SIGN_IN_LOCKOUT_SECONDS", str(LOCKOUT_SECONDS)),
             max_body_bytes=_positive_int("MAX_BODY_BYTES", str(64 * 1024)),
             allowed_hosts=_allowed_hosts("ALLOWED_HOSTS"),
         )

@@ -30,7 +30,7 @@ from app.db import Database
 from app.models import Role, TooManyAttempts, Unauthenticated
 from app.repository.base import RepositoryBase, now
 from app.repository.catalogue import CatalogueRepository
-from app.rules import LOCKOUT_SECONDS, MAX_FAILED_SIGN_INS, SESSION_SECONDS
+from app.rules import MAX_FAILED_SIGN_INS, SESSION_SECONDS
 
 # How many days back the staff screen's log of desk actions reaches.
 STAFF_LOG_DAYS = 7
@@ -52,6 +52,7 @@ class AccountRepository(RepositoryBase):
     def __init__(self, db: Database, catalogue: CatalogueRepository) -> None:
         super().__init__(db)
         self.catalogue = catalogue
+        self.lockout_seconds = db.settings.lockout_seconds
 
     # -- signing in ----------------------------------------------------------------------------------
     async def sign_in(self, card: int, pin: str) -> tuple[str, Caller]:
@@ -60,7 +61,7 @@ class AccountRepository(RepositoryBase):
         (Unauthenticated); refused without looking at the PIN while the card is locked (TooManyAttempts)."""
         await self.db.execute(
             self.cql("INSERT INTO {ks}.sign_in_attempts (card, attempted_at) VALUES (?, ?) USING TTL ?"),
-            [card, uuid1(), LOCKOUT_SECONDS],
+            [card, uuid1(), self.lockout_seconds],
             write=True,
         )
         attempts = await self.db.execute(
@@ -70,7 +71,7 @@ class AccountRepository(RepositoryBase):
         if len(attempts.rows) > MAX_FAILED_SIGN_INS:
             oldest = datetime_from_uuid1(attempts.rows[-1].attempted_at).replace(tzinfo=None)
             waited = (now() - oldest).total_seconds()
-            raise TooManyAttempts(max(1, int(LOCKOUT_SECONDS - waited)))
+            raise TooManyAttempts(max(1, int(self.lockout_seconds - waited)))
         found = await self.catalogue.pin_hash(card)
         user, stored = found if found is not None else (None, None)
         matches = await asyncio.to_thread(pin_matches, stored, pin)
@@ -80,16 +81,16 @@ class AccountRepository(RepositoryBase):
         caller = Caller(user.user_id, user.role, user.name)
         return await self.issue_session(caller), caller
 
-    async def issue_session(self, caller: Caller) -> str:
-        """A new session for `caller` without a PIN: for sign-in above, and for tools that already hold the database
-        (the stress test, the bench), which are trusted with everything anyway."""
+    async def issue_session(self, caller: Caller, *, ttl_seconds: int = SESSION_SECONDS) -> str:
+        """A new session for `caller` without a PIN, lasting `ttl_seconds`: for sign-in above, and for tools that
+        already hold the database (the stress test, the bench), which are trusted with everything anyway."""
         token = new_token()
         digest = token_digest(token)
         # The card's list first, then the session: a session exists only once a revoke can find it. Two plain
         # writes rather than a logged batch, which needs two live peers besides the coordinator.
         await self.db.execute(
             self.cql("INSERT INTO {ks}.user_sessions (user_id, token_digest, issued_at) VALUES (?, ?, ?) USING TTL ?"),
-            [caller.user_id, digest, now(), SESSION_SECONDS],
+            [caller.user_id, digest, now(), ttl_seconds],
             write=True,
         )
         await self.db.execute(
@@ -97,7 +98,7 @@ class AccountRepository(RepositoryBase):
                 "INSERT INTO {ks}.sessions (token_digest, user_id, role, name, issued_at) VALUES (?, ?, ?, ?, ?)"
                 " USING TTL ?"
             ),
-            [digest, caller.user_id, caller.role.value, caller.name, now(), SESSION_SECONDS],
+            [digest, caller.user_id, caller.role.value, caller.name, now(), ttl_seconds],
             write=True,
         )
         return token
