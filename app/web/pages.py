@@ -86,6 +86,8 @@ class PageHandler(BaseHandler):
             staff=self.caller is not None and self.caller.is_staff,
             flash=self._take_flash(),
             path=self.request.path,
+            # Where a form on this page sends the reader back to: the page with its query (filters, page).
+            here=self.request.uri if self.request.method == "GET" else self.request.path,
             xsrf_form_html=Markup(self.xsrf_form_html()),
             static_url=self.static_url,
             **context,

@@ -10,6 +10,7 @@ import importlib
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ TOOLS = [
     Tool(("-m", "bench.report"), "bench.report"),
     Tool(("stress_test.py",), "stress_test"),
     Tool(("unreserve_all.py",), "unreserve_all"),
+    Tool(("add_librarian.py",), "add_librarian"),
 ]
 
 
@@ -158,6 +160,8 @@ def test_a_bad_option_is_one_line_and_exit_status_2(tool: Tool, words: tuple[str
         (["stress_test.py", "6"], "argument test: invalid choice: 6"),
         (["unreserve_all.py", "--concurrency", "2000"], "argument --concurrency: 2000 must be between 1 and 1024"),
         (["-m", "app", "extra"], "unrecognized arguments: extra"),
+        (["add_librarian.py", "--email", "a@b.c"], "the following arguments are required: --name"),
+        (["add_librarian.py", "--name", "A", "--email", "a@b.c", "--card", "0"], "argument --card: 0 must be between"),
     ],
 )
 def test_a_bad_value_is_named_in_one_line(args: list[str], message: str) -> None:
@@ -167,12 +171,34 @@ def test_a_bad_value_is_named_in_one_line(args: list[str], message: str) -> None
     assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
 
 
+def test_add_librarian_refuses_a_short_password_or_a_bad_email_in_one_line() -> None:
+    """The service's own rules (app/rules.py), checked before Cassandra is looked for."""
+    for args, stdin, message in (
+        (["--name", "Lee", "--email", "lee@example.org"], "short\n", "password must be 10 to 128 characters"),
+        (["--name", "Lee", "--email", "nobody"], "a-long-enough-password\n", "email must look like"),
+    ):
+        env = tool_env([UNREACHABLE_HOST], "test_cli_unused", CASSANDRA_TIMEOUT="2")
+        result = subprocess.run(
+            [sys.executable, "add_librarian.py", *args, "--password-stdin"],
+            cwd=PROJECT_DIR,
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
         ("PORT", "eighty", "bad setting:"),
         ("LOG_LEVEL", "LOUD", "bad setting: LOG_LEVEL='LOUD' is not a log level"),
         ("CASSANDRA_CONSISTENCY", "MOST", "bad setting: CASSANDRA_CONSISTENCY='MOST' is not a consistency level"),
+        ("LIBRARY_ENV", "staging", "bad setting: LIBRARY_ENV='staging' must be 'development' or 'production'"),
+        ("LIBRARY_ENV", "production", "needs COOKIE_SECRET and PAGE_TOKEN_SECRET set"),
     ],
 )
 def test_the_app_refuses_a_bad_setting_in_one_line(variable: str, value: str, message: str) -> None:
