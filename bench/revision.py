@@ -12,6 +12,7 @@ reservations to cancel or move) is made over HTTP before the clock starts.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import os
@@ -30,7 +31,7 @@ from app.db import Database
 from app.settings import Settings
 from bench.measure import Figures
 from bench.workloads import FIRST_READER, READERS, Workloads, _http_outcome
-from toolkit.cli import CliError, run_bounded
+from toolkit.cli import CliError, bearer, run_bounded
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 GROUP = "revisions"
@@ -99,6 +100,27 @@ def app_of(folder: Path, settings: Settings, log_path: Path) -> Iterator[str]:
             process.wait()
 
 
+async def signed_in(side: Side, settings: Settings) -> None:
+    """Tokens for `side`'s app issued in its own keyspace, if its schema has sessions (a revision with sign-in);
+    an older revision's app needs none and gets none."""
+    from app.repository import Library
+
+    db = await Database.connect(settings)
+    try:
+        tables = await db.execute(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ? AND table_name = 'sessions'",
+            [settings.keyspace],
+        )
+        if not tables.rows:
+            return
+        library = Library(db)
+        side.headers = bearer(await library.session_for_tool("Bench"))
+        tokens = await library.sessions_for_readers(list(range(FIRST_READER, FIRST_READER + READERS)))
+        side.reader_headers = {user: bearer(token) for user, token in tokens.items()}
+    finally:
+        db.close()
+
+
 async def empty_or_absent(db: Database, keyspace: str) -> None:
     """The keyspace emptied if a previous run left it (its tables are that revision's, as its name says)."""
     rows = await db.execute_raw(
@@ -114,6 +136,13 @@ class Side:
     label: str  # before / after
     url: str
     work: Workloads
+    # An app with sign-in takes tokens issued in its own keyspace: the librarian's for set-up, each reader's for
+    # their own requests. Empty: the workloads' own (this revision's), which an app without sign-in ignores.
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    reader_headers: dict[int, dict[str, str]] = dataclasses.field(default_factory=dict)
+
+    def as_reader(self, user: int) -> dict[str, str] | None:
+        return self.reader_headers.get(user) or self.work.reader_headers.get(user)
 
     async def books(self, count: int) -> list[UUID]:
         ids = [uuid4() for _ in range(count)]
@@ -134,7 +163,7 @@ class Side:
         await run_bounded(range(FIRST_READER, FIRST_READER + READERS), make, SETUP_CONCURRENCY)
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        async with self.work.http().post(f"{self.url}{path}", json=body) as response:
+        async with self.work.http().post(f"{self.url}{path}", json=body, headers=self.headers or None) as response:
             if response.status >= 300:
                 raise CliError(f"{self.label} app: POST {path} answered {response.status}: {await response.text()}")
             return await response.json()
@@ -153,14 +182,14 @@ class Side:
         body: dict[str, Any] = {"book_id": str(book), "user_id": user}
         if key is not None:
             body["idempotency_key"] = key
-        headers = self.work.reader_headers.get(user)
+        headers = self.as_reader(user)
         async with self.work.http().post(f"{self.url}/api/reservations", json=body, headers=headers) as response:
             await response.read()
             return _http_outcome(response.status)
 
     async def cancel(self, r: dict[str, Any]) -> str:
         url = f"{self.url}/api/reservations/{r['reservation_id']}"
-        headers = self.work.reader_headers.get(r["user_id"])
+        headers = self.as_reader(r["user_id"])
         async with self.work.http().delete(url, params={"user_id": str(r["user_id"])}, headers=headers) as response:
             await response.read()
             return _http_outcome(response.status)
@@ -168,7 +197,7 @@ class Side:
     async def move(self, r: dict[str, Any], to: UUID) -> str:
         url = f"{self.url}/api/reservations/{r['reservation_id']}"
         body = {"user_id": r["user_id"], "book_id": str(to)}
-        headers = self.work.reader_headers.get(r["user_id"])
+        headers = self.as_reader(r["user_id"])
         async with self.work.http().patch(url, json=body, headers=headers) as response:
             await response.read()
             return _http_outcome(response.status)
@@ -265,8 +294,6 @@ async def compare(
 ) -> dict[str, Any]:
     """Both apps, every operation at every concurrency; which app goes first alternates with the concurrency, so
     neither always meets the cluster a little warmer or fuller."""
-    import dataclasses
-
     first = len(work.results)
     with worktree(revision) as (folder, commit):
         keyspace = f"{settings.keyspace}_before_{commit[:8]}"
@@ -277,6 +304,7 @@ async def compare(
         progress(f"before: {revision} ({commit[:10]}) from {folder}, keyspace {keyspace}, log {log_path}")
         with app_of(folder, before_settings, log_path) as before_url:
             before, after = Side("before", before_url, work), Side("after", url, work)
+            await signed_in(before, before_settings)
             await before.readers()
             n = work.ops + work.warmup
             for k, concurrency in enumerate(concurrencies):

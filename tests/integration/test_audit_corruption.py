@@ -21,7 +21,7 @@ def settled(library: Library) -> Library:
 
 
 async def _reader(library: Library) -> None:
-    await library.create_user("Audit Reader", "audit@example.org", user_id=USER)
+    await library.import_user("Audit Reader", "audit@example.org", USER)
 
 
 async def test_a_lock_without_its_reservation(library: Library, database: Database) -> None:

@@ -16,6 +16,7 @@ from app.models import Book, User
 from app.repository import Library
 from app.rules import replication_for
 from app.settings import Settings
+from toolkit.cli import bearer
 
 KEYSPACE = "test_two_instances"
 BOOKS = 20
@@ -36,7 +37,9 @@ async def test_two_instances_never_double_book(cassandra_hosts: list[str], spawn
         readers = [await library.create_user(f"Reader {i}", f"r{i}@example.org", user_id=i + 1) for i in range(READERS)]
 
         instances = [spawn_app(KEYSPACE), spawn_app(KEYSPACE)]
-        results, wall = await _reserve_concurrently(instances, books, readers)
+        # Each reader signs in as themselves; a token issued anywhere works on both instances.
+        tokens = await library.sessions_for_readers([r.user_id for r in readers])
+        results, wall = await _reserve_concurrently(instances, books, readers, tokens)
 
         by_status = Counter(status for _, status, _ in results)
         per_instance = {url: Counter(s for u, s, _ in results if u == url) for url in instances}
@@ -59,7 +62,7 @@ async def test_two_instances_never_double_book(cassandra_hosts: list[str], spawn
         assert (report.locks, report.reservations) == (BOOKS, BOOKS)
 
         # One service: what one instance did, the other sees and can undo.
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=bearer(await library.session_for_tool("Two instances"))) as http:
             reservation = held[0]
             assert reservation is not None
             for url in instances:
@@ -77,15 +80,16 @@ async def test_two_instances_never_double_book(cassandra_hosts: list[str], spawn
 
 
 async def _reserve_concurrently(
-    instances: list[str], books: list[Book], readers: list[User]
+    instances: list[str], books: list[Book], readers: list[User], tokens: dict[int, str]
 ) -> tuple[list[tuple[str, int, float]], float]:
     """Every request at once, alternating between the instances; each result is (instance, status, seconds)."""
 
     async def one(http: aiohttp.ClientSession, i: int) -> tuple[str, int, float]:
         url = instances[i % len(instances)]
-        body = {"book_id": str(books[i % BOOKS].book_id), "user_id": readers[i % READERS].user_id}
+        reader = readers[i % READERS].user_id
+        body = {"book_id": str(books[i % BOOKS].book_id)}
         started = time.monotonic()
-        async with http.post(f"{url}/api/reservations", json=body) as response:
+        async with http.post(f"{url}/api/reservations", json=body, headers=bearer(tokens[reader])) as response:
             await response.read()
             return url, response.status, time.monotonic() - started
 
