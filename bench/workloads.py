@@ -58,6 +58,7 @@ class Workloads:
         self._headers: dict[str, str] = {}
         # Each bench reader's own token: the HTTP rows reserve and read as the reader does, not as the desk.
         self.reader_headers: dict[int, dict[str, str]] = {}
+        self.reader_tokens: dict[int, str] = {}
 
     # -- set-up ------------------------------------------------------------------------------
     async def authenticate(self) -> None:
@@ -209,6 +210,15 @@ class Workloads:
             lambda i: self._repo_reserve(books[i], self._reader(i)),
             concurrency=concurrency,
         )
+        # What signing in adds to every API request: the bearer token's session read (Library.caller_for), which
+        # the reserve (http) row below pays once per request on top of the repository's reserve.
+        await self._row(
+            "reserve",
+            "token check (repository)",
+            "repository",
+            lambda i: self._check_token(self._reader(i)),
+            concurrency=concurrency,
+        )
         books = await self.books(n)
         await self._row(
             "reserve",
@@ -217,6 +227,10 @@ class Workloads:
             lambda i: self._http_reserve(books[i], self._reader(i)),
             concurrency=concurrency,
         )
+
+    async def _check_token(self, user: int) -> str:
+        caller = await self.library.caller_for(self.reader_tokens[user])
+        return "ok" if caller is not None and caller.user_id == user else "error"
 
     async def reserve_hot(self, concurrency: int) -> None:
         """Every call races for one book: one wins, the rest must be refused (or fail under contention)."""

@@ -73,6 +73,7 @@ class Library:
         self.cancel = self.reservations.cancel
         # -- accounts
         self.sign_in = self.accounts.sign_in
+        self.checked_pin = self.accounts.checked_pin
         self.issue_session = self.accounts.issue_session
         self.caller_for = self.accounts.caller_for
         self.sign_out = self.accounts.sign_out

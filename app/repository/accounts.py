@@ -27,7 +27,7 @@ from cassandra.util import datetime_from_uuid1
 from app.access import Caller
 from app.credentials import new_token, pin_matches, token_digest
 from app.db import Database
-from app.models import Role, TooManyAttempts, Unauthenticated
+from app.models import Role, TooManyAttempts, Unauthenticated, User
 from app.repository.base import RepositoryBase, now
 from app.repository.catalogue import CatalogueRepository
 from app.rules import MAX_FAILED_SIGN_INS, SESSION_SECONDS
@@ -59,6 +59,13 @@ class AccountRepository(RepositoryBase):
         """A new session for the card if `pin` is its PIN: the token (given to the client once, never stored) and who
         it signs in. Refused alike for a wrong PIN, an unknown card, a card without a PIN and a deactivated one
         (Unauthenticated); refused without looking at the PIN while the card is locked (TooManyAttempts)."""
+        user = await self.checked_pin(card, pin)
+        caller = Caller(user.user_id, user.role, user.name)
+        return await self.issue_session(caller), caller
+
+    async def checked_pin(self, card: int, pin: str) -> User:
+        """The card, if `pin` is its PIN and it may sign in; each call is an attempt the lockout counts (module
+        docstring), so guessing through any door (signing in, changing the PIN) is limited alike."""
         await self.db.execute(
             self.cql("INSERT INTO {ks}.sign_in_attempts (card, attempted_at) VALUES (?, ?) USING TTL ?"),
             [card, uuid1(), self.lockout_seconds],
@@ -78,8 +85,7 @@ class AccountRepository(RepositoryBase):
         if user is None or not matches or not user.active:
             raise Unauthenticated.wrong_card_or_pin()
         await self.db.execute(self.cql("DELETE FROM {ks}.sign_in_attempts WHERE card = ?"), [card], write=True)
-        caller = Caller(user.user_id, user.role, user.name)
-        return await self.issue_session(caller), caller
+        return user
 
     async def issue_session(self, caller: Caller, *, ttl_seconds: int = SESSION_SECONDS) -> str:
         """A new session for `caller` without a PIN, lasting `ttl_seconds`: for sign-in above, and for tools that

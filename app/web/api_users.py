@@ -10,6 +10,7 @@ from typing import Any
 
 from app.access import Access, Caller, check_may_see_reader
 from app.models import Forbidden, InvalidInput, Role, User
+from app.rules import MAX_PIN
 from app.web.base import JsonHandler
 from app.web.parsing import (
     optional_email,
@@ -97,6 +98,13 @@ class UserHandler(JsonHandler):
         if data.get("role") is not None:
             raise InvalidInput("a card's role is chosen when it is added", field="role")
         if data.get("pin") is not None:
+            if caller is None or not caller.is_staff:
+                # A reader proves they know the PIN they change, so a token left signed in somewhere is not enough
+                # to take the card over; the guess counts towards the card's lockout like a sign-in.
+                current = data.get("current_pin")
+                if not isinstance(current, str) or len(current) > MAX_PIN:
+                    raise InvalidInput("current_pin is required to change your PIN", field="current_pin")
+                await self.library.checked_pin(user_id, current)
             await self.library.set_pin(user_id, data["pin"])
         active = optional_active(data)
         if active is not None:

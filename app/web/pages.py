@@ -59,7 +59,9 @@ class PageHandler(BaseHandler):
         try:
             caller = await self.library.caller_for(token.decode("ascii", "replace"))
         except DatabaseUnavailable:
-            return None  # the page itself reports the outage if it needs the database
+            if self.access_needed() is Access.PUBLIC:
+                return None  # the page shows as to anybody, and reports the outage itself if it needs the database
+            raise  # not "sign in": the database could not say who is signed in
         if caller is None:
             self.clear_cookie(SESSION_COOKIE)
         return caller

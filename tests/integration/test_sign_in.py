@@ -150,3 +150,26 @@ async def test_forged_and_expired_tokens_are_refused(library_and_instances: Any)
         assert await whoami(http, a, short) == 200
         await asyncio.sleep(2.5)
         assert await whoami(http, a, short) == 401
+
+
+async def test_a_reader_changes_their_pin_only_with_the_current_one(library_and_instances: Any) -> None:
+    library, (a, b) = library_and_instances
+    user = await reader(library, 3_100_007)
+    librarian = await reader(library, 3_100_008, Role.LIBRARIAN)
+    async with aiohttp.ClientSession() as http:
+        _, session, _ = await sign_in(http, a, user.user_id, PIN)
+        mine = bearer(session["token"])
+        url = f"{b}/api/users/{user.user_id}"
+        async with http.patch(url, json={"pin": "1357-new"}, headers=mine) as response:
+            assert response.status == 400 and (await response.json())["field"] == "current_pin"
+        async with http.patch(url, json={"pin": "1357-new", "current_pin": "wrong"}, headers=mine) as response:
+            assert response.status == 401
+        async with http.patch(url, json={"pin": "1357-new", "current_pin": PIN}, headers=mine) as response:
+            assert response.status == 200, await response.text()
+        assert (await sign_in(http, a, user.user_id, PIN))[0] == 401
+        assert (await sign_in(http, a, user.user_id, "1357-new"))[0] == 201
+        # At the desk, a librarian sets a new PIN without knowing the old one (a forgotten PIN).
+        _, staff, _ = await sign_in(http, b, librarian.user_id, PIN)
+        async with http.patch(url, json={"pin": PIN}, headers=bearer(staff["token"])) as response:
+            assert response.status == 200
+        assert (await sign_in(http, b, user.user_id, PIN))[0] == 201

@@ -15,7 +15,9 @@ OPERATIONS = {
         "get_book list_books create_book update_book delete_book "
         "get_user list_users create_user import_user register_card update_user delete_user set_pin"
     ),
-    "accounts": "sign_in issue_session caller_for sign_out revoke_sessions record_staff_action staff_actions",
+    "accounts": (
+        "sign_in checked_pin issue_session caller_for sign_out revoke_sessions record_staff_action staff_actions"
+    ),
     "reservations": (
         "get_reservation holder holders list_reservations each_reservation user_reservations book_reservations "
         "reserve move cancel"

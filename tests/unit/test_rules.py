@@ -108,6 +108,7 @@ def _expected_limits(where: str, name: str) -> dict[str, object]:
         "page": {"maxLength": MAX_PAGE_TOKEN},
         "q": {"maxLength": MAX_TEXT},
         # Signing in takes any PIN up to the longest (a PIN set under older rules still works); setting one, the rule.
+        "current_pin": {"maxLength": rules.MAX_PIN},
         "pin": {"minLength": rules.MIN_STAFF_PIN}
         if "/then" in where
         else {"maxLength": rules.MAX_PIN}
