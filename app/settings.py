@@ -110,6 +110,8 @@ class Settings:
     # audit's repair act only on older ones (app/repository/reservations.py). Tests lower it.
     settle_after_seconds: float = 30.0
     log_level: str = "INFO"
+    # The service is reached through a proxy that terminates TLS and sets X-Forwarded-Proto/-For: trust them.
+    behind_proxy: bool = False
     # How long repeated wrong PINs lock a card (app/rules.py says how many); tests shorten it.
     lockout_seconds: int = LOCKOUT_SECONDS
     # The largest request body accepted (JSON API, forms, the earlier system's endpoints): a reservation or a book
@@ -149,6 +151,7 @@ class Settings:
             environment=environment,
             settle_after_seconds=float(_env("SETTLE_AFTER_SECONDS", "30")),
             log_level=_log_level("LOG_LEVEL", "INFO"),
+            behind_proxy=_env("BEHIND_PROXY", "0").lower() in ("1", "true", "yes"),
             lockout_seconds=_positive_int("SIGN_IN_LOCKOUT_SECONDS", str(LOCKOUT_SECONDS)),
             max_body_bytes=_positive_int("MAX_BODY_BYTES", str(64 * 1024)),
             allowed_hosts=_allowed_hosts("ALLOWED_HOSTS"),

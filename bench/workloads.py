@@ -62,13 +62,11 @@ class Workloads:
 
     # -- set-up ------------------------------------------------------------------------------
     async def authenticate(self) -> None:
-        """A librarian's token for every request to this revision's app (an older revision's app ignores it), so the
-        bench acts for its readers as the desk does. Before the first request."""
+        """Tokens, before the first request: a librarian's for the set-up requests (books, readers), and each bench
+        reader's own, which the HTTP rows send as that reader does. An older revision's app ignores them."""
         self._headers = bearer(await self.library.session_for_tool("Bench"))
-        readers = range(FIRST_READER, FIRST_READER + READERS)
-        self.reader_headers = {
-            u: bearer(t) for u, t in (await self.library.sessions_for_readers(list(readers))).items()
-        }
+        self.reader_tokens = await self.library.sessions_for_readers(list(range(FIRST_READER, FIRST_READER + READERS)))
+        self.reader_headers = {user_id: bearer(token) for user_id, token in self.reader_tokens.items()}
 
     async def setup(self) -> None:
         await self.authenticate()

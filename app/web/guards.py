@@ -149,8 +149,10 @@ class GuardedApplication(tornado.web.Application):
 
 
 def http_server(app: tornado.web.Application, settings: Settings) -> HTTPServer:
-    """The HTTP server for the app: Tornado never buffers more of a body than MAX_BODY_BYTES, whatever the app."""
-    return HTTPServer(app, max_body_size=settings.max_body_bytes)
+    """The HTTP server for the app: Tornado never buffers more of a body than MAX_BODY_BYTES, whatever the app.
+    Behind a TLS-terminating proxy (BEHIND_PROXY), the proxy's X-Forwarded-Proto tells Tornado the request came over
+    TLS, so the session cookie is marked Secure; without a proxy that header is the client's and is ignored."""
+    return HTTPServer(app, max_body_size=settings.max_body_bytes, xheaders=settings.behind_proxy)
 
 
 class _RequestGuard(httputil.HTTPMessageDelegate):

@@ -173,3 +173,37 @@ async def test_a_reader_changes_their_pin_only_with_the_current_one(library_and_
         async with http.patch(url, json={"pin": PIN}, headers=bearer(staff["token"])) as response:
             assert response.status == 200
         assert (await sign_in(http, b, user.user_id, PIN))[0] == 201
+
+
+async def test_the_session_cookie_is_secure_over_tls_behind_a_proxy(library: Library, settings: Settings) -> None:
+    """Tornado serves plain HTTP here; behind a TLS-terminating proxy (BEHIND_PROXY=1) the proxy's X-Forwarded-Proto
+    says https, and the session cookie is then marked Secure. Without the setting the header is a client's claim
+    and changes nothing."""
+    from integration.ui_support import PIN as UI_PIN
+    from integration.ui_support import new_account, xsrf
+    from tornado.netutil import bind_sockets
+
+    from app.web import make_app
+    from app.web.guards import http_server
+
+    user = await new_account(library)
+    for behind_proxy in (True, False):
+        own = dataclasses.replace(settings, behind_proxy=behind_proxy)
+        sockets = bind_sockets(0, "127.0.0.1")
+        server = http_server(make_app(library, own), own)
+        server.add_sockets(sockets)
+        url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+        try:
+            jar = aiohttp.CookieJar(unsafe=True)
+            async with aiohttp.ClientSession(base_url=url, cookie_jar=jar) as http:
+                form = {"_xsrf": await xsrf(http), "card": str(user.user_id), "pin": UI_PIN}
+                headers = {"X-Forwarded-Proto": "https"}
+                async with http.post("/sign-in", data=form, headers=headers, allow_redirects=False) as response:
+                    assert response.status == 302
+                    cookie = next(h for h in response.headers.getall("Set-Cookie") if h.startswith("session="))
+            flags = {part.strip().lower() for part in cookie.split(";")}
+            assert "httponly" in flags and "samesite=lax" in flags
+            assert ("secure" in flags) == behind_proxy, cookie
+        finally:
+            server.stop()
+            await server.close_all_connections()
