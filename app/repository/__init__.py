@@ -79,6 +79,7 @@ class Library:
         self.sign_out = self.accounts.sign_out
         self.revoke_sessions = self.accounts.revoke_sessions
         self.record_staff_action = self.accounts.record_staff_action
+        self.record_desk_action = self.accounts.record_desk_action
         self.staff_actions = self.accounts.staff_actions
         # -- audit, repair, upgrade
         self.audit = self.auditor.audit

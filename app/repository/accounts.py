@@ -27,7 +27,7 @@ from cassandra.util import datetime_from_uuid1
 from app.access import Caller
 from app.credentials import new_token, pin_matches, token_digest
 from app.db import Database
-from app.models import Role, TooManyAttempts, Unauthenticated, User
+from app.models import Reservation, Role, TooManyAttempts, Unauthenticated, User
 from app.repository.base import RepositoryBase, now
 from app.repository.catalogue import CatalogueRepository
 from app.rules import MAX_FAILED_SIGN_INS, SESSION_SECONDS
@@ -171,6 +171,20 @@ class AccountRepository(RepositoryBase):
             ),
             [day, acted_at, librarian.user_id, librarian.name, action, user_id, book_id, reservation_id, detail],
             write=True,
+        )
+
+    async def record_desk_action(self, caller: Caller, action: str, detail: str, reservation: Reservation) -> None:
+        """A librarian acting on another reader's reservation leaves a line in the staff log; anyone acting on their
+        own reservation does not."""
+        if not caller.is_staff or reservation.user_id == caller.user_id:
+            return
+        await self.record_staff_action(
+            caller,
+            action,
+            detail,
+            user_id=reservation.user_id,
+            book_id=reservation.book_id,
+            reservation_id=reservation.reservation_id,
         )
 
     async def staff_actions(self, *, limit: int = 100) -> list[StaffAction]:

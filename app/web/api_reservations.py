@@ -25,16 +25,8 @@ class ReservationApiHandler(JsonHandler):
     """What the reservation endpoints share: whom a request acts for, and the staff log of desk actions."""
 
     async def record_desk_action(self, action: str, reservation: Reservation, detail: str) -> None:
-        """A librarian acting for a reader leaves a line in the staff log; a reader acting for themselves does not."""
-        if self.caller is not None and self.caller.is_staff and reservation.user_id != self.caller.user_id:
-            await self.library.record_staff_action(
-                self.caller,
-                action,
-                detail,
-                user_id=reservation.user_id,
-                book_id=reservation.book_id,
-                reservation_id=reservation.reservation_id,
-            )
+        if self.caller is not None:
+            await self.library.record_desk_action(self.caller, action, detail, reservation)
 
     @property
     def caller_is_staff(self) -> bool:

@@ -536,13 +536,8 @@ class CancelHandler(ActionHandler):
         if owner != caller.user_id:
             who = await _user_or_none(self.library, owner)
             name = who.name if who else f"card {owner}"
-            await self.library.record_staff_action(
-                caller,
-                "cancel",
-                f"cancelled {name}'s reservation of “{title}”",
-                user_id=owner,
-                book_id=reservation.book_id,
-                reservation_id=reservation_id,
+            await self.library.record_desk_action(
+                caller, "cancel", f"cancelled {name}'s reservation of “{title}”", reservation
             )
             return "success", f"Cancelled {name}'s reservation of “{title}”.", None
         return "success", f"Cancelled your reservation of “{title}”.", "/me"
@@ -565,14 +560,7 @@ class MoveHandler(ActionHandler):
         if not raw_book:
             renewed = await self.library.move(reservation_id, owner)
             if owner != caller.user_id:
-                await self.library.record_staff_action(
-                    caller,
-                    "renew",
-                    f"renewed card {owner}'s reservation",
-                    user_id=owner,
-                    book_id=renewed.book_id,
-                    reservation_id=reservation_id,
-                )
+                await self.library.record_desk_action(caller, "renew", f"renewed card {owner}'s reservation", renewed)
                 return "success", f"Renewed card {owner}'s reservation.", None
             return "success", "Renewed your reservation.", "/me"
         book = await self.library.get_book(parse_uuid(raw_book, "book_id"))
