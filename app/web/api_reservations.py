@@ -32,11 +32,12 @@ class ReservationApiHandler(JsonHandler):
     def caller_is_staff(self) -> bool:
         return self.caller is not None and self.caller.is_staff
 
-    async def acting_on(self, reservation_id: UUID, named: int | None) -> int:
+    async def acting_on(self, reservation_id: UUID, named: int | None, read: Reservation | None = None) -> int:
         """The reader whose reservation this is, as the repository's ownership check takes it: the caller's own card
-        (a reader naming another is a 403), or for a librarian the card named, else the reservation's own reader."""
+        (a reader naming another is a 403), or for a librarian the card named, else the reservation's own reader
+        (from `read` when the caller has read the reservation already)."""
         if self.caller_is_staff and named is None:
-            return (await self.library.get_reservation(reservation_id)).user_id
+            return (read or await self.library.get_reservation(reservation_id)).user_id
         return acting_for(self.caller, named)
 
 
@@ -142,8 +143,9 @@ class ReservationHandler(ReservationApiHandler):
         else:
             body = self.json_body()
             named = parse_user_id(body["user_id"]) if body.get("user_id") is not None else None
-        user_id = await self.acting_on(reservation_id, named)
+        # At the desk the reservation is read once: for its reader, and for the log's book.
         reservation = await self.library.get_reservation(reservation_id) if self.caller_is_staff else None
+        user_id = await self.acting_on(reservation_id, named, reservation)
         await self.library.cancel(reservation_id, user_id)
         if reservation is not None:
             await self.record_desk_action(
