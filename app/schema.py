@@ -4,6 +4,11 @@ A keyspace written by schema version 1 (a lock row only while a book was reserve
 reservation id) is upgraded in place: the new columns are added, the two views whose keys changed are
 dropped and made anew, and `upgrade_locks` then gives every book its lock row and rebuilds the views from
 the locks.
+
+A keyspace of version 1 or 2 (title words in `title_words`) gets `search_terms` written for every book
+(`CatalogueRepository.backfill_search_terms`), then loses `title_words` and its index. Version 3 is recorded only
+once the backfill has finished, so a start-up interrupted half-way backfills again at the next one. Stop the
+instances of the earlier version first: they still write `title_words`.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 
 SCHEMA_FILE = Path(__file__).with_name("schema.cql")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # The tables that hold the service's data, for tools that empty or scan a keyspace.
 DATA_TABLES = (
     "books",
@@ -91,21 +96,45 @@ async def _add_missing_columns(db: Database, statement: str) -> None:
         await db.execute_raw(f"ALTER TABLE {keyspace}.{table} ADD ({', '.join(missing)})")
 
 
+async def _recorded(db: Database, keyspace: str) -> bool:
+    """Whether this schema version was applied to the keyspace in full (its data upgrade included)."""
+    if not await _columns(db, keyspace, "schema_version"):
+        return False
+    result = await db.execute(f"SELECT version FROM {keyspace}.schema_version WHERE version = ?", [SCHEMA_VERSION])
+    return result.one() is not None
+
+
+async def _drop_title_words(db: Database, keyspace: str) -> None:
+    """Version 2's word index, replaced by `search_terms` (dropped after the backfill, never before)."""
+    if "title_words" in await _columns(db, keyspace, "books"):
+        log.warning("schema upgrade: dropping books.title_words, replaced by search_terms")
+        await db.execute_raw(f"DROP INDEX IF EXISTS {keyspace}.books_title_words")
+        await db.execute_raw(f"ALTER TABLE {keyspace}.books DROP title_words")
+
+
 async def apply_schema(db: Database, settings: Settings) -> None:
+    from app.repository import Library  # the data's upgrade is the repository's business
+
     # The driver waits for every node to agree on the schema after each of these statements.
     all_statements = statements(settings)
+    keyspace = settings.keyspace
     await db.execute_raw(all_statements[0])  # the keyspace
-    upgrading = await _upgrade_v1_tables(db, settings.keyspace)
+    recorded = await _recorded(db, keyspace)
+    upgrading = await _upgrade_v1_tables(db, keyspace)
     for statement in all_statements[1:]:
         await _add_missing_columns(db, statement)
         await db.execute_raw(statement)
     if upgrading:
-        from app.repository import Library  # the data's upgrade is the repository's business
-
         upgraded = await Library(db).upgrade_locks()
         log.warning("schema upgrade: %s", upgraded)
+    if not recorded:
+        # Every book gets its search terms (an empty catalogue costs one empty read).
+        written = await Library(db).catalogue.backfill_search_terms()
+        if written:
+            log.warning("schema upgrade: search terms written for %d books", written)
+        await _drop_title_words(db, keyspace)
     await db.execute(
-        f"INSERT INTO {settings.keyspace}.schema_version (version, applied_at) VALUES (?, toTimestamp(now()))",
+        f"INSERT INTO {keyspace}.schema_version (version, applied_at) VALUES (?, toTimestamp(now()))",
         [SCHEMA_VERSION],
     )
     log.info(

@@ -49,6 +49,7 @@ class Library:
         # -- books and readers
         self.get_book = self.catalogue.get_book
         self.list_books = self.catalogue.list_books
+        self.search_books = self.catalogue.search_books
         self.create_book = self.catalogue.create_book
         self.update_book = self.catalogue.update_book
         self.delete_book = self.catalogue.delete_book

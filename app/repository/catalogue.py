@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -16,6 +15,7 @@ from app.repository.base import (
     PageTokens,
     RepositoryBase,
     book_from_row,
+    check_page_size,
     now,
 )
 from app.repository.clock import VersionClock
@@ -31,16 +31,12 @@ from app.rules import (
     check_year,
     is_card_number,
 )
+from app.search import RESULT_BOUND, SearchResult, Sort, page_of, query_terms, search_terms
 
 BOOK_COLUMNS = "book_id, title, author, genre, published_year"
 USER_COLUMNS = "user_id, name, email, joined_at"  # what a new card's row is written with
 USER_READ_COLUMNS = f"{USER_COLUMNS}, role, pin_hash, deactivated_at"
-_WORD = re.compile(r"\w+")
 CARD_NUMBERS = HANDED_OUT_CARDS  # app/rules.py says why these
-
-
-def title_words(title: str) -> set[str]:
-    return {w.lower() for w in _WORD.findall(title)}
 
 
 # The checks are app/rules.py's, the same the API's parsers apply, so the UI's forms accept what the API accepts.
@@ -85,27 +81,55 @@ class CatalogueRepository(RepositoryBase):
         *,
         genre: str | None = None,
         author: str | None = None,
-        title: str | None = None,
+        q: str | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         page: str | None = None,
     ) -> Page[Book]:
-        """A page of the catalogue; filters use the storage-attached indexes (genre, author: exact, any case;
-        title: every word given must be a word of the title)."""
-        conditions, params = [], []
-        if genre:
-            conditions.append("genre = ?")
-            params.append(genre.strip())
-        if author:
-            conditions.append("author = ?")
-            params.append(author.strip())
-        for word in sorted(title_words(title or "")):
-            conditions.append("title_words CONTAINS ?")
-            params.append(word)
-        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        """A page of the catalogue in storage order, for the API and the tools: what `search_books` finds, paged
+        by Cassandra's tokens, so any number of books can be walked through."""
+        where, params = _book_conditions(q, genre, author)
         rows, next_page = await self._page_query(
             f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books{where}", params, page_size, page
         )
         return Page([book_from_row(r) for r in rows], next_page)
+
+    async def search_books(
+        self,
+        q: str | None = None,
+        *,
+        genre: str | None = None,
+        author: str | None = None,
+        sort: Sort = Sort.TITLE,
+        page: int = 1,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        bound: int = RESULT_BOUND,
+    ) -> SearchResult:
+        """What a reader's search finds: one page in the chosen order, the count (exact up to `bound`) and the
+        genre and author facets (app/search.py). Reads up to bound + 1 matching rows, in pages of SCAN_PAGE."""
+        where, params = _book_conditions(q, genre, author)
+        matches = []
+        async for rows in self._scan(
+            f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books{where} LIMIT {bound + 1}", params, page_size=min(bound + 1, 1000)
+        ):
+            matches.extend(book_from_row(r) for r in rows)
+        return page_of(matches, bound=bound, order=sort, page=page, page_size=check_page_size(page_size))
+
+    async def backfill_search_terms(self) -> int:
+        """Writes `search_terms` for every book (a schema upgrade from a version without them): at the book's own
+        write time, so a newer write of the book (or its deletion) racing the backfill is never overwritten.
+        Returns how many books were written."""
+        written = 0
+        update = self.cql("UPDATE {ks}.books USING TIMESTAMP ? SET search_terms = ? WHERE book_id = ?")
+        async for rows in self._scan(f"SELECT {BOOK_COLUMNS}, WRITETIME(title) AS written FROM {{ks}}.books"):
+            await asyncio.gather(
+                *(
+                    self.db.execute(update, [r.written, search_terms(book_from_row(r)), r.book_id], write=True)
+                    for r in rows
+                    if r.written is not None
+                )
+            )
+            written += len(rows)
+        return written
 
     async def create_book(
         self,
@@ -150,7 +174,7 @@ class CatalogueRepository(RepositoryBase):
     async def _write_book(self, book: Book) -> None:
         await self.db.execute(
             self.cql(
-                f"INSERT INTO {{ks}}.books ({BOOK_COLUMNS}, title_words) VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+                f"INSERT INTO {{ks}}.books ({BOOK_COLUMNS}, search_terms) VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
             ),
             [
                 book.book_id,
@@ -158,7 +182,7 @@ class CatalogueRepository(RepositoryBase):
                 book.author,
                 book.genre,
                 book.published_year,
-                title_words(book.title),
+                search_terms(book),
                 self.clock.next(),
             ],
             write=True,
@@ -341,6 +365,22 @@ class CatalogueRepository(RepositoryBase):
         await self.db.execute(
             self.cql("DELETE FROM {ks}.users WHERE user_id = ? IF state = 'closing'"), [user_id], write=True
         )
+
+
+def _book_conditions(q: str | None, genre: str | None, author: str | None) -> tuple[str, list[Any]]:
+    """The WHERE clause of a catalogue query: each word of `q` one of the book's search terms (app/search.py),
+    genre and author exact (any case, through their own indexes)."""
+    conditions, params = [], []
+    for term in query_terms(q or ""):
+        conditions.append("search_terms CONTAINS ?")
+        params.append(term)
+    if genre and genre.strip():
+        conditions.append("genre = ?")
+        params.append(genre.strip())
+    if author and author.strip():
+        conditions.append("author = ?")
+        params.append(author.strip())
+    return (f" WHERE {' AND '.join(conditions)}" if conditions else ""), params
 
 
 def user_from_row(row: Any) -> User:

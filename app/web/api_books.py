@@ -36,7 +36,7 @@ class BooksHandler(JsonHandler):
         page = await self.library.list_books(
             genre=optional_text_param(self.query("genre"), "genre"),
             author=optional_text_param(self.query("author"), "author"),
-            title=optional_text_param(self.query("q"), "q"),
+            q=optional_text_param(self.query("q"), "q"),
             page_size=page_size,
             page=page_token,
         )

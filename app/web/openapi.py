@@ -195,7 +195,13 @@ def document(*, production: bool = False) -> dict[str, Any]:
                     "parameters": [
                         _param("genre", "query", FILTER_SCHEMA, "Exact genre, any case"),
                         _param("author", "query", FILTER_SCHEMA, "Exact author, any case"),
-                        _param("q", "query", FILTER_SCHEMA, "Words that must all be in the title"),
+                        _param(
+                            "q",
+                            "query",
+                            FILTER_SCHEMA,
+                            "Words, or beginnings of words, of the title, author or genre; all must match "
+                            "(any case, any accents)",
+                        ),
                         *PAGE_PARAMS,
                     ],
                     "responses": {

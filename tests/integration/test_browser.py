@@ -198,7 +198,7 @@ async def test_a_reader_reserves_and_a_librarian_cancels_at_the_desk(
     await add.locator("button[type=submit]").click()
     await expect(page.locator(".flash-success")).to_contain_text(f"Added “{new_title}” to the catalogue.")
     await expect(page.locator("article h1")).to_have_text(new_title)
-    added = (await library.list_books(title=new_title)).items
+    added = (await library.list_books(q=new_title)).items
     assert [(b.title, b.author, b.genre, b.published_year) for b in added] == [
         (new_title, "Mara Quill", "Poetry", 1962)
     ]

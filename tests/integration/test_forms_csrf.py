@@ -151,7 +151,7 @@ async def state(library: Library, http: dict[str, aiohttp.ClientSession], scene:
             signed_in[who] = (response.status, "Sign out" in await response.text())
     return {
         "books": [await library.get_book(b) for b in (scene.free_book_id, scene.held_book_id)],
-        "named": sorted(b.book_id for b in (await library.list_books(title=scene.word)).items),
+        "named": sorted(b.book_id for b in (await library.list_books(q=scene.word)).items),
         "reservations": (await library.user_reservations(scene.reader.user_id)).items,
         "holder": await library.holder(scene.held_book_id),
         "cards": [await library.get_user(u.user_id) for u in (scene.reader, scene.librarian)],

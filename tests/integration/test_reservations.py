@@ -330,7 +330,7 @@ async def test_books_page_and_filter(library: Library) -> None:
     assert len({b.book_id for b in seen}) == 5
     by_author = await library.list_books(genre=genre, author="ann author")
     assert {b.published_year for b in by_author.items} == {2001, 2003}
-    by_title = await library.list_books(genre=genre, title="volume 3")
+    by_title = await library.list_books(genre=genre, q="volume 3")
     assert [b.published_year for b in by_title.items] == [2003]
 
 

@@ -1,6 +1,7 @@
 """A keyspace written by schema version 1 (the code before issue 10) is upgraded in place at start-up: every book
 gets its lock, a reserved book's lock keeps its reservation with a version, and the views are rebuilt from the
-locks, so the reservation can be read and cancelled afterwards."""
+locks, so the reservation can be read and cancelled afterwards; and every book gets its search terms (version 3),
+so the old catalogue is found by the search box, and `title_words` is gone."""
 
 from __future__ import annotations
 
@@ -59,6 +60,13 @@ async def test_a_version_1_keyspace_is_upgraded_in_place(settings: Settings, dat
         await library.cancel(reservation, 7)
         await library.cancel(other.reservation_id, 7)
         assert (await library.audit()).clean
+        found = await library.search_books("old auth")
+        assert {b.book_id for b in found.books} == {reserved_book, free_book}
+        columns = await db.execute(
+            "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = 'books'",
+            [KEYSPACE],
+        )
+        assert "title_words" not in {r.column_name for r in columns.rows}
         await apply_schema(db, own)  # a second start changes nothing
     finally:
         db.close()  # the keyspace stays until the next run drops it: see conftest.py on dropping keyspaces
