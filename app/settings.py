@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cassandra import ConsistencyLevel
 
@@ -75,6 +76,16 @@ def _allowed_hosts(name: str) -> tuple[str, ...]:
     return hosts
 
 
+def _time_zone(name: str, default: str) -> str:
+    """An IANA time zone name such as Europe/London; refused in one line if this machine does not know it."""
+    value = _env(name, default)
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name}: {value!r} is not a time zone name such as Europe/London or UTC") from None
+    return value
+
+
 def _is_address(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
@@ -119,6 +130,8 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     # The Host header's names (and address networks) the service answers; any other is a 400 (DNS rebinding).
     allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
+    # The library's own time zone: the pages show every date and time in it ("23 November 2026, 14:05").
+    time_zone: str = "UTC"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -155,6 +168,7 @@ class Settings:
             lockout_seconds=_positive_int("SIGN_IN_LOCKOUT_SECONDS", str(LOCKOUT_SECONDS)),
             max_body_bytes=_positive_int("MAX_BODY_BYTES", str(64 * 1024)),
             allowed_hosts=_allowed_hosts("ALLOWED_HOSTS"),
+            time_zone=_time_zone("LIBRARY_TIME_ZONE", "UTC"),
         )
 
     @property

@@ -1,4 +1,5 @@
-// Small conveniences; every page works without JavaScript too.
+// Small conveniences; every page works without JavaScript too. Nothing here submits a form by itself: a choice
+// (a select, a radio) takes effect only when its form's button is pressed.
 document.addEventListener("DOMContentLoaded", () => {
   // Destructive forms ask first.
   for (const form of document.querySelectorAll("form[data-confirm]")) {

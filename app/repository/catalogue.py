@@ -107,7 +107,7 @@ class CatalogueRepository(RepositoryBase):
         """What a reader's search finds: one page in the chosen order, the count (exact up to `bound`) and the
         genre and author facets (app/search.py). Reads up to bound + 1 matching rows, in pages of SCAN_PAGE."""
         where, params = _book_conditions(q, genre, author)
-        matches = []
+        matches: list[Book] = []
         async for rows in self._scan(
             f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books{where} LIMIT {bound + 1}", params, page_size=min(bound + 1, 1000)
         ):

@@ -20,6 +20,7 @@ from app.web.base import JsonHandler, log_request
 from app.web.guards import GuardedApplication
 from app.web.health import HealthHandler
 from app.web.openapi import document
+from app.web.wording import when
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = PROJECT_DIR / "templates"
@@ -86,6 +87,8 @@ def make_app(library: Library, settings: Settings) -> tornado.web.Application:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # Dates and times on every page, as the library says them, in its time zone (app/web/wording.py).
+    jinja_env.filters["when"] = lambda moment: when(moment, settings.time_zone)
     # Every request passes app/web/guards.py (host, body size, content type) and every answer gets its headers.
     return GuardedApplication(
         ROUTES,

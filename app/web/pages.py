@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 from uuid import UUID
@@ -34,14 +35,20 @@ from app.models import (
 )
 from app.repository import Library
 from app.rules import MAX_PAGE_SIZE
+from app.search import Sort
 from app.web.api_books import availability
 from app.web.base import RETRY_AFTER_SECONDS, BaseHandler, describe, status_for
 from app.web.parsing import optional_text_param, parse_user_id_text, parse_uuid, same_site_path
+from app.web.wording import error_words
 
 SESSION_COOKIE = "session"
 FLASH_COOKIE = "flash"
 CATALOGUE_PAGE_SIZE = 15
 LIST_PAGE_SIZE = 25
+# What a failed form keeps of what was typed travels in the flash cookie; browsers keep cookies to 4 KB.
+MAX_FLASH_BYTES = 3500
+# Never sent back to a form, whatever happened: secrets, and the fields every form carries.
+NOT_KEPT = frozenset({"_xsrf", "next", "after", "pin", "current_pin"})
 
 
 class PageHandler(BaseHandler):
@@ -83,10 +90,16 @@ class PageHandler(BaseHandler):
         env = self.application.settings["jinja_env"]
         self.set_status(status)
         self.set_header("Content-Type", "text/html; charset=UTF-8")
+        # Every page shows the state of books and reservations as it is now: the browser keeps no copy, so Back
+        # after reserving asks again and shows the book reserved, not a stale "available" with a Reserve button.
+        self.set_header("Cache-Control", "no-store")
+        flash = self._take_flash()
         html = env.get_template(template).render(
             reader=self.reader,
             staff=self.caller is not None and self.caller.is_staff,
-            flash=self._take_flash(),
+            flash=flash,
+            # What the reader typed into the form that failed, to fill it in again (never a PIN).
+            typed=flash.get("form", {}) if flash else {},
             path=self.request.path,
             # Where a form on this page sends the reader back to: the page with its query (filters, page).
             here=self.request.uri if self.request.method == "GET" else self.request.path,
@@ -97,24 +110,37 @@ class PageHandler(BaseHandler):
         self.finish(html)
 
     # -- one-shot messages across a redirect --------------------------------------------------------------
-    def flash(self, kind: str, text: str) -> None:
-        self.set_cookie(FLASH_COOKIE, quote(json.dumps({"kind": kind, "text": text})), httponly=True, samesite="Lax")
+    def flash(self, kind: str, text: str, form: dict[str, str] | None = None) -> None:
+        """A message for the next page; `form`: what was typed into a form that failed, kept when it fits."""
+        value = quote(json.dumps({"kind": kind, "text": text, "form": form or {}}))
+        if len(value) > MAX_FLASH_BYTES:
+            value = quote(json.dumps({"kind": kind, "text": text, "form": {}}))
+        self.set_cookie(FLASH_COOKIE, value, httponly=True, samesite="Lax")
 
-    def _take_flash(self) -> dict[str, str] | None:
+    def _take_flash(self) -> dict[str, Any] | None:
         raw = self.get_cookie(FLASH_COOKIE)
         if not raw:
             return None
         self.clear_cookie(FLASH_COOKIE)
         try:
             message = json.loads(unquote(raw))
-            return {"kind": str(message["kind"]), "text": str(message["text"])}
-        except (ValueError, KeyError, TypeError):
+            form = message.get("form") or {}
+            return {
+                "kind": str(message["kind"]),
+                "text": str(message["text"]),
+                "form": {str(k): str(v) for k, v in form.items()} if isinstance(form, dict) else {},
+            }
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
-    def back(self, default: str | None = None) -> None:
-        """Redirect to `default`, else to the form's `next` field (the page the form is on) when that is a path
-        of this site: never to another site."""
-        self.redirect(default or same_site_path(self.get_body_argument("next", "")))
+    def typed(self) -> dict[str, str]:
+        """The fields of the posted form as typed, but for secrets and the fields every form carries."""
+        return {name: self.get_body_argument(name, "") for name in self.request.body_arguments if name not in NOT_KEPT}
+
+    def back(self, default: str | None = None, field: str = "next") -> None:
+        """Redirect to `default`, else to the form's `field` (`next`: the page the form is on, with its query)
+        when that is a path of this site: never to another site."""
+        self.redirect(default or same_site_path(self.get_body_argument(field, "")))
 
     def require_reader(self) -> Caller:
         if self.caller is None:
@@ -131,7 +157,8 @@ class PageHandler(BaseHandler):
         status, body = describe(error, status_code, self._reason)
         if status == 503:
             self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
-        self.render_page("error.html", status=status, status_code=status, message=body["error"])
+        message = error_words(error) if isinstance(error, LibraryError) and status_for(error) else body["error"]
+        self.render_page("error.html", status=status, status_code=status, message=message)
 
 
 def sign_in_url(back_to: str | None) -> str:
@@ -139,7 +166,10 @@ def sign_in_url(back_to: str | None) -> str:
 
 
 class ActionHandler(PageHandler):
-    """A form post: whatever the library refuses becomes a message on the page it came from."""
+    """A form post: the reader goes back to the page the form is on (its `next` field: the page with its query,
+    filters and page number), with what happened on top. Whatever the library refuses becomes a message in the
+    reader's words (app/web/wording.py), and the form is filled in again with what was typed. A form may name
+    another place for after a success (`after`), as the catalogue's "Move here" does to leave "change" mode."""
 
     ACCESS = {"post": Access.READER}
 
@@ -149,11 +179,12 @@ class ActionHandler(PageHandler):
         except LibraryError as error:
             if status_for(error) is None or isinstance(error, Unauthenticated):
                 raise
-            self.flash("error", str(error))
+            self.flash("error", error_words(error), form=self.typed())
             self.back()
             return
-        self.flash(kind, text)
-        self.back(target)
+        failed = kind == "error"
+        self.flash(kind, text, form=self.typed() if failed else None)
+        self.back(target, field="after" if self.get_body_argument("after", "") and not failed else "next")
 
     async def act(self, *args: Any, **kwargs: Any) -> tuple[str, str, str | None]:
         """Do the action; answer the message's kind and text, and where to go (None: back to the form's page). Each
@@ -161,19 +192,19 @@ class ActionHandler(PageHandler):
         raise NotImplementedError
 
 
-def conflict_text(error: Conflict, book: Book, *, moving: bool = False) -> str:
-    """What a page says when reserving `book`, or moving a reservation to it (`moving`), is refused: worded from
-    the error's fields, with the book named by its title rather than its id. A conflict of a kind these actions
-    do not meet keeps the API's sentence."""
-    if error.kind is ConflictKind.BOOK_HELD and error.book_id == book.book_id:
-        if error.held_by_caller:
-            text = f"you already hold “{book.title}” (reservation {error.reservation_id})"
-        else:
-            text = f"“{book.title}” is already reserved by another reader"
-        return f"{text}; your reservation is unchanged" if moving else text
-    if error.kind is ConflictKind.RESERVATION_CHANGED:
-        return "your reservation was changed by another request meanwhile; it was not moved"
-    return str(error)
+def catalogue_url(query: Mapping[str, str | None], page: int = 1) -> str:
+    """The catalogue's address for a search (`query`: q, genre, author, sort, move; empty values left out)."""
+    kept = {k: v for k, v in query.items() if v}
+    if page > 1:
+        kept["page"] = str(page)
+    return f"/?{urlencode(kept)}" if kept else "/"
+
+
+def _page_number(raw: str | None) -> int:
+    """The catalogue's `page`: a page number. Anything else (an old link's page token, a typo) is the first page,
+    and a number beyond the last is the last page (app/search.py): a search link never leads nowhere."""
+    raw = (raw or "").strip()
+    return int(raw) if raw.isdigit() and len(raw) <= 6 else 1
 
 
 async def _describe_reservations(library: Library, reservations: list[Reservation]) -> list[dict[str, Any]]:
@@ -197,6 +228,10 @@ async def _describe_reservations(library: Library, reservations: list[Reservatio
 
 # -- pages ------------------------------------------------------------------------------------------------
 class CatalogueHandler(PageHandler):
+    """The catalogue and its search box: one page of the matches in the chosen order, how many there are, the
+    genre and author facets, numbered pages. Every link and form here keeps the query, so the reader never loses
+    their place."""
+
     ACCESS = {"get": Access.PUBLIC}
 
     async def get(self) -> None:
@@ -205,28 +240,38 @@ class CatalogueHandler(PageHandler):
             "genre": optional_text_param(self.query("genre"), "genre") or "",
             "author": optional_text_param(self.query("author"), "author") or "",
         }
-        page_token = self.page_param()
+        order = Sort.parse(self.query("sort"))
         moving = await self._moving()
-        page = await self.library.list_books(
+        result = await self.library.search_books(
+            filters["q"],
             genre=filters["genre"] or None,
             author=filters["author"] or None,
-            title=filters["q"] or None,
+            sort=order,
+            page=_page_number(self.query("page")),
             page_size=CATALOGUE_PAGE_SIZE,
-            page=page_token,
         )
-        free = await availability(self.library, page.items)
-        mine = await self._my_books()
+        free, mine = await asyncio.gather(availability(self.library, result.books), self._my_books())
         keep = {k: v for k, v in filters.items() if v}
-        if moving:
-            keep["move"] = str(moving["reservation"].reservation_id)
+        if order is not Sort.TITLE:
+            keep["sort"] = order.value
+        move = {"move": str(moving["reservation"].reservation_id)} if moving else {}
+
+        def url(page: int = 1, **changes: str | None) -> str:
+            """This search with `changes` (a facet chosen, one removed: None), at `page`, in "change" mode if on."""
+            return catalogue_url({**keep, **move, **changes}, page)
+
         await self.show(
             "catalogue.html",
-            books=list(zip(page.items, free, strict=True)),
+            books=list(zip(result.books, free, strict=True)),
+            result=result,
             mine=mine,
             filters=filters,
+            order=order,
+            sorts=list(Sort),
             moving=moving,
-            next_url=f"/?{urlencode({**keep, 'page': page.next_page})}" if page.next_page else None,
-            first_url=f"/?{urlencode(keep)}" if page_token else None,
+            url=url,
+            # After "Move here": this very page, out of "change" mode.
+            place=catalogue_url(keep, result.page),
         )
 
     async def _moving(self) -> dict[str, Any] | None:
@@ -267,10 +312,13 @@ class MyReservationsHandler(PageHandler):
 
     async def get(self) -> None:
         reader = self.require_reader()
-        page = await self.library.user_reservations(reader.user_id, page_size=LIST_PAGE_SIZE, page=self.page_param())
+        page_token = self.page_param()
+        page = await self.library.user_reservations(reader.user_id, page_size=LIST_PAGE_SIZE, page=page_token)
         entries = await _describe_reservations(self.library, page.items)
         next_url = f"/me?{urlencode({'page': page.next_page})}" if page.next_page else None
-        await self.show("my_reservations.html", entries=entries, next_url=next_url)
+        await self.show(
+            "my_reservations.html", entries=entries, next_url=next_url, first_url="/me" if page_token else None
+        )
 
 
 class AllReservationsHandler(PageHandler):
@@ -519,8 +567,8 @@ class ReserveHandler(ActionHandler):
         try:
             await self.library.reserve(book.book_id, reader.user_id)
         except Conflict as error:
-            return "error", conflict_text(error, book), None
-        return "success", f"Reserved “{book.title}”.", "/me"
+            return "error", error_words(error, book=book), None
+        return "success", f"You reserved “{book.title}”. It is listed under My reservations.", None
 
 
 class CancelHandler(ActionHandler):
@@ -540,7 +588,7 @@ class CancelHandler(ActionHandler):
                 caller, "cancel", f"cancelled {name}'s reservation of “{title}”", reservation
             )
             return "success", f"Cancelled {name}'s reservation of “{title}”.", None
-        return "success", f"Cancelled your reservation of “{title}”.", "/me"
+        return "success", f"Cancelled your reservation of “{title}”.", None
 
     async def _title(self, book_id: UUID) -> str:
         try:
@@ -562,13 +610,13 @@ class MoveHandler(ActionHandler):
             if owner != caller.user_id:
                 await self.library.record_desk_action(caller, "renew", f"renewed card {owner}'s reservation", renewed)
                 return "success", f"Renewed card {owner}'s reservation.", None
-            return "success", "Renewed your reservation.", "/me"
+            return "success", "Renewed your reservation.", None
         book = await self.library.get_book(parse_uuid(raw_book, "book_id"))
         try:
             await self.library.move(reservation_id, owner, book.book_id)
         except Conflict as error:
-            return "error", conflict_text(error, book, moving=True), None
-        return "success", f"Your reservation now holds “{book.title}”.", "/me"
+            return "error", error_words(error, book=book, moving=True), None
+        return "success", f"Your reservation now holds “{book.title}”.", None
 
 
 async def _user_or_none(library: Library, user_id: int) -> User | None:

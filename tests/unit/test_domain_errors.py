@@ -22,7 +22,6 @@ from app.models import (
     UnknownReader,
 )
 from app.web.base import describe, status_for
-from app.web.pages import conflict_text
 
 BOOK = UUID("6f1c1f0e-5b4f-4d0e-9a51-0b6c1ea9d0a4")
 RESERVATION = UUID("0b8f9f0e-8f43-4c8a-9f3e-0a1d2b3c4d5e")
@@ -152,43 +151,3 @@ def test_a_copied_or_pickled_error_keeps_its_sentence_and_fields(
 ) -> None:
     for again in (copy.copy(error), pickle.loads(pickle.dumps(error))):
         assert type(again) is type(error) and str(again) == sentence and again.__dict__ == error.__dict__
-
-
-# -- the pages' wording, from the fields ---------------------------------------------------------------------
-def test_a_page_names_the_book_held_by_another_by_its_title() -> None:
-    assert conflict_text(Conflict.book_held(BOOK), DUNE) == "“Dune” is already reserved by another reader"
-
-
-def test_a_page_names_the_book_the_reader_already_holds_by_its_title() -> None:
-    text = conflict_text(Conflict.book_held_by_caller(BOOK, RESERVATION), DUNE)
-    assert text == f"you already hold “Dune” (reservation {RESERVATION})"
-
-
-def test_a_refused_move_says_the_reservation_is_unchanged() -> None:
-    assert (
-        conflict_text(Conflict.book_held(BOOK), DUNE, moving=True)
-        == "“Dune” is already reserved by another reader; your reservation is unchanged"
-    )
-    assert (
-        conflict_text(Conflict.book_held_by_caller(BOOK, RESERVATION), DUNE, moving=True)
-        == f"you already hold “Dune” (reservation {RESERVATION}); your reservation is unchanged"
-    )
-    assert (
-        conflict_text(Conflict.reservation_changed(RESERVATION), DUNE, moving=True)
-        == "your reservation was changed by another request meanwhile; it was not moved"
-    )
-
-
-def test_the_page_wording_comes_from_the_fields_not_the_sentence() -> None:
-    """A conflict whose sentence says nothing of the book is still worded with its title: nothing reads the
-    sentence. (Before, the page replaced "book <id>" inside it, and a reworded sentence broke the page.)"""
-    reworded = Conflict("taken", kind=ConflictKind.BOOK_HELD, book_id=BOOK)
-    assert conflict_text(reworded, DUNE) == "“Dune” is already reserved by another reader"
-    assert str(BOOK) not in conflict_text(Conflict.book_held(BOOK), DUNE)
-
-
-def test_a_conflict_about_another_book_or_of_another_kind_keeps_the_api_sentence() -> None:
-    other = UUID(int=7)
-    assert conflict_text(Conflict.book_held(other), DUNE) == f"book {other} is already reserved by another reader"
-    in_use = Conflict.book_in_use(BOOK, RESERVATION)
-    assert conflict_text(in_use, DUNE) == str(in_use)

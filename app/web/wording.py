@@ -1,0 +1,138 @@
+"""The pages' words: what a refusal says to a person, and how a date reads.
+
+The API answers in the domain's sentences, which name fields and ids ("q must be at most 300 characters", "book
+<uuid> is already reserved"), because a program reads them. A page says the same thing the way a reader would:
+no field names, no ids, dates in the library's time zone as "23 November 2026, 14:05". Every page and form
+handler words its errors here, so there is one place to change a sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from app.models import (
+    Book,
+    Conflict,
+    ConflictKind,
+    Forbidden,
+    InvalidInput,
+    LibraryError,
+    NotFound,
+    TooManyAttempts,
+    UnknownBook,
+    UnknownReader,
+)
+
+# What each input is called on a page ("q must be ..." reads "Your search must be ...").
+FIELD_WORDS = {
+    "q": "Your search",
+    "title": "The title",
+    "author": "The author",
+    "genre": "The genre",
+    "published_year": "The year",
+    "name": "The name",
+    "email": "The e-mail address",
+    "pin": "The PIN",
+    "card": "The card number",
+    "user_id": "The card number",
+    "book": "The book",
+    "book_id": "The book's address",
+    "reservation_id": "The reservation's address",
+    "move": "The reservation to change",
+    "sort": "The order",
+    "page": "The page",
+}
+_PHRASES = [
+    (re.compile(r"must be a non-empty string"), "cannot be empty"),
+    (re.compile(r"must be at most (\d+) characters"), r"can be at most \1 characters long"),
+    (re.compile(r"must not hold an unpaired surrogate.*"), "holds a character that cannot be stored"),
+    (re.compile(r"(is not a valid UUID|must be a UUID string).*"), "is not one this library gave out"),
+    (re.compile(r"must be a positive integer.*|must be an integer.*|must be between.*"), "must be a number"),
+    (re.compile(r"must be a whole year, not in the future"), "must be a year such as 1999, not in the future"),
+]
+_UUID = re.compile(r"\s*\(?(reservation |book )?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\)?", re.I)
+PAGE_EXPIRED = "That page link is no longer valid: start again from the first page."
+
+
+def sentence(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def error_words(error: LibraryError, *, book: Book | None = None, moving: bool = False) -> str:
+    """What a page says for `error`. `book`: the book the action was about, named by its title when the error is
+    about it (the error's fields say so, never its sentence); `moving`: the action was moving a reservation, which
+    a refusal leaves as it was."""
+    about_it = book is not None and error.book_id in (None, book.book_id)
+    title = f"“{book.title}”" if book is not None and about_it else "That book"
+    words = _words(error, title)
+    if moving and isinstance(error, Conflict) and error.kind is ConflictKind.BOOK_HELD:
+        words = f"{words[:-1]}; your reservation is unchanged."
+    return words
+
+
+def _words(error: LibraryError, book: str) -> str:
+    if isinstance(error, InvalidInput):
+        return _input_words(error)
+    if isinstance(error, UnknownBook):
+        return f"{book} is no longer in the catalogue."
+    if isinstance(error, UnknownReader):
+        return "There is no reader with that card number."
+    if isinstance(error, NotFound):
+        if error.reservation_id is not None:
+            if error.cancelled:
+                return "That reservation was cancelled, so there is nothing more to do with it."
+            return "That reservation no longer exists: it may have been cancelled already."
+        return "That book or reader no longer exists."
+    if isinstance(error, Conflict):
+        return _conflict_words(error, book)
+    if isinstance(error, Forbidden):
+        if error.reservation_id is not None:
+            return "That reservation belongs to another reader."
+        return sentence(str(error))
+    if isinstance(error, TooManyAttempts):
+        return sentence(str(error))
+    return sentence(_UUID.sub("", str(error)))
+
+
+def _input_words(error: InvalidInput) -> str:
+    text = str(error)
+    if error.field == "page":
+        return PAGE_EXPIRED
+    if error.field and text.startswith(f"{error.field} "):
+        rest = text[len(error.field) + 1 :]
+        for pattern, words in _PHRASES:
+            rest = pattern.sub(words, rest)
+        text = f"{FIELD_WORDS.get(error.field, 'This value')} {rest}"
+    return sentence(_UUID.sub("", text))
+
+
+def _conflict_words(error: Conflict, book: str) -> str:
+    kind = error.kind
+    if kind is ConflictKind.BOOK_HELD:
+        return f"You already hold {book}." if error.held_by_caller else f"{book} is already reserved by another reader."
+    if kind is ConflictKind.BOOK_WAS_HELD:
+        return f"{book} was already reserved by another reader."
+    if kind is ConflictKind.RESERVATION_CHANGED:
+        return "Your reservation was changed by another request meanwhile, so it was not moved. Try again."
+    if kind is ConflictKind.BOOK_IN_USE:
+        return f"{book} is reserved, so it cannot be deleted yet: cancel the reservation first."
+    if kind is ConflictKind.READER_IN_USE:
+        return "This reader still holds reservations: cancel them first."
+    if kind is ConflictKind.CARD_TAKEN:
+        return f"Card {error.user_id} belongs to another reader already: leave the number out to get a free one."
+    return sentence(_UUID.sub("", str(error)))
+
+
+def when(moment: datetime | None, time_zone: str) -> str:
+    """A stored time (UTC, as Cassandra gives it back) as the library says it: "23 November 2026, 14:05"."""
+    if moment is None:
+        return ""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    local = aware.astimezone(ZoneInfo(time_zone))
+    return f"{local.day} {local:%B %Y, %H:%M}"
