@@ -97,9 +97,32 @@ def parser() -> ArgumentParser:
         ),
     )
     p.add_argument(
+        "--search",
+        type=number(int, 1),
+        metavar="N",
+        help=(
+            "also measure the catalogue search on N seeded books (seeded once into keyspace KEYSPACE_search, then "
+            "reused): Library.search_books, Library.list_books(q=) and GET /api/books?q= for a mix of reader queries, "
+            "against Library.get_book; and the search terms per book and the table's size on disk"
+        ),
+    )
+    p.add_argument(
+        "--index-cost",
+        type=number(int, 1),
+        metavar="N",
+        help=(
+            "also measure what the search index costs the seeder: N books written by seeder.seed into fresh "
+            "keyspaces with the index, with it dropped, and without the terms or the index; books/s of each and the "
+            "ratio to the last"
+        ),
+    )
+    p.add_argument(
         "--skip-usual",
         action="store_true",
-        help="leave out the usual rows (reserve, hot, reads): only what --breakdown, --before and --tombstones ask",
+        help=(
+            "leave out the usual rows (reserve, hot, reads): only what --breakdown, --before, --tombstones, --search "
+            "and --index-cost ask"
+        ),
     )
     return p
 
@@ -120,8 +143,11 @@ def options_from(args: argparse.Namespace) -> Options:
             args.json.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise CliError(f"--json {args.json}: cannot create its folder ({error.strerror})") from None
-    if args.skip_usual and not (args.before or args.tombstones or args.breakdown):
-        raise CliError("--skip-usual leaves nothing to measure without --before, --tombstones or --breakdown")
+    if args.skip_usual and not (args.before or args.tombstones or args.breakdown or args.search or args.index_cost):
+        raise CliError(
+            "--skip-usual leaves nothing to measure without --before, --tombstones, --breakdown, --search or "
+            "--index-cost"
+        )
     warmup = args.warmup if args.warmup is not None else min(50, args.ops // 10)
     return Options(
         topologies=topologies,
@@ -135,6 +161,8 @@ def options_from(args: argparse.Namespace) -> Options:
         before=args.before,
         tombstones=args.tombstones,
         skip_usual=args.skip_usual,
+        search=args.search,
+        index_cost=args.index_cost,
     )
 
 

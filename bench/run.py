@@ -47,7 +47,9 @@ class Options:
     profile: Path | None = None  # folder for the profile of the app under HTTP load
     before: str | None = None  # a git revision whose app is measured beside this one's (bench.revision)
     tombstones: int | None = None  # reserve/cancel cycles on one book before reading it (bench.tombstones)
-    skip_usual: bool = False  # only what --before and --tombstones ask for
+    skip_usual: bool = False  # only what --before, --tombstones, --search and --index-cost ask for
+    search: int | None = None  # books seeded for the search rows (bench.search)
+    index_cost: int | None = None  # books per keyspace for the search index's cost on writes (bench.index_cost)
     logs: Path = PROJECT_DIR / "artifacts" / "bench"
 
 
@@ -62,6 +64,8 @@ class Topology:
     profile: dict[str, Any] | None = None
     before_after: dict[str, Any] | None = None
     tombstones: dict[str, Any] | None = None
+    search: dict[str, Any] | None = None
+    index_cost: dict[str, Any] | None = None
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -76,6 +80,8 @@ class Topology:
             "profile": self.profile,
             "before_after": self.before_after,
             "tombstones": self.tombstones,
+            "search": self.search,
+            "index_cost": self.index_cost,
         }
 
 
@@ -210,6 +216,15 @@ async def measure_topology(options: Options, base: Settings, hosts: list[str], p
         if options.tombstones:
             topology.tombstones = await tombstones(options, settings, db, library, progress)
         topology.results = work.results
+        if options.search:
+            topology.search, rows = await search(options, settings, progress)
+            topology.results += rows
+        if options.index_cost:
+            from bench.index_cost import measure_index_cost, render
+
+            progress(f"index cost: load average {load_average()}")
+            topology.index_cost = await measure_index_cost(settings, options.index_cost, progress)
+            progress(render(topology.index_cost))
     add_ratios(topology.results)
     topology.seconds = time.monotonic() - started
     return topology
@@ -249,6 +264,52 @@ async def tombstones(
     return result
 
 
+async def search(options: Options, settings: Settings, progress: Progress) -> tuple[dict[str, Any], list[Figures]]:
+    """The catalogue search on --search seeded books, in a keyspace of its own (seeded once, then reused): the
+    terms per book, the search rows at each concurrency (repository and HTTP, against a point read), the disk."""
+    from app.demo_data import demo_books
+    from bench import search as bench_search
+    from bench import storage
+
+    assert options.search
+    own = dataclasses.replace(settings, keyspace=settings.keyspace + bench_search.KEYSPACE_SUFFIX)
+    nodes = len(settings.cassandra_hosts)
+    progress(f"search: the terms of {options.search:,} books and what each query matches, in Python")
+    survey = bench_search.survey(demo_books(options.search))
+    async with open_database(own) as db:
+        found: dict[str, Any] = await bench_search.prepare_catalogue(db, own, options.search, progress)
+        found["survey"] = survey.to_json()
+        progress("search: flushing the catalogue to disk (nodetool) and waiting for compactions")
+        found["flushed"] = await asyncio.to_thread(storage.flush, own.keyspace, nodes)
+        found["disk"] = storage.table_on_disk(own.keyspace, "books", nodes)
+        progress(bench_search.render(found))
+        library = Library(db)
+        with running_app(own, options.logs / f"app-search-{nodes}node.log") as url:
+            work = bench_search.SearchWorkloads(
+                db,
+                library,
+                url,
+                ops=options.ops,
+                warmup=options.warmup,
+                progress=progress,
+                books=options.search,
+                expected=survey.matches,
+            )
+            rows: list[Figures] = []
+            try:
+                for concurrency in options.concurrency:
+                    progress(f"search: concurrency {concurrency}, load average {load_average()}")
+                    rows += await work.run(concurrency)
+            finally:
+                await work.close()
+    return found, rows
+
+
+def load_average() -> list[float]:
+    """The machine's load average over 1, 5 and 15 minutes (`uptime`'s), for the record of a run."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def node_logs(nodes: int) -> list[Path]:
     """The system.log of each node of the local cluster of that size (under $CLUSTER_HOME), if it is there."""
     from cluster.manager import HOME
@@ -286,6 +347,7 @@ async def profile_app(
 async def execute(options: Options, progress: Progress) -> dict[str, Any]:
     base = Settings.from_env()
     started_at = datetime.datetime.now(datetime.UTC)
+    load_at_start = load_average()
     topologies: list[Topology] = []
     for nodes in options.topologies:
         if options.hosts:
@@ -308,8 +370,11 @@ async def execute(options: Options, progress: Progress) -> dict[str, Any]:
             "before": options.before,
             "tombstones": options.tombstones,
             "skip_usual": options.skip_usual,
+            "search": options.search,
+            "index_cost": options.index_cost,
             "existing_cluster": bool(options.hosts),
         },
         "machine": machine(),
+        "load_average": {"start": load_at_start, "end": load_average()},
         "topologies": [t.to_json() for t in topologies],
     }

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.db import Database
-from app.demo_data import DEFAULT_SEED, book_id_for, demo_books
+from app.demo_data import DEFAULT_SEED, book_id_for
 from app.models import Book
 from app.repository import Library
 from app.schema import DATA_TABLES, apply_schema
@@ -146,19 +146,20 @@ async def prepare_catalogue(db: Database, settings: Settings, books: int, progre
     ks = settings.keyspace
     await apply_schema(db, settings)
     await db.execute_raw(MARKER_DDL.replace("{ks}", ks))
-    marker = (
-        await db.execute(f"SELECT books, seed, seconds FROM {ks}.bench_seeded WHERE name = ?", [MARKER])
-    ).one()
+    marker = (await db.execute(f"SELECT books, seed, seconds FROM {ks}.bench_seeded WHERE name = ?", [MARKER])).one()
     if marker is not None and marker.books == books and marker.seed == DEFAULT_SEED:
         progress(f"search: reusing the {books:,} books seeded into keyspace {ks} by an earlier run")
         return {"keyspace": ks, "books": books, "seeded_now": False, "seed_seconds": marker.seconds}
-    progress(f"search: seeding {books:,} books into keyspace {ks} (seeder.load.seed, concurrency {DEFAULT_CONCURRENCY})")
+    progress(
+        f"search: seeding {books:,} books into keyspace {ks} (seeder.load.seed, concurrency {DEFAULT_CONCURRENCY})"
+    )
     await db.execute(f"DELETE FROM {ks}.bench_seeded WHERE name = ?", [MARKER])
     for table in DATA_TABLES:
         await db.execute_raw(f"TRUNCATE {ks}.{table}")
     result = await seed(Library(db), books=books, users=0, show_progress=True)
     await db.execute(
-        f"INSERT INTO {ks}.bench_seeded (name, books, seed, seconds, finished_at) VALUES (?, ?, ?, ?, toTimestamp(now()))",
+        f"INSERT INTO {ks}.bench_seeded (name, books, seed, seconds, finished_at) "
+        "VALUES (?, ?, ?, ?, toTimestamp(now()))",
         [MARKER, books, DEFAULT_SEED, result.seconds],
     )
     rate = result.books / result.seconds if result.seconds else 0.0
@@ -219,7 +220,11 @@ class SearchWorkloads(Workloads):
                 return f"http {status}"
             return "ok" if body.get("book_id") == str(self._book(i)) else "mismatch"
 
-        rows.append(await self._row(GROUP, "get_book (repository)", "repository", point_read, concurrency=concurrency, baseline=True))
+        rows.append(
+            await self._row(
+                GROUP, "get_book (repository)", "repository", point_read, concurrency=concurrency, baseline=True
+            )
+        )
         rows.append(await self._row(GROUP, "GET /api/books/{id} (http)", "http", point_http, concurrency=concurrency))
         for query in self.queries:
             rows += await self._query_rows(query, concurrency)
@@ -267,7 +272,9 @@ def render(search: dict[str, Any]) -> str:
     disk = search.get("disk")
     if disk:
         parts = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in disk["bytes"].items())
-        lines.append(f"  on disk (node 1, {disk['sstables']} SSTable(s)): {parts}; total {disk['total_bytes'] / 1e6:.1f} MB")
+        lines.append(
+            f"  on disk (node 1, {disk['sstables']} SSTable(s)): {parts}; total {disk['total_bytes'] / 1e6:.1f} MB"
+        )
     else:
         lines.append("  on disk: not measured (needs the local cluster's data folder)")
     lines.append(f"  flushed before timing: {'yes' if search.get('flushed') else 'no (nodetool not available)'}")

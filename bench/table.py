@@ -31,7 +31,7 @@ def rows(topology: dict[str, Any]) -> list[tuple[str, ...]]:
     ]
 
 
-_GROUP_ORDER = {"reserve": 0, "hot": 1, "catalogue": 2, "reader": 3, "breakdown": 4, "revisions": 5}
+_GROUP_ORDER = {"reserve": 0, "hot": 1, "catalogue": 2, "reader": 3, "breakdown": 4, "revisions": 5, "search": 6}
 
 
 def heading(topology: dict[str, Any]) -> str:
@@ -63,6 +63,14 @@ def render(report: dict[str, Any]) -> str:
             from bench.tombstones import render as render_tombstones
 
             out += [render_tombstones(topology["tombstones"]), ""]
+        if topology.get("search"):
+            from bench.search import render as render_search
+
+            out += [render_search(topology["search"]), ""]
+        if topology.get("index_cost"):
+            from bench.index_cost import render as render_index_cost
+
+            out += [render_index_cost(topology["index_cost"]), ""]
     out.append("ratio: throughput / the group's baseline (driver) at the same concurrency, in this run")
     return "\n".join(out)
 
