@@ -9,6 +9,8 @@ argument, so `Library.create_book`: the book's row, then its lock's `INSERT ... 
 concurrency. The row's write alone (`CatalogueRepository._write_book`, without the lock's lightweight transaction) is
 timed too, on N other books, because the transaction costs more than the row and hides part of the difference.
 
+The keyspaces are kept between runs and emptied (TRUNCATE) before and after, so every run starts from empty tables.
+
 A machine's load drifts during minutes of writes, so the variants are not measured one after the other: the books
 are cut into SLICES slices, and each round writes one slice into every keyspace, the round's first keyspace changing
 from round to round. A variant's rate is its books over the seconds of its slices. The genre and author indexes are
@@ -30,7 +32,7 @@ from app.demo_data import DEFAULT_SEED, demo_books
 from app.models import Book
 from app.repository import Library
 from app.repository.catalogue import BOOK_COLUMNS, CatalogueRepository
-from app.schema import apply_schema
+from app.schema import DATA_TABLES, apply_schema
 from app.settings import Settings
 from bench import storage
 from toolkit.cli import run_bounded
@@ -89,10 +91,18 @@ async def _write_row_without_terms(catalogue: CatalogueRepository, book: Book) -
     )
 
 
+async def _empty(db: Database, keyspace: str) -> None:
+    for table in DATA_TABLES:
+        await db.execute_raw(f"TRUNCATE {keyspace}.{table}")
+
+
 async def _fresh(db: Database, settings: Settings, variant: Variant) -> Library:
+    """The variant's keyspace, empty: created if missing, else truncated (not dropped and made again: the tests'
+    clusters keep their keyspaces, as tests/integration/conftest.py says why), its search index dropped if the
+    variant has none."""
     ks = settings.keyspace
-    await db.execute_raw(f"DROP KEYSPACE IF EXISTS {ks}")
     await apply_schema(db, settings)
+    await _empty(db, ks)
     if not variant.index:
         await db.execute_raw(f"DROP INDEX IF EXISTS {ks}.books_search_terms")
     library = Library(db)
@@ -137,10 +147,9 @@ async def measure_index_cost(
     *,
     variants: Sequence[Variant] = VARIANTS,
     parts: int = SLICES,
-    keep: bool = False,
 ) -> dict[str, Any]:
-    """Seeder books/s (and row writes/s) into a fresh keyspace per variant; each variant's keyspace is dropped at the
-    end unless `keep`."""
+    """Seeder books/s (and row writes/s) into an empty keyspace per variant (KEYSPACE_idx, _noidx, _noterms), each
+    emptied again at the end."""
     from seeder.load import DEFAULT_CONCURRENCY, seed
 
     seeded = list(demo_books(books))
@@ -184,11 +193,10 @@ async def measure_index_cost(
             disk[variant.name] = storage.table_on_disk(ks, "books", nodes) if flushed else None
     finally:
         for db in databases:
-            if not keep:
-                try:
-                    await db.execute_raw(f"DROP KEYSPACE IF EXISTS {db.settings.keyspace}")
-                except Exception as error:  # the figures are taken; a keyspace left behind is only space
-                    progress(f"index cost: could not drop {db.settings.keyspace}: {error}")
+            try:
+                await _empty(db, db.settings.keyspace)
+            except Exception as error:  # the figures are taken; rows left behind are only space, emptied next time
+                progress(f"index cost: could not empty {db.settings.keyspace}: {error}")
             db.close()
     reference = next((i for i, v in enumerate(variants) if v.name == REFERENCE), None)
 

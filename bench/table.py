@@ -71,7 +71,10 @@ def render(report: dict[str, Any]) -> str:
             from bench.index_cost import render as render_index_cost
 
             out += [render_index_cost(topology["index_cost"]), ""]
-    out.append("ratio: throughput / the group's baseline (driver) at the same concurrency, in this run")
+    out.append(
+        "ratio: throughput / the group's baseline at the same concurrency, in this run (the driver's bare statement; "
+        "for search, Library.get_book)"
+    )
     return "\n".join(out)
 
 

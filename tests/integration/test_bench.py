@@ -121,3 +121,40 @@ def test_before_and_tombstones_at_a_tiny_size(cassandra_hosts: list[str], tmp_pa
     assert set(tombstones["reads"]) >= {"book", "untouched book", "reader A", "reader B", "untouched reader"}
     assert all(r["reads"] == 50 and r["median_ms"] is not None for r in tombstones["reads"].values())
     assert "after/before" in result.stdout and "tombstone cells" in result.stdout
+
+
+def test_search_and_index_cost_at_a_tiny_size(cassandra_hosts: list[str], tmp_path: Path) -> None:
+    """--search seeds a catalogue into a keyspace of its own (and reuses it the next time), checks every search's
+    count against the books Python finds, and --index-cost writes through the seeder into three keyspaces. Shapes
+    only, never timings."""
+    figures = tmp_path / "bench.json"
+    args = ["-m", "bench", "--skip-usual", "--search", "300", "--index-cost", "120", "--ops", "5", "--concurrency", "2"]
+    env = tool_env(cassandra_hosts, KEYSPACE)
+    for attempt in (1, 2):
+        result = run_tool([*args, "--keyspace", KEYSPACE, "--json", str(figures)], env, timeout=400)
+        assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+        report = json.loads(figures.read_text())
+        (topology,) = report["topologies"]
+        search = topology["search"]
+        if attempt == 2:  # the first run seeded it, unless an earlier session did
+            assert search["seeded_now"] is False
+        assert search["keyspace"] == f"{KEYSPACE}_search" and search["books"] == 300
+    assert set(report["load_average"]) == {"start", "end"}
+    survey = search["survey"]
+    assert survey["books"] == 300 and 0 < survey["terms_p50"] <= survey["terms_max"]
+    assert survey["matches"]["browse (empty query)"] == 300
+    rows = [r for r in topology["results"] if r["group"] == "search"]
+    assert {r["group"] for r in topology["results"]} == {"search"}
+    names = {r["name"] for r in rows}
+    assert {"get_book (repository)", "GET /api/books/{id} (http)"} <= names
+    for label in survey["matches"]:
+        assert {f"{label}: search_books", f"{label}: list_books", f"{label}: GET /api/books"} <= names
+    for r in rows:
+        assert r["outcomes"] == {"ok": 5}, r  # every search found what Python finds in the same books
+        assert r["baseline"] or r["ratio"] is not None
+    cost = topology["index_cost"]
+    assert [v["name"] for v in cost["variants"]] == ["with index", "index dropped", "no terms, no index"]
+    for v in cost["variants"]:
+        assert v["seeder"]["books"] == 120 and v["seeder"]["books_per_s"] > 0
+        assert v["row_writes"]["books"] == 120 and v["seeder_ratio"] is not None
+    assert "search terms per book" in result.stdout and "index cost:" in result.stdout

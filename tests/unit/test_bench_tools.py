@@ -1,12 +1,15 @@
-"""The bench's parts that need no Cassandra: the profile summary, and bad options as one line with exit status 2
-(tests/integration/test_bench.py runs the bench itself at a tiny size)."""
+"""The bench's parts that need no Cassandra: the profile summary, the arithmetic of the search figures, and bad options
+as one line with exit status 2 (tests/integration/test_bench.py runs the bench itself at a tiny size)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 from tool_support import run_tool, tool_env
+
+from app.models import Book
 
 KEYSPACE = "test_bench"
 
@@ -33,6 +36,8 @@ def test_the_profile_summary_leaves_idle_time_out(tmp_path: Path) -> None:
         (["--concurrency", "1,x"], "'x' is not a whole number"),
         (["--ops", "0"], "0 must be at least 1"),
         (["--nodes", "both"], "--nodes both needs the local clusters"),
+        (["--skip-usual"], "--skip-usual leaves nothing to measure"),
+        (["--search", "0"], "0 must be at least 1"),
     ],
 )
 def test_bad_input_is_one_line(args: list[str], message: str) -> None:
@@ -41,3 +46,88 @@ def test_bad_input_is_one_line(args: list[str], message: str) -> None:
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- the search figures (bench.search, bench.index_cost, bench.storage): the pure parts ---------------------------
+def _book(title: str, author: str = "Ann Lee", genre: str = "Poetry") -> Book:
+    return Book(uuid4(), title, author, genre, 2000)
+
+
+def test_the_survey_counts_terms_bytes_and_matches() -> None:
+    from app.search import search_terms
+    from bench.search import Query, survey
+
+    books = [_book("River"), _book("The Silent River", "Mary Simpson", "Mystery"), _book("Ça va", "Zoë Émile")]
+    queries = [
+        Query("riv", "riv"),
+        Query("two words", "silent river"),
+        Query("riv in poetry", "riv", "poetry"),
+        Query("folded", "emile"),
+        Query("browse", ""),
+        Query("nothing", "zzz"),
+    ]
+    result = survey(books, queries)
+    counts = sorted(len(search_terms(b)) for b in books)
+    assert result.books == 3
+    assert (result.terms_p50, result.terms_max) == (counts[1], counts[2])
+    assert result.terms_mean == round(sum(counts) / 3, 2)
+    # "river ann lee poetry" -> river, ri, riv, rive; ann, an; lee, le; poetry and its 4 prefixes
+    assert len(search_terms(books[0])) == 4 + 2 + 2 + 5
+    assert result.bytes_total == sum(len(t.encode()) for b in books for t in search_terms(b))
+    assert result.matches == {"riv": 2, "two words": 1, "riv in poetry": 1, "folded": 1, "browse": 3, "nothing": 0}
+
+
+def test_an_empty_catalogue_surveys_to_zeros() -> None:
+    from bench.search import survey
+
+    result = survey([])
+    assert (result.books, result.terms_max, result.bytes_total) == (0, 0, 0)
+    assert set(result.matches.values()) == {0}
+
+
+def test_what_a_search_should_answer_stops_at_the_bound() -> None:
+    from bench.search import expected_page
+
+    assert expected_page(0) == (0, True, 0)
+    assert expected_page(92) == (92, True, 20)
+    assert expected_page(1000) == (1000, True, 20)
+    assert expected_page(1001) == (1000, False, 20)
+    assert expected_page(17_181) == (1000, False, 20)
+
+
+def test_the_bench_queries_match_the_seeded_catalogue_as_their_comments_say() -> None:
+    """The query mix is meant to cover a bound-hitting prefix, a narrow surname, a narrowing second word: checked on
+    the first 5,000 seeded books, so a change of the demo generator that empties a query is noticed."""
+    from app.demo_data import demo_books
+    from bench.search import QUERIES, survey
+
+    found = survey(demo_books(5_000)).matches
+    assert all(found[q.label] > 0 for q in QUERIES), found
+    assert found["browse (empty query)"] == 5_000
+    assert found["2-letter prefix 'ma'"] > found["3-letter prefix 'riv'"] > found["two words 'silent river'"]
+    assert found["'riv' + genre Poetry"] < found["3-letter prefix 'riv'"]
+
+
+def test_slices_cover_every_book_once_and_rounds_rotate_the_first_variant() -> None:
+    from bench.index_cost import rounds, slices
+
+    cut = slices(10, 4)
+    assert [len(r) for r in cut] == [3, 3, 2, 2]
+    assert [i for r in cut for i in r] == list(range(10))
+    assert slices(2, 4) == [range(0, 1), range(1, 2)]
+    order = rounds(3, 4)
+    assert [r[0][0] for r in order] == [0, 1, 2, 0]
+    assert all(sorted(v for v, _ in r) == [0, 1, 2] and {s for _, s in r} == {k} for k, r in enumerate(order))
+
+
+def test_sstable_files_are_told_apart_by_index() -> None:
+    from bench.storage import component, pending_compactions, sizes
+
+    assert component("da-1-bti-Data.db") == "table"
+    assert component("da-1-bti-SAI+aa+books_search_terms+TermsData.db") == "sai:books_search_terms"
+    assert component("da-1-bti-SAI+aa+GroupComplete.db") == "sai (per sstable)"
+    files = [("da-1-bti-Data.db", 10), ("da-1-bti-SAI+aa+books_genre+Meta.db", 2), ("da-2-bti-Data.db", 5)]
+    assert sizes(files) == {"sai:books_genre": 2, "table": 15}
+    assert pending_compactions("pending tasks: 3\n") == 3
+    assert pending_compactions("pending tasks: 0\n- ks.books: 0\n") == 0
+    assert pending_compactions("") == 0
