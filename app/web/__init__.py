@@ -14,6 +14,7 @@ import tornado.web
 
 from app.access import Access
 from app.repository import Library
+from app.rules import MIN_PIN, MIN_STAFF_PIN
 from app.settings import Settings
 from app.web import api_books, api_reservations, api_session, api_users, legacy, pages
 from app.web.base import JsonHandler, log_request
@@ -67,6 +68,7 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     (rf"/books/{UUID}/edit", pages.EditBookHandler),
     (rf"/books/{UUID}/delete", pages.DeleteBookHandler),
     (r"/me", pages.MyReservationsHandler),
+    (r"/me/pin", pages.ChangeOwnPinHandler),
     (r"/reservations", pages.AllReservationsHandler),
     (rf"/reservations/{UUID}/cancel", pages.CancelHandler),
     (rf"/reservations/{UUID}/move", pages.MoveHandler),
@@ -89,6 +91,8 @@ def make_app(library: Library, settings: Settings) -> tornado.web.Application:
     )
     # Dates and times on every page, as the library says them, in its time zone (app/web/wording.py).
     jinja_env.filters["when"] = lambda moment: when(moment, settings.time_zone)
+    # The rules a form states in its labels (app/rules.py), so a label never disagrees with the check.
+    jinja_env.globals.update(MIN_PIN=MIN_PIN, MIN_STAFF_PIN=MIN_STAFF_PIN)
     # Every request passes app/web/guards.py (host, body size, content type) and every answer gets its headers.
     return GuardedApplication(
         ROUTES,

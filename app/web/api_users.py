@@ -98,14 +98,13 @@ class UserHandler(JsonHandler):
         if data.get("role") is not None:
             raise InvalidInput("a card's role is chosen when it is added", field="role")
         if data.get("pin") is not None:
-            if caller is None or not caller.is_staff:
-                # A reader proves they know the PIN they change, so a token left signed in somewhere is not enough
-                # to take the card over; the guess counts towards the card's lockout like a sign-in.
+            if caller is not None and caller.is_staff:
+                await self.library.set_pin(user_id, data["pin"])
+            else:
                 current = data.get("current_pin")
                 if not isinstance(current, str) or len(current) > MAX_PIN:
                     raise InvalidInput("current_pin is required to change your PIN", field="current_pin")
-                await self.library.checked_pin(user_id, current)
-            await self.library.set_pin(user_id, data["pin"])
+                await self.library.change_own_pin(user_id, current, data["pin"])
         active = optional_active(data)
         if active is not None:
             await self.library.set_active(user_id, active)

@@ -500,6 +500,22 @@ class ReaderSignOutHandler(ActionHandler):
         return "success", f"Signed {user.name} out of {ended} session{'s' if ended != 1 else ''}.", None
 
 
+class ChangeOwnPinHandler(ActionHandler):
+    """A signed-in reader (or librarian) changes their own PIN on "My reservations", with the current one."""
+
+    async def act(self) -> tuple[str, str, str | None]:
+        caller = self.require_reader()
+        new_pin = self.get_body_argument("pin", "")
+        if new_pin != self.get_body_argument("pin_again", ""):
+            return "error", "The new PIN and its repeat differ: type the same new PIN twice.", None
+        try:
+            await self.library.change_own_pin(caller.user_id, self.get_body_argument("current_pin", ""), new_pin)
+        except Unauthenticated:
+            # Not "sign in again": the reader is signed in; they typed another PIN than their current one.
+            return "error", "That is not your current PIN, so nothing was changed.", None
+        return "success", "Your PIN is changed: use the new one next time you sign in.", None
+
+
 class AddBookHandler(ActionHandler):
     ACCESS = {"post": Access.STAFF}
 

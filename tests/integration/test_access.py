@@ -78,6 +78,7 @@ EXPECTED: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {
     ("/books/([^/]+)/edit", "post"): (SIGN_IN, 403, 403, 302),
     ("/books/([^/]+)/delete", "post"): (SIGN_IN, 403, 403, 302),
     ("/me", "get"): (SIGN_IN, 200, 200, 200),
+    ("/me/pin", "post"): (SIGN_IN, 302, 302, 302),  # one's own PIN: a form without the current one is refused
     ("/reservations", "get"): (SIGN_IN, 403, 403, 200),
     ("/reservations/([^/]+)/cancel", "post"): (SIGN_IN, REFUSED, 302, 302),
     ("/reservations/([^/]+)/move", "post"): (SIGN_IN, REFUSED, 302, 302),

@@ -422,6 +422,36 @@ async def test_numbered_pages_sort_and_the_keyboard(page: Page, web_url: str, li
     assert all(n.startswith("Reserve") and word in n for n in names), names
 
 
+async def test_a_reader_changes_their_pin_on_my_reservations(page: Page, web_url: str, library: Library) -> None:
+    reader = await new_account(library, Role.READER, "Pim Changer")
+    await sign_in(page, web_url, reader)
+    await page.goto(f"{web_url}/me")
+    form = page.locator("form[action='/me/pin']")
+    # The wrong current PIN: refused in words, still signed in, nothing changed.
+    await form.locator("input[name=current_pin]").fill("not-my-pin")
+    await form.locator("input[name=pin]").fill("8642")
+    await form.locator("input[name=pin_again]").fill("8642")
+    await press(page, form.locator("button[type=submit]"))
+    await expect(page.locator(".flash-error")).to_have_text("That is not your current PIN, so nothing was changed.")
+    await expect(page).to_have_url(f"{web_url}/me")
+    await shot(page, "20-wrong-current-pin")
+    # The new PIN twice, differently: refused before anything is checked.
+    await form.locator("input[name=current_pin]").fill(PIN)
+    await form.locator("input[name=pin]").fill("8642")
+    await form.locator("input[name=pin_again]").fill("8643")
+    await press(page, form.locator("button[type=submit]"))
+    await expect(page.locator(".flash-error")).to_contain_text("differ")
+    # Right: the new PIN opens the card from now on, the old one no longer does.
+    await form.locator("input[name=current_pin]").fill(PIN)
+    await form.locator("input[name=pin]").fill("8642")
+    await form.locator("input[name=pin_again]").fill("8642")
+    await press(page, form.locator("button[type=submit]"))
+    await expect(page.locator(".flash-success")).to_contain_text("Your PIN is changed")
+    assert (await library.checked_pin(reader.user_id, "8642")).user_id == reader.user_id
+    await sign_out(page)
+    await sign_in(page, web_url, reader, pin="8642")
+
+
 async def test_every_page_reads_well_at_both_widths(page: Page, web_url: str, library: Library) -> None:
     """The pages the flows above do not reach, and the error pages, checked the same way."""
     librarian = await new_account(library, Role.LIBRARIAN, "Tia Tour")

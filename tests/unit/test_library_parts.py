@@ -12,7 +12,7 @@ from app.settings import Settings
 
 OPERATIONS = {
     "catalogue": (
-        "get_book list_books create_book update_book delete_book "
+        "get_book list_books search_books create_book update_book delete_book "
         "get_user list_users create_user import_user register_card update_user delete_user set_pin"
     ),
     "accounts": (
