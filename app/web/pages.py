@@ -47,8 +47,9 @@ CATALOGUE_PAGE_SIZE = 15
 LIST_PAGE_SIZE = 25
 # What a failed form keeps of what was typed travels in the flash cookie; browsers keep cookies to 4 KB.
 MAX_FLASH_BYTES = 3500
-# Never sent back to a form, whatever happened: secrets, and the fields every form carries.
-NOT_KEPT = frozenset({"_xsrf", "next", "after", "pin", "current_pin"})
+# Never sent back to a form, whatever happened: the fields every form carries, and secrets (any field whose name
+# says PIN or password).
+NOT_KEPT = frozenset({"_xsrf", "next", "after"})
 
 
 class PageHandler(BaseHandler):
@@ -135,7 +136,11 @@ class PageHandler(BaseHandler):
 
     def typed(self) -> dict[str, str]:
         """The fields of the posted form as typed, but for secrets and the fields every form carries."""
-        return {name: self.get_body_argument(name, "") for name in self.request.body_arguments if name not in NOT_KEPT}
+        return {
+            name: self.get_body_argument(name, "")
+            for name in self.request.body_arguments
+            if name not in NOT_KEPT and "pin" not in name.lower() and "password" not in name.lower()
+        }
 
     def back(self, default: str | None = None, field: str = "next") -> None:
         """Redirect to `default`, else to the form's `field` (`next`: the page the form is on, with its query)

@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from integration.api_support import assert_error, call, new_user
 
 from app.db import Database
 from app.repository import Library
@@ -25,16 +26,6 @@ async def http(web_url: str, staff_headers: dict[str, str]) -> AsyncIterator[aio
         yield session
 
 
-async def call(
-    http: aiohttp.ClientSession, method: str, path: str, body: Any = None, *, raw: bytes | None = None, **kw: Any
-) -> tuple[int, Any, aiohttp.ClientResponse]:
-    data = raw if raw is not None else None
-    async with http.request(method, path, json=body if raw is None else None, data=data, **kw) as response:
-        text = await response.text()
-        payload = await response.json(content_type=None) if text else None
-        return response.status, payload, response
-
-
 def word() -> str:
     """A title word no other test uses, so a title search finds exactly this test's books."""
     return "w" + uuid.uuid4().hex[:10]
@@ -45,21 +36,6 @@ async def new_book(http: aiohttp.ClientSession, **fields: Any) -> dict[str, Any]
     status, book, _ = await call(http, "POST", "/api/books", {**body, **fields})
     assert status == 201, book
     return book
-
-
-async def new_user(http: aiohttp.ClientSession) -> dict[str, Any]:
-    status, user, _ = await call(http, "POST", "/api/users", {"name": "Rita Reader", "email": "rita@example.org"})
-    assert status == 201, user
-    return user
-
-
-def assert_error(status: int, body: Any, expected: int, field: str | None = None) -> None:
-    assert status == expected, body
-    assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"], body
-    assert "Traceback" not in body["error"]
-    if field is not None:
-        assert body.get("field") == field, body
-        assert field in body["error"], body
 
 
 # -- books ----------------------------------------------------------------------------------------------

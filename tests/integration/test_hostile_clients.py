@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from integration.api_support import assert_error, call, new_user
 from integration.ui_support import new_account, sign_in, xsrf
 
 from app.models import Role
@@ -48,33 +49,10 @@ def assert_no_server_errors(caplog: pytest.LogCaptureFixture) -> None:
     assert not bad, [r.getMessage() for r in bad]
 
 
-async def call(
-    http: aiohttp.ClientSession, method: str, path: str, body: Any = None, **kw: Any
-) -> tuple[int, Any, aiohttp.ClientResponse]:
-    async with http.request(method, path, json=body, **kw) as response:
-        text = await response.text()
-        payload = json.loads(text) if text and response.content_type == "application/json" else text
-        return response.status, payload, response
-
-
-def assert_error(status: int, body: Any, expected: int, field: str | None = None) -> None:
-    assert status == expected, body
-    assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"], body
-    assert "Traceback" not in body["error"]
-    if field is not None:
-        assert body.get("field") == field, body
-
-
 async def new_book(http: aiohttp.ClientSession, genre: str) -> dict[str, Any]:
     status, book, _ = await call(http, "POST", "/api/books", {"title": "A Hostile Read", "author": "A", "genre": genre})
     assert status == 201, book
     return book
-
-
-async def new_user(http: aiohttp.ClientSession) -> dict[str, Any]:
-    status, user, _ = await call(http, "POST", "/api/users", {"name": "Hal Hostile", "email": "hal@example.org"})
-    assert status == 201, user
-    return user
 
 
 # -- 1. page tokens are bound to the query they came from ------------------------------------------------------
@@ -84,7 +62,10 @@ async def test_a_genuine_page_token_opens_only_its_own_listing(
     genre, other_genre = f"g{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
     for _ in range(3):
         await new_book(http, genre)
-    reader, other_reader = await new_user(http), await new_user(http)
+    reader, other_reader = (
+        await new_user(http, "Hal Hostile", "hal@example.org"),
+        await new_user(http, "Hal Hostile", "hal@example.org"),
+    )
     books = [await new_book(http, other_genre) for _ in range(2)]
     for book in books:
         status, _, _ = await call(
@@ -254,7 +235,7 @@ async def test_huge_numbers_are_400s(http: aiohttp.ClientSession, no_tracebacks:
 
 async def test_lone_surrogates_are_400s(http: aiohttp.ClientSession, no_tracebacks: pytest.LogCaptureFixture) -> None:
     book = await new_book(http, "Surrogates")
-    user = await new_user(http)
+    user = await new_user(http, "Hal Hostile", "hal@example.org")
     headers = {"Content-Type": "application/json"}
     lone = '"\\ud800"'  # JSON's spelling of an unpaired surrogate, which UTF-8 cannot carry
     cases = [
@@ -301,7 +282,7 @@ async def test_deeply_nested_json_is_a_400(
 
 # -- 4. cross-site ----------------------------------------------------------------------------------------------
 async def test_the_api_takes_only_json_bodies(http: aiohttp.ClientSession, library: Library) -> None:
-    book, user = await new_book(http, "CrossSite"), await new_user(http)
+    book, user = await new_book(http, "CrossSite"), await new_user(http, "Hal Hostile", "hal@example.org")
     reserve = json.dumps({"book_id": book["book_id"], "user_id": user["user_id"]})
     # What a page on another site can send without asking first (a CORS simple request).
     for content_type in ("text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", None):
@@ -326,7 +307,7 @@ async def test_the_api_takes_only_json_bodies(http: aiohttp.ClientSession, libra
 
 
 async def test_cancel_without_a_body_and_the_earlier_systems_scripts(http: aiohttp.ClientSession) -> None:
-    book, user = await new_book(http, "Legacy"), await new_user(http)
+    book, user = await new_book(http, "Legacy"), await new_user(http, "Hal Hostile", "hal@example.org")
     status, reservation, _ = await call(
         http, "POST", "/api/reservations", {"book_id": book["book_id"], "user_id": user["user_id"]}
     )
