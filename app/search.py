@@ -49,7 +49,7 @@ _WORD = re.compile(r"[^\W_]+")
 def fold(text: str) -> str:
     """Lower case, without accents: "Évans" -> "evans", "Straße" -> "strasse"."""
     decomposed = unicodedata.normalize("NFKD", text.casefold().translate(_LETTERS))
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).translate(_LETTERS)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def words(text: str) -> list[str]:

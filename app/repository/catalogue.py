@@ -12,6 +12,7 @@ from app.credentials import hash_pin
 from app.db import Database
 from app.models import Book, Conflict, InvalidInput, Page, Role, UnknownBook, UnknownReader, User
 from app.repository.base import (
+    SCAN_PAGE,
     PageTokens,
     RepositoryBase,
     book_from_row,
@@ -108,9 +109,8 @@ class CatalogueRepository(RepositoryBase):
         genre and author facets (app/search.py). Reads up to bound + 1 matching rows, in pages of SCAN_PAGE."""
         where, params = _book_conditions(q, genre, author)
         matches: list[Book] = []
-        async for rows in self._scan(
-            f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books{where} LIMIT {bound + 1}", params, page_size=min(bound + 1, 1000)
-        ):
+        query = f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books{where} LIMIT {bound + 1}"
+        async for rows in self._scan(query, params, page_size=min(bound + 1, SCAN_PAGE)):
             matches.extend(book_from_row(r) for r in rows)
         return page_of(matches, bound=bound, order=sort, page=page, page_size=check_page_size(page_size))
 
@@ -121,14 +121,14 @@ class CatalogueRepository(RepositoryBase):
         written = 0
         update = self.cql("UPDATE {ks}.books USING TIMESTAMP ? SET search_terms = ? WHERE book_id = ?")
         async for rows in self._scan(f"SELECT {BOOK_COLUMNS}, WRITETIME(title) AS written FROM {{ks}}.books"):
+            books = [r for r in rows if r.written is not None]
             await asyncio.gather(
                 *(
                     self.db.execute(update, [r.written, search_terms(book_from_row(r)), r.book_id], write=True)
-                    for r in rows
-                    if r.written is not None
+                    for r in books
                 )
             )
-            written += len(rows)
+            written += len(books)
         return written
 
     async def create_book(
