@@ -20,7 +20,7 @@ from app.db import Database
 from app.models import Conflict, Reservation
 from app.repository import Library
 from app.repository.base import now
-from app.repository.reservations import Lock
+from app.repository.locks import Lock, LockState, T
 from bench.measure import Figures, bridge, measure, measure_callbacks
 from toolkit.cli import bearer, run_bounded
 
@@ -386,14 +386,16 @@ class Workloads:
                 lock = await lib._take(book, uuid4(), user)
             except Conflict:
                 return "conflict"
-            await lib._write_views(lock)
+            await lib.store.write_views(lock)
             if reread:
-                await lib._reader_row(user)
+                await lib.store.reader(user)
             return "ok"
 
         async def view_batch(books: list[UUID], i: int) -> str:
             # The batch alone, for a lock state no transaction wrote: views of a book nobody took, at a fresh version.
-            await lib._write_views(Lock(books[i], "held", uuid4(), self._reader(i), now(), lib.clock.next()))
+            await lib.store.write_views(
+                Lock(books[i], LockState.HELD, uuid4(), self._reader(i), now(), lib.clock.next())
+            )
             return "ok"
 
         async def take(books: list[UUID], i: int) -> str:
@@ -404,10 +406,10 @@ class Workloads:
             return "ok"
 
         async def claim(books: list[UUID], i: int) -> str:
-            return "ok" if await lib._claim(uuid4(), self._reader(i), books[i]) else "conflict"
+            return "ok" if await lib.keys.claim(uuid4(), self._reader(i), books[i]) else "conflict"
 
         async def reader_read(_: list[UUID], i: int) -> str:
-            await lib._reader_row(self._reader(i))
+            await lib.store.reader(self._reader(i))
             return "ok"
 
         async def keyed(books: list[UUID], i: int) -> str:
@@ -451,18 +453,21 @@ class Workloads:
             return "ok"
 
         async def lock_read(r: Reservation) -> str:
-            await lib._resolve_lock(r.book_id)
+            await lib.locks.read(r.book_id, serial=True)
             return "ok"
 
         async def release(r: Reservation) -> str:
-            return "ok" if await lib._release(r.book_id, r.reservation_id) is not None else "conflict"
+            released = await lib.locks.run(T.RELEASE, r.book_id, reservation_id=r.reservation_id)
+            return "ok" if released.applied else "conflict"
 
         async def delete_views(r: Reservation) -> str:
-            await lib._delete_views(r.reservation_id, r.user_id, r.book_id, lib.clock.next())
+            version = lib.clock.next()
+            await lib.store.delete_book_rows(r.user_id, r.book_id, version)
+            await lib.store.delete_reservation_row(r.reservation_id, version)
             return "ok"
 
         async def row_read(r: Reservation) -> str:
-            await lib.get_reservation(r.reservation_id)
+            await self.library.get_reservation(r.reservation_id)
             return "ok"
 
         steps: list[tuple[str, Callable[[Reservation], Any]]] = [

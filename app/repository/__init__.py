@@ -1,11 +1,13 @@
 """The repository layer: everything the service reads and writes in Cassandra.
 
-`Library` is the one object the web layer, the seeder and the tools talk to. It is a facade over three parts,
-each in its own module and each given, when `Library` makes it, everything it uses: the reservations with
-their locks (`ReservationRepository`), the catalogue and readers (`CatalogueRepository`, which opens and
-withdraws a book's lock through the reservations part), and the audit with its repair (`AuditRepository`,
-which mends the views through the reservations part's lock operations). All three share one database handle,
-one version clock and one set of page tokens per `Library`, that is per app instance.
+`Library` is the one object the web layer, the seeder and the tools talk to. It is a facade over parts, each in its
+own module and each given, when `Library` makes it, everything it uses: the locks (`LockRunner` over
+`CassandraLockTable`, app/repository/locks.py: the state machine), the reservation use cases (`Reservations`, composed
+of the locks' transitions, the views' store and the idempotency keys), the listings of the views
+(`ReservationListings`), the catalogue and readers (`CatalogueRepository`, which opens and withdraws a book's lock
+through the use cases), and the audit with its repair (`AuditRepository`, which mends through the use cases' public
+operations). All share one database handle, one version clock and one set of page tokens per `Library`, that is per
+app instance.
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ from app.repository.audit import AuditRepository
 from app.repository.base import PageTokens
 from app.repository.catalogue import CatalogueRepository
 from app.repository.clock import VersionClock
-from app.repository.reservations import ReservationRepository, Step
+from app.repository.idempotency import CassandraKeys
+from app.repository.listings import ReservationListings
+from app.repository.locks import CassandraLockTable, LockRunner
+from app.repository.reservations import Reservations, Step
+from app.repository.store import CassandraReservationStore
 from app.rules import TOOL_LIBRARIAN_CARD
 from app.schema import SCHEMA_VERSION
 
@@ -29,7 +35,7 @@ from app.schema import SCHEMA_VERSION
 class Library:
     """The repository's one entry point: it makes the parts and hands each public operation to the part it
     belongs to. A test that reaches inside an operation (a lock operation, a pause at a named step) names the
-    part: `library.reservations._resolve_lock`, `library.steps` (the reservations part's)."""
+    part: `library.locks.read(book, serial=True)`, `library.steps` (the use cases')."""
 
     def __init__(self, db: Database, *, wall_ns: Callable[[], int] | None = None) -> None:
         """`wall_ns` replaces the wall clock the lock versions start from (tests give instances skewed clocks)."""
@@ -37,11 +43,17 @@ class Library:
         self.ks = db.settings.keyspace
         self.pages = PageTokens(db.settings.page_token_secret or f"library-page-token:{self.ks}")
         self.clock = VersionClock(wall_ns) if wall_ns else VersionClock()
-        self.reservations = ReservationRepository(
-            db, self.clock, self.pages, settle_after_seconds=db.settings.settle_after_seconds
+        self.locks = LockRunner(CassandraLockTable(db), self.clock)
+        self.reservations = Reservations(
+            self.locks,
+            CassandraReservationStore(db),
+            CassandraKeys(db),
+            self.clock,
+            settle_after_seconds=db.settings.settle_after_seconds,
         )
-        self.catalogue = CatalogueRepository(db, self.clock, self.pages, self.reservations)
-        self.auditor = AuditRepository(db, self.clock, self.reservations)
+        self.listings = ReservationListings(db, self.pages, self.locks)
+        self.catalogue = CatalogueRepository(db, self.clock, self.pages, self.reservations, self.listings)
+        self.auditor = AuditRepository(db, self.clock, self.locks, self.reservations)
         self.accounts = AccountRepository(db, self.catalogue)
         # Named points inside operations where a test may pause one (see ReservationRepository._step).
         self.steps: dict[str, Step] = self.reservations.steps
@@ -62,13 +74,13 @@ class Library:
         self.update_user = self.catalogue.update_user
         self.delete_user = self.catalogue.delete_user
         # -- reservations
-        self.get_reservation = self.reservations.get_reservation
-        self.holder = self.reservations.holder
-        self.holders = self.reservations.holders
-        self.list_reservations = self.reservations.list_reservations
-        self.each_reservation = self.reservations.each_reservation
-        self.user_reservations = self.reservations.user_reservations
-        self.book_reservations = self.reservations.book_reservations
+        self.get_reservation = self.listings.get_reservation
+        self.holder = self.listings.holder
+        self.holders = self.listings.holders
+        self.list_reservations = self.listings.list_reservations
+        self.each_reservation = self.listings.each_reservation
+        self.user_reservations = self.listings.user_reservations
+        self.book_reservations = self.listings.book_reservations
         self.reserve = self.reservations.reserve
         self.move = self.reservations.move
         self.cancel = self.reservations.cancel

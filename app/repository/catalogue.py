@@ -20,7 +20,8 @@ from app.repository.base import (
     now,
 )
 from app.repository.clock import VersionClock
-from app.repository.reservations import ReservationRepository
+from app.repository.listings import ReservationListings
+from app.repository.reservations import Reservations
 from app.rules import (
     DEFAULT_PAGE_SIZE,
     FIRST_LEGACY_CARD,
@@ -61,12 +62,18 @@ class CatalogueRepository(RepositoryBase):
     holding reservations is not deleted."""
 
     def __init__(
-        self, db: Database, clock: VersionClock, pages: PageTokens, reservations: ReservationRepository
+        self,
+        db: Database,
+        clock: VersionClock,
+        pages: PageTokens,
+        reservations: Reservations,
+        listings: ReservationListings,
     ) -> None:
         super().__init__(db)
         self.clock = clock
         self.pages = pages
         self.reservations = reservations
+        self.listings = listings
 
     # -- books ------------------------------------------------------------------------------
     async def get_book(self, book_id: UUID) -> Book:
@@ -148,7 +155,7 @@ class CatalogueRepository(RepositoryBase):
             _year(published_year),
         )
         await self._write_book(book)
-        await self.reservations._open_lock(book.book_id)
+        await self.reservations.open(book.book_id)
         return book
 
     async def update_book(
@@ -192,7 +199,7 @@ class CatalogueRepository(RepositoryBase):
         """Withdraws the book's lock first (free -> withdrawn, refused while it is held), so a reserve racing the
         deletion either took the book before (and the deletion is refused) or finds it withdrawn."""
         await self.get_book(book_id)
-        withdrawn = await self.reservations._withdraw_lock(book_id)
+        withdrawn = await self.reservations.withdraw(book_id)
         # The row goes above its own last write, whichever instance's clock stamped that: a book written by an
         # instance whose clock is ahead is still deleted by one whose clock is behind.
         written = (
@@ -354,7 +361,7 @@ class CatalogueRepository(RepositoryBase):
         )
         if not marked.was_applied:
             raise Conflict.reader_changed(user_id)
-        held = await self.reservations.user_reservations(user_id, page_size=1)
+        held = await self.listings.user_reservations(user_id, page_size=1)
         if held.items:
             await self.db.execute(
                 self.cql("UPDATE {ks}.users SET state = null WHERE user_id = ? IF state = 'closing'"),

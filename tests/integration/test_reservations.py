@@ -17,6 +17,7 @@ import app.db
 from app.db import Database
 from app.models import Book, Conflict, DatabaseUnavailable, Forbidden, NotFound, Reservation, User, reservation_id_for
 from app.repository import Library
+from app.repository.locks import T
 
 _user_ids = itertools.count(1000)
 
@@ -147,7 +148,8 @@ async def test_stale_cancel_after_rereserve_leaves_new_reservation_intact(librar
     with pytest.raises(NotFound):
         await library.cancel(old.reservation_id, first.user_id)
     # Even a release that gets as far as the lock (it read its reservation before the cancel) is refused.
-    assert await library.reservations._release(book.book_id, old.reservation_id) is None
+    released = await library.locks.run(T.RELEASE, book.book_id, reservation_id=old.reservation_id)
+    assert not released.applied
     assert await library.holder(book.book_id, serial=True) == new
     await assert_clean(library)
 
@@ -353,7 +355,7 @@ async def test_an_abandoned_lock_gets_its_views_back_at_the_next_conflict(librar
     book = await new_book(library)
     owner, other = await new_users(library, 2)
     # What a client that died right after taking the lock leaves behind: the lock alone, older than the settle time.
-    lock = await library.reservations._take(book.book_id, uuid.uuid4(), owner.user_id)
+    lock = await library.reservations._take(book.book_id, uuid.uuid4(), owner.user_id)  # the lock, and nothing else
     abandoned = lock.reservation()
     with pytest.raises(Conflict):
         await settled(library).reserve(book.book_id, other.user_id)
@@ -394,14 +396,14 @@ async def test_a_lock_whose_first_send_lost_its_answer_and_was_finished_later_is
     book = await new_book(library)
     (reader,) = await new_users(library, 1)
     hits = lose_answer("IF state = 'free'")
-    real_resolve = library.reservations._resolve_lock
-    before = await library.reservations._read_lock(book.book_id, serial=True)
+    real_read = library.locks.table.read
+    before = await library.locks.read(book.book_id, serial=True)
     stale = [before]
 
-    async def not_yet_visible(book_id: uuid.UUID) -> Any:
-        return stale.pop() if stale else await real_resolve(book_id)
+    async def not_yet_visible(book_id: uuid.UUID, *, serial: bool) -> Any:
+        return stale.pop() if stale and serial else await real_read(book_id, serial=serial)
 
-    monkeypatch.setattr(library.reservations, "_resolve_lock", not_yet_visible)
+    monkeypatch.setattr(library.locks.table, "read", not_yet_visible)
     r = await library.reserve(book.book_id, reader.user_id)
     assert hits
     assert await library.holder(book.book_id, serial=True) == r

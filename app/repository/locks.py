@@ -1,0 +1,479 @@
+"""A book's lock as one state machine: its named states, one table of transitions, and one runner.
+
+The lock row `reservation_by_book_id` (one per book, created with it, never deleted) is the only truth about who
+holds a book. Only the transitions below write it, each a lightweight transaction whose condition names the state
+it leaves and includes `version < new` or `version = expected` with new > expected, so a lock's version strictly
+grows with every transition, on every replica, whatever the app instances' clocks say (app/repository/clock.py).
+`docs/reservation-protocol.md` has one row per transition and per state: its condition, the views written and at
+which version, why every race with every other transition is safe, and the test that shows it.
+
+States (`LockState`):
+- FREE: nobody holds the book.
+- HELD: a confirmed hold of `reservation_id`; the only state whose views exist.
+- INCOMING: the target of a move not yet confirmed: taken for `reservation_id`, coming from `move_from`, which it
+  held at `move_from_version`. Nothing writes views for it. The move's fate is decided on the source lock.
+- OUTGOING: the source of a move that is decided: `reservation_id` goes to `moved_to`. Nobody may take the book
+  until the target is confirmed and the views follow; whoever meets it finishes the move.
+- WITHDRAWN: the book was deleted.
+
+The runner (`LockRunner.run`) is the only code that sends a transition. It chooses the new version, sends it, and
+on a lost answer reads the lock once at SERIAL, which completes or forever supersedes the unfinished Paxos round:
+the transition applied if the lock shows the state it writes at a version one of its own sends proposed. A send
+refused only because its version was not above the lock's (a clock behind) is sent again from the lock's version.
+It answers applied (with the lock it made) or refused (with the lock it met); it raises DatabaseUnavailable when
+Cassandra cannot say. Nothing else retries a lightweight transaction.
+
+The store is an interface (`LockTable`): Cassandra's here (`CassandraLockTable`), and an in-memory model of what
+Cassandra promises in the schedule search (tests/schedules/), which runs this same table and runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+from uuid import UUID
+
+from app.db import Database, OutcomeUnknown
+from app.models import DatabaseUnavailable, Reservation
+from app.repository.clock import VersionClock
+
+log = logging.getLogger(__name__)
+
+# A transition whose answer was lost, or whose version was too low, is sent again at most this often; a SERIAL read
+# that times out under contention is tried again this often, with backoff, before the database is called unavailable.
+ATTEMPTS = 5
+
+
+class LockState(StrEnum):
+    FREE = "free"
+    HELD = "held"
+    INCOMING = "incoming"
+    OUTGOING = "outgoing"
+    WITHDRAWN = "withdrawn"
+
+
+# Every column of the lock row but its key, in this order.
+LOCK_FIELDS = (
+    "state",
+    "reservation_id",
+    "user_id",
+    "reserved_at",
+    "version",
+    "moved_to",
+    "move_from",
+    "move_from_version",
+)
+
+
+@dataclass(frozen=True)
+class Lock:
+    """One book's lock row. `state` None: no row (the book does not exist, or never had a lock). After a refused
+    transition, only the columns its condition names are known (Cassandra returns those); the others are None."""
+
+    book_id: UUID
+    state: LockState | None
+    reservation_id: UUID | None = None
+    user_id: int | None = None
+    reserved_at: datetime | None = None
+    version: int | None = None
+    moved_to: UUID | None = None  # OUTGOING: the book the reservation is going to
+    move_from: UUID | None = None  # INCOMING: the book the reservation comes from ...
+    move_from_version: int | None = None  # ... which it held at this version when the move began
+
+    def holds(self, reservation_id: UUID) -> bool:
+        """A confirmed hold of this reservation."""
+        return self.state is LockState.HELD and self.reservation_id == reservation_id
+
+    def involves(self, reservation_id: UUID) -> bool:
+        """Held by the reservation, or in a move's in-between state for it."""
+        return self.reservation_id == reservation_id and self.state in IN_USE
+
+    @property
+    def in_between(self) -> bool:
+        return self.state in (LockState.INCOMING, LockState.OUTGOING)
+
+    def reservation(self) -> Reservation:
+        assert self.reservation_id is not None and self.user_id is not None and self.reserved_at is not None
+        return Reservation(self.reservation_id, self.book_id, self.user_id, self.reserved_at)
+
+
+IN_USE = (LockState.HELD, LockState.INCOMING, LockState.OUTGOING)
+
+
+def lock_from_row(book_id: UUID, row: Any) -> Lock:
+    if row is None:
+        return Lock(book_id, None)
+    values = {name: getattr(row, name, None) for name in LOCK_FIELDS}
+    state = values.pop("state")
+    return Lock(book_id, LockState(state) if state else None, **values)
+
+
+# -- the table of transitions -------------------------------------------------------------------------------------
+# A value in a condition or an assignment is a literal (a state, None) or one of these names, bound when it is run:
+NEW = "new"  # the version the runner chooses
+EXPECTED = "expected"  # the version a transition requires the lock to be at
+
+
+@dataclass(frozen=True)
+class Param:
+    """A value given when the transition is run (NEW and EXPECTED are the runner's)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Condition:
+    column: str
+    op: str  # '=' or '<'
+    value: Any  # a literal, or a Param
+
+    def holds(self, lock: Lock, values: dict[str, Any]) -> bool:
+        """Cassandra's own evaluation: a missing row has every column null; `null < x` is false."""
+        current = getattr(lock, self.column)
+        wanted = _bind(self.value, values)
+        if self.op == "=":
+            return bool(current == wanted)
+        return current is not None and wanted is not None and current < wanted
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One entry of the table: the state it leaves (its condition) and the row it leaves (its assignments). `insert`:
+    the row is created if there is none (`IF NOT EXISTS`). The views it writes are said by the use case that runs
+    it, and in docs/reservation-protocol.md."""
+
+    name: str
+    leaves: tuple[LockState | None, ...]
+    when: tuple[Condition, ...]
+    sets: dict[str, Any] = field(default_factory=dict)
+    insert: bool = False
+
+    def failing(self, lock: Lock, values: dict[str, Any]) -> list[Condition]:
+        if self.insert:
+            return [] if lock.state is None else [Condition("state", "=", None)]
+        return [c for c in self.when if not c.holds(lock, values)]
+
+    def only_version_too_low(self, lock: Lock, values: dict[str, Any]) -> bool:
+        failing = self.failing(lock, values)
+        return bool(failing) and all(c.column == "version" and c.op == "<" for c in failing)
+
+    def result(self, book_id: UUID, values: dict[str, Any], before: Lock | None) -> Lock:
+        """The lock this transition leaves; the columns it does not set are kept from `before`, the lock it left."""
+        base = before if before is not None else Lock(book_id, None)
+        assigned = {column: _bind(value, values) for column, value in self.sets.items()}
+        state = assigned.pop("state", base.state)
+        return replace(base, book_id=book_id, state=LockState(state) if state else None, **assigned)
+
+    def made(self, lock: Lock, values: dict[str, Any]) -> bool:
+        """Whether `lock` shows what this transition writes with these values, its version aside (the runner checks
+        that the version is one it proposed)."""
+        assigned = {column: _bind(value, values) for column, value in self.sets.items() if column != "version"}
+        return all(getattr(lock, column) == wanted for column, wanted in assigned.items())
+
+
+def _bind(value: Any, values: dict[str, Any]) -> Any:
+    return values[value.name] if isinstance(value, Param) else value
+
+
+def _is(state: LockState | None) -> Condition:
+    return Condition("state", "=", state.value if state else None)
+
+
+def _version_below_new() -> Condition:
+    return Condition("version", "<", Param(NEW))
+
+
+def _version_is_expected() -> Condition:
+    return Condition("version", "=", Param(EXPECTED))
+
+
+_RID, _UID, _AT = Param("reservation_id"), Param("user_id"), Param("reserved_at")
+_FROM, _FROM_VERSION, _TO = Param("move_from"), Param("move_from_version"), Param("moved_to")
+# Each transition into FREE nulls only what its source state has set: every null is a tombstone cell that reads of
+# the row step over, so a reserve/cancel cycle leaves three, as before the move's columns existed.
+_NOBODY = {"reservation_id": None, "user_id": None, "reserved_at": None}
+# On a refused take, Cassandra returns the columns the condition names: these name who holds the book (a free lock
+# has them all null, since every transition into FREE clears them).
+_FREE_OF_ANYONE = (
+    Condition("reservation_id", "=", None),
+    Condition("user_id", "=", None),
+    Condition("reserved_at", "=", None),
+    Condition("move_from", "=", None),
+    Condition("move_from_version", "=", None),
+)
+_HELD_BY = (_is(LockState.HELD), Condition("reservation_id", "=", _RID))
+_INCOMING_FOR = (
+    _is(LockState.INCOMING),
+    Condition("reservation_id", "=", _RID),
+    Condition("move_from_version", "=", _FROM_VERSION),
+)
+
+
+class T:
+    """The transitions, by name. docs/reservation-protocol.md has a row for each."""
+
+    OPEN = Transition("open", (None,), (), {"state": LockState.FREE.value, "version": Param(NEW)}, insert=True)
+    REVIVE = Transition(
+        "revive",
+        (LockState.WITHDRAWN,),
+        (_is(LockState.WITHDRAWN), _version_below_new()),
+        {"state": LockState.FREE.value, "version": Param(NEW)},
+    )
+    WITHDRAW = Transition(
+        "withdraw",
+        (LockState.FREE,),
+        (_is(LockState.FREE), _version_below_new(), *_FREE_OF_ANYONE),
+        {"state": LockState.WITHDRAWN.value, "version": Param(NEW)},
+    )
+    TAKE = Transition(
+        "take",
+        (LockState.FREE,),
+        (_is(LockState.FREE), _version_below_new(), *_FREE_OF_ANYONE),
+        {
+            "state": LockState.HELD.value,
+            "reservation_id": _RID,
+            "user_id": _UID,
+            "reserved_at": _AT,
+            "version": Param(NEW),
+        },
+    )
+    RELEASE = Transition(
+        "release",
+        (LockState.HELD,),
+        (*_HELD_BY, _version_below_new()),
+        {**_NOBODY, "state": LockState.FREE.value, "version": Param(NEW)},
+    )
+    RELEASE_EXACT = Transition(
+        "release exactly",
+        (LockState.HELD,),
+        (*_HELD_BY, _version_is_expected()),
+        {**_NOBODY, "state": LockState.FREE.value, "version": Param(NEW)},
+    )
+    RESTAMP = Transition(
+        "restamp",
+        (LockState.HELD,),
+        (*_HELD_BY, _version_is_expected()),
+        {"reserved_at": _AT, "version": Param(NEW)},
+    )
+    MOVE_IN = Transition(
+        "move in",
+        (LockState.FREE,),
+        (_is(LockState.FREE), _version_below_new(), *_FREE_OF_ANYONE),
+        {"state": LockState.INCOMING.value, "reservation_id": _RID, "user_id": _UID, "reserved_at": _AT}
+        | {"move_from": _FROM, "move_from_version": _FROM_VERSION, "version": Param(NEW)},
+    )
+    MOVE_OUT = Transition(
+        "move out",
+        (LockState.HELD,),
+        (*_HELD_BY, _version_is_expected()),
+        {"state": LockState.OUTGOING.value, "moved_to": _TO, "version": Param(NEW)},
+    )
+    CONFIRM = Transition(
+        "confirm",
+        (LockState.INCOMING,),
+        (*_INCOMING_FOR, _version_below_new()),
+        {"state": LockState.HELD.value, "move_from": None, "move_from_version": None, "version": Param(NEW)},
+    )
+    ABANDON = Transition(
+        "abandon",
+        (LockState.INCOMING,),
+        (*_INCOMING_FOR, _version_below_new()),
+        {**_NOBODY, "move_from": None, "move_from_version": None, "state": LockState.FREE.value, "version": Param(NEW)},
+    )
+    FINISH_OUT = Transition(
+        "finish out",
+        (LockState.OUTGOING,),
+        (_is(LockState.OUTGOING), Condition("reservation_id", "=", _RID), _version_below_new()),
+        {**_NOBODY, "moved_to": None, "state": LockState.FREE.value, "version": Param(NEW)},
+    )
+
+    # Schema version 1 -> 2 only: a lock row of version 1 (a reservation and no state) becomes a held lock.
+    ADOPT = Transition(
+        "adopt",
+        (None,),
+        (_is(None), Condition("reservation_id", "=", _RID)),
+        {"state": LockState.HELD.value, "version": Param(NEW)},
+    )
+
+    ALL = (
+        OPEN,
+        REVIVE,
+        WITHDRAW,
+        TAKE,
+        RELEASE,
+        RELEASE_EXACT,
+        RESTAMP,
+        MOVE_IN,
+        MOVE_OUT,
+        CONFIRM,
+        ABANDON,
+        FINISH_OUT,
+        ADOPT,
+    )
+
+
+# -- the store ----------------------------------------------------------------------------------------------------
+class LockTable(Protocol):
+    """Where locks live: Cassandra, or the schedule search's model of it."""
+
+    async def read(self, book_id: UUID, *, serial: bool) -> Lock: ...
+
+    async def read_many(self, book_ids: Sequence[UUID]) -> list[Lock]: ...
+
+    async def send(self, transition: Transition, book_id: UUID, values: dict[str, Any]) -> tuple[bool, Lock]:
+        """Sends the transition once: (applied, the lock it met if refused). Raises OutcomeUnknown when the answer
+        was lost, DatabaseUnavailable when it certainly did not apply."""
+        ...
+
+    def scan(self) -> Any:
+        """Every lock, a page (list of Lock) at a time: an async iterator."""
+        ...
+
+
+_COLUMNS = "book_id, " + ", ".join(LOCK_FIELDS)
+
+
+class CassandraLockTable:
+    """The lock table in Cassandra: the only code that sends a lock statement."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.ks = db.settings.keyspace
+        self._read = f"SELECT {_COLUMNS} FROM {self.ks}.reservation_by_book_id WHERE book_id = ?"
+        self._read_many = f"SELECT {_COLUMNS} FROM {self.ks}.reservation_by_book_id WHERE book_id IN ?"
+        self._cql = {t.name: self._render(t) for t in T.ALL}
+
+    def _render(self, t: Transition) -> tuple[str, list[Param]]:
+        """The statement of a transition, with its literals (states, nulls) written out so it reads as the table
+        says, and the names of its bound values in order."""
+        order: list[Param] = []
+
+        def mark(value: Any) -> str:
+            if isinstance(value, Param):
+                order.append(value)
+                return "?"
+            return "null" if value is None else f"'{value}'"
+
+        if t.insert:
+            columns = ", ".join(["book_id", *t.sets])
+            values = ", ".join(mark(value) for value in [Param("book_id"), *t.sets.values()])
+            table = f"{self.ks}.reservation_by_book_id"
+            return f"INSERT INTO {table} ({columns}) VALUES ({values}) IF NOT EXISTS", order
+        in_order = sorted(t.sets.items(), key=lambda item: item[0] != "state")  # the state it leaves first
+        assignments = ", ".join(f"{column} = {mark(value)}" for column, value in in_order)
+        key = mark(Param("book_id"))
+        conditions = " AND ".join(f"{c.column} {c.op} {mark(c.value)}" for c in t.when)
+        return f"UPDATE {self.ks}.reservation_by_book_id SET {assignments} WHERE book_id = {key} IF {conditions}", order
+
+    async def read(self, book_id: UUID, *, serial: bool) -> Lock:
+        consistency = self.db.settings.serial_consistency if serial else None
+        row = (await self.db.execute(self._read, [book_id], consistency=consistency)).one()
+        return lock_from_row(book_id, row)
+
+    async def read_many(self, book_ids: Sequence[UUID]) -> list[Lock]:
+        result = await self.db.execute(self._read_many, [list(book_ids)])
+        return [lock_from_row(row.book_id, row) for row in result.rows]
+
+    async def send(self, transition: Transition, book_id: UUID, values: dict[str, Any]) -> tuple[bool, Lock]:
+        cql, order = self._cql[transition.name]
+        bound = {**values, "book_id": book_id}
+        result = await self.db.execute(cql, [_bind(v, bound) for v in order], write=True)
+        return result.was_applied, (Lock(book_id, None) if result.was_applied else lock_from_row(book_id, result.one()))
+
+    async def scan(self) -> Any:
+        paging_state = None
+        while True:
+            result = await self.db.execute(
+                f"SELECT {_COLUMNS} FROM {self.ks}.reservation_by_book_id", page_size=1000, paging_state=paging_state
+            )
+            yield [lock_from_row(row.book_id, row) for row in result.rows]
+            paging_state = result.paging_state
+            if not paging_state:
+                return
+
+
+# -- the runner ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a transition: `applied`, and `lock`, the lock it made (applied) or the one it met (refused)."""
+
+    applied: bool
+    lock: Lock
+
+
+class LockRunner:
+    """Runs transitions of the table against a lock table, choosing versions from the instance's clock."""
+
+    def __init__(self, table: LockTable, clock: VersionClock) -> None:
+        self.table = table
+        self.clock = clock
+
+    async def read(self, book_id: UUID, *, serial: bool = False) -> Lock:
+        """The lock, at QUORUM or (serial) linearizably; a SERIAL read timing out under contention is tried again
+        with backoff before the database is called unavailable."""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                lock = await self.table.read(book_id, serial=serial)
+                self.clock.observe(lock.version)
+                return lock
+            except DatabaseUnavailable:
+                if not serial or attempt == ATTEMPTS:
+                    raise
+                await backoff(attempt)
+        raise AssertionError("not reached")
+
+    async def read_many(self, book_ids: Sequence[UUID]) -> list[Lock]:
+        return await self.table.read_many(book_ids) if book_ids else []
+
+    def scan(self) -> Any:
+        """Every lock, a page at a time (an async iterator of lists), for the audit."""
+        return self.table.scan()
+
+    async def run(
+        self,
+        transition: Transition,
+        book_id: UUID,
+        *,
+        before: Lock | None = None,
+        above: int | None = None,
+        **values: Any,
+    ) -> Outcome:
+        """Runs `transition` on the book's lock with these values (EXPECTED among them where the transition needs it),
+        at a version above `above`, above EXPECTED and above everything this instance has seen. `before` is the lock
+        the caller expects to leave: an applied outcome's lock is it with the transition's assignments."""
+        seen = [above, values.get(EXPECTED)]
+        proposed: set[int] = set()  # the versions of sends whose answer was lost
+        for attempt in range(1, ATTEMPTS + 1):
+            new = self.clock.next(*seen)
+            values[NEW] = new
+            try:
+                applied, met = await self.table.send(transition, book_id, values)
+                if applied:
+                    return Outcome(True, transition.result(book_id, values, before))
+            except OutcomeUnknown:
+                proposed.add(new)
+                met = await self.read(book_id, serial=True)
+            if met.version in proposed and transition.made(met, values):
+                # A send of ours whose answer was lost, finished by Paxos when this read or a later send came. Only
+                # then: a match after a definite refusal alone is another's (two instances can propose one version).
+                return Outcome(True, replace(transition.result(book_id, values, before), version=met.version))
+            self.clock.observe(met.version)
+            if transition.only_version_too_low(met, values):
+                seen.append(met.version)  # our clock is behind the lock's: go again from its version
+            elif transition.failing(met, values):
+                return Outcome(False, met)
+            # else: the lock still is as the transition requires, so our send never got there: send it again
+            if attempt > 2:
+                await backoff(attempt)
+        raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
+
+
+async def backoff(attempt: int) -> None:
+    # Jittered and growing, so that contending clients stop colliding in the same Paxos round.
+    await asyncio.sleep(random.uniform(0, 0.05 * 2**attempt))
