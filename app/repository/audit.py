@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
@@ -26,43 +25,28 @@ from app.repository.base import RepositoryBase
 from app.repository.clock import VersionClock
 from app.repository.locks import Lock, LockRunner, LockState, T
 from app.repository.reservations import Reservations
-from app.repository.store import VIEW_COLUMNS, VIEWS, ViewRow, view_row
+from app.repository.store import VIEWS, ViewRow
 
 _KEY_OF_ROW = {
     "reservations": lambda r: r.reservation_id,
     "user_reservations": lambda r: (r.user_id, r.book_id),
     "book_reservations": lambda r: r.book_id,
 }
-_DELETE = {
-    "reservations": ("reservation_id = ?", lambda r: [r.reservation_id]),
-    "user_reservations": ("user_id = ? AND book_id = ?", lambda r: [r.user_id, r.book_id]),
-    "book_reservations": ("book_id = ?", lambda r: [r.book_id]),
-}
 
 
-class AuditRepository(RepositoryBase):
-    """The audit, its repair, and the schema upgrade's rebuild of the locks. Given the database, the instance's
-    version clock, the locks and the reservation use cases, whose public operations (settle, heal, locate) are the
-    only ones the repair writes through, besides deleting a row no lock backs."""
+class Audit:
+    """The audit and its repair, on the locks and the reservation use cases only (their public operations: settle,
+    heal, locate, and the store's scan and row delete), so the schedule search runs this same code on its model."""
 
-    def __init__(self, db: Database, clock: VersionClock, locks: LockRunner, reservations: Reservations) -> None:
-        super().__init__(db)
-        self.clock = clock
+    def __init__(self, locks: LockRunner, reservations: Reservations) -> None:
         self.locks = locks
         self.reservations = reservations
 
-    async def _rows(self, cql: str) -> AsyncIterator[Any]:
-        async for rows in self._scan(cql):
-            for row in rows:
-                yield row
-
     async def audit(self, repair: bool = False) -> AuditReport:
         locks = [lock async for page in self.locks.scan() for lock in page]
-        views: dict[str, list[ViewRow]] = {table: [] for table in VIEWS}
-        for table in VIEWS:
-            async for raw in self._rows(f"SELECT {VIEW_COLUMNS} FROM {{ks}}.{table}"):
-                if (row := view_row(raw)) is not None:  # None: only a move's hint, not a view
-                    views[table].append(row)
+        views: dict[str, list[ViewRow]] = {
+            table: [row async for page in self.reservations.store.scan(table) for row in page] for table in VIEWS
+        }
         held = [lock for lock in locks if lock.state is LockState.HELD]
         report = AuditReport(locks=len(held), reservations=len(views["reservations"]))
         violations = report.violations
@@ -109,9 +93,9 @@ class AuditRepository(RepositoryBase):
             backed: set[Any] = set()
             for lock in held:
                 key = by_lock[table](lock)
-                row = present.get(key)
+                found = present.get(key)
                 single = len(locks_of[lock.reservation_id]) == 1
-                if row is None:
+                if found is None:
                     if single:
                         violations.append(
                             f"lock on book {lock.book_id} holds reservation {lock.reservation_id}, missing from {table}"
@@ -119,8 +103,8 @@ class AuditRepository(RepositoryBase):
                         suspects.add(lock.book_id)
                     continue
                 backed.add(key)
-                if not row.shows(lock) and single:
-                    said = f"{table} has reservation {row.reservation_id} as {_describe(row)}"
+                if not found.shows(lock) and single:
+                    said = f"{table} has reservation {found.reservation_id} as {_describe(found)}"
                     violations.append(f"{said}, its lock says {_describe(lock)}")
                     suspects.add(lock.book_id)
             for key, row in present.items():
@@ -196,13 +180,20 @@ class AuditRepository(RepositoryBase):
                 if holding is not None:
                     done = await self.reservations.heal(holding, at_once=True, rebuild=True)
                     return [done] if done else []
-        where, params = _DELETE[table]
-        await self.db.execute(
-            self.cql(f"DELETE FROM {{ks}}.{table} USING TIMESTAMP ? WHERE {where}"),
-            [row.written, *params(row)],
-            write=True,
-        )
+        assert row.written is not None
+        await self.reservations.store.delete_row(table, row, row.written)
         return [f"deleted {table}'s row of {row.reservation_id} ({_describe(row)}): no lock holds it"]
+
+
+class AuditRepository(RepositoryBase):
+    """The audit on Cassandra, and the schema upgrade's rebuild of the locks (which reads the catalogue)."""
+
+    def __init__(self, db: Database, clock: VersionClock, locks: LockRunner, reservations: Reservations) -> None:
+        super().__init__(db)
+        self.clock = clock
+        self.locks = locks
+        self.reservations = reservations
+        self.audit = Audit(locks, reservations).audit
 
     async def upgrade_locks(self) -> str:
         """Schema version 1 -> 2: the locks of reserved books get their state and version, every other book a free
@@ -217,9 +208,10 @@ class AuditRepository(RepositoryBase):
                         lock = await self.locks.read(old.book_id, serial=True)
                         if lock.user_id is not None and lock.reserved_at is not None:
                             await self.reservations.store.write_views(lock)
-        async for row in self._rows("SELECT book_id FROM {ks}.books"):
-            await self.reservations.open(row.book_id)
-            created += 1
+        async for rows in self._scan("SELECT book_id FROM {ks}.books"):
+            for row in rows:
+                await self.reservations.open(row.book_id)
+                created += 1
         return f"{converted} reserved books' locks converted, {created} books given a lock if they had none"
 
 

@@ -11,6 +11,7 @@ newer one (docs/reservation-protocol.md).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -101,6 +102,14 @@ class ReservationStore(Protocol):
         """The reader's row as a reserve sees it; None for no reader, or one being deleted."""
         ...
 
+    def scan(self, table: str) -> AsyncIterator[list[ViewRow]]:
+        """Every row of one of the VIEWS, a page at a time, for the audit."""
+        ...
+
+    async def delete_row(self, table: str, row: ViewRow, at: int) -> None:
+        """The row of `table` with the key of `row`, deleted at `at` (the repair: at the row's own write time)."""
+        ...
+
 
 _INSERTS = (
     "INSERT INTO {ks}.reservations (reservation_id, book_id, user_id, reserved_at, version) "
@@ -182,3 +191,26 @@ class CassandraReservationStore:
         if row is None or row.state is not None:
             return None
         return User(row.user_id, "", "", row.joined_at)
+
+    async def scan(self, table: str) -> AsyncIterator[list[ViewRow]]:
+        assert table in VIEWS
+        paging_state = None
+        while True:
+            result = await self.db.execute(
+                self.cql(f"SELECT {VIEW_COLUMNS} FROM {{ks}}.{table}"), page_size=1000, paging_state=paging_state
+            )
+            yield [r for row in result.rows if (r := view_row(row)) is not None]  # None: only a move's hint
+            paging_state = result.paging_state
+            if not paging_state:
+                return
+
+    async def delete_row(self, table: str, row: ViewRow, at: int) -> None:
+        keys: dict[str, tuple[str, list[Any]]] = {
+            "reservations": ("reservation_id = ?", [row.reservation_id]),
+            "user_reservations": ("user_id = ? AND book_id = ?", [row.user_id, row.book_id]),
+            "book_reservations": ("book_id = ?", [row.book_id]),
+        }
+        where, key = keys[table]
+        await self.db.execute(
+            self.cql(f"DELETE FROM {{ks}}.{table} USING TIMESTAMP ? WHERE {where}"), [at, *key], write=True
+        )
