@@ -32,7 +32,7 @@ from app.models import (
 from app.repository.base import now
 from app.repository.clock import VersionClock
 from app.repository.idempotency import KeyOutcome, KeyStore
-from app.repository.locks import ATTEMPTS, Lock, LockRunner, LockState, Outcome, T
+from app.repository.locks import ATTEMPTS, Lock, LockRunner, LockState, Outcome, T, Transition
 from app.repository.store import ReservationStore, ViewRow
 from app.rules import check_idempotency_key
 
@@ -107,22 +107,30 @@ class Reservations:
 
     async def _take(self, book_id: UUID, reservation_id: UUID, user_id: int) -> Lock:
         """free -> held. A book that does not exist has no lock row, so the condition fails and nothing is taken: no
-        existence check needs a round trip of its own. A move's in-between state met on the way is settled first."""
+        existence check needs a round trip of its own."""
+        taken = await self._run_past_moves(
+            T.TAKE, book_id, reservation_id=reservation_id, user_id=user_id, reserved_at=now()
+        )
+        if taken.applied:
+            return taken.lock
+        raise await self._refusal(book_id, taken.lock, user_id)
+
+    async def _run_past_moves(self, transition: Transition, book_id: UUID, **values: Any) -> Outcome:
+        """Runs a transition that leaves FREE; if it meets a move's in-between state, settles that first and runs it
+        again. Refused when the lock is anything else, or a move still at work on it (younger than the settle time)."""
         for _ in range(ATTEMPTS):
-            taken = await self.locks.run(
-                T.TAKE, book_id, reservation_id=reservation_id, user_id=user_id, reserved_at=now()
-            )
-            if taken.applied:
-                return taken.lock
-            met = taken.lock
-            if met.state in _GONE:
-                raise UnknownBook(book_id)
-            if met.state is LockState.HELD:
-                await self._heal_beside(met)
-                raise self._taken(book_id, met, user_id)
-            if met.in_between and not await self.settle(met):
-                raise self._taken(book_id, met, user_id)  # a move at work on it: taken, for now
-        raise DatabaseUnavailable("database unavailable: the reservation could not be confirmed; nothing was reserved")
+            outcome = await self.locks.run(transition, book_id, **values)
+            if outcome.applied or not outcome.lock.in_between or not await self.settle(outcome.lock):
+                return outcome
+        raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
+
+    async def _refusal(self, book_id: UUID, met: Lock, user_id: int) -> Exception:
+        """Why a take of the book was refused, from the lock it met; a HELD lock is healed on the way."""
+        if met.state in _GONE:
+            return UnknownBook(book_id)
+        if met.state is LockState.HELD:
+            await self._heal_beside(met)
+        return self._taken(book_id, met, user_id)  # held, or a move at work on it: taken, for now
 
     def _taken(self, book_id: UUID, held: Lock, user_id: int) -> Conflict:
         if held.user_id == user_id:
@@ -331,30 +339,21 @@ class Reservations:
         reservation, source and source version) may have taken it already: that take is this move's too."""
         rid, user_id = source.reservation_id, source.user_id
         assert rid is not None and user_id is not None
-        for _ in range(ATTEMPTS):
-            taken = await self.locks.run(
-                T.MOVE_IN,
-                book_id,
-                above=source.version,
-                reservation_id=rid,
-                user_id=user_id,
-                reserved_at=now(),
-                move_from=source.book_id,
-                move_from_version=source.version,
-            )
-            if taken.applied:
-                return taken.lock
-            met = taken.lock
-            if met.state in _GONE:
-                raise UnknownBook(book_id)
-            if met.state is LockState.INCOMING and _is_same_move(met, source):
-                return await self.locks.read(book_id, serial=True)
-            if met.state is LockState.HELD:
-                await self._heal_beside(met)
-                raise self._taken(book_id, met, user_id)
-            if met.in_between and not await self.settle(met):
-                raise self._taken(book_id, met, user_id)
-        raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
+        taken = await self._run_past_moves(
+            T.MOVE_IN,
+            book_id,
+            above=source.version,
+            reservation_id=rid,
+            user_id=user_id,
+            reserved_at=now(),
+            move_from=source.book_id,
+            move_from_version=source.version,
+        )
+        if taken.applied:
+            return taken.lock
+        if taken.lock.state is LockState.INCOMING and _is_same_move(taken.lock, source):
+            return await self.locks.read(book_id, serial=True)
+        raise await self._refusal(book_id, taken.lock, user_id)
 
     async def _finish_move(self, source: Lock) -> Lock | None:
         """The rest of a decided move (the source OUTGOING): the target confirmed held above the source's version,
@@ -546,15 +545,11 @@ class Reservations:
     async def withdraw(self, book_id: UUID) -> int:
         """free -> withdrawn, so no reserve can take the book any more; Conflict while it is held or a move is at work
         on it. Returns the lock's version once withdrawn."""
-        for _ in range(ATTEMPTS):
-            withdrawn = await self.locks.run(T.WITHDRAW, book_id)
-            met = withdrawn.lock
-            if withdrawn.applied or met.state in _GONE:
-                return met.version or 0
-            if met.in_between and await self.settle(met):
-                continue
-            raise Conflict.book_in_use(book_id, met.reservation_id)
-        raise DatabaseUnavailable("database unavailable: the book could not be withdrawn; try again")
+        withdrawn = await self._run_past_moves(T.WITHDRAW, book_id)
+        met = withdrawn.lock
+        if withdrawn.applied or met.state in _GONE:
+            return met.version or 0
+        raise Conflict.book_in_use(book_id, met.reservation_id)
 
     async def _step(self, name: str, **facts: Any) -> None:
         """A named point in an operation, where a test can pause it (`Library.steps`)."""

@@ -19,11 +19,11 @@ OPERATIONS = {
         "sign_in checked_pin issue_session caller_for sign_out revoke_sessions "
         "record_staff_action record_desk_action staff_actions"
     ),
-    "reservations": (
-        "get_reservation holder holders list_reservations each_reservation user_reservations book_reservations "
-        "reserve move cancel"
+    "listings": (
+        "get_reservation holder holders list_reservations each_reservation user_reservations book_reservations"
     ),
-    "auditor": "audit upgrade_locks",
+    "reservations": "reserve move cancel",
+    "auditor": "upgrade_locks",
 }
 
 
@@ -43,10 +43,12 @@ def test_each_operation_is_its_parts_own_method() -> None:
 
 def test_the_parts_share_the_instances_database_clock_and_page_tokens() -> None:
     lib = library(settle_after_seconds=0.5)
-    parts = (lib.catalogue, lib.reservations, lib.auditor)
+    parts = (lib.catalogue, lib.auditor)
     assert all(part.db is lib.db and part.ks == "unit_ks" and part.clock is lib.clock for part in parts)
-    assert lib.catalogue.pages is lib.pages and lib.reservations.pages is lib.pages
+    assert lib.listings.db is lib.db and lib.reservations.clock is lib.clock and lib.locks.clock is lib.clock
+    assert lib.catalogue.pages is lib.pages and lib.listings.pages is lib.pages
     assert lib.catalogue.reservations is lib.reservations and lib.auditor.reservations is lib.reservations
+    assert lib.reservations.locks is lib.locks and lib.listings.locks is lib.locks and lib.auditor.locks is lib.locks
     assert lib.reservations.settle_after_seconds == 0.5
     assert lib.clock.wall_us() == 1_000_000
 
