@@ -171,10 +171,16 @@ class Transition:
         return replace(base, book_id=book_id, state=LockState(state) if state else None, **assigned)
 
     def made(self, lock: Lock, values: dict[str, Any]) -> bool:
-        """Whether `lock` shows what this transition writes with these values, its version aside (the runner checks
-        that the version is one it proposed)."""
-        assigned = {column: _bind(value, values) for column, value in self.sets.items() if column != "version"}
-        return all(getattr(lock, column) == wanted for column, wanted in assigned.items())
+        """Whether `lock` is the state this transition writes with these values, its version aside (the runner checks
+        that the version is one it proposed): the columns it sets, and those its condition pins and it keeps (whose
+        reservation it is). A state nobody owns (FREE, WITHDRAWN) never says whose transition made it: two requests
+        can propose the same version, so such a match is never taken as this request's own."""
+        if self.sets.get("state") in (LockState.FREE.value, LockState.WITHDRAWN.value):
+            return False
+        wanted = {column: _bind(value, values) for column, value in self.sets.items() if column != "version"}
+        kept = {c.column: _bind(c.value, values) for c in self.when if c.op == "=" and c.column not in self.sets}
+        kept.pop("version", None)
+        return all(getattr(lock, column) == value for column, value in (wanted | kept).items())
 
 
 def _bind(value: Any, values: dict[str, Any]) -> Any:

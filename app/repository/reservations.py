@@ -329,7 +329,7 @@ class Reservations:
                 raise Conflict.reservation_changed(reservation_id)
             decided = Outcome(True, now_source)  # another send of this same move decided it
         await self._step("move.source_released", source=source, target=target, version=decided.lock.version)
-        moved = await self._finish_move(decided.lock)
+        moved = await self._finish_move(decided.lock, target)
         if moved is None:
             raise NotFound.reservation_cancelled_while_changed(reservation_id)
         return moved.reservation()
@@ -355,14 +355,16 @@ class Reservations:
             return await self.locks.read(book_id, serial=True)
         raise await self._refusal(book_id, taken.lock, user_id)
 
-    async def _finish_move(self, source: Lock) -> Lock | None:
+    async def _finish_move(self, source: Lock, target: Lock | None = None) -> Lock | None:
         """The rest of a decided move (the source OUTGOING): the target confirmed held above the source's version,
         the views written there and the source's rows deleted at its OUTGOING version, then the source freed. Only
         then can anyone take the source: its rows are gone before a new holder's are written. Returns the target's
-        lock if the reservation still holds it (a cancel may have followed it there already)."""
+        lock if the reservation still holds it (a cancel may have followed it there already). `target`: the
+        INCOMING state the caller itself took, saving a read; otherwise the target is read at SERIAL."""
         rid, user_id, target_id = source.reservation_id, source.user_id, source.moved_to
         assert rid is not None and user_id is not None and target_id is not None and source.version is not None
-        target = await self.locks.read(target_id, serial=True)
+        if target is None:
+            target = await self.locks.read(target_id, serial=True)
         if target.state is LockState.INCOMING and target.reservation_id == rid and target.move_from == source.book_id:
             confirmed = await self.locks.run(
                 T.CONFIRM,
