@@ -29,7 +29,7 @@ from app.credentials import new_token, pin_matches, token_digest
 from app.db import Database
 from app.models import Reservation, Role, TooManyAttempts, Unauthenticated, User
 from app.repository.base import RepositoryBase, now
-from app.repository.catalogue import CatalogueRepository
+from app.repository.readers import ReaderRepository
 from app.rules import MAX_FAILED_SIGN_INS, SESSION_SECONDS
 
 # How many days back the staff screen's log of desk actions reaches.
@@ -49,9 +49,9 @@ class StaffAction:
 
 
 class AccountRepository(RepositoryBase):
-    def __init__(self, db: Database, catalogue: CatalogueRepository) -> None:
+    def __init__(self, db: Database, readers: ReaderRepository) -> None:
         super().__init__(db)
-        self.catalogue = catalogue
+        self.readers = readers
         self.lockout_seconds = db.settings.lockout_seconds
 
     # -- signing in ----------------------------------------------------------------------------------
@@ -79,7 +79,7 @@ class AccountRepository(RepositoryBase):
             oldest = datetime_from_uuid1(attempts.rows[-1].attempted_at).replace(tzinfo=None)
             waited = (now() - oldest).total_seconds()
             raise TooManyAttempts(max(1, int(self.lockout_seconds - waited)))
-        found = await self.catalogue.pin_hash(card)
+        found = await self.readers.pin_hash(card)
         user, stored = found if found is not None else (None, None)
         matches = await asyncio.to_thread(pin_matches, stored, pin)
         if user is None or not matches or not user.active:

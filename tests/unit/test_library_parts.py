@@ -11,10 +11,8 @@ from app.repository import Library
 from app.settings import Settings
 
 OPERATIONS = {
-    "catalogue": (
-        "get_book list_books search_books create_book update_book delete_book "
-        "get_user list_users create_user import_user register_card update_user delete_user set_pin"
-    ),
+    "catalogue": "get_book list_books search_books create_book update_book delete_book",
+    "readers": "get_user list_users create_user import_user register_card update_user delete_user set_pin",
     "accounts": (
         "sign_in checked_pin issue_session caller_for sign_out revoke_sessions "
         "record_staff_action record_desk_action staff_actions"
@@ -45,8 +43,10 @@ def test_the_parts_share_the_instances_database_clock_and_page_tokens() -> None:
     lib = library(settle_after_seconds=0.5)
     parts = (lib.catalogue, lib.reservations, lib.auditor)
     assert all(part.db is lib.db and part.ks == "unit_ks" and part.clock is lib.clock for part in parts)
-    assert lib.catalogue.pages is lib.pages and lib.reservations.pages is lib.pages
+    assert lib.catalogue.pages is lib.pages and lib.reservations.pages is lib.pages and lib.readers.pages is lib.pages
     assert lib.catalogue.reservations is lib.reservations and lib.auditor.reservations is lib.reservations
+    assert lib.readers.reservations is lib.reservations and lib.accounts.readers is lib.readers
+    assert lib.readers.db is lib.db and lib.accounts.db is lib.db
     assert lib.reservations.settle_after_seconds == 0.5
     assert lib.clock.wall_us() == 1_000_000
 
