@@ -86,23 +86,10 @@ class Library:
         self.sign_out = self.accounts.sign_out
         self.revoke_sessions = self.accounts.revoke_sessions
         self.record_staff_action = self.accounts.record_staff_action
-        self.record_desk_action = self.accounts.record_desk_action
         self.staff_actions = self.accounts.staff_actions
         # -- audit, repair, upgrade
         self.audit = self.auditor.audit
         self.upgrade_locks = self.auditor.upgrade_locks
-
-    async def set_active(self, user_id: int, active: bool) -> None:
-        """Deactivates a card (and ends its sessions everywhere) or makes it active again."""
-        await self.readers.set_active(user_id, active)
-        if not active:
-            await self.accounts.revoke_sessions(user_id)
-
-    async def change_own_pin(self, user_id: int, current_pin: str, new_pin: str) -> None:
-        """A card holder changes their own PIN, only with the current one (a session left open somewhere is not
-        enough to take the card over); the check counts towards the card's lockout like a sign-in."""
-        await self.accounts.checked_pin(user_id, current_pin)
-        await self.readers.set_pin(user_id, new_pin)
 
     async def session_for_tool(self, name: str) -> str:
         """A librarian's bearer token for a tool that holds the database already (the stress test, the bench, the

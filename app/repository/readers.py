@@ -8,8 +8,9 @@ then either unmarks it or deletes it, each step conditional on the one before. S
 of a card, not the clocks of the app instances. How a deletion and a reserve for the same reader exclude each
 other is the reservations module's docstring's (the reserve reads the reader again after writing its views).
 
-What this part does not decide: who may change a card, what else a deactivation ends (its sessions), or how a
-reader proves who they are before changing their own PIN (`Library.set_active`, `Library.change_own_pin`).
+What this part does not decide: who may change a card, what else a deactivation or a deletion ends (its
+sessions), or how a holder proves who they are before changing their own PIN. Those rules span parts, and are
+app/service.py's.
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ class ReaderRepository(RepositoryBase):
 
     async def set_active(self, user_id: int, active: bool) -> User:
         """Deactivates the card (it keeps its reservations but cannot sign in) or makes it active again. Ending the
-        card's sessions is the accounts part's (`Library.set_active` does both)."""
+        card's sessions with it is the service's rule (app/service.py)."""
         result = await self.db.execute(
             self.cql("UPDATE {ks}.users SET deactivated_at = ? WHERE user_id = ? IF EXISTS"),
             [None if active else now(), user_id],

@@ -14,8 +14,7 @@ OPERATIONS = {
     "catalogue": "get_book list_books search_books create_book update_book delete_book",
     "readers": "get_user list_users create_user import_user register_card update_user delete_user set_pin",
     "accounts": (
-        "sign_in checked_pin issue_session caller_for sign_out revoke_sessions "
-        "record_staff_action record_desk_action staff_actions"
+        "sign_in checked_pin issue_session caller_for sign_out revoke_sessions record_staff_action staff_actions"
     ),
     "reservations": (
         "get_reservation holder holders list_reservations each_reservation user_reservations book_reservations "
