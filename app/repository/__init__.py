@@ -1,6 +1,8 @@
 """The repository layer: everything the service reads and writes in Cassandra.
 
-`Library` is the one object the web layer, the seeder and the tools talk to. It is a facade over five parts,
+`Library` is the one object the service layer (app/service.py, which is given its parts), the web layer's reads,
+the seeder and the tools talk to. It holds no rule that spans parts or depends on who asks: those are the service
+layer's. It is a facade over five parts,
 each in its own module and each given, when `Library` makes it, everything it uses: the reservations with
 their locks (`ReservationRepository`), the catalogue of books (`CatalogueRepository`, which opens and withdraws
 a book's lock through the reservations part), the readers' cards (`ReaderRepository`, which asks the
