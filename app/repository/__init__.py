@@ -1,13 +1,16 @@
 """The repository layer: everything the service reads and writes in Cassandra.
 
-`Library` is the one object the web layer, the seeder and the tools talk to. It is a facade over parts, each in its
-own module and each given, when `Library` makes it, everything it uses: the locks (`LockRunner` over
-`CassandraLockTable`, app/repository/locks.py: the state machine), the reservation use cases (`Reservations`, composed
-of the locks' transitions, the views' store and the idempotency keys), the listings of the views
-(`ReservationListings`), the catalogue and readers (`CatalogueRepository`, which opens and withdraws a book's lock
-through the use cases), and the audit with its repair (`AuditRepository`, which mends through the use cases' public
-operations). All share one database handle, one version clock and one set of page tokens per `Library`, that is per
-app instance.
+`Library` is the one object the service layer (app/service.py, which is given its parts), the web layer's reads,
+the seeder and the tools talk to. It holds no rule that spans parts or depends on who asks: those are the service
+layer's. It is a facade over parts, each in its own module and each given, when `Library` makes it, everything it
+uses: the locks (`LockRunner` over `CassandraLockTable`, app/repository/locks.py: the state machine), the
+reservation use cases (`Reservations`, composed of the locks' transitions, the views' store and the idempotency
+keys), the listings of the views (`ReservationListings`), the catalogue of books (`CatalogueRepository`, which opens
+and withdraws a book's lock through the use cases), the readers' cards (`ReaderRepository`, which asks the listings
+whether a reader it deletes holds any reservation), the sessions, sign-in lockout and desk log (`AccountRepository`,
+which reads a card's PIN hash through the readers part), and the audit with its repair (`AuditRepository`, which
+mends through the use cases' public operations). They share one database handle, and the parts that need them one
+version clock and one set of page tokens per `Library`, that is per app instance.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from app.repository.clock import VersionClock
 from app.repository.idempotency import CassandraKeys
 from app.repository.listings import ReservationListings
 from app.repository.locks import CassandraLockTable, LockRunner
+from app.repository.readers import ReaderRepository
 from app.repository.reservations import Reservations, Step
 from app.repository.store import CassandraReservationStore
 from app.rules import TOOL_LIBRARIAN_CARD
@@ -52,27 +56,29 @@ class Library:
             settle_after_seconds=db.settings.settle_after_seconds,
         )
         self.listings = ReservationListings(db, self.pages, self.locks)
-        self.catalogue = CatalogueRepository(db, self.clock, self.pages, self.reservations, self.listings)
+        self.catalogue = CatalogueRepository(db, self.clock, self.pages, self.reservations)
+        self.readers = ReaderRepository(db, self.pages, self.listings)
         self.auditor = AuditRepository(db, self.clock, self.locks, self.reservations)
-        self.accounts = AccountRepository(db, self.catalogue)
-        # Named points inside operations where a test may pause one (see ReservationRepository._step).
+        self.accounts = AccountRepository(db, self.readers)
+        # Named points inside operations where a test may pause one (see Reservations._step).
         self.steps: dict[str, Step] = self.reservations.steps
 
-        # -- books and readers
+        # -- books
         self.get_book = self.catalogue.get_book
         self.list_books = self.catalogue.list_books
         self.search_books = self.catalogue.search_books
         self.create_book = self.catalogue.create_book
         self.update_book = self.catalogue.update_book
         self.delete_book = self.catalogue.delete_book
-        self.get_user = self.catalogue.get_user
-        self.list_users = self.catalogue.list_users
-        self.create_user = self.catalogue.create_user
-        self.import_user = self.catalogue.import_user
-        self.register_card = self.catalogue.register_card
-        self.set_pin = self.catalogue.set_pin
-        self.update_user = self.catalogue.update_user
-        self.delete_user = self.catalogue.delete_user
+        # -- readers
+        self.get_user = self.readers.get_user
+        self.list_users = self.readers.list_users
+        self.create_user = self.readers.create_user
+        self.import_user = self.readers.import_user
+        self.register_card = self.readers.register_card
+        self.set_pin = self.readers.set_pin
+        self.update_user = self.readers.update_user
+        self.delete_user = self.readers.delete_user
         # -- reservations
         self.get_reservation = self.listings.get_reservation
         self.holder = self.listings.holder
@@ -92,30 +98,17 @@ class Library:
         self.sign_out = self.accounts.sign_out
         self.revoke_sessions = self.accounts.revoke_sessions
         self.record_staff_action = self.accounts.record_staff_action
-        self.record_desk_action = self.accounts.record_desk_action
         self.staff_actions = self.accounts.staff_actions
         # -- audit, repair, upgrade
         self.audit = self.auditor.audit
         self.upgrade_locks = self.auditor.upgrade_locks
-
-    async def set_active(self, user_id: int, active: bool) -> None:
-        """Deactivates a card (and ends its sessions everywhere) or makes it active again."""
-        await self.catalogue.set_active(user_id, active)
-        if not active:
-            await self.accounts.revoke_sessions(user_id)
-
-    async def change_own_pin(self, user_id: int, current_pin: str, new_pin: str) -> None:
-        """A card holder changes their own PIN, only with the current one (a session left open somewhere is not
-        enough to take the card over); the check counts towards the card's lockout like a sign-in."""
-        await self.accounts.checked_pin(user_id, current_pin)
-        await self.catalogue.set_pin(user_id, new_pin)
 
     async def session_for_tool(self, name: str) -> str:
         """A librarian's bearer token for a tool that holds the database already (the stress test, the bench, the
         tests): card TOOL_LIBRARIAN_CARD, made a librarian with no PIN if it is not one, so nobody can sign in as
         it. Anyone with the database can do anything anyway; this only lets a tool act through the API."""
         caller = Caller(TOOL_LIBRARIAN_CARD, Role.LIBRARIAN, name)
-        await self.catalogue.ensure_librarian(caller)
+        await self.readers.ensure_librarian(caller)
         return await self.accounts.issue_session(caller)
 
     async def sessions_for_readers(self, user_ids: list[int], *, concurrency: int = 32) -> dict[int, str]:

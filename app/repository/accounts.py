@@ -27,9 +27,9 @@ from cassandra.util import datetime_from_uuid1
 from app.access import Caller
 from app.credentials import new_token, pin_matches, token_digest
 from app.db import Database
-from app.models import Reservation, Role, TooManyAttempts, Unauthenticated, User
+from app.models import Role, TooManyAttempts, Unauthenticated, User
 from app.repository.base import RepositoryBase, now
-from app.repository.catalogue import CatalogueRepository
+from app.repository.readers import ReaderRepository
 from app.rules import MAX_FAILED_SIGN_INS, SESSION_SECONDS
 
 # How many days back the staff screen's log of desk actions reaches.
@@ -49,9 +49,9 @@ class StaffAction:
 
 
 class AccountRepository(RepositoryBase):
-    def __init__(self, db: Database, catalogue: CatalogueRepository) -> None:
+    def __init__(self, db: Database, readers: ReaderRepository) -> None:
         super().__init__(db)
-        self.catalogue = catalogue
+        self.readers = readers
         self.lockout_seconds = db.settings.lockout_seconds
 
     # -- signing in ----------------------------------------------------------------------------------
@@ -79,7 +79,7 @@ class AccountRepository(RepositoryBase):
             oldest = datetime_from_uuid1(attempts.rows[-1].attempted_at).replace(tzinfo=None)
             waited = (now() - oldest).total_seconds()
             raise TooManyAttempts(max(1, int(self.lockout_seconds - waited)))
-        found = await self.catalogue.pin_hash(card)
+        found = await self.readers.pin_hash(card)
         user, stored = found if found is not None else (None, None)
         matches = await asyncio.to_thread(pin_matches, stored, pin)
         if user is None or not matches or not user.active:
@@ -162,6 +162,7 @@ class AccountRepository(RepositoryBase):
         book_id: UUID | None = None,
         reservation_id: UUID | None = None,
     ) -> None:
+        """A line in the staff log. Which of a librarian's actions get one is the service's rule (app/service.py)."""
         acted_at = uuid1()
         day = datetime_from_uuid1(acted_at).date()
         await self.db.execute(
@@ -171,20 +172,6 @@ class AccountRepository(RepositoryBase):
             ),
             [day, acted_at, librarian.user_id, librarian.name, action, user_id, book_id, reservation_id, detail],
             write=True,
-        )
-
-    async def record_desk_action(self, caller: Caller, action: str, detail: str, reservation: Reservation) -> None:
-        """A librarian acting on another reader's reservation leaves a line in the staff log; anyone acting on their
-        own reservation does not."""
-        if not caller.is_staff or reservation.user_id == caller.user_id:
-            return
-        await self.record_staff_action(
-            caller,
-            action,
-            detail,
-            user_id=reservation.user_id,
-            book_id=reservation.book_id,
-            reservation_id=reservation.reservation_id,
         )
 
     async def staff_actions(self, *, limit: int = 100) -> list[StaffAction]:

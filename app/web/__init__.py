@@ -15,6 +15,7 @@ import tornado.web
 from app.access import Access
 from app.repository import Library
 from app.rules import MIN_PIN, MIN_STAFF_PIN
+from app.service import LibraryService
 from app.settings import Settings
 from app.web import api_books, api_reservations, api_session, api_users, legacy, pages
 from app.web.base import JsonHandler, log_request
@@ -106,6 +107,7 @@ def make_app(library: Library, settings: Settings) -> tornado.web.Application:
         serve_traceback=False,
         log_function=log_request,
         library=library,
+        service=LibraryService.over(library),
         app_settings=settings,
         jinja_env=jinja_env,
     )

@@ -1,4 +1,5 @@
-"""/api/books: the catalogue, with each book's availability read from its reservation lock."""
+"""/api/books: the catalogue, with each book's availability read from its reservation lock. Anyone reads it from
+the repository; a librarian's changes go through the service (app/service.py), which logs them."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ class BooksHandler(JsonHandler):
     async def post(self) -> None:
         data = self.json_body()
         book_id = parse_uuid(data["book_id"], "book_id") if data.get("book_id") is not None else None
-        book = await self.library.create_book(
+        book = await self.service.add_book(
+            self.caller,
             required_text(data, "title"),
             required_text(data, "author"),
             required_text(data, "genre"),
@@ -88,10 +90,10 @@ class BookHandler(JsonHandler):
         )
 
     async def _update(self, book_id: UUID, **changes: str | int | None) -> None:
-        book = await self.library.update_book(book_id, **changes)  # type: ignore[arg-type]
+        book = await self.service.edit_book(self.caller, book_id, **changes)  # type: ignore[arg-type]
         available = await self.library.holder(book_id) is None
         self.write_json(book_json(book, available))
 
     async def delete(self, raw_id: str) -> None:
-        await self.library.delete_book(parse_uuid(raw_id, "book_id"))
+        await self.service.delete_book(self.caller, parse_uuid(raw_id, "book_id"))
         self.no_content()

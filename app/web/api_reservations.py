@@ -1,19 +1,18 @@
 """/api/reservations: reserve, look up, list, move or renew, and cancel.
 
 The caller is whoever the bearer token signs in. A reader acts on their own card: a `user_id` that is not
-theirs is a 403 (app/access.py), and the repository refuses (403) to move or cancel a reservation that is
-not theirs. A librarian may name any reader (`user_id`), or leave it out to act on a reservation for its own
-reader; each such action at the desk is recorded with the librarian's card.
+theirs is a 403, and so is moving or cancelling a reservation that is not theirs. A librarian may name any reader
+(`user_id`), or leave it out to act on a reservation for its own reader; each such action at the desk is recorded
+with the librarian's card. Those rules are the service's (app/service.py); this module parses and answers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from uuid import UUID
 
-from app.access import Access, acting_for, check_may_see_reader
-from app.models import DatabaseUnavailable, InvalidInput, Reservation, Unauthenticated
+from app.access import Access
+from app.models import DatabaseUnavailable, InvalidInput, Reservation
 from app.web.base import JsonHandler
 from app.web.parsing import parse_page_size, parse_user_id, parse_user_id_text, parse_uuid, required
 from app.web.representations import reservation_json
@@ -21,27 +20,7 @@ from app.web.representations import reservation_json
 log = logging.getLogger(__name__)
 
 
-class ReservationApiHandler(JsonHandler):
-    """What the reservation endpoints share: whom a request acts for, and the staff log of desk actions."""
-
-    async def record_desk_action(self, action: str, reservation: Reservation, detail: str) -> None:
-        if self.caller is not None:
-            await self.library.record_desk_action(self.caller, action, detail, reservation)
-
-    @property
-    def caller_is_staff(self) -> bool:
-        return self.caller is not None and self.caller.is_staff
-
-    async def acting_on(self, reservation_id: UUID, named: int | None, read: Reservation | None = None) -> int:
-        """The reader whose reservation this is, as the repository's ownership check takes it: the caller's own card
-        (a reader naming another is a 403), or for a librarian the card named, else the reservation's own reader
-        (from `read` when the caller has read the reservation already)."""
-        if self.caller_is_staff and named is None:
-            return (read or await self.library.get_reservation(reservation_id)).user_id
-        return acting_for(self.caller, named)
-
-
-class ReservationsHandler(ReservationApiHandler):
+class ReservationsHandler(JsonHandler):
     ACCESS = {"get": Access.READER_OR_LEGACY, "post": Access.READER}
 
     async def get(self) -> None:
@@ -53,11 +32,8 @@ class ReservationsHandler(ReservationApiHandler):
         if everything and (self.caller is None or self.caller.is_staff):
             await self.stream_all()
             return
-        if self.caller is None:
-            raise Unauthenticated.sign_in_needed()
-        user_id = parse_user_id_text(raw_user) if raw_user is not None else None
-        if not self.caller.is_staff:
-            user_id = acting_for(self.caller, user_id)  # a reader lists their own reservations only
+        named = parse_user_id_text(raw_user) if raw_user is not None else None
+        user_id = self.service.whose_reservations(self.caller, named)  # a reader lists their own only
         page_size = parse_page_size(self.query("page_size"))
         page = self.page_param()
         if raw_book is not None:
@@ -102,24 +78,21 @@ class ReservationsHandler(ReservationApiHandler):
         data = self.json_body()
         book_id = parse_uuid(required(data, "book_id"), "book_id")
         named = parse_user_id(data["user_id"]) if data.get("user_id") is not None else None
-        user_id = acting_for(self.caller, named)
         if data.get("reservation_id") is not None:
             raise InvalidInput(
                 "reservation_id is assigned by the service; send an idempotency_key to make retries safe",
                 field="reservation_id",
             )
         # A client that retries with the same key gets the first request's answer, never a second reservation.
-        reservation = await self.library.reserve(book_id, user_id, data.get("idempotency_key"))
-        await self.record_desk_action("reserve", reservation, f"reserved book {book_id} for card {user_id}")
+        reservation = await self.service.reserve(self.caller, book_id, named, data.get("idempotency_key"))
         self.created(f"/api/reservations/{reservation.reservation_id}", reservation_json(reservation))
 
 
-class ReservationHandler(ReservationApiHandler):
+class ReservationHandler(JsonHandler):
     ACCESS = {"get": Access.READER, "patch": Access.READER, "delete": Access.READER}
 
     async def get(self, raw_id: str) -> None:
-        reservation = await self.library.get_reservation(parse_uuid(raw_id, "reservation_id"))
-        check_may_see_reader(self.caller, reservation.user_id)
+        reservation = await self.service.reservation(self.caller, parse_uuid(raw_id, "reservation_id"))
         self.write_json(reservation_json(reservation))
 
     async def patch(self, raw_id: str) -> None:
@@ -127,11 +100,8 @@ class ReservationHandler(ReservationApiHandler):
         reservation_id = parse_uuid(raw_id, "reservation_id")
         data = self.json_body()
         named = parse_user_id(data["user_id"]) if data.get("user_id") is not None else None
-        user_id = await self.acting_on(reservation_id, named)
         new_book = parse_uuid(data["book_id"], "book_id") if data.get("book_id") is not None else None
-        reservation = await self.library.move(reservation_id, user_id, new_book)
-        what = f"moved it to book {new_book}" if new_book else "renewed it"
-        await self.record_desk_action("move" if new_book else "renew", reservation, what)
+        reservation = await self.service.move(self.caller, reservation_id, named, new_book)
         self.write_json(reservation_json(reservation))
 
     async def delete(self, raw_id: str) -> None:
@@ -143,12 +113,5 @@ class ReservationHandler(ReservationApiHandler):
         else:
             body = self.json_body()
             named = parse_user_id(body["user_id"]) if body.get("user_id") is not None else None
-        # At the desk the reservation is read once: for its reader, and for the log's book.
-        reservation = await self.library.get_reservation(reservation_id) if self.caller_is_staff else None
-        user_id = await self.acting_on(reservation_id, named, reservation)
-        await self.library.cancel(reservation_id, user_id)
-        if reservation is not None:
-            await self.record_desk_action(
-                "cancel", reservation, f"cancelled the reservation of book {reservation.book_id}"
-            )
+        await self.service.cancel(self.caller, reservation_id, named)
         self.no_content()

@@ -1,16 +1,17 @@
 """/api/users: the cards (readers and librarians), each named by an integer card number (user_id).
 
 Staff list, add and delete cards; a reader sees and edits only their own (name, e-mail, PIN). Role and
-deactivation are staff's to change. `/api/users/{id}/sessions` signs a card out everywhere.
+deactivation are staff's to change. `/api/users/{id}/sessions` signs a card out everywhere. Who may change what,
+and what a change ends or logs, are the service's rules (app/service.py); this module parses and answers.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from app.access import Access, Caller, check_may_see_reader
-from app.models import Forbidden, InvalidInput, Role, User
-from app.rules import MAX_PIN
+from app.access import Access
+from app.models import InvalidInput, Role
+from app.service import AccountChange
 from app.web.base import JsonHandler
 from app.web.parsing import (
     optional_email,
@@ -23,8 +24,6 @@ from app.web.parsing import (
 )
 from app.web.representations import user_json
 
-STAFF_FIELDS = ("role", "active")
-
 
 def optional_role(data: dict[str, Any]) -> Role | None:
     value = data.get("role")
@@ -33,6 +32,19 @@ def optional_role(data: dict[str, Any]) -> Role | None:
     if value not in {r.value for r in Role}:
         raise InvalidInput(f"role must be one of: {', '.join(r.value for r in Role)}", field="role")
     return Role(value)
+
+
+def account_change(data: dict[str, Any], *, name: str | None, email: str | None) -> AccountChange:
+    """What a PUT or PATCH of a card asks to change: `pin` (with `current_pin` for one's own), and the staff's
+    `active`; a `role` is refused by the service, whatever its value."""
+    return AccountChange(
+        name=name,
+        email=email,
+        pin=data.get("pin"),
+        current_pin=data.get("current_pin"),
+        active=optional_active(data),
+        changes_role=data.get("role") is not None,
+    )
 
 
 def optional_active(data: dict[str, Any]) -> bool | None:
@@ -57,7 +69,8 @@ class UsersHandler(JsonHandler):
         data = self.json_body()
         user_id = parse_user_id(data["user_id"]) if data.get("user_id") is not None else None
         pin = data.get("pin")
-        user = await self.library.create_user(
+        user = await self.service.add_reader(
+            self.caller,
             required_text(data, "name"),
             required_email(data),
             user_id,
@@ -70,48 +83,23 @@ class UsersHandler(JsonHandler):
 class UserHandler(JsonHandler):
     ACCESS = {"get": Access.READER, "put": Access.READER, "patch": Access.READER, "delete": Access.STAFF}
 
-    def own_or_staff(self, raw_id: str) -> int:
-        user_id = parse_user_id_text(raw_id)
-        check_may_see_reader(self.caller, user_id)
-        return user_id
-
     async def get(self, raw_id: str) -> None:
-        self.write_json(user_json(await self.library.get_user(self.own_or_staff(raw_id))))
+        self.write_json(user_json(await self.service.account(self.caller, parse_user_id_text(raw_id))))
 
     async def put(self, raw_id: str) -> None:
         data = self.json_body()
-        user_id = self.own_or_staff(raw_id)
-        await self.library.update_user(user_id, name=required_text(data, "name"), email=required_email(data))
-        self.write_json(user_json(await self.apply_account_fields(user_id, data)))
+        change = account_change(data, name=required_text(data, "name"), email=required_email(data))
+        user = await self.service.update_account(self.caller, parse_user_id_text(raw_id), change)
+        self.write_json(user_json(user))
 
     async def patch(self, raw_id: str) -> None:
         data = self.json_body()
-        user_id = self.own_or_staff(raw_id)
-        await self.library.update_user(user_id, name=optional_text(data, "name"), email=optional_email(data))
-        self.write_json(user_json(await self.apply_account_fields(user_id, data)))
-
-    async def apply_account_fields(self, user_id: int, data: dict[str, Any]) -> User:
-        """`pin` (the card's own, or staff), `active` (staff only: false deactivates the card and signs it out)."""
-        caller: Caller | None = self.caller
-        if any(data.get(f) is not None for f in STAFF_FIELDS) and not (caller and caller.is_staff):
-            raise Forbidden.staff_only()
-        if data.get("role") is not None:
-            raise InvalidInput("a card's role is chosen when it is added", field="role")
-        if data.get("pin") is not None:
-            if caller is not None and caller.is_staff:
-                await self.library.set_pin(user_id, data["pin"])
-            else:
-                current = data.get("current_pin")
-                if not isinstance(current, str) or len(current) > MAX_PIN:
-                    raise InvalidInput("current_pin is required to change your PIN", field="current_pin")
-                await self.library.change_own_pin(user_id, current, data["pin"])
-        active = optional_active(data)
-        if active is not None:
-            await self.library.set_active(user_id, active)
-        return await self.library.get_user(user_id)
+        change = account_change(data, name=optional_text(data, "name"), email=optional_email(data))
+        user = await self.service.update_account(self.caller, parse_user_id_text(raw_id), change)
+        self.write_json(user_json(user))
 
     async def delete(self, raw_id: str) -> None:
-        await self.library.delete_user(parse_user_id_text(raw_id))
+        await self.service.delete_reader(self.caller, parse_user_id_text(raw_id))
         self.no_content()
 
 
@@ -121,6 +109,5 @@ class UserSessionsHandler(JsonHandler):
     async def delete(self, raw_id: str) -> None:
         """Signs the card out everywhere: its own holder, or a librarian (a lost card, a shared computer)."""
         user_id = parse_user_id_text(raw_id)
-        check_may_see_reader(self.caller, user_id)
-        ended = await self.library.revoke_sessions(user_id)
+        ended = await self.service.sign_out_everywhere(self.caller, user_id)
         self.write_json({"user_id": user_id, "sessions_ended": ended})

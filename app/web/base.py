@@ -29,6 +29,7 @@ from app.models import (
     Unauthenticated,
 )
 from app.repository import Library
+from app.service import LibraryService
 from app.settings import Settings
 from app.web.parsing import parse_json_object
 
@@ -122,7 +123,13 @@ class BaseHandler(tornado.web.RequestHandler):
 
     @property
     def library(self) -> Library:
+        """The repository, for what a handler reads and shows as it is (the catalogue, listings)."""
         return self.application.settings["library"]
+
+    @property
+    def service(self) -> LibraryService:
+        """The rules that depend on who asks (app/service.py): every change, and every read of one reader's data."""
+        return self.application.settings["service"]
 
     @property
     def app_settings(self) -> Settings:

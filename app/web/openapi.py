@@ -501,7 +501,11 @@ def _schemas() -> dict[str, Any]:
     role = {"type": "string", "enum": [r.value for r in Role]}
     pin = {"type": ["string", "null"], "minLength": MIN_PIN, "maxLength": MAX_PIN}
     account_fields = {
-        "pin": {**pin, "description": "A new PIN (the card's holder, who also sends current_pin, or a librarian)"},
+        "pin": {
+            **pin,
+            "description": "A new PIN: its own holder (a librarian too) also sends current_pin; a librarian sets"
+            " another card's without it",
+        },
         "current_pin": {"type": ["string", "null"], "maxLength": MAX_PIN, "description": "The PIN being changed"},
         "active": {"type": ["boolean", "null"], "description": "Librarians only: false deactivates the card"},
     }

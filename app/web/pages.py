@@ -19,7 +19,7 @@ from uuid import UUID
 import tornado.web
 from markupsafe import Markup
 
-from app.access import Access, Caller, acting_for
+from app.access import Access, Caller
 from app.models import (
     Book,
     Conflict,
@@ -36,6 +36,7 @@ from app.models import (
 from app.repository import Library
 from app.rules import MAX_PAGE_SIZE
 from app.search import Sort
+from app.service import AccountChange
 from app.web.api_books import availability
 from app.web.base import RETRY_AFTER_SECONDS, BaseHandler, describe, status_for
 from app.web.parsing import optional_text_param, parse_user_id_text, parse_uuid, same_site_path
@@ -447,12 +448,12 @@ class AddReaderHandler(ActionHandler):
     async def act(self) -> tuple[str, str, str | None]:
         pin = self.get_body_argument("pin", "")
         role = Role.LIBRARIAN if self.get_body_argument("role", "") == Role.LIBRARIAN.value else Role.READER
-        user = await self.library.create_user(
-            self.get_body_argument("name", ""), self.get_body_argument("email", ""), role=role, pin=pin or None
-        )
-        assert self.caller is not None
-        await self.library.record_staff_action(
-            self.caller, "add reader", f"added {user.name} (card {user.user_id})", user_id=user.user_id
+        user = await self.service.add_reader(
+            self.caller,
+            self.get_body_argument("name", ""),
+            self.get_body_argument("email", ""),
+            role=role,
+            pin=pin or None,
         )
         how = "They can sign in with the PIN you gave." if pin else "Set a PIN so they can sign in."
         return "success", f"Added {user.name} with card {user.user_id}. {how}", f"/readers/{user.user_id}"
@@ -463,16 +464,11 @@ class EditReaderHandler(ActionHandler):
 
     async def act(self, raw_id: str) -> tuple[str, str, str | None]:
         user_id = parse_user_id_text(raw_id)
-        user = await self.library.update_user(
-            user_id, name=self.get_body_argument("name", ""), email=self.get_body_argument("email", "")
-        )
         pin = self.get_body_argument("pin", "")
-        if pin:
-            await self.library.set_pin(user_id, pin)
-        assert self.caller is not None
-        await self.library.record_staff_action(
-            self.caller, "edit reader", f"edited {user.name}{' and set a new PIN' if pin else ''}", user_id=user_id
+        change = AccountChange(
+            name=self.get_body_argument("name", ""), email=self.get_body_argument("email", ""), pin=pin or None
         )
+        user = await self.service.update_account(self.caller, user_id, change)
         return "success", f"Saved {user.name}{' and the new PIN' if pin else ''}.", f"/readers/{user_id}"
 
 
@@ -482,11 +478,7 @@ class ReaderActiveHandler(ActionHandler):
     async def act(self, raw_id: str) -> tuple[str, str, str | None]:
         user_id = parse_user_id_text(raw_id)
         active = self.get_body_argument("active", "") == "yes"
-        await self.library.set_active(user_id, active)
-        user = await self.library.get_user(user_id)
-        assert self.caller is not None
-        what = "reactivated" if active else "deactivated"
-        await self.library.record_staff_action(self.caller, what, f"{what} {user.name}'s card", user_id=user_id)
+        user = await self.service.set_active(self.caller, user_id, active)
         if active:
             return "success", f"{user.name} can sign in again.", f"/readers/{user_id}"
         return "success", f"{user.name}'s card is deactivated and signed out everywhere.", f"/readers/{user_id}"
@@ -497,11 +489,7 @@ class ReaderSignOutHandler(ActionHandler):
 
     async def act(self, raw_id: str) -> tuple[str, str, str | None]:
         user = await self.library.get_user(parse_user_id_text(raw_id))
-        ended = await self.library.revoke_sessions(user.user_id)
-        assert self.caller is not None
-        await self.library.record_staff_action(
-            self.caller, "sign out", f"signed {user.name} out everywhere", user_id=user.user_id
-        )
+        ended = await self.service.sign_out_everywhere(self.caller, user.user_id)
         return "success", f"Signed {user.name} out of {ended} session{'s' if ended != 1 else ''}.", None
 
 
@@ -514,7 +502,7 @@ class ChangeOwnPinHandler(ActionHandler):
         if new_pin != self.get_body_argument("pin_again", ""):
             return "error", "The new PIN and its repeat differ: type the same new PIN twice.", None
         try:
-            await self.library.change_own_pin(caller.user_id, self.get_body_argument("current_pin", ""), new_pin)
+            await self.service.change_own_pin(caller, self.get_body_argument("current_pin", ""), new_pin)
         except Unauthenticated:
             # Not "sign in again": the reader is signed in; they typed another PIN than their current one.
             return "error", "That is not your current PIN, so nothing was changed.", None
@@ -525,9 +513,7 @@ class AddBookHandler(ActionHandler):
     ACCESS = {"post": Access.STAFF}
 
     async def act(self) -> tuple[str, str, str | None]:
-        book = await self.library.create_book(*self._book_fields())
-        assert self.caller is not None
-        await self.library.record_staff_action(self.caller, "add book", f"added “{book.title}”", book_id=book.book_id)
+        book = await self.service.add_book(self.caller, *self._book_fields())
         return "success", f"Added “{book.title}” to the catalogue.", f"/books/{book.book_id}"
 
     def _book_fields(self) -> tuple[str, str, str, int | None]:
@@ -549,9 +535,9 @@ class EditBookHandler(AddBookHandler):
     async def act(self, raw_id: str) -> tuple[str, str, str | None]:  # type: ignore[override]
         book_id = parse_uuid(raw_id, "book_id")
         title, author, genre, year = self._book_fields()
-        book = await self.library.update_book(book_id, title=title, author=author, genre=genre, published_year=year)
-        assert self.caller is not None
-        await self.library.record_staff_action(self.caller, "edit book", f"edited “{book.title}”", book_id=book_id)
+        book = await self.service.edit_book(
+            self.caller, book_id, title=title, author=author, genre=genre, published_year=year
+        )
         return "success", f"Saved “{book.title}”.", f"/books/{book_id}"
 
 
@@ -561,7 +547,7 @@ class DeleteBookHandler(ActionHandler):
     async def act(self, raw_id: str) -> tuple[str, str, str | None]:
         book = await self.library.get_book(parse_uuid(raw_id, "book_id"))
         try:
-            await self.library.delete_book(book.book_id)
+            await self.service.delete_book(self.caller, book.book_id)
         except Conflict as error:
             if error.kind is not ConflictKind.BOOK_IN_USE:
                 raise
@@ -574,10 +560,6 @@ class DeleteBookHandler(ActionHandler):
                 "(below, or on the reader's page), or wait until it ends; then delete the book.",
                 None,
             )
-        assert self.caller is not None
-        await self.library.record_staff_action(
-            self.caller, "delete book", f"deleted “{book.title}”", book_id=book.book_id
-        )
         return "success", f"Deleted “{book.title}” from the catalogue.", "/"
 
 
@@ -586,7 +568,7 @@ class ReserveHandler(ActionHandler):
         reader = self.require_reader()
         book = await self.library.get_book(parse_uuid(raw_id, "book_id"))
         try:
-            await self.library.reserve(book.book_id, reader.user_id)
+            await self.service.reserve(reader, book.book_id)
         except Conflict as error:
             return "error", error_words(error, book=book), None
         return "success", f"You reserved “{book.title}”. It is listed under My reservations.", None
@@ -597,46 +579,33 @@ class CancelHandler(ActionHandler):
 
     async def act(self, raw_id: str) -> tuple[str, str, str | None]:
         caller = self.require_reader()
-        reservation_id = parse_uuid(raw_id, "reservation_id")
-        reservation = await self.library.get_reservation(reservation_id)
-        owner = reservation.user_id if caller.is_staff else acting_for(caller, None)
-        await self.library.cancel(reservation_id, owner)
-        title = await self._title(reservation.book_id)
-        if owner != caller.user_id:
-            who = await _user_or_none(self.library, owner)
-            name = who.name if who else f"card {owner}"
-            await self.library.record_desk_action(
-                caller, "cancel", f"cancelled {name}'s reservation of “{title}”", reservation
-            )
-            return "success", f"Cancelled {name}'s reservation of “{title}”.", None
-        return "success", f"Cancelled your reservation of “{title}”.", None
-
-    async def _title(self, book_id: UUID) -> str:
-        try:
-            return (await self.library.get_book(book_id)).title
-        except NotFound:
-            return "a deleted book"
+        reservation = await self.library.get_reservation(parse_uuid(raw_id, "reservation_id"))
+        await self.service.cancel(caller, reservation.reservation_id, read=reservation)
+        reader, book = await self.service.names(reservation)
+        if reservation.user_id != caller.user_id:
+            return "success", f"Cancelled {reader}'s reservation of {book}.", None
+        return "success", f"Cancelled your reservation of {book}.", None
 
 
 class MoveHandler(ActionHandler):
-    """A reader renews or moves their own reservation; a librarian anyone's, at the desk."""
+    """A reader renews or moves their own reservation; a librarian anyone's, at the desk (recorded)."""
 
     async def act(self, raw_id: str) -> tuple[str, str, str | None]:
         caller = self.require_reader()
         reservation_id = parse_uuid(raw_id, "reservation_id")
-        owner = (await self.library.get_reservation(reservation_id)).user_id if caller.is_staff else caller.user_id
         raw_book = self.get_body_argument("book_id", "").strip()
         if not raw_book:
-            renewed = await self.library.move(reservation_id, owner)
-            if owner != caller.user_id:
-                await self.library.record_desk_action(caller, "renew", f"renewed card {owner}'s reservation", renewed)
-                return "success", f"Renewed card {owner}'s reservation.", None
+            renewed = await self.service.move(caller, reservation_id)
+            if renewed.user_id != caller.user_id:
+                return "success", f"Renewed card {renewed.user_id}'s reservation.", None
             return "success", "Renewed your reservation.", None
         book = await self.library.get_book(parse_uuid(raw_book, "book_id"))
         try:
-            await self.library.move(reservation_id, owner, book.book_id)
+            moved = await self.service.move(caller, reservation_id, new_book_id=book.book_id)
         except Conflict as error:
             return "error", error_words(error, book=book, moving=True), None
+        if moved.user_id != caller.user_id:
+            return "success", f"Card {moved.user_id}'s reservation now holds “{book.title}”.", None
         return "success", f"Your reservation now holds “{book.title}”.", None
 
 

@@ -35,6 +35,7 @@ FIELD_WORDS = {
     "name": "The name",
     "email": "The e-mail address",
     "pin": "The PIN",
+    "current_pin": "Your current PIN",
     "card": "The card number",
     "user_id": "The card number",
     "book": "The book",

@@ -11,7 +11,7 @@ import time
 from uuid import uuid4
 
 import pytest
-from tool_support import PROJECT_DIR, run_tool, tool_env
+from tool_support import PROJECT_DIR, run_in_process, tool_env
 
 from app.models import reservation_id_for
 from stress.client import Op
@@ -128,7 +128,7 @@ def test_an_acknowledgement_must_name_the_keys_reservation() -> None:
     ],
 )
 def test_bad_fault_options_are_one_clear_line(args: list[str], message: str) -> None:
-    result = run_tool(["stress_test.py", "2", *args], tool_env([], "unused"), timeout=60)
+    result = run_in_process(["stress_test.py", "2", *args], tool_env([], "unused"))
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr

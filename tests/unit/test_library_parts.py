@@ -11,13 +11,10 @@ from app.repository import Library
 from app.settings import Settings
 
 OPERATIONS = {
-    "catalogue": (
-        "get_book list_books search_books create_book update_book delete_book "
-        "get_user list_users create_user import_user register_card update_user delete_user set_pin"
-    ),
+    "catalogue": "get_book list_books search_books create_book update_book delete_book",
+    "readers": "get_user list_users create_user import_user register_card update_user delete_user set_pin",
     "accounts": (
-        "sign_in checked_pin issue_session caller_for sign_out revoke_sessions "
-        "record_staff_action record_desk_action staff_actions"
+        "sign_in checked_pin issue_session caller_for sign_out revoke_sessions record_staff_action staff_actions"
     ),
     "listings": (
         "get_reservation holder holders list_reservations each_reservation user_reservations book_reservations"
@@ -49,6 +46,9 @@ def test_the_parts_share_the_instances_database_clock_and_page_tokens() -> None:
     assert lib.catalogue.pages is lib.pages and lib.listings.pages is lib.pages
     assert lib.catalogue.reservations is lib.reservations and lib.auditor.reservations is lib.reservations
     assert lib.reservations.locks is lib.locks and lib.listings.locks is lib.locks and lib.auditor.locks is lib.locks
+    assert lib.readers.pages is lib.pages and lib.readers.listings is lib.listings
+    assert lib.accounts.readers is lib.readers
+    assert lib.readers.db is lib.db and lib.accounts.db is lib.db
     assert lib.reservations.settle_after_seconds == 0.5
     assert lib.clock.wall_us() == 1_000_000
 

@@ -1,0 +1,412 @@
+"""The service layer: the rules that span the repository's parts, each written once, for every door (the JSON API,
+the pages) to call with the caller it found.
+
+The repository (app/repository/) reads and writes one part each: books, cards, reservations, sessions and the
+staff log. The web layer (app/web/) parses requests and renders answers. Between them, this module decides:
+
+- **who may act for whom**: a reader acts on their own card and their own reservations only, a librarian on
+  anyone's. The decisions are app/access.py's pure functions (`acting_for`, `check_may_see_reader`); this is the
+  one place that applies them to what was read. Work on the catalogue and on the cards (adding, deactivating,
+  deleting one) is a librarian's.
+- **the staff log**: a librarian's change of the catalogue, of another's card, or of another reader's reservation
+  (at the desk) leaves a line in it with the librarian's card; what anyone does to their own card or reservations
+  leaves none.
+- **what ending a card ends**: deactivating a card or deleting it ends its sessions on every instance.
+- **one's own PIN**: it is changed only with the current one (a session left open somewhere is not enough to take
+  the card over), and that check counts towards the card's lockout like a sign-in; a librarian sets another's
+  PIN without it (a forgotten PIN).
+
+Next here: the hold limits and their expiry.
+
+The service reaches the repository only through the small interfaces below (`typing.Protocol`), which the parts of
+`Library` satisfy; tests/unit/test_service.py runs every rule against an in-memory fake of them, in milliseconds.
+What must hold under concurrency (a book held by one reservation at a time, a reader deleted while a reserve runs)
+is the repository's, and is tested against a real Cassandra only (tests/integration/).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+from uuid import UUID
+
+from app.access import Caller, acting_for, check_may_see_reader
+from app.models import Book, Forbidden, InvalidInput, NotFound, Reservation, Role, Unauthenticated, User
+from app.rules import MAX_PIN, check_pin
+
+if TYPE_CHECKING:
+    from app.repository import Library
+
+
+# -- what the service uses of the repository ----------------------------------------------------------------------
+class Books(Protocol):
+    """The catalogue part (app/repository/catalogue.py)."""
+
+    async def get_book(self, book_id: UUID) -> Book: ...
+
+    async def create_book(
+        self, title: str, author: str, genre: str, published_year: int | None, book_id: UUID | None = None
+    ) -> Book: ...
+
+    async def update_book(
+        self,
+        book_id: UUID,
+        *,
+        title: str | None = None,
+        author: str | None = None,
+        genre: str | None = None,
+        published_year: int | None = None,
+    ) -> Book: ...
+
+    async def delete_book(self, book_id: UUID) -> None: ...
+
+
+class Readers(Protocol):
+    """The cards (app/repository/readers.py)."""
+
+    async def get_user(self, user_id: int) -> User: ...
+
+    async def create_user(
+        self,
+        name: str,
+        email: str,
+        user_id: int | None = None,
+        *,
+        role: Role = Role.READER,
+        pin: str | None = None,
+    ) -> User: ...
+
+    async def update_user(self, user_id: int, *, name: str | None = None, email: str | None = None) -> User: ...
+
+    async def set_pin(self, user_id: int, pin: str) -> None: ...
+
+    async def set_active(self, user_id: int, active: bool) -> User: ...
+
+    async def delete_user(self, user_id: int) -> None: ...
+
+
+class Reservations(Protocol):
+    """The reservations and their locks (app/repository/reservations.py, and the read of one from listings.py): it
+    refuses (Forbidden) to move or cancel a reservation for another reader than its own, whoever asks."""
+
+    async def get_reservation(self, reservation_id: UUID) -> Reservation: ...
+
+    async def reserve(self, book_id: UUID, user_id: int, idempotency_key: str | None = None) -> Reservation: ...
+
+    async def move(self, reservation_id: UUID, user_id: int, new_book_id: UUID | None = None) -> Reservation: ...
+
+    async def cancel(self, reservation_id: UUID, user_id: int) -> None: ...
+
+
+class Accounts(Protocol):
+    """Sessions, the sign-in lockout and the staff log (app/repository/accounts.py)."""
+
+    async def checked_pin(self, card: int, pin: str) -> User: ...
+
+    async def revoke_sessions(self, user_id: int) -> int: ...
+
+    async def record_staff_action(
+        self,
+        librarian: Caller,
+        action: str,
+        detail: str,
+        *,
+        user_id: int | None = None,
+        book_id: UUID | None = None,
+        reservation_id: UUID | None = None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class AccountChange:
+    """What a request asks to change of a card; None: leave it as it is."""
+
+    name: str | None = None
+    email: str | None = None
+    pin: str | None = None
+    current_pin: str | None = None  # the card's PIN now: needed to change one's own
+    active: bool | None = None  # a librarian's: False deactivates the card and ends its sessions
+    changes_role: bool = False  # a role is chosen when the card is added; asking to change it is refused
+
+    @property
+    def for_staff_only(self) -> bool:
+        return self.active is not None or self.changes_role
+
+
+class LibraryService:
+    """The rules of the module docstring, over the repository's parts. Each operation takes the `Caller` the web
+    layer found (None: nobody signed in) and raises the domain errors of app/models.py."""
+
+    def __init__(self, *, books: Books, readers: Readers, reservations: Reservations, accounts: Accounts) -> None:
+        self.books = books
+        self.readers = readers
+        self.reservations = reservations
+        self.accounts = accounts
+
+    @classmethod
+    def over(cls, library: Library) -> LibraryService:
+        """The service over the parts of one `Library` (one app instance)."""
+        return cls(
+            books=library.catalogue,
+            readers=library.readers,
+            reservations=library,  # the reservation use cases and the listing that reads one, as the facade has them
+            accounts=library.accounts,
+        )
+
+    # -- reservations ---------------------------------------------------------------------------------------------
+    async def reservation(self, caller: Caller | None, reservation_id: UUID) -> Reservation:
+        """A reservation, for its reader or a librarian."""
+        reservation = await self.reservations.get_reservation(reservation_id)
+        check_may_see_reader(caller, reservation.user_id)
+        return reservation
+
+    def whose_reservations(self, caller: Caller | None, named: int | None) -> int | None:
+        """The reader whose reservations a listing shows: a reader's own (naming another is a 403); for a librarian
+        the reader named, or everybody's (None)."""
+        if caller is not None and caller.is_staff:
+            return named
+        return acting_for(caller, named)
+
+    async def reserve(
+        self, caller: Caller | None, book_id: UUID, named: int | None = None, idempotency_key: str | None = None
+    ) -> Reservation:
+        """Reserves the book for the caller, or for the reader a librarian names."""
+        reservation = await self.reservations.reserve(book_id, acting_for(caller, named), idempotency_key)
+        await self._desk_action(caller, "reserve", reservation, "reserved {book} for {reader}")
+        return reservation
+
+    async def move(
+        self,
+        caller: Caller | None,
+        reservation_id: UUID,
+        named: int | None = None,
+        new_book_id: UUID | None = None,
+        *,
+        read: Reservation | None = None,
+    ) -> Reservation:
+        """Moves the reservation to `new_book_id`, or renews it when no book is given. `named`, `read`: as `cancel`."""
+        owner = await self._owner(caller, reservation_id, named, read)
+        moved = await self.reservations.move(reservation_id, owner, new_book_id)
+        if new_book_id is None:
+            await self._desk_action(caller, "renew", moved, "renewed {reader}'s reservation of {book}")
+        else:
+            await self._desk_action(caller, "move", moved, "moved {reader}'s reservation to {book}")
+        return moved
+
+    async def cancel(
+        self,
+        caller: Caller | None,
+        reservation_id: UUID,
+        named: int | None = None,
+        *,
+        read: Reservation | None = None,
+    ) -> None:
+        """Cancels a reservation: the caller's own, or at the desk anyone's. `named`: the reader the caller says it
+        is (a reader naming another is a 403; a reservation not theirs is the repository's 403). `read`: the
+        reservation, when the caller has read it already."""
+        if read is None and caller is not None and caller.is_staff:
+            read = await self.reservations.get_reservation(reservation_id)  # for its reader, and for the log
+        owner = await self._owner(caller, reservation_id, named, read)
+        await self.reservations.cancel(reservation_id, owner)
+        if read is not None:
+            await self._desk_action(caller, "cancel", read, "cancelled {reader}'s reservation of {book}")
+
+    async def _owner(
+        self, caller: Caller | None, reservation_id: UUID, named: int | None, read: Reservation | None
+    ) -> int:
+        """The reader a move or cancel acts as: the caller's own card (a reader naming another is a 403), or for a
+        librarian the card named, else the reservation's own reader."""
+        if caller is not None and caller.is_staff and named is None:
+            return (read or await self.reservations.get_reservation(reservation_id)).user_id
+        return acting_for(caller, named)
+
+    async def _desk_action(self, caller: Caller | None, action: str, reservation: Reservation, detail: str) -> None:
+        """A librarian acting on another reader's reservation leaves a line in the staff log; anyone acting on their
+        own reservation does not. `detail` names the reader as {reader} and the book as {book}."""
+        if caller is None or not caller.is_staff or reservation.user_id == caller.user_id:
+            return
+        reader, book = await self.names(reservation)
+        await self.accounts.record_staff_action(
+            caller,
+            action,
+            detail.format(reader=reader, book=book),
+            user_id=reservation.user_id,
+            book_id=reservation.book_id,
+            reservation_id=reservation.reservation_id,
+        )
+
+    async def names(self, reservation: Reservation) -> tuple[str, str]:
+        """The reservation's reader and book as a person says them: "Ada Lovelace" and "“Emma”", or, for a card or
+        book deleted since, "card 12" and "a deleted book"."""
+        return await self._reader_name(reservation.user_id), await self._book_title(reservation.book_id)
+
+    async def _reader_name(self, user_id: int) -> str:
+        try:
+            return (await self.readers.get_user(user_id)).name
+        except NotFound:
+            return f"card {user_id}"
+
+    async def _book_title(self, book_id: UUID) -> str:
+        try:
+            return f"“{(await self.books.get_book(book_id)).title}”"
+        except NotFound:
+            return "a deleted book"
+
+    # -- cards ----------------------------------------------------------------------------------------------------
+    async def account(self, caller: Caller | None, user_id: int) -> User:
+        """A card, for its holder or a librarian."""
+        check_may_see_reader(caller, user_id)
+        return await self.readers.get_user(user_id)
+
+    async def add_reader(
+        self,
+        caller: Caller | None,
+        name: str,
+        email: str,
+        user_id: int | None = None,
+        *,
+        role: Role = Role.READER,
+        pin: str | None = None,
+    ) -> User:
+        librarian = _librarian(caller)
+        user = await self.readers.create_user(name, email, user_id, role=role, pin=pin)
+        await self._staff_action(librarian, "add reader", f"added {user.name} (card {user.user_id})", user.user_id)
+        return user
+
+    async def update_account(self, caller: Caller | None, user_id: int, change: AccountChange) -> User:
+        """Changes a card as `change` asks, everything checked before anything is written: the holder changes their
+        name, e-mail and PIN (with the current one); a librarian any card's, another's PIN without the current one,
+        and alone (de)activates one. Answers the card as it is now."""
+        check_may_see_reader(caller, user_id)
+        assert caller is not None  # check_may_see_reader refuses nobody
+        if change.for_staff_only and not caller.is_staff:
+            raise Forbidden.staff_only()
+        if change.changes_role:
+            raise InvalidInput("a card's role is chosen when it is added", field="role")
+        own = caller.user_id == user_id
+        # The PIN first: a wrong current PIN, or a new one the rules refuse, leaves the whole card unchanged.
+        if change.pin is not None:
+            if own:
+                await self.change_own_pin(caller, change.current_pin, change.pin)
+            else:
+                await self.readers.set_pin(user_id, change.pin)
+        user = None
+        if change.name is not None or change.email is not None:
+            user = await self.readers.update_user(user_id, name=change.name, email=change.email)
+        if not own and (user is not None or change.pin is not None):
+            name = user.name if user is not None else await self._reader_name(user_id)
+            edited = f"edited {name}" if user is not None else f"set a new PIN for {name}"
+            if user is not None and change.pin is not None:
+                edited += " and set a new PIN"
+            await self._staff_action(caller, "edit reader", edited, user_id)
+        if change.active is not None:
+            return await self.set_active(caller, user_id, change.active)
+        return await self.readers.get_user(user_id)
+
+    async def set_active(self, caller: Caller | None, user_id: int, active: bool) -> User:
+        """A librarian deactivates a card, which ends its sessions everywhere (it keeps its reservations), or makes
+        it active again."""
+        librarian = _librarian(caller)
+        user = await self.readers.set_active(user_id, active)
+        if not active:
+            await self.accounts.revoke_sessions(user_id)
+        what = "reactivated" if active else "deactivated"
+        await self._staff_action(librarian, what, f"{what} {user.name}'s card", user_id)
+        return user
+
+    async def change_own_pin(self, caller: Caller | None, current_pin: str | None, new_pin: str) -> None:
+        """The signed-in card holder changes their own PIN, only with the current one; the check counts towards the
+        card's lockout like a sign-in (Unauthenticated for a wrong one, TooManyAttempts while locked). A new PIN
+        that breaks the rules is refused first, and costs no attempt."""
+        if caller is None:
+            raise Unauthenticated.sign_in_needed()
+        current_pin = _check_current_pin(current_pin)
+        check_pin(new_pin, staff=caller.is_staff)
+        await self.accounts.checked_pin(caller.user_id, current_pin)
+        await self.readers.set_pin(caller.user_id, new_pin)
+
+    async def sign_out_everywhere(self, caller: Caller | None, user_id: int) -> int:
+        """Ends every session of the card (a lost card, a shared computer): its holder, or a librarian. Answers
+        how many there were."""
+        check_may_see_reader(caller, user_id)
+        ended = await self.accounts.revoke_sessions(user_id)
+        if caller is not None and caller.user_id != user_id:
+            name = await self._reader_name(user_id)
+            await self._staff_action(caller, "sign out", f"signed {name} out everywhere", user_id)
+        return ended
+
+    async def delete_reader(self, caller: Caller | None, user_id: int) -> None:
+        """A librarian deletes a card that holds no reservations (the repository refuses otherwise); its sessions
+        end with it."""
+        librarian = _librarian(caller)
+        name = await self._reader_name(user_id)
+        await self.readers.delete_user(user_id)
+        await self.accounts.revoke_sessions(user_id)
+        await self._staff_action(librarian, "delete reader", f"deleted {name}'s card", user_id)
+
+    # -- the catalogue --------------------------------------------------------------------------------------------
+    async def add_book(
+        self,
+        caller: Caller | None,
+        title: str,
+        author: str,
+        genre: str,
+        published_year: int | None,
+        book_id: UUID | None = None,
+    ) -> Book:
+        librarian = _librarian(caller)
+        book = await self.books.create_book(title, author, genre, published_year, book_id)
+        await self._staff_action(librarian, "add book", f"added “{book.title}”", book_id=book.book_id)
+        return book
+
+    async def edit_book(
+        self,
+        caller: Caller | None,
+        book_id: UUID,
+        *,
+        title: str | None = None,
+        author: str | None = None,
+        genre: str | None = None,
+        published_year: int | None = None,
+    ) -> Book:
+        librarian = _librarian(caller)
+        book = await self.books.update_book(
+            book_id, title=title, author=author, genre=genre, published_year=published_year
+        )
+        await self._staff_action(librarian, "edit book", f"edited “{book.title}”", book_id=book_id)
+        return book
+
+    async def delete_book(self, caller: Caller | None, book_id: UUID) -> Book:
+        """Deletes a book nobody holds (the repository refuses a held one: Conflict BOOK_IN_USE). Answers the book
+        as it was."""
+        librarian = _librarian(caller)
+        book = await self.books.get_book(book_id)
+        await self.books.delete_book(book_id)
+        await self._staff_action(librarian, "delete book", f"deleted “{book.title}”", book_id=book_id)
+        return book
+
+    async def _staff_action(
+        self, librarian: Caller, action: str, detail: str, user_id: int | None = None, *, book_id: UUID | None = None
+    ) -> None:
+        """A librarian's change of the catalogue or of a card, for the staff log (not of their own card)."""
+        if user_id is not None and user_id == librarian.user_id:
+            return
+        await self.accounts.record_staff_action(librarian, action, detail, user_id=user_id, book_id=book_id)
+
+
+def _librarian(caller: Caller | None) -> Caller:
+    """The caller, if a librarian (the web layer admits no one else to this work; every door is checked alike)."""
+    if caller is None:
+        raise Unauthenticated.sign_in_needed()
+    if not caller.is_staff:
+        raise Forbidden.staff_only()
+    return caller
+
+
+def _check_current_pin(current_pin: object) -> str:
+    if not isinstance(current_pin, str) or len(current_pin) > MAX_PIN:
+        raise InvalidInput("current_pin is required to change your PIN", field="current_pin")
+    return current_pin
+
+
+__all__ = ["AccountChange", "Accounts", "Books", "LibraryService", "Readers", "Reservations"]
