@@ -16,7 +16,7 @@ run: setup  ## the service on http://localhost:8888/ on the single local Cassand
 	$(PYTHON) -m app
 
 # The tests that must hold on both topologies run again on the single node after the 3-node pass.
-BOTH_TOPOLOGIES = $(addprefix tests/integration/,test_cluster.py test_reservations.py test_interleavings.py test_stress.py)
+BOTH_TOPOLOGIES = $(addprefix tests/integration/,test_cluster.py test_reservations.py test_interleavings.py test_move_interleavings.py test_stress.py)
 
 test: setup  ## lint, the whole suite on the real 3-node cluster, then the core again on one node
 	$(PYTHON) -m ruff check .
