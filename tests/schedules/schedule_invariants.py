@@ -5,12 +5,15 @@ cancels were sent (the cancel ran its first store call) and which were acknowled
 
 After every step:
 
-(S1) Once a cancel of R is acknowledged, forever after: no lock is HELD or OUTGOING for R, and no view row (of
-     `reservations`, `user_reservations`, `book_reservations`, as a read returns it) names R. A lock may still be
-     INCOMING for R, but only for a move that can never be decided: its source (`move_from`) is neither HELD by R at
-     `move_from_version` nor OUTGOING for R. (It happens: a move that read R before the cancel, hinted and took its
-     target after the cancel's `_end_moves_into` looked, then failed before abandoning it. Whoever meets it, or the
-     repair, abandons it. `History.undecidable` counts the schedules where it was seen.)
+(S1) Once a cancel of R is acknowledged, forever after: no lock is HELD for R, and no view row (of `reservations`,
+     `user_reservations`, `book_reservations`, as a read returns it) names R. A lock may still be INCOMING for R, but
+     only for a move that can never be decided: its source (`move_from`) is neither HELD by R at `move_from_version`
+     nor OUTGOING for R. (It happens: a move that read R before the cancel, hinted and took its target after the
+     cancel's `_end_moves_into` looked, then failed before abandoning it; whoever meets it, or the repair, abandons
+     it. The search counts the schedules where it was seen.) A decided move's source may stay OUTGOING for R after
+     the cancel released its target, until the paused move, whoever meets the source, or the repair finishes it
+     (found by the search: a move paused after its confirm, then a cancel; `History.strict` forbids it, as S1 was
+     first written); it may not while its target still involves R.
 (S2) A reservation whose reserve or move was acknowledged and whose cancel has not been sent is held by exactly one
      lock: one HELD lock, or a decided move's pair, its source OUTGOING to a target that is INCOMING for it (or already
      HELD by it, after the confirm and before the source is freed). Any other INCOMING lock for it must be an
