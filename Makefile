@@ -1,7 +1,7 @@
 # The two commands of the README. Each installs what it needs first, so both work on a fresh machine.
 PYTHON ?= python3
 
-.PHONY: setup run test test-unit lint
+.PHONY: setup run test test-unit test-schedules lint
 
 setup:  ## system packages (JDK 17, Maven) when missing, then the Python packages
 	@bash scripts/install-system-packages.sh
@@ -21,13 +21,18 @@ BOTH_TOPOLOGIES = $(addprefix tests/integration/,test_cluster.py test_reservatio
 test: setup  ## lint, the whole suite on the real 3-node cluster, then the core again on one node
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m mypy
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest tests/schedules
+	$(PYTHON) -m pytest --ignore=tests/schedules
 	$(PYTHON) -m cluster down
 	CLUSTER_NODES=1 $(PYTHON) -m pytest -m "not three_nodes" $(BOTH_TOPOLOGIES)
 
 # The quick loop while you work: no install step (run `make setup` or `make test` once first), no Cassandra.
 test-unit:  ## the tests that need no Cassandra (tests/unit/), in seconds
 	$(PYTHON) -m pytest tests/unit
+
+# The schedule search on a model of Cassandra (no Cassandra): every schedule of a small scope, in a few minutes.
+test-schedules:  ## the exhaustive schedule search (tests/schedules/)
+	$(PYTHON) -m pytest tests/schedules
 
 lint:  ## ruff and the type checker
 	$(PYTHON) -m ruff check .

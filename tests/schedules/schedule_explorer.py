@@ -1,0 +1,331 @@
+"""The scheduler and the stateless search over the await points of the real code.
+
+Each schedule runs on a fresh event loop: the operations are asyncio tasks, and every store call of the model
+(tests/schedules/schedule_model.py) waits at `Scheduler.point`. When every live task is blocked there (nothing left
+in the loop's ready queue), the search picks which pending store call runs next, and whether it fails (one fault per
+schedule at most), then the invariants are checked (`World.check`).
+
+The search is a depth-first search that keeps no program state: each schedule is run again from scratch, replaying
+the choices of the prefix it shares with the previous one (the stack of `Node`s), and the replay is checked to meet
+the same choices. Two ways to cut it down:
+
+- Preemption bounding (CHESS): switching away from an operation that could continue (one of its store calls is
+  pending) costs one preemption; switching after an operation finished is free. `bound=None`: no bound.
+- Sleep sets (Godefroid), used only without a bound: after the subtree of a choice t is explored, t sleeps in the
+  subtrees of its later siblings until a store call that does not commute with t runs (both touch one partition
+  and one of them writes). So of two orders of commuting steps only one is explored, and every Mazurkiewicz trace of
+  complete schedules is still explored once. Sleep sets are not sound under a preemption bound (moving a step earlier
+  can cost preemptions: Coons, Musuvathi, McKinley, "Bounded partial-order reduction", OOPSLA 2013), so a bounded
+  search explores every schedule within its bound.
+
+Steps commute exactly, not only in what they store: each operation runs on its own instance, whose clock advances
+with that operation's own steps only (plus its skew), so a version or a time never depends on another operation's
+progress except through what it reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from schedule_model import Fault, Part, conflicts
+
+CURRENT_OP: contextvars.ContextVar[int | None] = contextvars.ContextVar("current_op", default=None)
+
+
+@dataclass
+class Pending:
+    key: tuple[int, int]  # (operation, its n-th store call): stable across replays
+    op: int
+    label: str
+    parts: frozenset[Part]
+    write: bool
+    faults: tuple[Fault, ...]
+    future: asyncio.Future[Fault | None]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One choice: run this pending store call, with this fault (None: as asked)."""
+
+    key: tuple[int, int]
+    op: int
+    fault: Fault | None
+    parts: frozenset[Part]
+    write: bool
+
+    def commutes(self, other: Option) -> bool:
+        return self.key != other.key and not conflicts(self.parts, self.write, other.parts, other.write)
+
+
+@dataclass
+class Step:
+    op: int
+    label: str
+    fault: Fault | None
+    preemption: bool
+
+
+class Scheduler:
+    """The gate every store call of the model waits at (`schedule_model.Gate`). `free`: calls pass at once (the
+    setup before the schedule, and the final repair after it)."""
+
+    def __init__(self) -> None:
+        self.free = True
+        self.pending: dict[asyncio.Task[Any], Pending] = {}
+        self.calls: dict[int, int] = {}  # per operation: store calls registered so far
+        self.steps: dict[int, int] = {}  # per operation: store calls granted so far (its clock's progress)
+
+    async def point(self, label: str, parts: frozenset[Part], write: bool, faults: tuple[Fault, ...]) -> Fault | None:
+        op = CURRENT_OP.get()
+        if self.free or op is None:
+            return None
+        task = asyncio.current_task()
+        assert task is not None
+        n = self.calls.get(op, 0)
+        self.calls[op] = n + 1
+        future: asyncio.Future[Fault | None] = asyncio.get_running_loop().create_future()
+        self.pending[task] = Pending((op, n), op, label, parts, write, faults, future)
+        return await future
+
+    def grant(self, option: Option) -> Pending:
+        task = next(t for t, p in self.pending.items() if p.key == option.key)
+        pending = self.pending.pop(task)
+        self.steps[pending.op] = self.steps.get(pending.op, 0) + 1
+        pending.future.set_result(option.fault)
+        return pending
+
+
+class World(Protocol):
+    """One run of a scenario: the model, the operations and their history (schedule_invariants.py)."""
+
+    op_names: list[str]
+
+    async def setup(self) -> None: ...
+
+    def operations(self) -> list[Coroutine[Any, Any, Any]]: ...
+
+    def on_step(self, step: Step) -> None: ...
+
+    def on_done(self, op: int, outcome: Any) -> None: ...
+
+    def check(self, faulted: bool) -> list[str]: ...
+
+    async def at_end(self, faulted: bool) -> list[str]: ...
+
+
+class Scenario(Protocol):
+    name: str
+
+    def build(self, scheduler: Scheduler) -> World: ...
+
+
+@dataclass
+class Node:
+    options: list[Option]
+    sleep: frozenset[Option]
+    last_op: int | None
+    preemptions: int
+    faulted: bool
+    done: list[Option] = field(default_factory=list)
+    chosen: Option | None = None
+
+    def costs(self, option: Option) -> int:
+        if self.last_op is None or option.op == self.last_op:
+            return 0
+        return 1 if any(o.op == self.last_op for o in self.options) else 0
+
+    def first_allowed(self, bound: int | None) -> Option | None:
+        for option in self.options:
+            if option in self.sleep or option in self.done:
+                continue
+            if bound is not None and self.preemptions + self.costs(option) > bound:
+                continue
+            return option
+        return None
+
+
+@dataclass
+class Failure:
+    scenario: str
+    violations: list[str]
+    steps: list[Step]
+    names: list[str]
+    outcomes: dict[int, Any]
+
+    def describe(self) -> str:
+        lines = [f"schedule search '{self.scenario}' found a violation:"]
+        lines += [f"  ! {v}" for v in self.violations]
+        lines.append("  the schedule (step: operation: store call):")
+        for i, s in enumerate(self.steps, 1):
+            fault = f"  <-- FAULT: {s.fault.value}" if s.fault else ""
+            switch = "  (preemption)" if s.preemption else ""
+            lines.append(f"  {i:3}. {self.names[s.op]:>9}: {s.label}{fault}{switch}")
+        lines.append("  outcomes: " + "; ".join(f"{self.names[i]} -> {_show(o)}" for i, o in self.outcomes.items()))
+        return "\n".join(lines)
+
+
+def _show(outcome: Any) -> str:
+    if isinstance(outcome, BaseException):
+        return f"{type(outcome).__name__}({outcome})"
+    return type(outcome).__name__ if outcome is not None else "done"
+
+
+@dataclass
+class Summary:
+    scenario: str
+    schedules: int = 0  # complete schedules run
+    blocked: int = 0  # runs cut short because every enabled choice was asleep
+    seconds: float = 0.0
+    failure: Failure | None = None
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+class Explorer:
+    def __init__(self, scenario: Scenario, *, bound: int | None, faults: bool, limit: int | None = None) -> None:
+        self.scenario = scenario
+        self.bound = bound
+        self.faults = faults
+        self.limit = limit
+        self.stack: list[Node] = []
+
+    def run(self) -> Summary:
+        summary = Summary(self.scenario.name)
+        started = time.perf_counter()
+        while True:
+            outcome = _run_loop(self._one())
+            if isinstance(outcome, Failure):
+                summary.failure = outcome
+                break
+            if outcome:
+                summary.schedules += 1
+            else:
+                summary.blocked += 1
+            if self.limit is not None and summary.schedules >= self.limit:
+                break
+            if not self._backtrack():
+                break
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def _backtrack(self) -> bool:
+        while self.stack:
+            node = self.stack[-1]
+            assert node.chosen is not None
+            node.done.append(node.chosen)
+            node.chosen = node.first_allowed(self.bound)
+            if node.chosen is not None:
+                return True
+            self.stack.pop()
+        return False
+
+    def _options(self, pending: list[Pending], last_op: int | None, faulted: bool) -> list[Option]:
+        options = []
+        for p in pending:
+            options.append(Option(p.key, p.op, None, p.parts, p.write))
+            if self.faults and not faulted:
+                options += [Option(p.key, p.op, f, p.parts, p.write) for f in p.faults]
+        # The operation that ran last continues first, and without a fault: the search meets the schedules with the
+        # fewest preemptions and faults first, so the first violation found is a short one.
+        return sorted(options, key=lambda o: (o.op != last_op, o.fault is not None, o.key))
+
+    async def _one(self) -> bool | Failure:
+        """One schedule: True when complete, False when cut short (every choice asleep), or the Failure."""
+        scheduler = Scheduler()
+        world = self.scenario.build(scheduler)
+        await world.setup()
+        scheduler.free = False
+        loop = asyncio.get_running_loop()
+        tasks = []
+        for i, coroutine in enumerate(world.operations()):
+            context = contextvars.copy_context()
+            context.run(CURRENT_OP.set, i)
+            tasks.append(loop.create_task(_operation(world, i, coroutine), context=context))
+        steps: list[Step] = []
+        depth, last_op, preemptions, faulted = 0, None, 0, False
+        try:
+            while True:
+                await _quiesce()
+                violations = world.check(faulted)
+                if violations:
+                    return Failure(self.scenario.name, violations, steps, world.op_names, _outcomes(world))
+                pending = sorted(scheduler.pending.values(), key=lambda p: p.key)
+                if not pending:
+                    assert all(t.done() for t in tasks), "a task is blocked outside the store"
+                    break
+                options = self._options(pending, last_op, faulted)
+                if depth < len(self.stack):
+                    node = self.stack[depth]
+                    if node.options != options:
+                        raise AssertionError(f"replay diverged at step {depth + 1}: the code is not deterministic")
+                else:
+                    sleep = frozenset()
+                    if self.bound is None and depth > 0:
+                        parent = self.stack[depth - 1]
+                        chosen = parent.chosen
+                        assert chosen is not None
+                        sleep = frozenset(s for s in parent.sleep | set(parent.done) if s.commutes(chosen))
+                    node = Node(options, sleep, last_op, preemptions, faulted)
+                    node.chosen = node.first_allowed(self.bound)
+                    if node.chosen is None:
+                        return False
+                    self.stack.append(node)
+                option = node.chosen
+                assert option is not None
+                cost = node.costs(option)
+                granted = scheduler.grant(option)
+                step = Step(option.op, granted.label, option.fault, cost > 0)
+                steps.append(step)
+                world.on_step(step)
+                preemptions += cost
+                faulted = faulted or option.fault is not None
+                last_op = option.op
+                depth += 1
+            scheduler.free = True
+            violations = await world.at_end(faulted)
+            if violations:
+                return Failure(self.scenario.name, violations, steps, world.op_names, _outcomes(world))
+            return True
+        finally:
+            for task in tasks:
+                task.cancel()
+            for p in scheduler.pending.values():
+                p.future.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await _quiesce()
+
+
+def _outcomes(world: World) -> dict[int, Any]:
+    return dict(getattr(world, "outcomes", {}))
+
+
+async def _operation(world: World, i: int, coroutine: Coroutine[Any, Any, Any]) -> None:
+    try:
+        outcome = await coroutine
+    except asyncio.CancelledError:
+        raise
+    except BaseException as error:  # noqa: BLE001 - every outcome is judged by the world
+        outcome = error
+    world.on_done(i, outcome)
+
+
+async def _quiesce() -> None:
+    """Returns once every other task is blocked: nothing is left in the loop's ready queue (CPython's event loop;
+    no timers are used, since the backoff between attempts is switched off in the search)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(0)
+        if not loop._ready:  # type: ignore[attr-defined]
+            return
+
+
+def _run_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()

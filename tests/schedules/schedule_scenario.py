@@ -1,0 +1,306 @@
+"""The scenario: two books X and Y, R1 held on X by reader 1 (made before the search, unscheduled), and the
+operations the search interleaves, each on its own app instance (its own version clock and use cases):
+
+    cancel    reader 1 cancels R1                    instance at  0 ms, settle time 1 h
+    renew     reader 1 renews R1 (a move, no book)   instance at +2.5 ms
+    move      reader 1 moves R1 to Y                 instance at +2.5 ms
+    move2     the same move sent again               instance at -2.5 ms (another instance: a resend)
+    reserveY  reader 2 reserves Y                    instance at -2.5 ms
+    reserveX  reader 2 reserves X                    instance at  0 ms
+    heal      reader 3 reserves Y                    instance at +1 h, settle time 0: a refused take heals/settles
+    repair    one pass of Audit.audit(repair=True)   instance at +1 h, settle time 0
+    withdraw  the librarian withdraws Y              instance at  0 ms
+
+Requests' instances have a settle time of an hour (they leave every move in flight to the request making it); the
+heal's and the repair's have 0 and a clock an hour ahead, so they act on everything they meet. Each instance's wall
+clock advances 1 ms with each of its own store calls.
+
+`legacy=True` runs the move of commit 7e91aca instead (`LegacyReservations`): the target taken as a plain HELD lock,
+then the source given up, then the target confirmed; the heal is today's, which, like the old one, rebuilds views
+from any HELD lock. That is the protocol of case 1, which the search must find.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import schedule_explorer
+from schedule_explorer import CURRENT_OP, Scheduler, Step
+from schedule_invariants import History, check_end, check_state, judge_outcome, reservation_of
+from schedule_model import ModelKeys, ModelLocks, ModelStore, Names
+
+import app.repository.locks as locks_module
+import app.repository.reservations as reservations_module
+from app.models import Conflict, NotFound, Reservation, UnknownBook
+from app.repository.audit import Audit
+from app.repository.clock import VersionClock
+from app.repository.locks import LockRunner, LockState, T, Transition
+from app.repository.reservations import Reservations
+
+X = UUID("00000000-0000-0000-0000-00000000000a")
+Y = UUID("00000000-0000-0000-0000-00000000000b")
+BASE_US = 1_700_000_000_000_000  # the search's "now", in microseconds
+STEP_US = 1_000
+HOUR = 3600.0
+EPOCH = datetime(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    name: str
+    skew_us: int
+    settle: float
+    run: Callable[[SearchWorld, Instance], Coroutine[Any, Any, Any]]
+
+
+@dataclass
+class Instance:
+    clock: VersionClock
+    runner: LockRunner
+    reservations: Reservations
+
+
+OPS: dict[str, OpSpec] = {
+    spec.name: spec
+    for spec in (
+        OpSpec("cancel", 0, HOUR, lambda w, i: i.reservations.cancel(w.r1, 1)),
+        OpSpec("renew", 2_500, HOUR, lambda w, i: i.reservations.move(w.r1, 1)),
+        OpSpec("move", 2_500, HOUR, lambda w, i: i.reservations.move(w.r1, 1, Y)),
+        OpSpec("move2", -2_500, HOUR, lambda w, i: i.reservations.move(w.r1, 1, Y)),
+        OpSpec("reserveY", -2_500, HOUR, lambda w, i: i.reservations.reserve(Y, 2)),
+        OpSpec("reserveX", 0, HOUR, lambda w, i: i.reservations.reserve(X, 2)),
+        OpSpec("heal", int(HOUR * 1e6), 0, lambda w, i: i.reservations.reserve(Y, 3)),
+        OpSpec("repair", int(HOUR * 1e6), 0, lambda w, i: Audit(i.runner, i.reservations).audit(repair=True)),
+        OpSpec("withdraw", 0, HOUR, lambda w, i: i.reservations.withdraw(Y)),
+    )
+}
+
+
+# -- the legacy move (commit 7e91aca), for the proof that the search finds case 1 ------------------------------
+# The old move gave the source up as a free lock that remembers where the reservation went.
+LEGACY_MOVE_AWAY = Transition(
+    "move away (legacy)",
+    (LockState.HELD,),
+    T.RELEASE_EXACT.when,
+    {**T.RELEASE_EXACT.sets, "moved_to": T.MOVE_OUT.sets["moved_to"]},
+)
+
+
+class LegacyReservations(Reservations):
+    """Today's use cases with the move of commit 7e91aca: take the target (free -> HELD, a plain take), hint, give
+    the source up, confirm the target above it, write the views; when the source cannot be given up, release the
+    target at the version taken, without deleting any view of it."""
+
+    async def move(self, reservation_id: UUID, user_id: int, new_book_id: UUID | None = None) -> Reservation:
+        row = await self._owned(reservation_id, user_id)
+        source = await self.locate(row, quick=True)
+        if row.book_id != source.book_id:
+            await self.store.delete_if_naming(reservation_id, user_id, row.book_id)
+        if new_book_id is None or new_book_id == source.book_id:
+            return await self._renew(source)
+        assert source.version is not None
+        taken = await self.locks.run(
+            T.TAKE,
+            new_book_id,
+            above=source.version,
+            reservation_id=reservation_id,
+            user_id=user_id,
+            reserved_at=reservations_module.now(),
+        )
+        if not taken.applied:
+            met = taken.lock
+            if met.state in (None, LockState.WITHDRAWN):
+                raise UnknownBook(new_book_id)
+            if met.state is LockState.HELD:
+                await self._heal_beside(met)
+            raise self._taken(new_book_id, met, user_id)
+        target = taken.lock
+        await self.store.hint(reservation_id, new_book_id, source.version)
+        away = await self.locks.run(
+            LEGACY_MOVE_AWAY,
+            source.book_id,
+            before=source,
+            expected=source.version,
+            reservation_id=reservation_id,
+            moved_to=new_book_id,
+        )
+        if not away.applied:
+            await self.locks.run(T.RELEASE_EXACT, new_book_id, expected=target.version, reservation_id=reservation_id)
+            await self.locate(row)  # NotFound if a cancel got there first
+            raise Conflict.reservation_changed(reservation_id)
+        away_version = away.lock.version
+        assert away_version is not None
+        confirmed = await self.locks.run(
+            T.RESTAMP,
+            new_book_id,
+            before=target,
+            above=away_version,
+            expected=target.version,
+            reservation_id=reservation_id,
+            reserved_at=target.reserved_at,
+        )
+        if not confirmed.applied:
+            await self.store.delete_book_rows(user_id, source.book_id, away_version)
+            now_held = await self.locks.read(new_book_id, serial=True)
+            if now_held.holds(reservation_id):
+                return now_held.reservation()
+            raise NotFound.reservation_cancelled_while_changed(reservation_id)
+        await self.store.write_views(confirmed.lock, drop=(user_id, source.book_id, away_version))
+        return confirmed.lock.reservation()
+
+
+# -- one run ----------------------------------------------------------------------------------------------------
+_current: SearchWorld | None = None  # the world of the schedule running in this process
+
+
+class SearchWorld:
+    def __init__(self, scenario: SearchScenario, scheduler: Scheduler) -> None:
+        self.scenario = scenario
+        self.scheduler = scheduler
+        self.specs = [OPS[name] for name in scenario.ops]
+        self.op_names = list(scenario.ops)
+        self.names = Names()
+        self.names.of.update({X: "X", Y: "Y"})
+        self.locks = ModelLocks(scheduler, self.names)
+        self.store = ModelStore(scheduler, self.names)
+        self.keys = ModelKeys(scheduler, self.names)
+        self.history = History(strict=scenario.strict, views_only=scenario.legacy)
+        self.outcomes: dict[int, Any] = {}
+        self.judged: set[int] = set()
+        self.ids = 0
+        self.r1 = UUID(int=0)
+        self.setup_clock = VersionClock(lambda: (BASE_US - 1_000_000) * 1000)
+        self.instances = [self._instance(i, spec) for i, spec in enumerate(self.specs)]
+
+    def _instance(self, op: int, spec: OpSpec) -> Instance:
+        def wall_ns() -> int:
+            return (BASE_US + spec.skew_us + self.scheduler.steps.get(op, 0) * STEP_US) * 1000
+
+        return self.make(VersionClock(wall_ns), spec.settle)
+
+    def make(self, clock: VersionClock, settle: float) -> Instance:
+        runner = LockRunner(self.locks, clock)
+        kind = LegacyReservations if self.scenario.legacy else Reservations
+        return Instance(clock, runner, kind(runner, self.store, self.keys, clock, settle_after_seconds=settle))
+
+    # hooks the patched app modules call -----------------------------------------------------------------------
+    def uuid4(self) -> UUID:
+        self.ids += 1
+        rid = UUID(int=self.ids)
+        op = CURRENT_OP.get()
+        self.names.of[rid] = "R1" if op is None else f"R({self.op_names[op]})"
+        return rid
+
+    def now(self) -> datetime:
+        op = CURRENT_OP.get()
+        clock = self.setup_clock if op is None else self.instances[op].clock
+        return EPOCH + timedelta(milliseconds=clock.wall_us() // 1000)
+
+    # the World protocol ----------------------------------------------------------------------------------------
+    async def setup(self) -> None:
+        global _current
+        _current = self
+        setup = self.make(self.setup_clock, HOUR)
+        await setup.reservations.open(X)
+        await setup.reservations.open(Y)
+        self.r1 = (await setup.reservations.reserve(X, 1)).reservation_id
+        self.history.acked.add(self.r1)
+
+    def operations(self) -> list[Coroutine[Any, Any, Any]]:
+        return [spec.run(self, self.instances[i]) for i, spec in enumerate(self.specs)]
+
+    def on_step(self, step: Step) -> None:
+        if self.op_names[step.op] == "cancel":
+            self.history.cancel_sent.add(self.r1)
+
+    def on_done(self, op: int, outcome: Any) -> None:
+        self.outcomes[op] = outcome
+        rid = reservation_of(outcome)
+        if rid is not None:
+            self.history.acked.add(rid)
+        if self.op_names[op] == "cancel" and outcome is None:
+            self.history.cancelled.add(self.r1)
+
+    def check(self, faulted: bool) -> list[str]:
+        out = []
+        for op, outcome in self.outcomes.items():
+            if op not in self.judged:
+                self.judged.add(op)
+                problem = judge_outcome(self.op_names[op], outcome, faulted)
+                if problem:
+                    out.append(problem)
+        return out + check_state(self.locks, self.store, self.history, self.names)
+
+    async def at_end(self, faulted: bool) -> list[str]:
+        final = self.make(VersionClock(lambda: (BASE_US + int(2 * HOUR * 1e6)) * 1000), 0)
+        audit = Audit(final.runner, final.reservations)
+        before = await audit.audit()
+        self.scenario.stats["unclean before repair"] += bool(before.violations)
+        if before.violations and not faulted:
+            self.scenario.stats["unclean before repair, no fault"] += 1
+        await audit.audit(repair=True)
+        await audit.audit(repair=True)
+        report = await audit.audit()
+        self.scenario.stats["undecidable incoming seen"] += bool(self.history.undecidable)
+        self.scenario.stats["outgoing source after cancel seen"] += bool(self.history.outgoing_after_cancel)
+        return check_end(self.locks, self.store, self.history, report, self.names)
+
+
+class SearchScenario:
+    """A set of operations to interleave (schedule_explorer.Scenario)."""
+
+    def __init__(self, ops: tuple[str, ...], *, legacy: bool = False, strict: bool = False) -> None:
+        self.ops = ops
+        self.legacy = legacy
+        self.strict = strict
+        self.name = "+".join(ops) + (" (legacy move)" if legacy else "")
+        self.stats: dict[str, int] = {
+            "unclean before repair": 0,
+            "unclean before repair, no fault": 0,
+            "undecidable incoming seen": 0,
+            "outgoing source after cancel seen": 0,
+        }
+
+    def build(self, scheduler: Scheduler) -> SearchWorld:
+        return SearchWorld(self, scheduler)
+
+
+async def _no_backoff(attempt: int) -> None:
+    return None
+
+
+@contextlib.contextmanager
+def search_patches() -> Iterator[None]:
+    """Ids and times from the schedule's world (so every replay is the same), and no sleeping between attempts."""
+    saved = (reservations_module.uuid4, reservations_module.now, locks_module.backoff)
+
+    def uuid4() -> UUID:
+        assert _current is not None
+        return _current.uuid4()
+
+    def now() -> datetime:
+        assert _current is not None
+        return _current.now()
+
+    reservations_module.uuid4 = uuid4  # type: ignore[assignment]
+    reservations_module.now = now  # type: ignore[assignment]
+    locks_module.backoff = _no_backoff  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        reservations_module.uuid4, reservations_module.now, locks_module.backoff = saved  # type: ignore[assignment]
+
+
+def explore(
+    ops: tuple[str, ...], *, bound: int | None, faults: bool, legacy: bool = False, strict: bool = False
+) -> Any:
+    with search_patches():
+        scenario = SearchScenario(ops, legacy=legacy, strict=strict)
+        summary = schedule_explorer.Explorer(scenario, bound=bound, faults=faults).run()
+        summary.stats = scenario.stats
+        return summary
