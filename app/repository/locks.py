@@ -68,6 +68,7 @@ LOCK_FIELDS = (
     "moved_to",
     "move_from",
     "move_from_version",
+    "freed_at",
 )
 
 
@@ -85,6 +86,7 @@ class Lock:
     moved_to: UUID | None = None  # OUTGOING: the book the reservation is going to
     move_from: UUID | None = None  # INCOMING: the book the reservation comes from ...
     move_from_version: int | None = None  # ... which it held at this version when the move began
+    freed_at: int | None = None  # the version of the last transition into FREE: every state before it has ended
 
     def holds(self, reservation_id: UUID) -> bool:
         """A confirmed hold of this reservation."""
@@ -202,8 +204,10 @@ def _version_is_expected() -> Condition:
 _RID, _UID, _AT = Param("reservation_id"), Param("user_id"), Param("reserved_at")
 _FROM, _FROM_VERSION, _TO = Param("move_from"), Param("move_from_version"), Param("moved_to")
 # Each transition into FREE nulls only what its source state has set: every null is a tombstone cell that reads of
-# the row step over, so a reserve/cancel cycle leaves three, as before the move's columns existed.
-_NOBODY = {"reservation_id": None, "user_id": None, "reserved_at": None}
+# the row step over, so a reserve/cancel cycle leaves three, as before the move's columns existed. It also records
+# its version in `freed_at`, which later takes leave alone: a request that lost the answer of its own release can
+# still delete what it released at a version above every state that ended (Reservations.cancel).
+_NOBODY = {"reservation_id": None, "user_id": None, "reserved_at": None, "freed_at": Param(NEW)}
 # On a refused take, Cassandra returns the columns the condition names: these name who holds the book (a free lock
 # has them all null, since every transition into FREE clears them).
 _FREE_OF_ANYONE = (
@@ -214,10 +218,13 @@ _FREE_OF_ANYONE = (
     Condition("move_from_version", "=", None),
 )
 _HELD_BY = (_is(LockState.HELD), Condition("reservation_id", "=", _RID))
+# One INCOMING state exactly (its version): a late send of the same move can take the target again, with the same
+# reservation and source, after the decided take ended; the decision must never confirm, nor an abandon end, that one.
 _INCOMING_FOR = (
     _is(LockState.INCOMING),
     Condition("reservation_id", "=", _RID),
     Condition("move_from_version", "=", _FROM_VERSION),
+    _version_is_expected(),
 )
 
 
@@ -283,13 +290,13 @@ class T:
     CONFIRM = Transition(
         "confirm",
         (LockState.INCOMING,),
-        (*_INCOMING_FOR, _version_below_new()),
+        _INCOMING_FOR,
         {"state": LockState.HELD.value, "move_from": None, "move_from_version": None, "version": Param(NEW)},
     )
     ABANDON = Transition(
         "abandon",
         (LockState.INCOMING,),
-        (*_INCOMING_FOR, _version_below_new()),
+        _INCOMING_FOR,
         {**_NOBODY, "move_from": None, "move_from_version": None, "state": LockState.FREE.value, "version": Param(NEW)},
     )
     FINISH_OUT = Transition(

@@ -246,42 +246,59 @@ class Reservations:
         # Tried first on the book the reservation's row names, where it nearly always is: the lock's own condition
         # checks it, so no read of the lock is needed unless that fails.
         book_id = row.book_id
+        seen = [row]  # every version of its row read on the way: the books they name are where its rows may be
         for _ in range(ATTEMPTS):
             released = await self.locks.run(T.RELEASE, book_id, reservation_id=reservation_id)
             if released.applied:
                 version = released.lock.version
                 assert version is not None
                 await self._step("cancel.released", book_id=book_id, version=version)
-                await self._end_moves_into(row, book_id)
+                await self._end_moves_into(seen, book_id)
                 await self.store.delete_book_rows(user_id, book_id, version)
-                if row.book_id != book_id:
-                    await self.store.delete_if_naming(reservation_id, user_id, row.book_id)
+                for other in _books_named(seen, book_id):
+                    await self.store.delete_if_naming(reservation_id, user_id, other)
                 await self.store.delete_reservation_row(reservation_id, version)
                 return
             try:
-                book_id = (await self.locate(row)).book_id
+                book_id = (await self.locate(seen[-1], seen=seen)).book_id
             except NotFound:
-                # No lock holds it any more, yet its row is there: released by this cancel itself (an answer lost, and
-                # the book taken by another since), by a concurrent cancel, or by a crash half-way. It is cancelled
-                # either way: what still names it goes, each row at its own write time, which removes those writes
-                # and nothing newer (the book's and the reader's rows may be another's by now).
-                await self._end_moves_into(row, None)
-                await self.store.delete_if_naming(reservation_id, user_id, row.book_id)
-                last = await self.store.reservation_row(reservation_id)
-                if last is not None:
-                    written = max(last.written or 0, last.hinted or 0)
-                    await self.store.delete_reservation_row(reservation_id, written)
+                await self._remove_released(seen)
                 return
         raise DatabaseUnavailable("database unavailable: the cancellation could not be confirmed; try again")
 
-    async def _end_moves_into(self, row: ViewRow, released: UUID | None) -> None:
-        """A move of the reservation paused after taking its target (named by the row's hint) can never go through
-        once the reservation's hold is released: its target is abandoned now rather than left to whoever meets it."""
-        if row.moving_to is None or row.moving_to == released:
-            return
-        target = await self.locks.read(row.moving_to, serial=True)
-        if target.involves(row.reservation_id) and target.in_between:
-            await self.settle(target)
+    async def _remove_released(self, seen: list[ViewRow]) -> None:
+        """No lock holds the reservation any more, yet its row is there: released by this cancel itself (an answer
+        lost, and the book taken by another since), by a concurrent cancel, or by a crash half-way. It is cancelled
+        either way, and its rows go above every state that has ended: at each book's `freed_at` (the version of its
+        last release, which a take leaves alone, so a view write of any ended state, however late, is below it and
+        the current holder's rows above it). Rows of a lock older than `freed_at` are deleted at their own write time,
+        which removes those writes and nothing newer (the book's and the reader's rows may be another's by now)."""
+        rid, user_id = seen[0].reservation_id, seen[0].user_id
+        if (last := await self.store.reservation_row(rid)) is not None:
+            seen = [*seen, last]
+        await self._end_moves_into(seen, None)
+        above = max(max(row.written or 0, row.hinted or 0) for row in seen)
+        for book_id in _books_named(seen, None):
+            lock = await self.locks.read(book_id, serial=True)
+            if lock.freed_at is not None:
+                await self.store.delete_book_rows(user_id, book_id, lock.freed_at)
+                above = max(above, lock.freed_at)
+            else:
+                await self.store.delete_if_naming(rid, user_id, book_id)
+        await self.store.delete_reservation_row(rid, above)
+
+    async def _end_moves_into(self, rows: list[ViewRow], released: UUID | None) -> None:
+        """The other books the reservation's row names as its hint (a move's target while the move is at work, its
+        source once it is done) may be in a move's in-between state for it: a target taken by a move paused before
+        its decision (which can never go through once the hold is released: abandoned now), or a source whose rows
+        are still to go (finished now), rather than left to whoever meets it."""
+        rid = rows[0].reservation_id
+        for book_id in dict.fromkeys(row.moving_to for row in rows):
+            if book_id is None or book_id == released:
+                continue
+            other = await self.locks.read(book_id, serial=True)
+            if other.involves(rid) and other.in_between:
+                await self.settle(other)
 
     async def _owned(self, reservation_id: UUID, user_id: int) -> ViewRow:
         row = await self.store.reservation_row(reservation_id)
@@ -305,6 +322,9 @@ class Reservations:
         if row.book_id != source.book_id:
             # Rows left by a move of an earlier version whose views never came: each goes at its own write time.
             await self.store.delete_if_naming(reservation_id, user_id, row.book_id)
+        # A move of this reservation that stopped half-way leaves its other book in-between: finished or abandoned
+        # first, so that no later move overwrites the only pointer to it (the row's hint).
+        await self._end_moves_into([row], source.book_id)
         if new_book_id is None or new_book_id == source.book_id:
             return await self._renew(source)
         assert source.version is not None
@@ -317,6 +337,7 @@ class Reservations:
             T.MOVE_OUT,
             source.book_id,
             before=source,
+            above=target.version,
             expected=source.version,
             reservation_id=reservation_id,
             moved_to=new_book_id,
@@ -363,22 +384,35 @@ class Reservations:
         INCOMING state the caller itself took, saving a read; otherwise the target is read at SERIAL."""
         rid, user_id, target_id = source.reservation_id, source.user_id, source.moved_to
         assert rid is not None and user_id is not None and target_id is not None and source.version is not None
+        # The target as the caller saw it may be an INCOMING state this decision did not decide (a late send's, or one
+        # abandoned since): whenever it is not confirmed, the target is read as it is now and judged again.
+        fresh = target is None
         if target is None:
             target = await self.locks.read(target_id, serial=True)
-        if target.state is LockState.INCOMING and target.reservation_id == rid and target.move_from == source.book_id:
-            confirmed = await self.locks.run(
-                T.CONFIRM,
-                target_id,
-                before=target,
-                above=source.version,
-                reservation_id=rid,
-                move_from_version=target.move_from_version,
-            )
-            target = confirmed.lock if confirmed.applied else await self.locks.read(target_id, serial=True)
+        for _ in range(ATTEMPTS):
+            if target.state is LockState.INCOMING and _is_move(source, target):
+                confirmed = await self.locks.run(
+                    T.CONFIRM,
+                    target_id,
+                    before=target,
+                    above=source.version,
+                    expected=target.version,
+                    reservation_id=rid,
+                    move_from_version=target.move_from_version,
+                )
+                if confirmed.applied:
+                    target = confirmed.lock
+                    break
+            elif fresh:
+                break
+            target, fresh = await self.locks.read(target_id, serial=True), True
+        if target.state is LockState.INCOMING and _is_move(source, target):
+            # Never free the source while its decided target is unconfirmed: that would lose the reservation.
+            raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
         await self._step("move.confirmed", source=source, target=target)
         held = target if target.holds(rid) else None
         if held is not None:
-            await self.store.write_views(held, drop=(user_id, source.book_id, source.version))
+            await self.store.write_views(held, came_from=source.book_id, drop_at=source.version)
         else:
             await self.store.delete_book_rows(user_id, source.book_id, source.version)
         await self._step("move.views_written", source=source, target=target)
@@ -389,7 +423,11 @@ class Reservations:
         """incoming -> free, for a move that never will go through; the target's rows for its reader are deleted above
         every version written there (nothing is written for an incoming state, but nothing older may remain)."""
         abandoned = await self.locks.run(
-            T.ABANDON, target.book_id, reservation_id=target.reservation_id, move_from_version=target.move_from_version
+            T.ABANDON,
+            target.book_id,
+            expected=target.version,
+            reservation_id=target.reservation_id,
+            move_from_version=target.move_from_version,
         )
         if abandoned.applied and abandoned.lock.version is not None and target.user_id is not None:
             await self.store.delete_book_rows(target.user_id, target.book_id, abandoned.lock.version)
@@ -457,7 +495,7 @@ class Reservations:
             return True
         raise DatabaseUnavailable("database unavailable: a change half-way could not be settled; try again")
 
-    async def locate(self, row: ViewRow, *, quick: bool = False) -> Lock:
+    async def locate(self, row: ViewRow, *, quick: bool = False, seen: list[ViewRow] | None = None) -> Lock:
         """The lock that holds the reservation now, read at SERIAL: the book its row names, or the book its hint names.
         A move's in-between state of it met on the way is settled first. NotFound once no lock holds it.
 
@@ -477,6 +515,8 @@ class Reservations:
                 if lock.involves(rid):
                     settled_any |= await self.settle(lock)
             newer = await self.store.reservation_row(rid)
+            if newer is not None and seen is not None:
+                seen.append(newer)
             if newer is None or (not settled_any and (newer.book_id, newer.moving_to) == (row.book_id, row.moving_to)):
                 raise NotFound.reservation(rid)
             row = newer
@@ -506,6 +546,13 @@ class Reservations:
         user_id = current.user_id
         if not current.holds(rid) or user_id is None:
             return None
+        came_from = row.book_id if row is not None and row.book_id != current.book_id else None
+        if came_from is not None:
+            # The views still name another book: a move that stopped half-way is finished by its own code.
+            other = await self.locks.read(came_from, serial=True)
+            if other.involves(rid) and other.in_between:
+                await self.settle(other)
+                return f"settled the move of {rid} left {other.state} on book {came_from}"
         if row is not None and (row.written or 0) >= (current.version or 0):
             # Something wrote the row at or above the lock's version (by hand, or a client with its own clock): views
             # rebuilt at that version would lose. Move the lock to a version above it first.
@@ -521,9 +568,9 @@ class Reservations:
             if not restamped.applied:
                 return None
             current = restamped.lock
-        await self.store.write_views(current)
-        if row is not None and row.book_id != current.book_id:
-            await self.store.delete_if_naming(rid, user_id, row.book_id)
+        await self.store.write_views(current, came_from=came_from)
+        if came_from is not None:
+            await self.store.delete_if_naming(rid, user_id, came_from)
         return f"rebuilt the views of {rid} from its lock on book {current.book_id} (version {current.version})"
 
     async def _heal_beside(self, lock: Lock) -> None:
@@ -560,6 +607,12 @@ class Reservations:
             await hook(name, facts)
 
 
+def _books_named(rows: list[ViewRow], released: UUID | None) -> list[UUID]:
+    """The books these versions of a reservation's row name (its book, its hint), but `released`."""
+    named = dict.fromkeys(b for row in rows for b in (row.book_id, row.moving_to))
+    return [b for b in named if b is not None and b != released]
+
+
 def _is_same_move(target: Lock, source: Lock) -> bool:
     """Whether the INCOMING target was taken by a move of the reservation from `source` as it is now."""
     return (target.reservation_id, target.move_from, target.move_from_version) == (
@@ -570,5 +623,13 @@ def _is_same_move(target: Lock, source: Lock) -> bool:
 
 
 def _is_move(source: Lock, target: Lock) -> bool:
-    """Whether the OUTGOING source decided the move that `target` (INCOMING) is the target of."""
-    return source.reservation_id == target.reservation_id and source.moved_to == target.book_id
+    """Whether the OUTGOING source decided the move that `target` (INCOMING) is the target of. The decision is above
+    the target's take (MOVE_OUT runs above it): an INCOMING state taken after the decision, by a late send of the same
+    move once the decided one had ended, is not the one decided (found by the schedule search: a late send re-took the
+    target after the reservation was moved there and cancelled, and confirmed it from the old decision)."""
+    return (
+        source.reservation_id == target.reservation_id
+        and source.moved_to == target.book_id
+        and target.move_from == source.book_id
+        and (target.version or 0) < (source.version or 0)
+    )

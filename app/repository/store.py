@@ -72,9 +72,10 @@ def view_row(row: Any) -> ViewRow | None:
 
 
 class ReservationStore(Protocol):
-    async def write_views(self, lock: Lock, *, drop: tuple[int, UUID, int] | None = None) -> None:
-        """The HELD lock's three rows at its version; with `drop` (reader, book, version), that reader's and that
-        book's rows deleted at that version in the same write (a move's source)."""
+    async def write_views(self, lock: Lock, *, came_from: UUID | None = None, drop_at: int | None = None) -> None:
+        """The HELD lock's three rows at its version. `came_from`: the book a move took the reservation from, recorded
+        as the reservation's hint (so a cancel finds that book's lock and rows); with `drop_at`, the reader's and that
+        book's rows are deleted at that version in the same write."""
         ...
 
     async def delete_book_rows(self, user_id: int, book_id: UUID, version: int) -> None:
@@ -138,7 +139,7 @@ class CassandraReservationStore:
     def cql(self, text: str) -> str:
         return text.replace("{ks}", self.ks)
 
-    async def write_views(self, lock: Lock, *, drop: tuple[int, UUID, int] | None = None) -> None:
+    async def write_views(self, lock: Lock, *, came_from: UUID | None = None, drop_at: int | None = None) -> None:
         # One logged batch, so the three rows (and a move's source rows) land together or, after the batchlog
         # replays, not at all.
         r, v = lock.reservation(), lock.version
@@ -150,10 +151,11 @@ class CassandraReservationStore:
         batch = self.db.batch()
         for cql, params in zip(_INSERTS, values, strict=True):
             batch.add(await self.db.prepare(self.cql(cql)), params)
-        if drop is not None:
-            user_id, book_id, version = drop
-            batch.add(await self.db.prepare(self.cql(_DELETE_USER_ROW)), [version, user_id, book_id])
-            batch.add(await self.db.prepare(self.cql(_DELETE_BOOK_ROW)), [version, book_id])
+        if came_from is not None:
+            batch.add(await self.db.prepare(self.cql(_HINT)), [v, came_from, r.reservation_id])
+            if drop_at is not None:
+                batch.add(await self.db.prepare(self.cql(_DELETE_USER_ROW)), [drop_at, r.user_id, came_from])
+                batch.add(await self.db.prepare(self.cql(_DELETE_BOOK_ROW)), [drop_at, came_from])
         await self.db.execute(batch, write=True)
 
     async def delete_book_rows(self, user_id: int, book_id: UUID, version: int) -> None:

@@ -209,15 +209,17 @@ class ModelStore:
         return self.tables[table].setdefault(key, Row())
 
     # writes ------------------------------------------------------------------------------------------------
-    async def write_views(self, lock: Lock, *, drop: tuple[int, UUID, int] | None = None) -> None:
+    async def write_views(self, lock: Lock, *, came_from: UUID | None = None, drop_at: int | None = None) -> None:
         r, v = lock.reservation(), lock.version
         assert v is not None
         parts = {("reservations", r.reservation_id), ("user_reservations", r.user_id, r.book_id)}
         parts.add(("book_reservations", r.book_id))
         label = f"write views of {self.name(r.reservation_id)} on {self.name(r.book_id)} at {v}"
-        if drop is not None:
-            parts |= {("user_reservations", drop[0], drop[1]), ("book_reservations", drop[1])}
-            label += f", drop {self.name(drop[1])} at {drop[2]}"
+        if came_from is not None:
+            label += f", hint {self.name(came_from)}"
+        if came_from is not None and drop_at is not None:
+            parts |= {("user_reservations", r.user_id, came_from), ("book_reservations", came_from)}
+            label += f", drop {self.name(came_from)} at {drop_at}"
         fault = await self.gate.point(label, frozenset(parts), True, PLAIN_FAULTS)
         _raise_before(fault, label)  # a logged batch: whole, or not at all
         common = {"reserved_at": r.reserved_at, "version": v}
@@ -226,10 +228,11 @@ class ModelStore:
         self._at("book_reservations", r.book_id).insert(
             {"reservation_id": r.reservation_id, "user_id": r.user_id} | common, v
         )
-        if drop is not None:
-            user_id, book_id, version = drop
-            self._at("user_reservations", (user_id, book_id)).delete(version)
-            self._at("book_reservations", book_id).delete(version)
+        if came_from is not None:
+            self._at("reservations", r.reservation_id).update({"moving_to": came_from}, v)
+            if drop_at is not None:
+                self._at("user_reservations", (r.user_id, came_from)).delete(drop_at)
+                self._at("book_reservations", came_from).delete(drop_at)
         _raise_after(fault, label)
 
     async def _delete(self, table: str, key: Any, at: int) -> None:

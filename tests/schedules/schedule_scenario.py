@@ -150,7 +150,7 @@ class LegacyReservations(Reservations):
             if now_held.holds(reservation_id):
                 return now_held.reservation()
             raise NotFound.reservation_cancelled_while_changed(reservation_id)
-        await self.store.write_views(confirmed.lock, drop=(user_id, source.book_id, away_version))
+        await self.store.write_views(confirmed.lock, came_from=source.book_id, drop_at=away_version)
         return confirmed.lock.reservation()
 
 
@@ -254,7 +254,7 @@ class SearchWorld:
 class SearchScenario:
     """A set of operations to interleave (schedule_explorer.Scenario)."""
 
-    def __init__(self, ops: tuple[str, ...], *, legacy: bool = False, strict: bool = False) -> None:
+    def __init__(self, ops: tuple[str, ...], *, legacy: bool = False, strict: bool = True) -> None:
         self.ops = ops
         self.legacy = legacy
         self.strict = strict
@@ -297,7 +297,7 @@ def search_patches() -> Iterator[None]:
 
 
 def explore(
-    ops: tuple[str, ...], *, bound: int | None, faults: bool, legacy: bool = False, strict: bool = False
+    ops: tuple[str, ...], *, bound: int | None, faults: bool, legacy: bool = False, strict: bool = True
 ) -> Any:
     with search_patches():
         scenario = SearchScenario(ops, legacy=legacy, strict=strict)

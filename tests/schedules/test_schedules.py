@@ -4,7 +4,7 @@ model of Cassandra, schedule_invariants.py for what is checked, schedule_scenari
 - Every pair of the operations: every schedule (sleep sets), each also with every single fault of every write.
 - The triples of TRIPLES: every schedule with up to two preemptions, each also with every single fault.
 - The legacy move (commit 7e91aca): the search finds case 1.
-- FINDINGS: violations the search found in today's code, kept as strict xfails until the code is fixed.
+- Every triple, in the long series only (`make test-schedules-all`).
 
 The pairs and triples run in worker processes, one per core; conftest.py prints the number of schedules and the time.
 """
@@ -24,9 +24,14 @@ from schedule_scenario import OPS, explore
 TOTALS: dict[str, float] = {"schedules": 0, "cut": 0, "seconds": 0.0, "searches": 0, "wall": 0.0}
 
 PAIRS = list(itertools.combinations(OPS, 2))
-# Triples that pass today, within the time CI allows (each is every schedule with up to two preemptions, with every
-# single fault); the triples of FINDINGS fail today and are below.
+# The triples CI runs (each every schedule with up to two preemptions, with every single fault): each found a bug in
+# the first version of the lock state machine (see docs/reservation-protocol.md), or covers a transition no other
+# triple here does.
 TRIPLES = [
+    ("cancel", "move", "heal"),  # a heal half-way through a move's source rows, then a cancel
+    ("cancel", "renew", "reserveX"),  # a lost release answer, then a late renew's views
+    ("move", "move2", "cancel"),  # a late send re-taking the target after the move ended
+    ("move", "move2", "heal"),  # a late send finishing a decision it did not take
     ("move", "reserveY", "withdraw"),
     ("renew", "reserveY", "heal"),
 ]
@@ -76,41 +81,9 @@ def test_legacy_move_case_1_is_found() -> None:
     assert any(op == "heal" and label.startswith("write views of R1 on Y") for op, label in labels)
 
 
-# What the search found in today's code (reported; app/repository/reservations.py is not changed here). Each is
-# strict: once the code is fixed the search passes, the xfail turns into a failure, and the entry goes to TRIPLES.
-FINDINGS = [
-    pytest.param(
-        ("cancel", "move", "heal"),
-        2,
-        False,
-        id="cancel-acked-while-source-rows-remain",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="a move paused after its confirm, a heal that rewrote R's row to the target and is half-way "
-            "through deleting the source's rows, then a cancel that releases the target: acknowledged while the "
-            "source (OUTGOING) still has R's user_reservations (and book) rows, which only the paused requests "
-            "delete",
-        ),
-    ),
-    pytest.param(
-        ("cancel", "renew", "reserveX"),
-        2,
-        True,
-        id="cancel-release-answer-lost-then-renew-views-resurrect",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="a renew paused after its restamp; the cancel's release applies but its answer is lost; reserveX "
-            "takes X before the cancel's SERIAL read, so the cancel takes its release for refused and deletes R's "
-            "rows at their own (old) write times; the renew's views then land above them: R1 listed again, X in two "
-            "readers' lists",
-        ),
-    ),
-]
-
-
-@pytest.mark.parametrize(("ops", "bound", "faults"), FINDINGS)
-def test_findings(ops: tuple[str, ...], bound: int, faults: bool) -> None:
-    summary = explore(ops, bound=bound, faults=faults)
-    if summary.failure is not None:
-        print(summary.failure.describe())
-    assert summary.failure is None
+# Every triple, every schedule with up to two preemptions and every single fault: hours on two cores, so not in CI
+# (`make test-schedules-all`, which sets SCHEDULES_ALL=1); its figures are in the closing note of the issue that
+# brought the search.
+@pytest.mark.skipif(not os.environ.get("SCHEDULES_ALL"), reason="the long series: make test-schedules-all")
+def test_every_triple_up_to_two_preemptions_with_single_faults() -> None:
+    _assert_clean(_run_all([(triple, 2) for triple in itertools.combinations(OPS, 3)]))
