@@ -26,11 +26,10 @@ TOTALS: dict[str, float] = {"schedules": 0, "cut": 0, "seconds": 0.0, "searches"
 PAIRS = list(itertools.combinations(OPS, 2))
 # The triples CI runs (each every schedule with up to two preemptions, with every single fault): each found a bug in
 # the first version of the lock state machine (see docs/reservation-protocol.md), or covers a transition no other
-# triple here does.
+# triple here does. ("move", "move2", "cancel") found one too, but takes 170,000 schedules: it is in the long series.
 TRIPLES = [
     ("cancel", "move", "heal"),  # a heal half-way through a move's source rows, then a cancel
     ("cancel", "renew", "reserveX"),  # a lost release answer, then a late renew's views
-    ("move", "move2", "cancel"),  # a late send re-taking the target after the move ended
     ("move", "move2", "heal"),  # a late send finishing a decision it did not take
     ("move", "reserveY", "withdraw"),
     ("renew", "reserveY", "heal"),
