@@ -296,9 +296,7 @@ def search_patches() -> Iterator[None]:
         reservations_module.uuid4, reservations_module.now, locks_module.backoff = saved  # type: ignore[assignment]
 
 
-def explore(
-    ops: tuple[str, ...], *, bound: int | None, faults: bool, legacy: bool = False, strict: bool = True
-) -> Any:
+def explore(ops: tuple[str, ...], *, bound: int | None, faults: bool, legacy: bool = False, strict: bool = True) -> Any:
     with search_patches():
         scenario = SearchScenario(ops, legacy=legacy, strict=strict)
         summary = schedule_explorer.Explorer(scenario, bound=bound, faults=faults).run()
