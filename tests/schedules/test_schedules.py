@@ -24,24 +24,26 @@ from schedule_scenario import OPS, explore
 TOTALS: dict[str, float] = {"schedules": 0, "cut": 0, "seconds": 0.0, "searches": 0, "wall": 0.0}
 
 PAIRS = list(itertools.combinations(OPS, 2))
-# The triples CI runs (each every schedule with up to two preemptions, with every single fault): each found a bug in
-# the first version of the lock state machine (see docs/reservation-protocol.md), or covers a transition no other
-# triple here does. ("move", "move2", "cancel") found one too, but takes 170,000 schedules: it is in the long series.
-TRIPLES = [
-    ("cancel", "move", "heal"),  # a heal half-way through a move's source rows, then a cancel
-    ("cancel", "renew", "reserveX"),  # a lost release answer, then a late renew's views
-    ("move", "move2", "heal"),  # a late send finishing a decision it did not take
-    ("move", "reserveY", "withdraw"),
-    ("renew", "reserveY", "heal"),
+# The triples CI runs, each every schedule with up to two preemptions (with every single fault where the flag says
+# so): the cheapest search that finds each bug the search found in the first version of the lock state machine
+# (docs/reservation-protocol.md), and two that cover withdraw and the heal. The dearer ones are in the long series
+# (`make test-schedules-all`): move+move2+cancel (173,114 schedules) and move+move2+heal (45,130), which found the
+# other two, and cancel+move+heal with faults (84,752), cancel+move+repair (151,165), cancel+move+reserveX (95,145),
+# renew+move+cancel (95,365), all clean on the commit that fixed them.
+TRIPLES: list[tuple[tuple[str, ...], bool]] = [
+    (("cancel", "move", "heal"), False),  # a heal half-way through a move's source rows, then a cancel
+    (("cancel", "renew", "reserveX"), True),  # a lost release answer, then a late renew's views
+    (("move", "reserveY", "withdraw"), True),
+    (("renew", "reserveY", "heal"), True),
 ]
 
 
-def _search(job: tuple[tuple[str, ...], int | None]) -> Any:
-    ops, bound = job
-    return explore(ops, bound=bound, faults=True)
+def _search(job: tuple[tuple[str, ...], int | None, bool]) -> Any:
+    ops, bound, faults = job
+    return explore(ops, bound=bound, faults=faults)
 
 
-def _run_all(jobs: list[tuple[tuple[str, ...], int | None]]) -> list[Any]:
+def _run_all(jobs: list[tuple[tuple[str, ...], int | None, bool]]) -> list[Any]:
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 2, mp_context=get_context("fork")) as pool:
         summaries = list(pool.map(_search, jobs))
@@ -60,11 +62,11 @@ def _assert_clean(summaries: list[Any]) -> None:
 
 
 def test_every_pair_every_schedule_with_single_faults() -> None:
-    _assert_clean(_run_all([(pair, None) for pair in PAIRS]))
+    _assert_clean(_run_all([(pair, None, True) for pair in PAIRS]))
 
 
 def test_triples_up_to_two_preemptions_with_single_faults() -> None:
-    _assert_clean(_run_all([(triple, 2) for triple in TRIPLES]))
+    _assert_clean(_run_all([(triple, 2, faults) for triple, faults in TRIPLES]))
 
 
 def test_legacy_move_case_1_is_found() -> None:
@@ -85,4 +87,4 @@ def test_legacy_move_case_1_is_found() -> None:
 # brought the search.
 @pytest.mark.skipif(not os.environ.get("SCHEDULES_ALL"), reason="the long series: make test-schedules-all")
 def test_every_triple_up_to_two_preemptions_with_single_faults() -> None:
-    _assert_clean(_run_all([(triple, 2) for triple in itertools.combinations(OPS, 3)]))
+    _assert_clean(_run_all([(triple, 2, True) for triple in itertools.combinations(OPS, 3)]))
