@@ -9,6 +9,11 @@ A keyspace of version 1 or 2 (title words in `title_words`) gets `search_terms` 
 (`CatalogueRepository.backfill_search_terms`), then loses `title_words` and its index. Version 3 is recorded only
 once the backfill has finished, so a start-up interrupted half-way backfills again at the next one. Stop the
 instances of the earlier version first: they still write `title_words`.
+
+The lock's move states (`incoming`, `outgoing`) and their columns (`move_from`, `move_from_version`, `freed_at`) are
+added to an existing keyspace by `_add_missing_columns`; nothing needs rewriting, since every lock written before is
+`free`, `held` or `withdrawn`. Stop the instances of the earlier version first all the same: they do not know the new
+states, and would answer "no such book" for a book a move is taking.
 """
 
 from __future__ import annotations
