@@ -146,15 +146,16 @@ class Condition:
 
 @dataclass(frozen=True)
 class Transition:
-    """One entry of the table: the state it leaves (its condition) and the row it leaves (its assignments). `insert`:
-    the row is created if there is none (`IF NOT EXISTS`). The views it writes are said by the use case that runs
-    it, and in docs/reservation-protocol.md."""
+    """One entry of the table: its name, the states it leaves from, its condition, the row it leaves (its
+    assignments), and what the use case that runs it does to the views (`views`, and docs/reservation-protocol.md,
+    which says why each race is safe). `insert`: the row is created if there is none (`IF NOT EXISTS`)."""
 
     name: str
     leaves: tuple[LockState | None, ...]
     when: tuple[Condition, ...]
     sets: dict[str, Any] = field(default_factory=dict)
     insert: bool = False
+    views: str = ""
 
     def failing(self, lock: Lock, values: dict[str, Any]) -> list[Condition]:
         if self.insert:
@@ -231,18 +232,22 @@ _INCOMING_FOR = (
 class T:
     """The transitions, by name. docs/reservation-protocol.md has a row for each."""
 
-    OPEN = Transition("open", (None,), (), {"state": LockState.FREE.value, "version": Param(NEW)}, insert=True)
+    OPEN = Transition(
+        "open", (None,), (), {"state": LockState.FREE.value, "version": Param(NEW)}, insert=True, views="none"
+    )
     REVIVE = Transition(
         "revive",
         (LockState.WITHDRAWN,),
         (_is(LockState.WITHDRAWN), _version_below_new()),
         {"state": LockState.FREE.value, "version": Param(NEW)},
+        views="none",
     )
     WITHDRAW = Transition(
         "withdraw",
         (LockState.FREE,),
         (_is(LockState.FREE), _version_below_new(), *_FREE_OF_ANYONE),
         {"state": LockState.WITHDRAWN.value, "version": Param(NEW)},
+        views="none",
     )
     TAKE = Transition(
         "take",
@@ -255,24 +260,28 @@ class T:
             "reserved_at": _AT,
             "version": Param(NEW),
         },
+        views="the reservation's three rows, at the new version",
     )
     RELEASE = Transition(
         "release",
         (LockState.HELD,),
         (*_HELD_BY, _version_below_new()),
         {**_NOBODY, "state": LockState.FREE.value, "version": Param(NEW)},
+        views="the reservation's three rows deleted at the new version",
     )
     RELEASE_EXACT = Transition(
         "release exactly",
         (LockState.HELD,),
         (*_HELD_BY, _version_is_expected()),
         {**_NOBODY, "state": LockState.FREE.value, "version": Param(NEW)},
+        views="the reservation's three rows deleted at the new version",
     )
     RESTAMP = Transition(
         "restamp",
         (LockState.HELD,),
         (*_HELD_BY, _version_is_expected()),
         {"reserved_at": _AT, "version": Param(NEW)},
+        views="the reservation's three rows rewritten at the new version",
     )
     MOVE_IN = Transition(
         "move in",
@@ -280,30 +289,36 @@ class T:
         (_is(LockState.FREE), _version_below_new(), *_FREE_OF_ANYONE),
         {"state": LockState.INCOMING.value, "reservation_id": _RID, "user_id": _UID, "reserved_at": _AT}
         | {"move_from": _FROM, "move_from_version": _FROM_VERSION, "version": Param(NEW)},
+        views="none: an INCOMING state is never shown",
     )
     MOVE_OUT = Transition(
         "move out",
         (LockState.HELD,),
         (*_HELD_BY, _version_is_expected()),
         {"state": LockState.OUTGOING.value, "moved_to": _TO, "version": Param(NEW)},
+        views="none yet: the source's rows go when the move finishes",
     )
     CONFIRM = Transition(
         "confirm",
         (LockState.INCOMING,),
         _INCOMING_FOR,
         {"state": LockState.HELD.value, "move_from": None, "move_from_version": None, "version": Param(NEW)},
+        views="the reservation's three rows on the target at the new version, the source as its hint, the source's "
+        "reader and book rows deleted at the source's OUTGOING version (one batch)",
     )
     ABANDON = Transition(
         "abandon",
         (LockState.INCOMING,),
         _INCOMING_FOR,
         {**_NOBODY, "move_from": None, "move_from_version": None, "state": LockState.FREE.value, "version": Param(NEW)},
+        views="the target's reader and book rows deleted at the new version",
     )
     FINISH_OUT = Transition(
         "finish out",
         (LockState.OUTGOING,),
         (_is(LockState.OUTGOING), Condition("reservation_id", "=", _RID), _version_below_new()),
         {**_NOBODY, "moved_to": None, "state": LockState.FREE.value, "version": Param(NEW)},
+        views="none (deleted with the confirm's views, which come first)",
     )
 
     # Schema version 1 -> 2 only: a lock row of version 1 (a reservation and no state) becomes a held lock.
@@ -312,6 +327,7 @@ class T:
         (None,),
         (_is(None), Condition("reservation_id", "=", _RID)),
         {"state": LockState.HELD.value, "version": Param(NEW)},
+        views="the reservation's three rows, at the new version",
     )
 
     ALL = (
