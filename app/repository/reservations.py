@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -202,14 +203,7 @@ class Reservations:
             if outcome is KeyOutcome.MADE:
                 await self.heal(lock, at_once=True)
                 return lock.reservation()
-            fenced = await self.locks.run(
-                T.RESTAMP,
-                book_id,
-                before=lock,
-                expected=lock.version,
-                reservation_id=reservation_id,
-                reserved_at=lock.reserved_at,
-            )
+            fenced = await self._restamp(lock)
             if fenced.applied:
                 return await self._complete(fenced.lock, keyed=True)
             # else the first request undid itself meanwhile: its outcome says so shortly
@@ -419,6 +413,19 @@ class Reservations:
         await self.locks.run(T.FINISH_OUT, source.book_id, before=source, reservation_id=rid)
         return held
 
+    async def _restamp(self, lock: Lock, *, reserved_at: datetime | None = None, above: int | None = None) -> Outcome:
+        """held -> held at a new version, only at the version read: a fence (a late write of the version read can no
+        longer apply), a renewal (`reserved_at`), or a lift above a view row written at `above`."""
+        return await self.locks.run(
+            T.RESTAMP,
+            lock.book_id,
+            before=lock,
+            above=above,
+            expected=lock.version,
+            reservation_id=lock.reservation_id,
+            reserved_at=reserved_at or lock.reserved_at,
+        )
+
     async def _abandon(self, target: Lock) -> None:
         """incoming -> free, for a move that never will go through; the target's rows for its reader are deleted above
         every version written there (nothing is written for an incoming state, but nothing older may remain)."""
@@ -434,14 +441,7 @@ class Reservations:
 
     async def _renew(self, lock: Lock) -> Reservation:
         for _ in range(ATTEMPTS):
-            renewed = await self.locks.run(
-                T.RESTAMP,
-                lock.book_id,
-                before=lock,
-                expected=lock.version,
-                reservation_id=lock.reservation_id,
-                reserved_at=now(),
-            )
+            renewed = await self._restamp(lock, reserved_at=now())
             if renewed.applied:
                 await self.store.write_views(renewed.lock)
                 return renewed.lock.reservation()
@@ -480,14 +480,7 @@ class Reservations:
             if source.holds(lock.reservation_id) and source.version == lock.move_from_version:  # type: ignore[arg-type]
                 if not self.settled(lock):
                     return False
-                fenced = await self.locks.run(
-                    T.RESTAMP,
-                    source.book_id,
-                    before=source,
-                    expected=source.version,
-                    reservation_id=source.reservation_id,
-                    reserved_at=source.reserved_at,
-                )
+                fenced = await self._restamp(source)
                 if not fenced.applied:
                     continue  # the source changed meanwhile: look again
                 await self.store.write_views(fenced.lock)
@@ -556,15 +549,7 @@ class Reservations:
         if row is not None and (row.written or 0) >= (current.version or 0):
             # Something wrote the row at or above the lock's version (by hand, or a client with its own clock): views
             # rebuilt at that version would lose. Move the lock to a version above it first.
-            restamped = await self.locks.run(
-                T.RESTAMP,
-                current.book_id,
-                before=current,
-                above=row.written,
-                expected=current.version,
-                reservation_id=rid,
-                reserved_at=current.reserved_at,
-            )
+            restamped = await self._restamp(current, above=row.written)
             if not restamped.applied:
                 return None
             current = restamped.lock
