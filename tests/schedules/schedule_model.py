@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from app.db import OutcomeUnknown
 from app.models import DatabaseUnavailable, User
@@ -320,16 +320,22 @@ class ModelKeys:
         self.gate = gate
         self.name = names
         self.claims: dict[UUID, Claim] = {}
+        self.attempts = 0
+
+    def _attempt(self) -> UUID:
+        """A claim's attempt id: counted, not random, so that every replay of a schedule stores the same."""
+        self.attempts += 1
+        return UUID(int=(1 << 100) + self.attempts)
 
     def _parts(self, reservation_id: UUID) -> frozenset[Part]:
         return frozenset({("reservation_keys", reservation_id)})
 
     async def claim(self, reservation_id: UUID, user_id: int, book_id: UUID) -> bool:
-        attempt = uuid4()
+        attempt = self._attempt()
         return await self._conditional(reservation_id, attempt, lambda c: c is None)
 
     async def take_over(self, reservation_id: UUID, first: Claim) -> bool:
-        attempt = uuid4()
+        attempt = self._attempt()
         return await self._conditional(
             reservation_id,
             attempt,
@@ -365,7 +371,7 @@ class ModelKeys:
         try:
             _raise_before(fault, label)
             claim = self.claims.get(reservation_id)
-            attempt = claim.attempt if claim else uuid4()
+            attempt = claim.attempt if claim else self._attempt()
             self.claims[reservation_id] = replace(claim, outcome=outcome) if claim else Claim(outcome, attempt)
             _raise_after(fault, label)
         except DatabaseUnavailable:
