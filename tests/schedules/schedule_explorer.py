@@ -1,9 +1,9 @@
 """The scheduler and the stateless search over the await points of the real code.
 
-Each schedule runs on a fresh event loop: the operations are asyncio tasks, and every store call of the model
-(tests/schedules/schedule_model.py) waits at `Scheduler.point`. When every live task is blocked there (nothing left
-in the loop's ready queue), the search picks which pending store call runs next, and whether it fails (one fault per
-schedule at most), then the invariants are checked (`World.check`).
+Each schedule runs from scratch on the search's event loop: the operations are asyncio tasks, and every store call
+of the model (tests/schedules/schedule_model.py) waits at `Scheduler.point`. When every live task is blocked there
+(nothing left in the loop's ready queue), the search picks which pending store call runs next, and whether it fails
+(one fault per schedule at most), then the invariants are checked (`World.check`).
 
 The search is a depth-first search that keeps no program state: each schedule is run again from scratch, replaying
 the choices of the prefix it shares with the previous one (the stack of `Node`s), and the replay is checked to meet
@@ -11,12 +11,17 @@ the same choices. Two ways to cut it down:
 
 - Preemption bounding (CHESS): switching away from an operation that could continue (one of its store calls is
   pending) costs one preemption; switching after an operation finished is free. `bound=None`: no bound.
-- Sleep sets (Godefroid), used only without a bound: after the subtree of a choice t is explored, t sleeps in the
-  subtrees of its later siblings until a store call that does not commute with t runs (both touch one partition
-  and one of them writes). So of two orders of commuting steps only one is explored, and every Mazurkiewicz trace of
-  complete schedules is still explored once. Sleep sets are not sound under a preemption bound (moving a step earlier
-  can cost preemptions: Coons, Musuvathi, McKinley, "Bounded partial-order reduction", OOPSLA 2013), so a bounded
-  search explores every schedule within its bound.
+- Sleep sets (Godefroid): after the subtree of a choice t is explored, t sleeps in the subtrees of its later siblings
+  until a store call that does not commute with t runs (both touch one partition and one of them writes). Running an
+  asleep t would only reach states met below t already, in another order of commuting steps. Sleep sets keep every
+  reachable state (each is met on some path) and every Mazurkiewicz trace of complete schedules. Under a preemption
+  bound they are not sound as they stand (Coons, Musuvathi, McKinley, "Bounded partial-order reduction", OOPSLA
+  2013): the order explored below t may cost more preemptions than the order skipped, and be beyond the bound. So an
+  asleep t is skipped only when the order explored cannot cost more, for any continuation
+  (`Explorer._explored_no_dearer`); otherwise it runs again. A run that meets only asleep choices ends there
+  ("cut short"): the state it reached is checked, and every way on was explored elsewhere.
+- A replayed prefix is not checked again: the same steps give the same states, checked in the run that first took
+  them.
 
 Steps commute exactly, not only in what they store: each operation runs on its own instance, whose clock advances
 with that operation's own steps only (plus its skew), so a version or a time never depends on another operation's
@@ -126,8 +131,9 @@ class Scenario(Protocol):
 
 @dataclass
 class Node:
+    calls: tuple[tuple[tuple[int, int], str], ...]  # the store calls pending here: a replay must meet the same
     options: list[Option]
-    sleep: frozenset[Option]
+    sleep: dict[Option, int]  # asleep here: each option, and the depth of the node where it was explored
     last_op: int | None
     preemptions: int
     faulted: bool
@@ -137,16 +143,11 @@ class Node:
     def costs(self, option: Option) -> int:
         if self.last_op is None or option.op == self.last_op:
             return 0
-        return 1 if any(o.op == self.last_op for o in self.options) else 0
+        return 1 if self.runs(self.last_op) else 0
 
-    def first_allowed(self, bound: int | None) -> Option | None:
-        for option in self.options:
-            if option in self.sleep or option in self.done:
-                continue
-            if bound is not None and self.preemptions + self.costs(option) > bound:
-                continue
-            return option
-        return None
+    def runs(self, op: int) -> bool:
+        """Whether the operation has a store call pending here (it has not finished)."""
+        return any(o.op == op for o in self.options)
 
 
 @dataclass
@@ -183,32 +184,40 @@ class Summary:
     seconds: float = 0.0
     failure: Failure | None = None
     stats: dict[str, int] = field(default_factory=dict)
+    states: set[str] | None = None  # every state met, when the scenario records them
 
 
 class Explorer:
-    def __init__(self, scenario: Scenario, *, bound: int | None, faults: bool, limit: int | None = None) -> None:
+    def __init__(
+        self, scenario: Scenario, *, bound: int | None, faults: bool, limit: int | None = None, sleep_sets: bool = True
+    ) -> None:
         self.scenario = scenario
         self.bound = bound
         self.faults = faults
         self.limit = limit
+        self.sleep_sets = sleep_sets  # False: every schedule within the bound (the test of the reduction)
         self.stack: list[Node] = []
 
     def run(self) -> Summary:
         summary = Summary(self.scenario.name)
         started = time.perf_counter()
-        while True:
-            outcome = _run_loop(self._one())
-            if isinstance(outcome, Failure):
-                summary.failure = outcome
-                break
-            if outcome:
-                summary.schedules += 1
-            else:
-                summary.blocked += 1
-            if self.limit is not None and summary.schedules >= self.limit:
-                break
-            if not self._backtrack():
-                break
+        loop = asyncio.new_event_loop()
+        try:
+            while True:
+                outcome = loop.run_until_complete(self._one())
+                if isinstance(outcome, Failure):
+                    summary.failure = outcome
+                    break
+                if outcome:
+                    summary.schedules += 1
+                else:
+                    summary.blocked += 1
+                if self.limit is not None and summary.schedules >= self.limit:
+                    break
+                if not self._backtrack():
+                    break
+        finally:
+            loop.close()
         summary.seconds = time.perf_counter() - started
         return summary
 
@@ -217,11 +226,52 @@ class Explorer:
             node = self.stack[-1]
             assert node.chosen is not None
             node.done.append(node.chosen)
-            node.chosen = node.first_allowed(self.bound)
+            node.chosen = self._first_allowed(node, len(self.stack) - 1)
             if node.chosen is not None:
                 return True
             self.stack.pop()
         return False
+
+    def _first_allowed(self, node: Node, depth: int) -> Option | None:
+        for option in node.options:
+            if option in node.done:
+                continue
+            if self.bound is not None and node.preemptions + node.costs(option) > self.bound:
+                continue
+            if (
+                self.sleep_sets
+                and option in node.sleep
+                and self._explored_no_dearer(option, node.sleep[option], depth, node)
+            ):
+                continue
+            return option
+        return None
+
+    def _explored_no_dearer(self, option: Option, origin: int, depth: int, node: Node) -> bool:
+        """Whether the schedules an asleep option stands for were explored at no more preemptions.
+
+        The option t was explored at the node at `origin` (prefix p); since then the path ran v1..vk, each commuting
+        with t. Running t now (p v1..vk t w) gives the same states as p t v1..vk w, which the search met below t at
+        `origin` if that schedule was within the bound. Without a bound it always was. With one, it was when
+        p t v1..vk w costs no more preemptions than p v1..vk t w, for every w: both orders pay the same after their
+        first step of w, so the two are compared on the steps between, for each operation w may start with and
+        whether t's operation goes on after t (unknown yet)."""
+        if self.bound is None:
+            return True
+        start = self.stack[origin]
+        last = start.last_op
+        last_runs = last is not None and start.runs(last)
+        between = [self.stack[i].chosen.op for i in range(origin, depth)]  # type: ignore[union-attr]
+        later = {o.op for o in node.options if o.key != option.key}  # operations with another call pending
+        for goes_on in (False, True):
+            future = later | {option.op} if goes_on else later
+            for first in [*future, None]:
+                current = _preemptions(last, last_runs, [*between, option.op], first, future)
+                if start.preemptions + current > self.bound:
+                    continue  # beyond the bound in this order: nothing to cover
+                if _preemptions(last, last_runs, [option.op, *between], first, future) > current:
+                    return False
+        return True
 
     def _options(self, pending: list[Pending], last_op: int | None, faulted: bool) -> list[Option]:
         options = []
@@ -250,27 +300,30 @@ class Explorer:
         try:
             while True:
                 await _quiesce()
-                violations = world.check(faulted)
+                # A state replayed from an earlier run was checked in that run (the same steps give the same state).
+                violations = world.check(faulted) if depth >= len(self.stack) else []
                 if violations:
                     return Failure(self.scenario.name, violations, steps, world.op_names, _outcomes(world))
                 pending = sorted(scheduler.pending.values(), key=lambda p: p.key)
                 if not pending:
                     assert all(t.done() for t in tasks), "a task is blocked outside the store"
                     break
-                options = self._options(pending, last_op, faulted)
+                calls = tuple((p.key, p.label) for p in pending)
                 if depth < len(self.stack):
                     node = self.stack[depth]
-                    if node.options != options:
+                    if node.calls != calls:
                         raise AssertionError(f"replay diverged at step {depth + 1}: the code is not deterministic")
                 else:
-                    sleep = frozenset()
-                    if self.bound is None and depth > 0:
+                    options = self._options(pending, last_op, faulted)
+                    sleep: dict[Option, int] = {}
+                    if depth > 0:
                         parent = self.stack[depth - 1]
                         chosen = parent.chosen
                         assert chosen is not None
-                        sleep = frozenset(s for s in parent.sleep | set(parent.done) if s.commutes(chosen))
-                    node = Node(options, sleep, last_op, preemptions, faulted)
-                    node.chosen = node.first_allowed(self.bound)
+                        explored = {**parent.sleep, **{o: depth - 1 for o in parent.done}}
+                        sleep = {o: origin for o, origin in explored.items() if o.commutes(chosen)}
+                    node = Node(calls, options, sleep, last_op, preemptions, faulted)
+                    node.chosen = self._first_allowed(node, depth)
                     if node.chosen is None:
                         return False
                     self.stack.append(node)
@@ -299,6 +352,20 @@ class Explorer:
             await _quiesce()
 
 
+def _preemptions(last: int | None, last_runs: bool, ops: list[int], then: int | None, future: set[int]) -> int:
+    """The preemptions of a run of steps (their operations, in order) after a step of `last`, followed by a step of
+    `then` (None: the schedule ends); `future`: the operations that still have steps after the run."""
+    count = 0
+    prev, prev_runs = last, last_runs
+    for i, op in enumerate(ops):
+        if prev is not None and prev != op and prev_runs:
+            count += 1
+        prev, prev_runs = op, op in ops[i + 1 :] or op in future
+    if then is not None and prev != then and prev_runs:
+        count += 1
+    return count
+
+
 def _outcomes(world: World) -> dict[int, Any]:
     return dict(getattr(world, "outcomes", {}))
 
@@ -321,11 +388,3 @@ async def _quiesce() -> None:
         await asyncio.sleep(0)
         if not loop._ready:  # type: ignore[attr-defined]
             return
-
-
-def _run_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coroutine)
-    finally:
-        loop.close()

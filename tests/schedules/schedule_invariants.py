@@ -10,7 +10,7 @@ After every step:
      only for a move that can never be decided: its source (`move_from`) is neither HELD by R at `move_from_version`
      nor OUTGOING for R. (It happens: a move that read R before the cancel, hinted and took its target after the
      cancel's `_end_moves_into` looked, then failed before abandoning it; whoever meets it, or the repair, abandons
-     it. The search counts the schedules where it was seen.) A decided move's source may stay OUTGOING for R after
+     it. The search counts the runs that first met it.) A decided move's source may stay OUTGOING for R after
      the cancel released its target, until the paused move, whoever meets the source, or the repair finishes it
      (found by the search: a move paused after its confirm, then a cancel; `History.strict` forbids it, as S1 was
      first written); it may not while its target still involves R.

@@ -234,7 +234,23 @@ class SearchWorld:
                 problem = judge_outcome(self.op_names[op], outcome, faulted)
                 if problem:
                     out.append(problem)
+        if self.scenario.states is not None:
+            self.scenario.states.add(self.fingerprint())
         return out + check_state(self.locks, self.store, self.history, self.names)
+
+    def fingerprint(self) -> str:
+        """The whole state as text: what is stored (write times and deletions included), what clients were told, and
+        which store call each operation waits at."""
+        views = sorted(
+            (table, repr(key), row.marker, sorted(row.cells.items(), key=repr), row.deleted_at)
+            for table, rows in self.store.tables.items()
+            for key, row in rows.items()
+        )
+        told = (sorted(self.history.acked), sorted(self.history.cancel_sent), sorted(self.history.cancelled))
+        outcomes = sorted((op, f"{type(o).__name__}: {o}") for op, o in self.outcomes.items())
+        waiting = sorted((p.key, p.label) for p in self.scheduler.pending.values())
+        locks = sorted(self.locks.rows.items(), key=repr)
+        return repr((locks, views, sorted(self.keys.claims.items(), key=repr), told, outcomes, waiting))
 
     async def at_end(self, faulted: bool) -> list[str]:
         final = self.make(VersionClock(lambda: (BASE_US + int(2 * HOUR * 1e6)) * 1000), 0)
@@ -254,11 +270,14 @@ class SearchWorld:
 class SearchScenario:
     """A set of operations to interleave (schedule_explorer.Scenario)."""
 
-    def __init__(self, ops: tuple[str, ...], *, legacy: bool = False, strict: bool = True) -> None:
+    def __init__(
+        self, ops: tuple[str, ...], *, legacy: bool = False, strict: bool = True, record_states: bool = False
+    ) -> None:
         self.ops = ops
         self.legacy = legacy
         self.strict = strict
         self.name = "+".join(ops) + (" (legacy move)" if legacy else "")
+        self.states: set[str] | None = set() if record_states else None  # every state met (`SearchWorld.fingerprint`)
         self.stats: dict[str, int] = {
             "unclean before repair": 0,
             "unclean before repair, no fault": 0,
@@ -296,9 +315,20 @@ def search_patches() -> Iterator[None]:
         reservations_module.uuid4, reservations_module.now, locks_module.backoff = saved  # type: ignore[assignment]
 
 
-def explore(ops: tuple[str, ...], *, bound: int | None, faults: bool, legacy: bool = False, strict: bool = True) -> Any:
+def explore(
+    ops: tuple[str, ...],
+    *,
+    bound: int | None,
+    faults: bool,
+    legacy: bool = False,
+    strict: bool = True,
+    sleep_sets: bool = True,
+    record_states: bool = False,
+) -> Any:
+    """One search; with `record_states`, the summary's `states` holds the fingerprint of every state it met."""
     with search_patches():
-        scenario = SearchScenario(ops, legacy=legacy, strict=strict)
-        summary = schedule_explorer.Explorer(scenario, bound=bound, faults=faults).run()
+        scenario = SearchScenario(ops, legacy=legacy, strict=strict, record_states=record_states)
+        summary = schedule_explorer.Explorer(scenario, bound=bound, faults=faults, sleep_sets=sleep_sets).run()
         summary.stats = scenario.stats
+        summary.states = scenario.states
         return summary
