@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 SCHEMA_FILE = Path(__file__).with_name("schema.cql")
 SCHEMA_VERSION = 3
-# The tables that hold the service's data, for tools that empty or scan a keyspace.
+# The tables that hold the service's data, for tools that empty or scan a keyspace (not `shared_secrets`: emptying
+# it under running instances would give the next one to start other keys than theirs).
 DATA_TABLES = (
     "books",
     "users",
@@ -40,7 +41,7 @@ DATA_TABLES = (
     "reservation_keys",
     "sessions",
     "user_sessions",
-    "sign_in_attempts",
+    "pin_attempts",
     "staff_actions",
 )
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
