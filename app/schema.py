@@ -14,6 +14,12 @@ The lock's move states (`incoming`, `outgoing`) and their columns (`move_from`, 
 added to an existing keyspace by `_add_missing_columns`; nothing needs rewriting, since every lock written before is
 `free`, `held` or `withdrawn`. Stop the instances of the earlier version first all the same: they do not know the new
 states, and would answer "no such book" for a book a move is taking.
+
+Issue 20 added `users.generation` and `sessions.generation` (added to existing tables by `_add_missing_columns`),
+`pin_attempts` (the throttle, replacing `sign_in_attempts`, which is left in an older keyspace unused) and
+`shared_secrets`. A card made before has no generation, and its sessions (none either) still count; a session issued
+by an earlier version has none and counts only while its card has none. Stop the instances of the earlier version:
+they trust the role a session row holds, and would not lift locks.
 """
 
 from __future__ import annotations
