@@ -25,8 +25,11 @@ newest rows. Why that bounds guessing even with many attempts at once: order the
 when their read started. Each one's write finished before its own read started, so the k-th read starts after the
 writes of checked attempts 1..k finished, and a quorum read sees every write a quorum acknowledged before it began:
 the k-th checked attempt counts at least k rows. So at most the limit is ever checked, however many attempts are
-sent at once, to however many instances. An attempt refused without a check deletes its own row again (the bound
-counts only checked attempts), so hammering a locked card does not make its lock last longer. A success clears its
+sent at once, to however many instances. An attempt to a pool that is locked already is refused before it writes
+anything, so hammering a locked card neither makes its lock last longer nor leaves a row or a tombstone per request
+(the pool is read newest first: a tombstone per refused attempt would pile up right where every read starts, until
+Cassandra refuses the read). Only an attempt that raced past that first read and is refused after writing deletes
+its row again (the bound counts only checked attempts). A success clears its
 pool; the partition is the card number as typed, so the answers are the same for a card that does not exist.
 """
 
@@ -136,6 +139,12 @@ def attempts_left(attempts: list[datetime], at: datetime, lockout_seconds: int) 
     return min(left)
 
 
+def _refuse_until(locked_until: datetime | None, at: datetime) -> None:
+    """A 429 (TooManyAttempts) while a pool is locked until `locked_until`; nothing when it is not locked."""
+    if locked_until is not None:
+        raise TooManyAttempts(max(1, int((locked_until - at).total_seconds())))
+
+
 class AccountRepository(RepositoryBase):
     def __init__(self, db: Database, readers: ReaderRepository, seal: Seal) -> None:
         super().__init__(db)
@@ -166,6 +175,8 @@ class AccountRepository(RepositoryBase):
         found = await self.readers.pin_hash(card)
         user, stored = found if found is not None else (None, None)
         pool = self.devices.pool(device, user)
+        # A pool locked already is refused before anything is written (no row, so no tombstone: module docstring).
+        await self._refuse_if_locked(card, pool)
         attempt = uuid1()
         await self.db.execute(
             self.cql("INSERT INTO {ks}.pin_attempts (card, pool, attempted_at) VALUES (?, ?, ?) USING TTL ?"),
@@ -174,15 +185,17 @@ class AccountRepository(RepositoryBase):
         )
         at = now()
         before = [t for u, t in await self._attempts(card, pool) if u != attempt]
-        locked_until = lock_end(before, at, self.lockout_seconds)
-        if locked_until is not None:
-            # Refused without a check: the row goes again, so a locked card's lock ends when its checks age out.
+        try:
+            _refuse_until(lock_end(before, at, self.lockout_seconds), at)
+        except TooManyAttempts:
+            # Raced past the first read and refused without a check: the row goes again, so a locked card's lock ends
+            # when its checks age out.
             await self.db.execute(
                 self.cql("DELETE FROM {ks}.pin_attempts WHERE card = ? AND pool = ? AND attempted_at = ?"),
                 [card, pool, attempt],
                 write=True,
             )
-            raise TooManyAttempts(max(1, int((locked_until - at).total_seconds())))
+            raise
         matches = await asyncio.to_thread(pin_matches, stored, pin)
         if user is None or not matches:
             raise Unauthenticated.wrong_card_or_pin(attempts_left([at, *before], at, self.lockout_seconds))
@@ -192,6 +205,10 @@ class AccountRepository(RepositoryBase):
         if not user.active:
             raise Unauthenticated.card_deactivated()  # the PIN was right: this tells a guesser nothing
         return user, pool
+
+    async def _refuse_if_locked(self, card: int, pool: str) -> None:
+        at = now()
+        _refuse_until(lock_end([t for _, t in await self._attempts(card, pool)], at, self.lockout_seconds), at)
 
     async def _attempts(self, card: int, pool: str) -> list[tuple[UUID, datetime]]:
         """The pool's newest attempts, as many as any limit counts, newest first."""

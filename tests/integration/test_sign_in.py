@@ -15,7 +15,7 @@ import pytest
 from tool_support import fresh_keyspace
 
 from app.access import Caller
-from app.models import Role, User
+from app.models import Role, TooManyAttempts, Unauthenticated, User
 from app.repository import Library
 from app.rules import MAX_FAILED_SIGN_INS
 from app.settings import Settings
@@ -95,6 +95,33 @@ async def test_many_guesses_at_once_on_two_instances_check_at_most_the_limit(lib
     assert set(statuses) <= {401, 429}, statuses
     assert statuses.count(401) <= MAX_FAILED_SIGN_INS, statuses
     assert statuses.count(429) >= 24 - MAX_FAILED_SIGN_INS
+
+
+async def test_hammering_a_locked_card_writes_nothing(library_and_instances: Any) -> None:
+    """A pool is read newest first, so a row and a tombstone per refused attempt would pile up where every read of it
+    starts: a stranger hammering a locked card would slow each sign-in to it and, at Cassandra's tombstone limit, make
+    the card's sign-in and the readers list fail. So an attempt at a locked pool is refused before it writes."""
+    library, _ = library_and_instances
+    user = await reader(library, 3_100_020)
+    for i in range(MAX_FAILED_SIGN_INS):
+        with pytest.raises(Unauthenticated):
+            await library.sign_in(user.user_id, f"guess{i}")
+    written: list[str] = []
+    execute = library.db.execute
+
+    async def recording(statement: Any, params: Any = None, **kwargs: Any) -> Any:
+        if kwargs.get("write"):
+            written.append(str(statement))
+        return await execute(statement, params, **kwargs)
+
+    library.db.execute = recording  # type: ignore[method-assign]
+    try:
+        for _ in range(10):
+            with pytest.raises(TooManyAttempts):
+                await library.sign_in(user.user_id, PIN)
+    finally:
+        del library.db.execute
+    assert written == [], written
 
 
 async def test_a_token_works_on_every_instance_until_signed_out_or_revoked(library_and_instances: Any) -> None:
