@@ -17,8 +17,9 @@ the card's devices, each one a pool of its own (a browser or API client that sig
 a device token, sealed for the card's generation), and every other client together (`UNKNOWN_CLIENTS`). In a pool,
 at most MAX_FAILED_SIGN_INS attempts in any LOCKOUT_SECONDS and MAX_SIGN_INS_PER_DAY in a day are checked against
 the PIN; more are refused (429) without looking at the PIN. A stranger's guesses fill the unknown clients' pool
-only, so the holder still signs in on a device they have used before; a librarian's new PIN (or the holder's own)
-lifts every lock of the card (`lift_locks`).
+only, so the holder still signs in on a device they have used before, and, signed in, still changes their PIN (the
+current PIN typed for that counts in a pool of the card's sessions, `SIGNED_IN`); a librarian's new PIN (or the
+holder's own) lifts every lock of the card (`lift_locks`).
 
 Each attempt is written before it is counted: an attempt inserts its row into its pool, then reads the pool's
 newest rows. Why that bounds guessing even with many attempts at once: order the attempts whose PIN was checked by
@@ -63,6 +64,8 @@ from app.rules import (
 STAFF_LOG_DAYS = 7
 # The pool of every client a card does not know (no device token of this card).
 UNKNOWN_CLIENTS = "any"
+# The pool of the card's signed-in sessions: the current PIN typed to change it (`checked_pin`).
+SIGNED_IN = "signed-in"
 
 
 @dataclass(frozen=True)
@@ -164,17 +167,20 @@ class AccountRepository(RepositoryBase):
         token = await self.issue_session(caller)
         return SignIn(token, caller, device if pool != UNKNOWN_CLIENTS and device else self.devices.new(user))
 
-    async def checked_pin(self, card: int, pin: str, device: str | None = None) -> User:
-        """The card, if `pin` is its PIN and it may sign in; each call is an attempt the throttle counts (module
-        docstring), so guessing through any door (signing in, changing the PIN) is limited alike."""
-        user, _ = await self._checked(card, pin, device)
+    async def checked_pin(self, card: int, pin: str) -> User:
+        """The card, if `pin` is its PIN and it may sign in: the current PIN a signed-in holder types to change it.
+        Each call is an attempt the throttle counts (module docstring), so guessing through any door is limited
+        alike; it counts in the pool of the card's own sessions (SIGNED_IN), which only a client signed in to the
+        card can add to, so a stranger who has used up the unknown clients' pool cannot keep the holder from changing
+        the PIN they fear is being guessed."""
+        user, _ = await self._checked(card, pin, None, pool=SIGNED_IN)
         return user
 
-    async def _checked(self, card: int, pin: str, device: str | None) -> tuple[User, str]:
+    async def _checked(self, card: int, pin: str, device: str | None, *, pool: str = "") -> tuple[User, str]:
         pin = check_pin_as_typed(pin)
         found = await self.readers.pin_hash(card)
         user, stored = found if found is not None else (None, None)
-        pool = self.devices.pool(device, user)
+        pool = pool or self.devices.pool(device, user)
         # A pool locked already is refused before anything is written (no row, so no tombstone: module docstring).
         await self._refuse_if_locked(card, pool)
         attempt = uuid1()

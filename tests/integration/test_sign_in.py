@@ -210,6 +210,27 @@ async def test_a_reader_changes_their_pin_only_with_the_current_one(library_and_
         assert (await sign_in(http, b, user.user_id, PIN))[0] == 201
 
 
+async def test_a_stranger_who_locked_sign_in_cannot_keep_the_holder_from_changing_the_pin(
+    library_and_instances: Any,
+) -> None:
+    """The holder, signed in, changes the PIN they fear is being guessed: the current PIN they type counts in a pool of
+    the card's sessions, not in the unknown clients' pool that a stranger's guesses have used up."""
+    library, (a, b) = library_and_instances
+    user = await reader(library, 3_100_009)
+    async with aiohttp.ClientSession() as http:
+        _, session, _ = await sign_in(http, a, user.user_id, PIN)
+        for i in range(MAX_FAILED_SIGN_INS):
+            assert (await sign_in(http, b, user.user_id, f"guess{i}"))[0] == 401
+        assert (await sign_in(http, b, user.user_id, PIN))[0] == 429
+        url = f"{a}/api/users/{user.user_id}"
+        async with http.patch(
+            url, json={"pin": "8642-new", "current_pin": PIN}, headers=bearer(session["token"])
+        ) as response:
+            assert response.status == 200, await response.text()
+        # The new PIN lifted the stranger's lock too.
+        assert (await sign_in(http, b, user.user_id, "8642-new"))[0] == 201
+
+
 async def test_the_session_cookie_is_secure_over_tls_behind_a_proxy(library: Library, settings: Settings) -> None:
     """Tornado serves plain HTTP here; behind a TLS-terminating proxy (BEHIND_PROXY=1) the proxy's X-Forwarded-Proto
     says https, and the session cookie is then marked Secure. Without the setting the header is a client's claim
