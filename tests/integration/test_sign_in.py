@@ -231,6 +231,30 @@ async def test_a_stranger_who_locked_sign_in_cannot_keep_the_holder_from_changin
         assert (await sign_in(http, b, user.user_id, "8642-new"))[0] == 201
 
 
+async def test_the_development_secrets_are_random_shared_by_the_instances_and_kept(library_and_instances: Any) -> None:
+    """Without PAGE_TOKEN_SECRET and COOKIE_SECRET, the instances take random secrets from the keyspace: a page token
+    and a device token from one instance open on the other, and a racing claim of a new secret gets the winner's."""
+    library, (a, b) = library_and_instances
+    user = await reader(library, 3_100_021)
+    async with aiohttp.ClientSession() as http:
+        _, staff, _ = await sign_in(http, a, user.user_id, PIN)
+        async with http.get(f"{a}/api/books?page_size=1", headers=bearer(staff["token"])) as response:
+            token = response.headers.get("X-Next-Page")
+        if token is None:  # fewer than two books: make them
+            for i in range(2):
+                await library.create_book(f"Secret {i}", "Author", "Fiction", 2000)
+            async with http.get(f"{a}/api/books?page_size=1") as response:
+                token = response.headers["X-Next-Page"]
+        async with http.get(f"{b}/api/books", params={"page_size": "1", "page": token}) as response:
+            assert response.status == 200, await response.text()
+        # The device token from instance a keeps the holder's pool on instance b: same device back.
+        status, body, _ = await sign_in(http, b, user.user_id, PIN, staff["device"])
+        assert status == 201 and body["device"] == staff["device"], body
+    made = await asyncio.gather(*(library.shared_secrets.secret("review-race") for _ in range(4)))
+    assert len(set(made)) == 1 and len(made[0]) == 64, made
+    assert await library.shared_secrets.secret("page_tokens") != await library.shared_secrets.secret("cookies")
+
+
 async def test_the_session_cookie_is_secure_over_tls_behind_a_proxy(library: Library, settings: Settings) -> None:
     """Tornado serves plain HTTP here; behind a TLS-terminating proxy (BEHIND_PROXY=1) the proxy's X-Forwarded-Proto
     says https, and the session cookie is then marked Secure. Without the setting the header is a client's claim
