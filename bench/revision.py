@@ -100,9 +100,10 @@ def app_of(folder: Path, settings: Settings, log_path: Path) -> Iterator[str]:
             process.wait()
 
 
-async def signed_in(side: Side, settings: Settings) -> None:
+async def signed_in(side: Side, settings: Settings, *, readers: bool) -> None:
     """Tokens for `side`'s app issued in its own keyspace, if its schema has sessions (a revision with sign-in);
-    an older revision's app needs none and gets none."""
+    an older revision's app needs none and gets none. `readers`: each bench reader's too, which needs their cards
+    made first (a session is bound to its card), else the librarian's only."""
     from app.repository import Library
 
     db = await Database.connect(settings)
@@ -115,8 +116,9 @@ async def signed_in(side: Side, settings: Settings) -> None:
             return
         library = Library(db)
         side.headers = bearer(await library.session_for_tool("Bench"))
-        tokens = await library.sessions_for_readers(list(range(FIRST_READER, FIRST_READER + READERS)))
-        side.reader_headers = {user: bearer(token) for user, token in tokens.items()}
+        if readers:
+            tokens = await library.sessions_for_readers(list(range(FIRST_READER, FIRST_READER + READERS)))
+            side.reader_headers = {user: bearer(token) for user, token in tokens.items()}
     finally:
         db.close()
 
@@ -304,8 +306,10 @@ async def compare(
         progress(f"before: {revision} ({commit[:10]}) from {folder}, keyspace {keyspace}, log {log_path}")
         with app_of(folder, before_settings, log_path) as before_url:
             before, after = Side("before", before_url, work), Side("after", url, work)
-            await signed_in(before, before_settings)
+            await signed_in(before, before_settings, readers=False)
             await before.readers()
+            # The readers' tokens once their cards exist: a session is bound to its card.
+            await signed_in(before, before_settings, readers=True)
             n = work.ops + work.warmup
             for k, concurrency in enumerate(concurrencies):
                 progress(f"before/after, concurrency {concurrency}")
