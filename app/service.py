@@ -288,6 +288,9 @@ class LibraryService:
     ) -> User:
         librarian = _librarian(caller)
         user = await self.readers.create_user(name, email, user_id, role=role, pin=pin)
+        # Guesses at a number nobody held were guesses at no PIN: a card handed out under a number chosen in advance
+        # starts unlocked.
+        await self.accounts.lift_locks(user.user_id)
         await self._staff_action(librarian, "add reader", f"added {user.name} (card {user.user_id})", user.user_id)
         return user
 

@@ -471,6 +471,16 @@ async def test_a_deleted_card_number_made_again_inherits_no_lock(world: World) -
     assert await repo.checked_pin(bob.user_id, "4321") == repo.users[bob.user_id]
 
 
+async def test_a_card_made_under_a_number_strangers_guessed_at_starts_unlocked(world: World) -> None:
+    s, desk, repo = world.service, world.desk, world.repo
+    for _ in range(MAX_FAILED_SIGN_INS):
+        with pytest.raises(Unauthenticated):
+            await repo.checked_pin(9001, "0000")  # nobody holds card 9001 yet
+    await s.add_reader(desk, "Cleo", "cleo@example.org", 9001, pin="4321")
+    assert await s.sign_in_locks(desk, [9001]) == {}
+    assert await repo.checked_pin(9001, "4321") == repo.users[9001]
+
+
 async def test_a_surrogate_current_pin_is_a_400_and_costs_no_attempt(world: World) -> None:
     s, ada, repo = world.service, world.ada, world.repo
     with pytest.raises(InvalidInput) as refused:
