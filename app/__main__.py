@@ -68,6 +68,7 @@ async def serve(settings: Settings) -> None:
         )
         await apply_schema(db, settings)
         library = Library(db)
+        await library.load_secrets()
         if settings.seed_demo_data:
             if not await seed_if_empty(library):
                 log.info("the database already holds data; no demo data written")

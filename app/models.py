@@ -44,7 +44,9 @@ class Role(StrEnum):
 @dataclass(frozen=True)
 class User:
     """A card: a reader, or a librarian (`role`). `active` is False once staff deactivated it: it keeps its
-    reservations but cannot sign in. `has_pin`: whether a PIN was set, so the card can sign in."""
+    reservations but cannot sign in. `has_pin`: whether a PIN was set, so the card can sign in. `generation`: made at
+    random with the card, so a card deleted and made again under the same number is told apart from it (sessions
+    and devices are bound to it); None for a card made before cards had one."""
 
     user_id: int
     name: str
@@ -53,6 +55,7 @@ class User:
     role: Role = Role.READER
     active: bool = True
     has_pin: bool = False
+    generation: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -303,19 +306,39 @@ class Forbidden(LibraryError):
 
 class Unauthenticated(LibraryError):
     """The request carries no valid credentials (none, expired, revoked, forged), or a sign-in was refused. A wrong
-    card number and a wrong PIN get the same words, so the answer never tells whether a card exists."""
+    card number and a wrong PIN get the same words, so the answer never tells whether a card exists.
+
+    `attempts_left`: after a wrong PIN, how many more wrong ones this client may try before sign-in to the card is
+    locked for it (the same count for a card that does not exist). `deactivated`: the PIN was right, but staff have
+    deactivated the card; said only after a right PIN, so it tells a guesser nothing."""
+
+    def __init__(self, message: str, *, attempts_left: int | None = None, deactivated: bool = False) -> None:
+        super().__init__(message)
+        self.attempts_left = attempts_left
+        self.deactivated = deactivated
 
     @staticmethod
     def sign_in_needed() -> Unauthenticated:
         return Unauthenticated("sign in first: send a bearer token from POST /api/session")
 
     @staticmethod
-    def wrong_card_or_pin() -> Unauthenticated:
-        return Unauthenticated("the card number or PIN is wrong")
+    def wrong_card_or_pin(attempts_left: int | None = None) -> Unauthenticated:
+        message = "the card number or PIN is wrong"
+        if attempts_left == 1:
+            message += "; one more wrong PIN locks signing in to this card for a while"
+        elif attempts_left == 0:
+            message += "; signing in to this card is now locked for a while"
+        return Unauthenticated(message, attempts_left=attempts_left)
+
+    @staticmethod
+    def card_deactivated() -> Unauthenticated:
+        return Unauthenticated("this card has been deactivated: please ask at the library's desk", deactivated=True)
 
 
 class TooManyAttempts(LibraryError):
-    """Sign-in for a card is locked for a while after repeated failures, whether or not the card exists."""
+    """Sign-in for a card is locked for a while after repeated failures, whether or not the card exists. The lock
+    is on the clients the card does not know: on a device the card has signed in on before, its holder can still
+    sign in (app/repository/accounts.py), and a librarian's new PIN lifts every lock of the card."""
 
     def __init__(self, retry_after_seconds: int) -> None:
         minutes = max(1, -(-retry_after_seconds // 60))

@@ -74,8 +74,9 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 200
 # Without page_size or page, the catalogue answers as the earlier system's did: its first 100 books.
 UNPAGED_BOOKS = 100
-# A page token is Cassandra's paging state (tens of bytes) plus a MAC; anything longer was not given out by us.
-MAX_PAGE_TOKEN = 2000
+# A page token is the key a page resumes after (a UUID or a card number, as JSON) plus a MAC, under 100 characters;
+# anything longer was not given out by us.
+MAX_PAGE_TOKEN = 200
 
 # -- reservations ---------------------------------------------------------------------------------------------------
 # Long enough for a UUID or a client's own request id with a prefix; it is hashed into the reservation's id.
@@ -90,10 +91,18 @@ MAX_PIN = 128
 # A session (a bearer token, or the UI's cookie) lasts a working day; signing out or a librarian's revoke ends it
 # sooner. Cassandra's TTL removes it, so no instance has to.
 SESSION_SECONDS = 12 * 3600
-# After MAX_FAILED_SIGN_INS wrong PINs for one card within LOCKOUT_SECONDS, that card cannot sign in until the
-# oldest of them is LOCKOUT_SECONDS old.
+# The throttle on guessing PINs (app/repository/accounts.py; the README's "Guessing PINs" gives the rates): per card
+# and per pool of clients (each device the card signed in on before, and every other client together), at most
+# MAX_FAILED_SIGN_INS PIN checks in any LOCKOUT_SECONDS and MAX_SIGN_INS_PER_DAY in the day window, which is
+# DAY_WINDOW_IN_LOCKOUTS lockouts long (a day at the default 15 minutes; SIGN_IN_LOCKOUT_SECONDS scales both).
 MAX_FAILED_SIGN_INS = 5
 LOCKOUT_SECONDS = 15 * 60
+MAX_SIGN_INS_PER_DAY = 20
+DAY_WINDOW_IN_LOCKOUTS = 96
+# A device token (card, generation and a random id, sealed) is under 150 characters; a longer one was not ours.
+MAX_DEVICE_TOKEN = 200
+# How long a browser keeps its device cookie for a card.
+DEVICE_COOKIE_DAYS = 365
 
 
 def check_pin(value: object, *, staff: bool = False, field: str = "pin") -> str:
@@ -105,6 +114,25 @@ def check_pin(value: object, *, staff: bool = False, field: str = "pin") -> str:
         raise InvalidInput(f"{who} must be {minimum} to {MAX_PIN} characters long", field=field)
     check_storable(value, field)
     return value
+
+
+def check_pin_as_typed(value: object, field: str = "pin") -> str:
+    """A PIN as typed to sign in or to prove who one is (`current_pin`): a string of at most MAX_PIN characters that
+    can be hashed (`check_storable`). Its length is not checked against MIN_PIN: a wrong PIN is a wrong PIN."""
+    if not isinstance(value, str) or len(value) > MAX_PIN:
+        raise InvalidInput(f"{field} must be a string of at most {MAX_PIN} characters", field=field)
+    return check_storable(value, field)
+
+
+def check_device_token(value: object, field: str = "device") -> str | None:
+    """A device token as a client sends it back (None: none): a string of at most MAX_DEVICE_TOKEN characters that can
+    be stored. Whether it is one the service sealed for the card is the throttle's to find out; one that is not
+    counts as no device at all."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_DEVICE_TOKEN:
+        raise InvalidInput(f"{field} must be a string of at most {MAX_DEVICE_TOKEN} characters", field=field)
+    return check_storable(value, field)
 
 
 # -- replication ----------------------------------------------------------------------------------------------------

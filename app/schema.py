@@ -14,6 +14,12 @@ The lock's move states (`incoming`, `outgoing`) and their columns (`move_from`, 
 added to an existing keyspace by `_add_missing_columns`; nothing needs rewriting, since every lock written before is
 `free`, `held` or `withdrawn`. Stop the instances of the earlier version first all the same: they do not know the new
 states, and would answer "no such book" for a book a move is taking.
+
+Issue 20 added `users.generation` and `sessions.generation` (added to existing tables by `_add_missing_columns`),
+`pin_attempts` (the throttle, replacing `sign_in_attempts`, which is left in an older keyspace unused) and
+`shared_secrets`. A card made before has no generation, and its sessions (none either) still count; a session issued
+by an earlier version has none and counts only while its card has none. Stop the instances of the earlier version:
+they trust the role a session row holds, and would not lift locks.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ log = logging.getLogger(__name__)
 
 SCHEMA_FILE = Path(__file__).with_name("schema.cql")
 SCHEMA_VERSION = 3
-# The tables that hold the service's data, for tools that empty or scan a keyspace.
+# The tables that hold the service's data, for tools that empty or scan a keyspace (not `shared_secrets`: emptying
+# it under running instances would give the next one to start other keys than theirs).
 DATA_TABLES = (
     "books",
     "users",
@@ -40,7 +47,7 @@ DATA_TABLES = (
     "reservation_keys",
     "sessions",
     "user_sessions",
-    "sign_in_attempts",
+    "pin_attempts",
     "staff_actions",
 )
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")

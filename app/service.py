@@ -11,7 +11,12 @@ staff log. The web layer (app/web/) parses requests and renders answers. Between
 - **the staff log**: a librarian's change of the catalogue, of another's card, or of another reader's reservation
   (at the desk) leaves a line in it with the librarian's card; what anyone does to their own card or reservations
   leaves none.
-- **what ending a card ends**: deactivating a card or deleting it ends its sessions on every instance.
+- **what ending a card ends**: deactivating a card or deleting it ends its sessions on every instance (and a
+  session signs in only while its card exists with the generation it was issued for: app/repository/accounts.py);
+  deleting it also forgets its sign-in locks, so a card number handed out again inherits nothing.
+- **a new PIN lifts the card's sign-in locks**, whoever sets it (the holder with the current PIN, or a librarian).
+- **another reader's reservation is a 404 to a reader**, the same as one that does not exist, so an id (derived from
+  an idempotency key) reveals nothing.
 - **one's own PIN**: it is changed only with the current one (a session left open somewhere is not enough to take
   the card over), and that check counts towards the card's lockout like a sign-in; a librarian sets another's
   PIN without it (a forgotten PIN).
@@ -26,13 +31,17 @@ is the repository's, and is tested against a real Cassandra only (tests/integrat
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
-from app.access import Caller, acting_for, check_may_see_reader
+from app.access import Caller, acting_for, check_may_see_reader, may_see_reader
 from app.models import Book, Forbidden, InvalidInput, NotFound, Reservation, Role, Unauthenticated, User
-from app.rules import MAX_PIN, check_pin
+from app.rules import check_pin, check_pin_as_typed
 
 if TYPE_CHECKING:
     from app.repository import Library
@@ -105,6 +114,10 @@ class Accounts(Protocol):
 
     async def revoke_sessions(self, user_id: int) -> int: ...
 
+    async def lift_locks(self, card: int) -> None: ...
+
+    async def sign_in_lock(self, card: int) -> datetime | None: ...
+
     async def record_staff_action(
         self,
         librarian: Caller,
@@ -157,7 +170,10 @@ class LibraryService:
     async def reservation(self, caller: Caller | None, reservation_id: UUID) -> Reservation:
         """A reservation, for its reader or a librarian."""
         reservation = await self.reservations.get_reservation(reservation_id)
-        check_may_see_reader(caller, reservation.user_id)
+        if caller is None:
+            raise Unauthenticated.sign_in_needed()
+        if not may_see_reader(caller, reservation.user_id):
+            raise NotFound.reservation(reservation_id)  # as for one that does not exist: the id reveals nothing
         return reservation
 
     def whose_reservations(self, caller: Caller | None, named: int | None) -> int | None:
@@ -186,7 +202,8 @@ class LibraryService:
     ) -> Reservation:
         """Moves the reservation to `new_book_id`, or renews it when no book is given. `named`, `read`: as `cancel`."""
         owner = await self._owner(caller, reservation_id, named, read)
-        moved = await self.reservations.move(reservation_id, owner, new_book_id)
+        with _hidden_from(caller, reservation_id):
+            moved = await self.reservations.move(reservation_id, owner, new_book_id)
         if new_book_id is None:
             await self._desk_action(caller, "renew", moved, "renewed {reader}'s reservation of {book}")
         else:
@@ -207,7 +224,8 @@ class LibraryService:
         if read is None and caller is not None and caller.is_staff:
             read = await self.reservations.get_reservation(reservation_id)  # for its reader, and for the log
         owner = await self._owner(caller, reservation_id, named, read)
-        await self.reservations.cancel(reservation_id, owner)
+        with _hidden_from(caller, reservation_id):
+            await self.reservations.cancel(reservation_id, owner)
         if read is not None:
             await self._desk_action(caller, "cancel", read, "cancelled {reader}'s reservation of {book}")
 
@@ -270,6 +288,9 @@ class LibraryService:
     ) -> User:
         librarian = _librarian(caller)
         user = await self.readers.create_user(name, email, user_id, role=role, pin=pin)
+        # Guesses at a number nobody held were guesses at no PIN: a card handed out under a number chosen in advance
+        # starts unlocked.
+        await self.accounts.lift_locks(user.user_id)
         await self._staff_action(librarian, "add reader", f"added {user.name} (card {user.user_id})", user.user_id)
         return user
 
@@ -290,6 +311,7 @@ class LibraryService:
                 await self.change_own_pin(caller, change.current_pin, change.pin)
             else:
                 await self.readers.set_pin(user_id, change.pin)
+                await self.accounts.lift_locks(user_id)  # a new PIN lifts any lock: the guesses were at the old one
         user = None
         if change.name is not None or change.email is not None:
             user = await self.readers.update_user(user_id, name=change.name, email=change.email)
@@ -324,6 +346,7 @@ class LibraryService:
         check_pin(new_pin, staff=caller.is_staff)
         await self.accounts.checked_pin(caller.user_id, current_pin)
         await self.readers.set_pin(caller.user_id, new_pin)
+        await self.accounts.lift_locks(caller.user_id)
 
     async def sign_out_everywhere(self, caller: Caller | None, user_id: int) -> int:
         """Ends every session of the card (a lost card, a shared computer): its holder, or a librarian. Answers
@@ -335,13 +358,22 @@ class LibraryService:
             await self._staff_action(caller, "sign out", f"signed {name} out everywhere", user_id)
         return ended
 
+    async def sign_in_locks(self, caller: Caller | None, cards: list[int]) -> dict[int, datetime]:
+        """For the staff screens: until when signing in is locked for each of these cards that is locked now (for
+        the clients the card does not know: what strangers' guesses can do), in UTC."""
+        _librarian(caller)
+        ends = await asyncio.gather(*(self.accounts.sign_in_lock(card) for card in cards))
+        return {card: end for card, end in zip(cards, ends, strict=True) if end is not None}
+
     async def delete_reader(self, caller: Caller | None, user_id: int) -> None:
         """A librarian deletes a card that holds no reservations (the repository refuses otherwise); its sessions
-        end with it."""
+        end with it, on every instance, before this answers, and its sign-in locks are forgotten, so a card made again
+        under the number inherits nothing (its sessions could not sign it in anyway: another generation)."""
         librarian = _librarian(caller)
         name = await self._reader_name(user_id)
         await self.readers.delete_user(user_id)
         await self.accounts.revoke_sessions(user_id)
+        await self.accounts.lift_locks(user_id)
         await self._staff_action(librarian, "delete reader", f"deleted {name}'s card", user_id)
 
     # -- the catalogue --------------------------------------------------------------------------------------------
@@ -404,9 +436,23 @@ def _librarian(caller: Caller | None) -> Caller:
 
 
 def _check_current_pin(current_pin: object) -> str:
-    if not isinstance(current_pin, str) or len(current_pin) > MAX_PIN:
+    if current_pin is None:
         raise InvalidInput("current_pin is required to change your PIN", field="current_pin")
-    return current_pin
+    return check_pin_as_typed(current_pin, "current_pin")
+
+
+@contextmanager
+def _hidden_from(caller: Caller | None, reservation_id: UUID) -> Iterator[None]:
+    """For a reader, another reader's reservation answers as one that does not exist (404), so a reader who guesses
+    an id (one derived from another reader's idempotency key) learns nothing from the answer. The repository refuses
+    the move or cancel (Forbidden) whoever asks; this only words that refusal for a reader (staff see every
+    reservation anyway, and are told whose it is)."""
+    try:
+        yield
+    except Forbidden as error:
+        if error.reservation_id != reservation_id or (caller is not None and caller.is_staff):
+            raise
+        raise NotFound.reservation(reservation_id) from None
 
 
 __all__ = ["AccountChange", "Accounts", "Books", "LibraryService", "Readers", "Reservations"]

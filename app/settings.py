@@ -110,9 +110,10 @@ class Settings:
     http_port: int = 8888
     debug: bool = False
     seed_demo_data: bool = True
-    # Seals page tokens (app/repository/base.py); every instance of the service must share it.
+    # Seals page tokens and device tokens (app/repository/base.py); every instance of the service must share it.
+    # Empty (development only): a random secret made once and kept in the keyspace (app/repository/shared_secrets.py).
     page_token_secret: str = ""
-    # Signs the UI's session cookie; every instance must share it. Empty: a development secret from the keyspace.
+    # Signs the UI's session cookie; every instance must share it. Empty (development only): as above.
     cookie_secret: str = ""
     # development (`make run`'s default): the earlier system's endpoints answer, for its scripts, and the secrets
     # have development defaults. production: those endpoints are gone (404) and the secrets must be set.
@@ -174,10 +175,6 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.environment == PRODUCTION
-
-    @property
-    def cookie_signing_secret(self) -> str:
-        return self.cookie_secret or f"library-development-cookie:{self.keyspace}"
 
     def with_hosts(self, hosts: list[str]) -> Settings:
         """These settings on `hosts` (found after start-up: the local cluster's nodes, a tool's --hosts). A

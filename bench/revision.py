@@ -11,10 +11,12 @@ reservations to cancel or move) is made over HTTP before the clock starts.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import datetime
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -65,20 +67,24 @@ def worktree(revision: str) -> Iterator[tuple[Path, str]]:
             _git("worktree", "prune")
 
 
-@contextlib.contextmanager
-def app_of(folder: Path, settings: Settings, log_path: Path) -> Iterator[str]:
-    """`python -m app` of the code in `folder` (cwd and PYTHONPATH), on a free port; yields its URL once /health
-    answers. Its schema goes to `settings.keyspace`, which only this process creates."""
-    port = launcher.free_port()
-    env = {
+def _app_env(folder: Path, settings: Settings) -> dict[str, str]:
+    """The environment the code in `folder` runs with: its own keyspace, its own modules first."""
+    return {
         **os.environ,
         "CASSANDRA_HOSTS": ",".join(settings.cassandra_hosts),
         "CASSANDRA_KEYSPACE": settings.keyspace,
         "CASSANDRA_REPLICATION": str(settings.replication_factor),
         "SEED_DEMO_DATA": "0",
-        "PORT": str(port),
         "PYTHONPATH": str(folder),
     }
+
+
+@contextlib.contextmanager
+def app_of(folder: Path, settings: Settings, log_path: Path) -> Iterator[str]:
+    """`python -m app` of the code in `folder` (cwd and PYTHONPATH), on a free port; yields its URL once /health
+    answers. Its schema goes to `settings.keyspace`, which only this process creates."""
+    port = launcher.free_port()
+    env = {**_app_env(folder, settings), "PORT": str(port)}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -100,25 +106,62 @@ def app_of(folder: Path, settings: Settings, log_path: Path) -> Iterator[str]:
             process.wait()
 
 
-async def signed_in(side: Side, settings: Settings) -> None:
-    """Tokens for `side`'s app issued in its own keyspace, if its schema has sessions (a revision with sign-in);
-    an older revision's app needs none and gets none."""
-    from app.repository import Library
+# Run by the other revision's own Python code: its sessions table and how a session is bound to a card are its own
+# (a revision before issue 20 has no card generation; today's code could not write its rows, nor it ours).
+_ISSUE_TOKENS = """
+import asyncio, json, sys
+from app.db import Database
+from app.repository import Library
+from app.settings import Settings
 
+async def main():
+    db = await Database.connect(Settings.from_env())
+    try:
+        library = Library(db)
+        out = {"staff": await library.session_for_tool("Bench"), "readers": {}}
+        if len(sys.argv) > 1:
+            first, count = int(sys.argv[1]), int(sys.argv[2])
+            tokens = await library.sessions_for_readers(list(range(first, first + count)))
+            out["readers"] = {str(user): token for user, token in tokens.items()}
+        print(json.dumps(out))
+    finally:
+        db.close()
+
+asyncio.run(main())
+"""
+
+
+async def signed_in(side: Side, folder: Path, settings: Settings, *, readers: bool) -> None:
+    """Tokens for `side`'s app, issued in its own keyspace by its own code (`folder`), if its schema has sessions (a
+    revision with sign-in); an older revision's app needs none and gets none. `readers`: each bench reader's too,
+    which needs their cards made first (a session is bound to its card), else the librarian's only."""
     db = await Database.connect(settings)
     try:
         tables = await db.execute(
             "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ? AND table_name = 'sessions'",
             [settings.keyspace],
         )
-        if not tables.rows:
-            return
-        library = Library(db)
-        side.headers = bearer(await library.session_for_tool("Bench"))
-        tokens = await library.sessions_for_readers(list(range(FIRST_READER, FIRST_READER + READERS)))
-        side.reader_headers = {user: bearer(token) for user, token in tokens.items()}
     finally:
         db.close()
+    if not tables.rows:
+        return
+    args = [str(FIRST_READER), str(READERS)] if readers else []
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _ISSUE_TOKENS, *args],
+        cwd=folder,
+        env=_app_env(folder, settings),
+        capture_output=True,
+        text=True,
+        timeout=APP_START_TIMEOUT,
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CliError(f"could not sign the bench in to the app of {folder}: {last}")
+    tokens = json.loads(done.stdout)
+    side.headers = bearer(tokens["staff"])
+    if readers:
+        side.reader_headers = {int(user): bearer(token) for user, token in tokens["readers"].items()}
 
 
 async def empty_or_absent(db: Database, keyspace: str) -> None:
@@ -304,8 +347,10 @@ async def compare(
         progress(f"before: {revision} ({commit[:10]}) from {folder}, keyspace {keyspace}, log {log_path}")
         with app_of(folder, before_settings, log_path) as before_url:
             before, after = Side("before", before_url, work), Side("after", url, work)
-            await signed_in(before, before_settings)
+            await signed_in(before, folder, before_settings, readers=False)
             await before.readers()
+            # The readers' tokens once their cards exist: a session is bound to its card.
+            await signed_in(before, folder, before_settings, readers=True)
             n = work.ops + work.warmup
             for k, concurrency in enumerate(concurrencies):
                 progress(f"before/after, concurrency {concurrency}")

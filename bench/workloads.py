@@ -69,12 +69,13 @@ class Workloads:
         self.reader_headers = {user_id: bearer(token) for user_id, token in self.reader_tokens.items()}
 
     async def setup(self) -> None:
-        await self.authenticate()
         await self.db.execute_raw(BASELINE_DDL.replace("{ks}", self.ks))
         users = range(FIRST_READER, FIRST_READER + READERS)
         await run_bounded(
             users, lambda u: self.library.import_user(f"Bench reader {u}", f"reader{u}@bench.test", u), 16
         )
+        # Tokens once the readers' cards exist: a session is bound to its card (app/repository/accounts.py).
+        await self.authenticate()
         # A catalogue to page through before any reservation is made.
         await self.books(200)
         # A freshly started (or idle) Cassandra answers its first few hundred transactions slowly (JIT, caches):

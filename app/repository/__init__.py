@@ -16,6 +16,7 @@ version clock and one set of page tokens per `Library`, that is per app instance
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Callable
 
 from app.access import Caller
@@ -23,7 +24,7 @@ from app.db import Database
 from app.models import Role
 from app.repository.accounts import AccountRepository
 from app.repository.audit import AuditRepository
-from app.repository.base import PageTokens
+from app.repository.base import PageTokens, Seal
 from app.repository.catalogue import CatalogueRepository
 from app.repository.clock import VersionClock
 from app.repository.idempotency import CassandraKeys
@@ -31,6 +32,7 @@ from app.repository.listings import ReservationListings
 from app.repository.locks import CassandraLockTable, LockRunner
 from app.repository.readers import ReaderRepository
 from app.repository.reservations import Reservations, Step
+from app.repository.shared_secrets import SharedSecrets
 from app.repository.store import CassandraReservationStore
 from app.rules import TOOL_LIBRARIAN_CARD
 from app.schema import SCHEMA_VERSION
@@ -45,7 +47,11 @@ class Library:
         """`wall_ns` replaces the wall clock the lock versions start from (tests give instances skewed clocks)."""
         self.db = db
         self.ks = db.settings.keyspace
-        self.pages = PageTokens(db.settings.page_token_secret or f"library-page-token:{self.ks}")
+        # Until `load_secrets` finds the deployment's shared ones, secrets the environment does not give are random to
+        # this process: never derived from anything public.
+        self.seal = Seal(db.settings.page_token_secret or secrets.token_hex(32))
+        self.cookie_secret = db.settings.cookie_secret or secrets.token_hex(32)
+        self.pages = PageTokens(self.seal)
         self.clock = VersionClock(wall_ns) if wall_ns else VersionClock()
         self.locks = LockRunner(CassandraLockTable(db), self.clock)
         self.reservations = Reservations(
@@ -59,7 +65,8 @@ class Library:
         self.catalogue = CatalogueRepository(db, self.clock, self.pages, self.reservations)
         self.readers = ReaderRepository(db, self.pages, self.listings)
         self.auditor = AuditRepository(db, self.clock, self.locks, self.reservations)
-        self.accounts = AccountRepository(db, self.readers)
+        self.accounts = AccountRepository(db, self.readers, self.seal)
+        self.shared_secrets = SharedSecrets(db)
         # Named points inside operations where a test may pause one (see Reservations._step).
         self.steps: dict[str, Step] = self.reservations.steps
 
@@ -97,11 +104,22 @@ class Library:
         self.caller_for = self.accounts.caller_for
         self.sign_out = self.accounts.sign_out
         self.revoke_sessions = self.accounts.revoke_sessions
+        self.sign_in_lock = self.accounts.sign_in_lock
+        self.lift_locks = self.accounts.lift_locks
         self.record_staff_action = self.accounts.record_staff_action
         self.staff_actions = self.accounts.staff_actions
         # -- audit, repair, upgrade
         self.audit = self.auditor.audit
         self.upgrade_locks = self.auditor.upgrade_locks
+
+    async def load_secrets(self) -> None:
+        """Takes the deployment's shared development secrets from the keyspace (made there by the first instance
+        that needs them) for every secret the environment does not give: an app instance calls this before serving,
+        so that all instances seal page tokens and sign cookies alike (app/repository/shared_secrets.py)."""
+        if not self.db.settings.page_token_secret:
+            self.seal.rekey(await self.shared_secrets.secret("page_tokens"))
+        if not self.db.settings.cookie_secret:
+            self.cookie_secret = await self.shared_secrets.secret("cookies")
 
     async def session_for_tool(self, name: str) -> str:
         """A librarian's bearer token for a tool that holds the database already (the stress test, the bench, the

@@ -20,6 +20,7 @@ from app.repository.base import (
     SCAN_PAGE,
     PageTokens,
     RepositoryBase,
+    Resume,
     book_from_row,
     check_page_size,
 )
@@ -72,7 +73,7 @@ class CatalogueRepository(RepositoryBase):
         by Cassandra's tokens, so any number of books can be walked through."""
         where, params = _book_conditions(q, genre, author)
         rows, next_page = await self._page_query(
-            f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books{where}", params, page_size, page
+            f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books{where}", params, page_size, page, Resume.by_token("book_id", UUID)
         )
         return Page([book_from_row(r) for r in rows], next_page)
 

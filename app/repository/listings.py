@@ -9,7 +9,7 @@ from uuid import UUID
 
 from app.db import Database
 from app.models import NotFound, Page, Reservation
-from app.repository.base import PageTokens, RepositoryBase, reservation_from_row
+from app.repository.base import PageTokens, RepositoryBase, Resume, reservation_from_row
 from app.repository.locks import LockRunner, LockState
 from app.repository.store import COLUMNS
 from app.rules import DEFAULT_PAGE_SIZE
@@ -45,7 +45,9 @@ class ReservationListings(RepositoryBase):
     async def list_reservations(
         self, *, page_size: int = DEFAULT_PAGE_SIZE, page: str | None = None
     ) -> Page[Reservation]:
-        return await self._page(f"SELECT {COLUMNS} FROM {{ks}}.reservations", [], page_size, page)
+        return await self._page(
+            f"SELECT {COLUMNS} FROM {{ks}}.reservations", [], page_size, page, Resume.by_token("reservation_id", UUID)
+        )
 
     async def each_reservation(self) -> AsyncIterator[list[Reservation]]:
         """Every reservation, a page at a time as Cassandra pages the table, for a listing streamed whole."""
@@ -56,15 +58,21 @@ class ReservationListings(RepositoryBase):
         self, user_id: int, *, page_size: int = DEFAULT_PAGE_SIZE, page: str | None = None
     ) -> Page[Reservation]:
         return await self._page(
-            f"SELECT {COLUMNS} FROM {{ks}}.user_reservations WHERE user_id = ?", [user_id], page_size, page
+            f"SELECT {COLUMNS} FROM {{ks}}.user_reservations WHERE user_id = ?",
+            [user_id],
+            page_size,
+            page,
+            Resume.after("book_id", UUID),
         )
 
     async def book_reservations(self, book_id: UUID) -> list[Reservation]:
-        page = await self._page(
-            f"SELECT {COLUMNS} FROM {{ks}}.book_reservations WHERE book_id = ?", [book_id], 100, None
+        result = await self.db.execute(
+            self.cql(f"SELECT {COLUMNS} FROM {{ks}}.book_reservations WHERE book_id = ?"), [book_id]
         )
-        return page.items
+        return [reservation_from_row(r) for r in result.rows if r.book_id is not None]
 
-    async def _page(self, cql: str, params: list[Any], page_size: int, page: str | None) -> Page[Reservation]:
-        rows, next_page = await self._page_query(cql, params, page_size, page)
+    async def _page(
+        self, cql: str, params: list[Any], page_size: int, page: str | None, resume: Resume
+    ) -> Page[Reservation]:
+        rows, next_page = await self._page_query(cql, params, page_size, page, resume)
         return Page([reservation_from_row(r) for r in rows if r.book_id is not None], next_page)

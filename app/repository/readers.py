@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import random
 from typing import Any
+from uuid import uuid4
 
 from app.access import Caller
 from app.credentials import hash_pin
 from app.db import Database
 from app.models import Conflict, InvalidInput, Page, Role, UnknownReader, User
-from app.repository.base import PageTokens, RepositoryBase, now
+from app.repository.base import PageTokens, RepositoryBase, Resume, now
 from app.repository.listings import ReservationListings
 from app.rules import (
     DEFAULT_PAGE_SIZE,
@@ -37,7 +38,7 @@ from app.rules import (
 )
 
 USER_COLUMNS = "user_id, name, email, joined_at"  # what a new card's row is written with
-USER_READ_COLUMNS = f"{USER_COLUMNS}, role, pin_hash, deactivated_at"
+USER_READ_COLUMNS = f"{USER_COLUMNS}, role, pin_hash, deactivated_at, generation"
 CARD_NUMBERS = HANDED_OUT_CARDS  # app/rules.py says why these
 
 
@@ -51,10 +52,15 @@ class ReaderRepository(RepositoryBase):
         self.listings = listings
 
     async def get_user(self, user_id: int) -> User:
-        row = await self._user_row(user_id)
-        if row is None:
+        user = await self.find_user(user_id)
+        if user is None:
             raise UnknownReader(user_id)
-        return user_from_row(row)
+        return user
+
+    async def find_user(self, user_id: int) -> User | None:
+        """The card, or None if there is none of that number (for a session's check at every request)."""
+        row = await self._user_row(user_id)
+        return None if row is None else user_from_row(row)
 
     async def _user_row(self, user_id: int) -> Any | None:
         result = await self.db.execute(
@@ -68,7 +74,9 @@ class ReaderRepository(RepositoryBase):
         return None if row is None else (user_from_row(row), row.pin_hash)
 
     async def list_users(self, *, page_size: int = DEFAULT_PAGE_SIZE, page: str | None = None) -> Page[User]:
-        rows, next_page = await self._page_query(f"SELECT {USER_READ_COLUMNS} FROM {{ks}}.users", [], page_size, page)
+        rows, next_page = await self._page_query(
+            f"SELECT {USER_READ_COLUMNS} FROM {{ks}}.users", [], page_size, page, Resume.by_token("user_id", int)
+        )
         return Page([user_from_row(r) for r in rows], next_page)
 
     async def create_user(
@@ -88,7 +96,8 @@ class ReaderRepository(RepositoryBase):
             raise InvalidInput("user_id must be a positive 32-bit integer", field="user_id")
         pin_hashed = await _hashed(pin, role)
         for _ in range(1 if user_id is not None else 20):
-            user = User(user_id or random.randint(*CARD_NUMBERS), name, email, now(), role, True, pin is not None)
+            card = user_id or random.randint(*CARD_NUMBERS)
+            user = User(card, name, email, now(), role, True, pin is not None, uuid4())
             if await self._claim_card(user, pin_hashed):
                 return user
         if user_id is not None:
@@ -101,7 +110,7 @@ class ReaderRepository(RepositoryBase):
         name, email = check_text(name, "name"), check_email(email)
         if not is_card_number(user_id):
             raise InvalidInput("user_id must be a positive 32-bit integer", field="user_id")
-        if await self._claim_card(User(user_id, name, email, now()), None):
+        if await self._claim_card(User(user_id, name, email, now(), generation=uuid4()), None):
             return await self.get_user(user_id)
         result = await self.db.execute(
             self.cql("UPDATE {ks}.users SET name = ?, email = ? WHERE user_id = ? IF state = null"),
@@ -115,7 +124,7 @@ class ReaderRepository(RepositoryBase):
     async def ensure_librarian(self, caller: Caller) -> None:
         """Makes card `caller.user_id` a librarian named `caller.name`, creating it without a PIN if it is new."""
         if not await self._claim_card(
-            User(caller.user_id, caller.name, "staff@library.invalid", now(), Role.LIBRARIAN), None
+            User(caller.user_id, caller.name, "staff@library.invalid", now(), Role.LIBRARIAN, generation=uuid4()), None
         ):
             await self.db.execute(
                 self.cql("UPDATE {ks}.users SET role = ? WHERE user_id = ? IF EXISTS"),
@@ -128,7 +137,7 @@ class ReaderRepository(RepositoryBase):
         readers by any card number (0 included) and had no readers table. The new API never does this."""
         if not is_card_number(user_id, FIRST_LEGACY_CARD):
             raise InvalidInput(f"user_id must be a card number from {FIRST_LEGACY_CARD} to {MAX_CARD}", field="user_id")
-        await self._claim_card(User(user_id, f"Card {user_id}", "", now()), None)
+        await self._claim_card(User(user_id, f"Card {user_id}", "", now(), generation=uuid4()), None)
 
     async def update_user(self, user_id: int, *, name: str | None = None, email: str | None = None) -> User:
         user = await self.get_user(user_id)
@@ -140,6 +149,7 @@ class ReaderRepository(RepositoryBase):
             user.role,
             user.active,
             user.has_pin,
+            user.generation,
         )
         # IF EXISTS: a reader deleted meanwhile is not brought back by the update.
         result = await self.db.execute(
@@ -179,9 +189,10 @@ class ReaderRepository(RepositoryBase):
         role = None if user.role is Role.READER else user.role.value
         result = await self.db.execute(
             self.cql(
-                f"INSERT INTO {{ks}}.users ({USER_COLUMNS}, role, pin_hash) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+                f"INSERT INTO {{ks}}.users ({USER_COLUMNS}, role, pin_hash, generation) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " IF NOT EXISTS"
             ),
-            [user.user_id, user.name, user.email, user.joined_at, role, pin_hashed],
+            [user.user_id, user.name, user.email, user.joined_at, role, pin_hashed, user.generation],
             write=True,
         )
         return result.was_applied
@@ -214,7 +225,14 @@ class ReaderRepository(RepositoryBase):
 def user_from_row(row: Any) -> User:
     role = Role(row.role) if row.role else Role.READER
     return User(
-        row.user_id, row.name, row.email, row.joined_at, role, row.deactivated_at is None, row.pin_hash is not None
+        row.user_id,
+        row.name,
+        row.email,
+        row.joined_at,
+        role,
+        row.deactivated_at is None,
+        row.pin_hash is not None,
+        row.generation,
     )
 
 

@@ -101,7 +101,7 @@ def make_app(library: Library, settings: Settings) -> tornado.web.Application:
         static_path=str(STATIC_DIR),
         xsrf_cookies=True,
         xsrf_cookie_kwargs={"httponly": True, "samesite": "Lax"},
-        cookie_secret=settings.cookie_signing_secret,
+        cookie_secret=settings.cookie_secret or library.cookie_secret,  # the deployment's (app/repository)
         # Tornado's debug mode serves tracebacks and reloads code; only ever on when DEBUG asks for it.
         debug=settings.debug,
         serve_traceback=False,

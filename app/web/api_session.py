@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from app.access import Access
-from app.models import InvalidInput
-from app.rules import MAX_PIN, SESSION_SECONDS
+from app.rules import SESSION_SECONDS, check_device_token, check_pin_as_typed
 from app.web.base import JsonHandler
 from app.web.parsing import parse_user_id, required
 from app.web.representations import caller_json
@@ -19,15 +18,23 @@ class SessionHandler(JsonHandler):
 
     async def post(self) -> None:
         """Card number and PIN in, an opaque token out: sent back as `Authorization: Bearer <token>` until it
-        expires (`expires_in` seconds) or is revoked. The token is shown once and stored only as a digest."""
+        expires (`expires_in` seconds) or is revoked. The token is shown once and stored only as a digest. `device`
+        in and out: the client's device token for this card, sent back at its next sign-in, so that its attempts
+        count apart from strangers' guesses (app/repository/accounts.py)."""
         data = self.json_body()
         card = parse_user_id(required(data, "user_id"))
-        pin = required(data, "pin")
-        if not isinstance(pin, str) or len(pin) > MAX_PIN:
-            raise InvalidInput(f"pin must be a string of at most {MAX_PIN} characters", field="pin")
-        token, caller = await self.library.sign_in(card, pin)
+        pin = check_pin_as_typed(required(data, "pin"))
+        device = check_device_token(data.get("device"))
+        signed_in = await self.library.sign_in(card, pin, device)
         self.write_json(
-            {"token": token, "token_type": "Bearer", "expires_in": SESSION_SECONDS, **caller_json(caller)}, 201
+            {
+                "token": signed_in.token,
+                "token_type": "Bearer",
+                "expires_in": SESSION_SECONDS,
+                "device": signed_in.device,
+                **caller_json(signed_in.caller),
+            },
+            201,
         )
 
     async def delete(self) -> None:

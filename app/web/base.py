@@ -88,6 +88,10 @@ def describe(error: BaseException | None, status: int, reason: str) -> tuple[int
         body: dict[str, Any] = {"error": str(error) or type(error).__name__}
         if isinstance(error, InvalidInput) and error.field:
             body["field"] = error.field
+        if isinstance(error, Unauthenticated) and error.attempts_left is not None:
+            body["attempts_left"] = error.attempts_left
+        if isinstance(error, Unauthenticated) and error.deactivated:
+            body["deactivated"] = True
         return status_for(error) or 500, body
     if isinstance(error, tornado.web.HTTPError):
         message = error.log_message % error.args if error.log_message and error.args else error.log_message

@@ -15,6 +15,7 @@ from app.rules import (
     FIRST_CARD,
     FIRST_LEGACY_CARD,
     MAX_CARD,
+    MAX_DEVICE_TOKEN,
     MAX_IDEMPOTENCY_KEY,
     MAX_PAGE_SIZE,
     MAX_PAGE_TOKEN,
@@ -516,6 +517,14 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "error": {"type": "string", "description": "What went wrong, for people"},
                 "field": {"type": "string", "description": "The request field at fault (400 only)"},
+                "attempts_left": {
+                    "type": "integer",
+                    "description": "A refused sign-in: wrong PINs this client may still try before it is locked out",
+                },
+                "deactivated": {
+                    "type": "boolean",
+                    "description": "A refused sign-in with the right PIN: staff have deactivated the card",
+                },
             },
         },
         "Health": {
@@ -596,7 +605,16 @@ def _schemas() -> dict[str, Any]:
         "SessionCreate": {
             "type": "object",
             "required": ["user_id", "pin"],
-            "properties": {"user_id": USER_ID_SCHEMA, "pin": {"type": "string", "maxLength": MAX_PIN}},
+            "properties": {
+                "user_id": USER_ID_SCHEMA,
+                "pin": {"type": "string", "maxLength": MAX_PIN},
+                "device": {
+                    "type": ["string", "null"],
+                    "maxLength": MAX_DEVICE_TOKEN,
+                    "description": "The `device` an earlier sign-in to this card answered: this client's attempts "
+                    "then count apart from strangers' guesses, so their wrong PINs cannot lock it out",
+                },
+            },
         },
         "Caller": {
             "type": "object",
@@ -605,11 +623,12 @@ def _schemas() -> dict[str, Any]:
         },
         "Session": {
             "type": "object",
-            "required": ["token", "token_type", "expires_in", "user_id", "name", "role"],
+            "required": ["token", "token_type", "expires_in", "device", "user_id", "name", "role"],
             "properties": {
                 "token": {"type": "string", "description": "Send as `Authorization: Bearer <token>`"},
                 "token_type": {"type": "string", "enum": ["Bearer"]},
                 "expires_in": {"type": "integer", "description": "Seconds the token lasts"},
+                "device": {"type": "string", "description": "Send back as `device` at the next sign-in to this card"},
                 "user_id": {"type": "integer"},
                 "name": {"type": "string"},
                 "role": role,

@@ -34,7 +34,7 @@ from app.models import (
     User,
 )
 from app.repository import Library
-from app.rules import MAX_PAGE_SIZE
+from app.rules import DEVICE_COOKIE_DAYS, MAX_PAGE_SIZE
 from app.search import Sort
 from app.service import AccountChange
 from app.web.api_books import availability
@@ -51,6 +51,11 @@ MAX_FLASH_BYTES = 3500
 # Never sent back to a form, whatever happened: the fields every form carries, and secrets (any field whose name
 # says PIN or password).
 NOT_KEPT = frozenset({"_xsrf", "next", "after"})
+
+
+def device_cookie(card: int) -> str:
+    """The cookie that tells the card this browser has signed in to it before (app/repository/accounts.py)."""
+    return f"device-{card}"
 
 
 class PageHandler(BaseHandler):
@@ -379,6 +384,7 @@ class ReadersHandler(PageHandler):
         await self.show(
             "readers.html",
             readers=sorted(page.items, key=lambda u: u.user_id),
+            locks=await self.service.sign_in_locks(self.caller, [u.user_id for u in page.items]),
             next_url=f"/readers?{urlencode({'page': page.next_page})}" if page.next_page else None,
             first_url="/readers" if page_token else None,
         )
@@ -393,7 +399,8 @@ class ReaderPageHandler(PageHandler):
         user = await self.library.get_user(parse_user_id_text(raw_id))
         held = await self.library.user_reservations(user.user_id, page_size=MAX_PAGE_SIZE)
         entries = await _describe_reservations(self.library, held.items)
-        await self.show("reader.html", card=user, entries=entries)
+        locks = await self.service.sign_in_locks(self.caller, [user.user_id])
+        await self.show("reader.html", card=user, entries=entries, locked_until=locks.get(user.user_id))
 
 
 class SignInHandler(PageHandler):
@@ -406,21 +413,35 @@ class SignInHandler(PageHandler):
         raw_card = self.get_body_argument("card", "").strip()
         target = same_site_path(self.get_body_argument("next", ""), "")
         try:
-            token, caller = await self.library.sign_in(
-                parse_user_id_text(raw_card, "card"), self.get_body_argument("pin", "")
-            )
+            card = parse_user_id_text(raw_card, "card")
         except InvalidInput:
             self._again("A card number is the digits printed on your library card.", raw_card, target, 400)
             return
+        try:
+            pin, device = self.get_body_argument("pin", ""), self.get_cookie(device_cookie(card))
+            signed_in = await self.library.sign_in(card, pin, device)
+        except InvalidInput:
+            self._again("That PIN cannot be right: check it and try again.", raw_card, target, 400)
+            return
         except Unauthenticated as error:
-            self._again(f"That did not work: {error}. Check both and try again.", raw_card, target, 401)
+            self._again(error_words(error), raw_card, target, 401)
             return
         except LibraryError as error:
             if status_for(error) is None or isinstance(error, DatabaseUnavailable):
                 raise
-            self._again(str(error).capitalize() + ".", raw_card, target, status_for(error) or 400)
+            self._again(error_words(error), raw_card, target, status_for(error) or 400)
             return
-        self.start_session(token)
+        self.start_session(signed_in.token)
+        # This browser is now one the card knows: its sign-ins count apart from strangers' guesses at the card.
+        self.set_cookie(
+            device_cookie(card),
+            signed_in.device,
+            expires_days=DEVICE_COOKIE_DAYS,
+            httponly=True,
+            samesite="Lax",
+            secure=self.request.protocol == "https",
+        )
+        caller = signed_in.caller
         self.flash("success", f"Welcome, {caller.name}.")
         self.redirect(target or ("/reservations" if caller.is_staff else "/me"))
 
@@ -503,9 +524,10 @@ class ChangeOwnPinHandler(ActionHandler):
             return "error", "The new PIN and its repeat differ: type the same new PIN twice.", None
         try:
             await self.service.change_own_pin(caller, self.get_body_argument("current_pin", ""), new_pin)
-        except Unauthenticated:
+        except Unauthenticated as error:
             # Not "sign in again": the reader is signed in; they typed another PIN than their current one.
-            return "error", "That is not your current PIN, so nothing was changed.", None
+            warning = " Careful: one more wrong PIN locks it for a while." if error.attempts_left == 1 else ""
+            return "error", f"That is not your current PIN, so nothing was changed.{warning}", None
         return "success", "Your PIN is changed: use the new one next time you sign in.", None
 
 

@@ -18,6 +18,7 @@ from app.rules import (
     MAX_PAGE_SIZE,
     MAX_TEXT,
     check_email,
+    check_storable,
     check_text,
     check_year,
 )
@@ -140,7 +141,7 @@ def optional_text_param(value: str | None, field: str, max_length: int = MAX_TEX
         return None
     if len(value) > max_length:
         raise InvalidInput(f"{field} must be at most {max_length} characters", field=field)
-    return value.strip()
+    return check_storable(value, field).strip()
 
 
 def same_site_path(value: str, default: str = "/") -> str:

@@ -21,6 +21,7 @@ from app.models import (
     LibraryError,
     NotFound,
     TooManyAttempts,
+    Unauthenticated,
     UnknownBook,
     UnknownReader,
 )
@@ -97,8 +98,26 @@ def _words(error: LibraryError, book: str) -> str:
             return "That reservation belongs to another reader."
         return sentence(str(error))
     if isinstance(error, TooManyAttempts):
-        return sentence(str(error))
+        return (
+            f"{sentence(str(error))} On a device you have signed in on before you can still sign in, and a librarian"
+            " can set a new PIN, which lifts the lock."
+        )
+    if isinstance(error, Unauthenticated) and (error.deactivated or error.attempts_left is not None):
+        return _sign_in_words(error)
     return sentence(_UUID.sub("", str(error)))
+
+
+def _sign_in_words(error: Unauthenticated) -> str:
+    """A refused sign-in: a wrong card or PIN, with a warning before the last try; or, after a right PIN only, that
+    the card is deactivated (which then tells a guesser nothing)."""
+    if error.deactivated:
+        return "Your PIN is right, but this card has been deactivated. Please ask at the library's desk."
+    words = "That did not work: the card number or PIN is wrong. Check both and try again."
+    if error.attempts_left == 1:
+        words += " Careful: one more wrong PIN and signing in to this card from here is locked for a while."
+    elif error.attempts_left == 0:
+        words += " Signing in to this card from here is now locked for a while; a librarian can set a new PIN."
+    return words
 
 
 def _input_words(error: InvalidInput) -> str:

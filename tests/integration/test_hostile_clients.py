@@ -12,12 +12,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 import pytest
 from integration.api_support import assert_error, call, new_user
-from integration.ui_support import new_account, sign_in, xsrf
+from integration.ui_support import PIN, new_account, sign_in, xsrf
 
 from app.models import Role
 from app.repository import Library
@@ -114,7 +114,8 @@ async def test_a_genuine_page_token_opens_only_its_own_listing(
 
     # The genuine replays still work.
     status, page, _ = await call(http, "GET", "/api/books", params={"genre": genre, "page_size": "1", "page": token})
-    assert status == 200 and len(page) == 1 and sent_states
+    assert status == 200 and len(page) == 1
+    assert sent_states == []  # a page resumes from its key: no paging state of the driver is ever handed back
     params = {"user_id": str(reader["user_id"]), "page_size": "1", "page": readers_token}
     status, page, _ = await call(http, "GET", "/api/reservations", params=params)
     assert status == 200 and len(page) == 1
@@ -416,3 +417,150 @@ async def test_health_does_not_name_the_keyspace(http: aiohttp.ClientSession, se
     status, body, response = await call(http, "GET", "/health")
     assert status == 200 and "keyspace" not in body
     assert settings.keyspace not in json.dumps(body)
+
+
+# -- issue 20: forged page tokens, every odd code point in every text field -----------------------------------------
+def forged_page_tokens(library: Library, scope_of_books: str) -> list[str]:
+    """Ten tokens a forger might send: made up, sealed under the development secret the service used to derive from
+    the keyspace's name, and sealed with the deployment's real secret (as someone who has it would) but holding
+    anything but a key: none may reach Cassandra as more than a bound value of the key's type."""
+    from app.repository.base import Seal
+
+    derived = Seal(f"library-page-token:{library.ks}")  # what anyone who had read the source could seal with
+    real = library.seal
+    return [
+        "AAAA.AAAAAAAAAAAAAAAA",
+        "x" * 150,
+        derived.seal(b"\x00\x01\x02garbage paging state", scope_of_books),
+        derived.seal(json.dumps([str(uuid.uuid4())]).encode(), scope_of_books),
+        real.seal(b"\x00\x01\x02garbage paging state", scope_of_books),
+        real.seal(b"[" * 3000, scope_of_books),
+        real.seal(b'["x\' OR 1=1 --"]', scope_of_books),
+        real.seal(b"[1]", scope_of_books),
+        real.seal(json.dumps([str(uuid.uuid4()), 2]).encode(), scope_of_books),
+        real.seal(b'{"book_id": null}', scope_of_books),
+    ]
+
+
+async def measure_forged_page_tokens(
+    url: str, tokens: list[str], *, seconds: float, per_second: int, bystanders: int = 4
+) -> tuple[dict[int, int], dict[int, int]]:
+    """`per_second` forged page tokens a second, sent `per_second` at once, for `seconds`, while `bystanders` clients
+    walk the catalogue a page at a time with genuine tokens; the statuses each side got."""
+    forged: dict[int, int] = {}
+    seen: dict[int, int] = {}
+    end = time.monotonic() + seconds
+
+    async def forger(http: aiohttp.ClientSession) -> None:
+        while time.monotonic() < end:
+            tick = time.monotonic()
+            batch = [tokens[i % len(tokens)] for i in range(per_second)]
+            answers = await asyncio.gather(
+                *(http.get("/api/books", params={"page_size": "5", "page": t}) for t in batch)
+            )
+            for response in answers:
+                forged[response.status] = forged.get(response.status, 0) + 1
+                response.release()
+            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
+
+    async def bystander(http: aiohttp.ClientSession) -> None:
+        page: str | None = None
+        while time.monotonic() < end:
+            params = {"page_size": "5", **({"page": page} if page else {})}
+            async with http.get("/api/books", params=params) as response:
+                seen[response.status] = seen.get(response.status, 0) + 1
+                page = response.headers.get("X-Next-Page")
+            async with http.get("/health") as response:
+                seen[response.status] = seen.get(response.status, 0) + 1
+
+    async with aiohttp.ClientSession(base_url=url) as http:
+        await asyncio.gather(forger(http), *(bystander(http) for _ in range(bystanders)))
+    return forged, seen
+
+
+async def test_forged_page_tokens_ten_at_once_leave_everyone_else_at_200(
+    http: aiohttp.ClientSession, web_url: str, library: Library, no_tracebacks: pytest.LogCaptureFixture
+) -> None:
+    for _ in range(12):
+        await new_book(http, "Forgery")
+    statement = library.catalogue.cql("SELECT book_id, title, author, genre, published_year FROM {ks}.books")
+    tokens = forged_page_tokens(library, library.pages.scope(statement, [], 5))
+    # The real secret's tokens must be refused for what they hold, not for their seal.
+    assert library.seal.open(tokens[-1], library.pages.scope(statement, [], 5), max_length=200) is not None
+    forged, seen = await measure_forged_page_tokens(web_url, tokens, seconds=3, per_second=10)
+    print(f"\nforged page tokens: {forged}; bystanders: {seen}")
+    assert set(forged) == {400} and sum(forged.values()) >= 20, forged
+    assert set(seen) == {200} and sum(seen.values()) > 0, seen
+    assert_no_server_errors(no_tracebacks)
+
+
+# Code points a client might send to trip the service: unpaired surrogates (which UTF-8 cannot carry), NUL and other
+# controls, noncharacters, the byte order mark, line and paragraph separators, a bidirectional override, a lone
+# combining mark, and the last code point.
+ODD_CODE_POINTS = [chr(c) for c in (0xD800, 0xDBFF, 0xDC00, 0xDFFF)] + [
+    chr(c) for c in (0x0, 0x1F, 0x7F, 0x85, 0xFFFE, 0xFFFF, 0xFEFF, 0x2028, 0x2029, 0x202E, 0x0301, 0x10FFFF)
+]
+
+
+def is_surrogate(text: str) -> bool:
+    return "\ud800" <= text <= "\udfff"
+
+
+async def test_every_text_field_takes_every_odd_code_point_without_a_500(
+    http: aiohttp.ClientSession, library: Library, no_tracebacks: pytest.LogCaptureFixture
+) -> None:
+    """For every text field of the API and every odd code point, alone and inside a value: a surrogate is a 400 that
+    names the field, and nothing is ever a 500."""
+    book = await new_book(http, "Odd")
+    user = await new_user(http, "Olga Odd", "olga@example.org")
+    own = await new_account(library, Role.READER, "Otto Own")
+    _, session, _ = await call(http, "POST", "/api/session", {"user_id": own.user_id, "pin": PIN})
+    own_headers = {"Authorization": f"Bearer {session['token']}"}
+    fields: list[tuple[str, str, Any, str, dict[str, str]]] = []
+    for odd in ODD_CODE_POINTS:
+        for value in (odd, f"Ab{odd}cd", f"{odd}@example.org"):
+            fields += [
+                ("POST", "/api/books", {"title": value, "author": "A", "genre": "G"}, "title", {}),
+                ("POST", "/api/books", {"title": "T", "author": value, "genre": "G"}, "author", {}),
+                ("POST", "/api/books", {"title": "T", "author": "A", "genre": value}, "genre", {}),
+                ("PATCH", f"/api/books/{book['book_id']}", {"title": value}, "title", {}),
+                ("POST", "/api/users", {"name": value, "email": "o@example.org"}, "name", {}),
+                ("POST", "/api/users", {"name": "N", "email": value}, "email", {}),
+                ("PATCH", f"/api/users/{user['user_id']}", {"name": value}, "name", {}),
+                ("PATCH", f"/api/users/{user['user_id']}", {"email": value}, "email", {}),
+                ("PATCH", f"/api/users/{user['user_id']}", {"pin": value + "1234"}, "pin", {}),
+                ("POST", "/api/session", {"user_id": own.user_id, "pin": value}, "pin", {}),
+                ("POST", "/api/session", {"user_id": 2_000_000_001, "pin": value}, "pin", {}),
+                ("POST", "/api/session", {"user_id": own.user_id, "pin": "x", "device": value}, "device", {}),
+                (
+                    "PATCH",
+                    f"/api/users/{own.user_id}",
+                    {"pin": "86420", "current_pin": value},
+                    "current_pin",
+                    own_headers,
+                ),
+                (
+                    "POST",
+                    "/api/reservations",
+                    {"book_id": book["book_id"], "user_id": user["user_id"], "idempotency_key": value},
+                    "idempotency_key",
+                    {},
+                ),
+                ("POST", "/api/reservations", {"book_id": value}, "book_id", {}),
+            ]
+    headers = {"Content-Type": "application/json"}
+    for method, path, body, field, extra in fields:
+        raw = json.dumps(body).encode()  # ensure_ascii: a surrogate travels as \ud800, as a hostile client sends it
+        status, answer, _ = await call(http, method, path, raw=raw, headers={**headers, **extra})
+        odd = next(iter(v for v in body.values() if isinstance(v, str) and any(is_surrogate(c) for c in v)), None)
+        assert status < 500, (method, path, body, status, answer)
+        if odd is not None:
+            assert_error(status, answer, 400, field)
+    # The query string: a surrogate's UTF-8 bytes do not decode, so it cannot even be spelled; the others are filters.
+    for name in ("q", "genre", "author"):
+        for odd in ODD_CODE_POINTS:
+            encoded = "%ED%A0%80" if is_surrogate(odd) else quote(odd.encode("utf-8", "surrogatepass"))
+            async with http.get(f"/api/books?{name}={encoded}") as response:
+                assert response.status in (200, 400), (name, odd, response.status)
+                assert response.status == 400 or not is_surrogate(odd)
+    assert_no_server_errors(no_tracebacks)

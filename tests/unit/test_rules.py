@@ -106,6 +106,7 @@ def _expected_limits(where: str, name: str) -> dict[str, object]:
         "idempotency_key": {"minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
         "page_size": {"minimum": 1, "maximum": MAX_PAGE_SIZE},
         "page": {"maxLength": MAX_PAGE_TOKEN},
+        "device": {"maxLength": rules.MAX_DEVICE_TOKEN},
         "q": {"maxLength": MAX_TEXT},
         # Signing in takes any PIN up to the longest (a PIN set under older rules still works); setting one, the rule.
         "current_pin": {"maxLength": rules.MAX_PIN},

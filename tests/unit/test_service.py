@@ -31,6 +31,7 @@ from app.rules import MAX_FAILED_SIGN_INS, check_pin
 from app.service import AccountChange, Accounts, Books, LibraryService, Readers, Reservations
 
 WHEN = datetime(2026, 11, 23, 14, 5)
+LOCKED_UNTIL = datetime(2026, 11, 23, 14, 20)  # what the fake says of a locked card
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,12 @@ class MemoryLibrary:
     async def revoke_sessions(self, user_id: int) -> int:
         return self.sessions.pop(user_id, 0)
 
+    async def lift_locks(self, card: int) -> None:
+        self.attempts.pop(card, None)
+
+    async def sign_in_lock(self, card: int) -> datetime | None:
+        return LOCKED_UNTIL if self.attempts.get(card, 0) >= MAX_FAILED_SIGN_INS else None
+
     async def record_staff_action(
         self,
         librarian: Caller,
@@ -246,18 +253,42 @@ async def test_a_reader_cannot_act_for_another_reader(world: World) -> None:
     with pytest.raises(Forbidden):
         await s.reserve(ada, world.emma.book_id, named=bob.user_id)
     bobs = await s.reserve(bob, world.emma.book_id)
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound):
         await s.reservation(ada, bobs.reservation_id)
-    with pytest.raises(Forbidden):
-        await s.cancel(ada, bobs.reservation_id)  # the repository's refusal: not ada's reservation
+    with pytest.raises(NotFound):
+        await s.cancel(ada, bobs.reservation_id)  # the repository's refusal (not ada's), told as a 404
     with pytest.raises(Forbidden):
         await s.cancel(ada, bobs.reservation_id, named=bob.user_id)  # naming its reader does not help
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound):
         await s.move(ada, bobs.reservation_id)
     with pytest.raises(Forbidden):
         s.whose_reservations(ada, bob.user_id)
     assert s.whose_reservations(ada, None) == ada.user_id
     assert list(world.repo.reservations) == [bobs.reservation_id]
+
+
+async def test_another_readers_reservation_answers_as_one_that_does_not_exist(world: World) -> None:
+    """A reader who guesses an id (derived from another reader's idempotency key) learns nothing: the same error,
+    the same words, for another reader's reservation and for none at all."""
+    s, ada, bob = world.service, world.ada, world.bob
+    bobs = await s.reserve(bob, world.emma.book_id)
+    nobodys = uuid4()
+    for act in (
+        lambda rid: s.reservation(ada, rid),
+        lambda rid: s.cancel(ada, rid),
+        lambda rid: s.move(ada, rid),
+        lambda rid: s.move(ada, rid, new_book_id=world.persuasion.book_id),
+    ):
+        answers = []
+        for rid in (bobs.reservation_id, nobodys):
+            with pytest.raises(NotFound) as refused:
+                await act(rid)
+            answers.append(str(refused.value).replace(str(rid), "<id>"))
+        assert answers[0] == answers[1]
+    assert world.repo.reservations == {bobs.reservation_id: bobs}
+    # The desk is told whose it is, as before.
+    with pytest.raises(Forbidden):
+        await s.cancel(world.desk, bobs.reservation_id, named=ada.user_id)
 
 
 async def test_nobody_signed_in_may_act(world: World) -> None:
@@ -390,7 +421,7 @@ async def test_changing_ones_own_pin_needs_the_current_one(world: World) -> None
         await s.update_account(ada, ada.user_id, AccountChange(name="Changed", pin="8642", current_pin="0000"))
     assert repo.pins[ada.user_id] == "2468" and repo.users[ada.user_id].name == "Ada Reader"
     await s.update_account(ada, ada.user_id, AccountChange(pin="8642", current_pin="2468"))
-    assert repo.pins[ada.user_id] == "8642" and repo.attempts[ada.user_id] == 0
+    assert repo.pins[ada.user_id] == "8642" and repo.attempts.get(ada.user_id, 0) == 0
     await s.change_own_pin(ada, "8642", "1111")
     assert repo.pins[ada.user_id] == "1111" and repo.log == []
 
@@ -413,6 +444,49 @@ async def test_guessing_the_current_pin_counts_towards_the_lockout(world: World)
     with pytest.raises(TooManyAttempts):
         await s.change_own_pin(ada, "2468", "8642")  # even the right one, while the card is locked
     assert repo.pins[ada.user_id] == "2468"
+
+
+async def test_a_librarians_new_pin_lifts_the_lock(world: World) -> None:
+    s, ada, desk, repo = world.service, world.ada, world.desk, world.repo
+    for _ in range(MAX_FAILED_SIGN_INS):
+        with pytest.raises(Unauthenticated):
+            await repo.checked_pin(ada.user_id, "0000")
+    assert await s.sign_in_locks(desk, [ada.user_id, world.bob.user_id]) == {ada.user_id: LOCKED_UNTIL}
+    with pytest.raises(Forbidden):
+        await s.sign_in_locks(ada, [ada.user_id])  # the lock state is for the staff screens
+    await s.update_account(desk, ada.user_id, AccountChange(pin="9753"))
+    assert await s.sign_in_locks(desk, [ada.user_id]) == {}
+    assert await repo.checked_pin(ada.user_id, "9753") == repo.users[ada.user_id]
+
+
+async def test_a_deleted_card_number_made_again_inherits_no_lock(world: World) -> None:
+    s, bob, desk, repo = world.service, world.bob, world.desk, world.repo
+    for _ in range(MAX_FAILED_SIGN_INS):
+        with pytest.raises(Unauthenticated):
+            await repo.checked_pin(bob.user_id, "0000")
+    repo.sessions[bob.user_id] = 2
+    await s.delete_reader(desk, bob.user_id)
+    assert bob.user_id not in repo.sessions and bob.user_id not in repo.attempts
+    await s.add_reader(desk, "New Bob", "nb@example.org", bob.user_id, pin="4321")
+    assert await repo.checked_pin(bob.user_id, "4321") == repo.users[bob.user_id]
+
+
+async def test_a_card_made_under_a_number_strangers_guessed_at_starts_unlocked(world: World) -> None:
+    s, desk, repo = world.service, world.desk, world.repo
+    for _ in range(MAX_FAILED_SIGN_INS):
+        with pytest.raises(Unauthenticated):
+            await repo.checked_pin(9001, "0000")  # nobody holds card 9001 yet
+    await s.add_reader(desk, "Cleo", "cleo@example.org", 9001, pin="4321")
+    assert await s.sign_in_locks(desk, [9001]) == {}
+    assert await repo.checked_pin(9001, "4321") == repo.users[9001]
+
+
+async def test_a_surrogate_current_pin_is_a_400_and_costs_no_attempt(world: World) -> None:
+    s, ada, repo = world.service, world.ada, world.repo
+    with pytest.raises(InvalidInput) as refused:
+        await s.change_own_pin(ada, "\ud800", "8642")
+    assert refused.value.field == "current_pin"
+    assert ada.user_id not in repo.attempts
 
 
 async def test_a_new_pin_the_rules_refuse_costs_no_attempt(world: World) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
 from app.models import Conflict, DatabaseUnavailable, Forbidden, InvalidInput, NotFound
-from app.repository.base import PageTokens
+from app.repository.base import PageTokens, Seal
 from app.rules import MAX_CARD, check_idempotency_key, check_text
 from app.web.base import status_for
 from app.web.parsing import (
@@ -64,25 +65,44 @@ def test_page_size() -> None:
 
 
 def test_only_page_tokens_this_service_sealed_open() -> None:
-    tokens, other = PageTokens("k"), PageTokens("x")
+    tokens, other = PageTokens(Seal("k")), PageTokens(Seal("x"))
     books = PageTokens.scope("SELECT * FROM ks.books", [], 20)
-    sealed = tokens.encode(b"\x00paging\xff", books)
-    assert sealed and tokens.decode(sealed, books) == b"\x00paging\xff"
-    assert tokens.encode(None, books) is None and tokens.decode("", books) is None
-    assert tokens.decode(None, books) is None
-    forgeries = ("AAAA", "AbC-_", sealed[:-1], "x" + sealed, other.encode(b"\x00paging\xff", books), ".", "é." + sealed)
+    last = uuid4()
+    sealed = tokens.encode([last], books)
+    assert tokens.decode(sealed, books, (UUID,)) == [last]
+    assert tokens.decode("", books, (UUID,)) is None and tokens.decode(None, books, (UUID,)) is None
+    forgeries = ("AAAA", "AbC-_", sealed[:-1], "x" + sealed, other.encode([last], books), ".", "é." + sealed)
     for forged in forgeries:
-        assert field_of(tokens.decode, forged, books) == "page"
+        assert field_of(tokens.decode, forged, books, (UUID,)) == "page"
+
+
+def test_a_token_that_opens_but_holds_no_key_of_the_listing_is_a_400() -> None:
+    """Whoever holds the secret (or finds a flaw in the seal) can make a token that opens: what it carries is then
+    checked to be exactly a key of the listing's types, and only that, bound as a value, ever reaches Cassandra."""
+    seal = Seal("k")
+    tokens = PageTokens(seal)
+    scope = PageTokens.scope("SELECT * FROM ks.users", [], 20)
+    payloads = [b"", b"\x00\xff", b"not json", b"{}", b"[]", b"[1, 2]", b'["7"]', b"[true]", b"[1.5]", b"[2147483648]"]
+    payloads += [b"[" * 5000, b'["not-a-uuid-at-all-but-36-characters"]', b"[null]"]
+    for payload in payloads:
+        assert field_of(tokens.decode, seal.seal(payload, scope), scope, (int,)) == "page", payload
+    assert tokens.decode(seal.seal(b"[7]", scope), scope, (int,)) == [7]
+    uuid_scope = PageTokens.scope("SELECT * FROM ks.books", [], 20)
+    assert (
+        field_of(tokens.decode, seal.seal(json.dumps(["g" * 36]).encode(), uuid_scope), uuid_scope, (UUID,)) == "page"
+    )
+    assert field_of(tokens.decode, seal.seal(b"[7]", uuid_scope), uuid_scope, (UUID,)) == "page"
 
 
 def test_a_page_token_opens_only_for_the_query_it_came_from() -> None:
-    # A genuine paging state replayed on another query makes every Cassandra node throw: the token is bound to the
-    # statement, its values and the page size, and anything else is a 400 before Cassandra is asked.
-    tokens = PageTokens("k")
+    # The token is bound to the statement, its values and the page size, and anything else is a 400 before
+    # Cassandra is asked: a listing never resumes from another listing's key.
+    tokens = PageTokens(Seal("k"))
     genre = "SELECT * FROM ks.books WHERE genre = ?"
     scope = PageTokens.scope(genre, ["Mystery"], 20)
-    sealed = tokens.encode(b"state", scope)
-    assert tokens.decode(sealed, PageTokens.scope(genre, ["Mystery"], 20)) == b"state"
+    key = [uuid4()]
+    sealed = tokens.encode(key, scope)
+    assert tokens.decode(sealed, PageTokens.scope(genre, ["Mystery"], 20), (UUID,)) == key
     for other in (
         PageTokens.scope(genre, ["Poetry"], 20),  # another filter
         PageTokens.scope(genre, ["Mystery"], 21),  # another page size
@@ -90,11 +110,11 @@ def test_a_page_token_opens_only_for_the_query_it_came_from() -> None:
         PageTokens.scope(genre.replace("ks.", "other."), ["Mystery"], 20),  # another keyspace
         PageTokens.scope("SELECT * FROM ks.user_reservations WHERE user_id = ?", [7], 20),
     ):
-        assert field_of(tokens.decode, sealed, other) == "page"
+        assert field_of(tokens.decode, sealed, other, (UUID,)) == "page"
     # Two readers' listings differ only in the value bound.
     mine = PageTokens.scope("SELECT * FROM ks.user_reservations WHERE user_id = ?", [7], 20)
     theirs = PageTokens.scope("SELECT * FROM ks.user_reservations WHERE user_id = ?", [8], 20)
-    assert field_of(tokens.decode, tokens.encode(b"state", mine), theirs) == "page"
+    assert field_of(tokens.decode, tokens.encode(key, mine), theirs, (UUID,)) == "page"
 
 
 def test_required() -> None:
