@@ -30,8 +30,10 @@ sent at once, to however many instances. An attempt to a pool that is locked alr
 anything, so hammering a locked card neither makes its lock last longer nor leaves a row or a tombstone per request
 (the pool is read newest first: a tombstone per refused attempt would pile up right where every read starts, until
 Cassandra refuses the read). Only an attempt that raced past that first read and is refused after writing deletes
-its row again (the bound counts only checked attempts). A success clears its
-pool; the partition is the card number as typed, so the answers are the same for a card that does not exist.
+its row again (the bound counts only checked attempts). A success clears a pool of the card's own (a device's, the
+sessions'); in the unknown clients' pool it takes back its own attempt only, so the holder's signing in never hands
+a stranger fresh guesses. The partition is the card number as typed, so the answers are the same for a card that
+does not exist.
 """
 
 from __future__ import annotations
@@ -205,9 +207,19 @@ class AccountRepository(RepositoryBase):
         matches = await asyncio.to_thread(pin_matches, stored, pin)
         if user is None or not matches:
             raise Unauthenticated.wrong_card_or_pin(attempts_left([at, *before], at, self.lockout_seconds))
-        await self.db.execute(
-            self.cql("DELETE FROM {ks}.pin_attempts WHERE card = ? AND pool = ?"), [card, pool], write=True
-        )
+        if pool == UNKNOWN_CLIENTS:
+            # The right PIN takes back its own attempt only: the others in this pool may be a stranger's, and
+            # clearing them would give the stranger a fresh 5 each time the holder signs in from a client the card
+            # does not know (a new browser, an API client that does not send `device`).
+            await self.db.execute(
+                self.cql("DELETE FROM {ks}.pin_attempts WHERE card = ? AND pool = ? AND attempted_at = ?"),
+                [card, pool, attempt],
+                write=True,
+            )
+        else:  # a pool of the card's own device or sessions: every attempt in it was the holder's
+            await self.db.execute(
+                self.cql("DELETE FROM {ks}.pin_attempts WHERE card = ? AND pool = ?"), [card, pool], write=True
+            )
         if not user.active:
             raise Unauthenticated.card_deactivated()  # the PIN was right: this tells a guesser nothing
         return user, pool

@@ -329,6 +329,23 @@ async def test_a_stranger_cannot_keep_the_holder_out_and_a_new_pin_lifts_the_loc
         assert (await sign_in(http, b, user.user_id, "9753-new"))[0] == 201
 
 
+async def test_the_holders_sign_in_from_an_unknown_client_gives_a_stranger_no_fresh_guesses(
+    library_and_instances: Any,
+) -> None:
+    """The holder signing in without a device token takes back only their own attempt: the stranger's wrong PINs in
+    the unknown clients' pool still count, so the stranger has one try left, not a fresh five."""
+    library, (a, b) = library_and_instances
+    user = await reader(library, 3_100_030)
+    async with aiohttp.ClientSession() as http:
+        for i in range(MAX_FAILED_SIGN_INS - 1):
+            assert (await sign_in(http, (a, b)[i % 2], user.user_id, f"guess{i}"))[0] == 401
+        status, _, _ = await sign_in(http, b, user.user_id, PIN)  # the holder, from a client the card does not know
+        assert status == 201
+        status, body, _ = await sign_in(http, a, user.user_id, "guess-last")
+        assert status == 401 and body["attempts_left"] == 0, body
+        assert (await sign_in(http, b, user.user_id, "guess-more"))[0] == 429
+
+
 async def test_the_warning_comes_before_the_last_try(library_and_instances: Any) -> None:
     library, (a, _) = library_and_instances
     user = await reader(library, 3_100_013)
