@@ -34,7 +34,7 @@ test-unit:  ## the tests that need no Cassandra (tests/unit/), in seconds
 test-schedules:  ## the schedule search's CI scope (tests/schedules/): every pair, the triples of TRIPLES
 	$(PYTHON) -m pytest tests/schedules
 
-test-schedules-all:  ## the long series: every triple of operations too (about 10 minutes on two cores)
+test-schedules-all:  ## the long series: every triple of operations too (about 12 minutes on two cores)
 	SCHEDULES_ALL=1 $(PYTHON) -m pytest tests/schedules
 
 lint:  ## ruff and the type checker

@@ -171,7 +171,7 @@ def test_sleep_sets_under_the_bound_meet_every_state(ops: tuple[str, ...], fault
 
 
 # The other 22 triples, every schedule with up to two preemptions and every single fault: with the CI scope, every
-# triple, about 10 minutes on two cores, so not in CI (`make test-schedules-all`, which sets SCHEDULES_ALL=1); its
+# triple, about 12 minutes on two cores, so not in CI (`make test-schedules-all`, which sets SCHEDULES_ALL=1); its
 # figures are in the closing note of the issue that brought the search.
 @pytest.mark.skipif(not os.environ.get("SCHEDULES_ALL"), reason="the long series: make test-schedules-all")
 def test_every_other_triple_up_to_two_preemptions_with_single_faults() -> None:
