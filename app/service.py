@@ -310,8 +310,7 @@ class LibraryService:
             if own:
                 await self.change_own_pin(caller, change.current_pin, change.pin)
             else:
-                await self.readers.set_pin(user_id, change.pin)
-                await self.accounts.lift_locks(user_id)  # a new PIN lifts any lock: the guesses were at the old one
+                await self._new_pin(user_id, change.pin)
         user = None
         if change.name is not None or change.email is not None:
             user = await self.readers.update_user(user_id, name=change.name, email=change.email)
@@ -345,8 +344,12 @@ class LibraryService:
         current_pin = _check_current_pin(current_pin)
         check_pin(new_pin, staff=caller.is_staff)
         await self.accounts.checked_pin(caller.user_id, current_pin)
-        await self.readers.set_pin(caller.user_id, new_pin)
-        await self.accounts.lift_locks(caller.user_id)
+        await self._new_pin(caller.user_id, new_pin)
+
+    async def _new_pin(self, user_id: int, pin: str) -> None:
+        """Sets the card's PIN and lifts every lock of it, whoever sets it: the guesses were at the old one."""
+        await self.readers.set_pin(user_id, pin)
+        await self.accounts.lift_locks(user_id)
 
     async def sign_out_everywhere(self, caller: Caller | None, user_id: int) -> int:
         """Ends every session of the card (a lost card, a shared computer): its holder, or a librarian. Answers

@@ -119,14 +119,19 @@ class DeviceTokens:
         return f"device:{device}"
 
 
+def _limits(lockout_seconds: int) -> tuple[tuple[int, timedelta], ...]:
+    """The throttle's limits on one pool: at most so many PIN checks in any window of so long."""
+    return (
+        (MAX_FAILED_SIGN_INS, timedelta(seconds=lockout_seconds)),
+        (MAX_SIGN_INS_PER_DAY, timedelta(seconds=lockout_seconds * DAY_WINDOW_IN_LOCKOUTS)),
+    )
+
+
 def lock_end(attempts: list[datetime], at: datetime, lockout_seconds: int) -> datetime | None:
     """When a pool whose attempts (newest first) are `attempts` takes its next PIN check, or None if it takes one
     now: at most MAX_FAILED_SIGN_INS in any `lockout_seconds`, and MAX_SIGN_INS_PER_DAY in the day window."""
     ends = []
-    for most, window in (
-        (MAX_FAILED_SIGN_INS, timedelta(seconds=lockout_seconds)),
-        (MAX_SIGN_INS_PER_DAY, timedelta(seconds=lockout_seconds * DAY_WINDOW_IN_LOCKOUTS)),
-    ):
+    for most, window in _limits(lockout_seconds):
         inside = [t for t in attempts if t > at - window]
         if len(inside) >= most:
             ends.append(inside[most - 1] + window)
@@ -135,13 +140,7 @@ def lock_end(attempts: list[datetime], at: datetime, lockout_seconds: int) -> da
 
 def attempts_left(attempts: list[datetime], at: datetime, lockout_seconds: int) -> int:
     """How many more attempts the pool takes before it locks, its attempts (newest first) being `attempts`."""
-    left = []
-    for most, window in (
-        (MAX_FAILED_SIGN_INS, timedelta(seconds=lockout_seconds)),
-        (MAX_SIGN_INS_PER_DAY, timedelta(seconds=lockout_seconds * DAY_WINDOW_IN_LOCKOUTS)),
-    ):
-        left.append(max(0, most - sum(1 for t in attempts if t > at - window)))
-    return min(left)
+    return min(max(0, most - sum(1 for t in attempts if t > at - window)) for most, window in _limits(lockout_seconds))
 
 
 def _refuse_until(locked_until: datetime | None, at: datetime) -> None:
