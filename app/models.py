@@ -304,6 +304,14 @@ class Forbidden(LibraryError):
         return Forbidden("only a librarian can do this")
 
 
+def _last_try_next(attempts_left: int | None) -> bool:
+    return attempts_left == 1
+
+
+def _locked_now(attempts_left: int | None) -> bool:
+    return attempts_left == 0
+
+
 class Unauthenticated(LibraryError):
     """The request carries no valid credentials (none, expired, revoked, forged), or a sign-in was refused. A wrong
     card number and a wrong PIN get the same words, so the answer never tells whether a card exists.
@@ -317,6 +325,16 @@ class Unauthenticated(LibraryError):
         self.attempts_left = attempts_left
         self.deactivated = deactivated
 
+    @property
+    def last_try_next(self) -> bool:
+        """A wrong PIN after which one more wrong one locks this client out: the moment to warn."""
+        return _last_try_next(self.attempts_left)
+
+    @property
+    def locked_now(self) -> bool:
+        """A wrong PIN that used up this client's tries: signing in is locked for it for a while."""
+        return _locked_now(self.attempts_left)
+
     @staticmethod
     def sign_in_needed() -> Unauthenticated:
         return Unauthenticated("sign in first: send a bearer token from POST /api/session")
@@ -324,9 +342,9 @@ class Unauthenticated(LibraryError):
     @staticmethod
     def wrong_card_or_pin(attempts_left: int | None = None) -> Unauthenticated:
         message = "the card number or PIN is wrong"
-        if attempts_left == 1:
+        if _last_try_next(attempts_left):
             message += "; one more wrong PIN locks signing in to this card for a while"
-        elif attempts_left == 0:
+        elif _locked_now(attempts_left):
             message += "; signing in to this card is now locked for a while"
         return Unauthenticated(message, attempts_left=attempts_left)
 

@@ -119,19 +119,20 @@ def check_pin(value: object, *, staff: bool = False, field: str = "pin") -> str:
 def check_pin_as_typed(value: object, field: str = "pin") -> str:
     """A PIN as typed to sign in or to prove who one is (`current_pin`): a string of at most MAX_PIN characters that
     can be hashed (`check_storable`). Its length is not checked against MIN_PIN: a wrong PIN is a wrong PIN."""
-    if not isinstance(value, str) or len(value) > MAX_PIN:
-        raise InvalidInput(f"{field} must be a string of at most {MAX_PIN} characters", field=field)
-    return check_storable(value, field)
+    return _short_string(value, field, MAX_PIN)
 
 
 def check_device_token(value: object, field: str = "device") -> str | None:
     """A device token as a client sends it back (None: none): a string of at most MAX_DEVICE_TOKEN characters that can
     be stored. Whether it is one the service sealed for the card is the throttle's to find out; one that is not
     counts as no device at all."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > MAX_DEVICE_TOKEN:
-        raise InvalidInput(f"{field} must be a string of at most {MAX_DEVICE_TOKEN} characters", field=field)
+    return None if value is None else _short_string(value, field, MAX_DEVICE_TOKEN)
+
+
+def _short_string(value: object, field: str, most: int) -> str:
+    """A string of at most `most` characters, storable (`check_storable`), taken as it is (not stripped)."""
+    if not isinstance(value, str) or len(value) > most:
+        raise InvalidInput(f"{field} must be a string of at most {most} characters", field=field)
     return check_storable(value, field)
 
 

@@ -526,7 +526,7 @@ class ChangeOwnPinHandler(ActionHandler):
             await self.service.change_own_pin(caller, self.get_body_argument("current_pin", ""), new_pin)
         except Unauthenticated as error:
             # Not "sign in again": the reader is signed in; they typed another PIN than their current one.
-            warning = " Careful: one more wrong PIN locks it for a while." if error.attempts_left == 1 else ""
+            warning = " Careful: one more wrong PIN locks it for a while." if error.last_try_next else ""
             return "error", f"That is not your current PIN, so nothing was changed.{warning}", None
         return "success", "Your PIN is changed: use the new one next time you sign in.", None
 

@@ -113,9 +113,9 @@ def _sign_in_words(error: Unauthenticated) -> str:
     if error.deactivated:
         return "Your PIN is right, but this card has been deactivated. Please ask at the library's desk."
     words = "That did not work: the card number or PIN is wrong. Check both and try again."
-    if error.attempts_left == 1:
+    if error.last_try_next:
         words += " Careful: one more wrong PIN and signing in to this card from here is locked for a while."
-    elif error.attempts_left == 0:
+    elif error.locked_now:
         words += " Signing in to this card from here is now locked for a while; a librarian can set a new PIN."
     return words
 
