@@ -1,9 +1,9 @@
 """The scheduler and the stateless search over the await points of the real code.
 
-Each schedule runs from scratch on the search's event loop: the operations are asyncio tasks, and every store call
-of the model (tests/schedules/schedule_model.py) waits at `Scheduler.point`. When every live task is blocked there
-(nothing left in the loop's ready queue), the search picks which pending store call runs next, and whether it fails
-(one fault per schedule at most), then the invariants are checked (`World.check`).
+Each schedule runs from scratch on the search's event loop (`SearchLoop`, a bare queue of callbacks): the operations
+are asyncio tasks, and every store call of the model (tests/schedules/schedule_model.py) waits at `Scheduler.point`.
+When every live task is blocked there (nothing left in the loop's queue), the search picks which pending store call
+runs next, and whether it fails (one fault per schedule at most), then the invariants are checked (`World.check`).
 
 The search is a depth-first search that keeps no program state: each schedule is run again from scratch, replaying
 the choices of the prefix it shares with the previous one (the stack of `Node`s), and the replay is checked to meet
@@ -33,7 +33,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-from collections.abc import Coroutine
+from collections import deque
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -75,13 +76,65 @@ class Step:
     preemption: bool
 
 
+class SearchLoop(asyncio.AbstractEventLoop):
+    """The event loop the search runs on: a queue of callbacks and nothing else (no selector, no timers, no
+    handles), which is all the model's operations use, since none waits on I/O or time. It is a third of the cost of
+    a step on asyncio's own loop, which polls its selector between every two rounds of callbacks. `run_ready` runs
+    callbacks until none is left: every task is then blocked at a store call of the model, or done."""
+
+    def __init__(self) -> None:
+        self._ready: deque[tuple[Callable[..., Any], tuple[Any, ...], contextvars.Context | None]] = deque()
+        self._closed = False
+
+    def run_ready(self) -> None:
+        ready = self._ready
+        while ready:
+            callback, args, context = ready.popleft()
+            if context is None:
+                callback(*args)
+            else:
+                context.run(callback, *args)
+
+    def run_until_complete(self, future: Any) -> Any:
+        task = self.create_task(future)
+        self.run_ready()
+        if not task.done():
+            raise RuntimeError("a task is blocked outside the store: the search's loop has nothing else to run")
+        return task.result()
+
+    def call_soon(self, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> Any:
+        self._ready.append((callback, args, context))
+
+    def create_future(self) -> asyncio.Future[Any]:
+        return asyncio.Future(loop=self)
+
+    def create_task(self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None) -> Any:
+        return asyncio.Task(coro, loop=self, name=name, context=context)
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        raise AssertionError(f"unhandled in the search's loop: {context}")
+
+    def get_debug(self) -> bool:
+        return False
+
+    def is_running(self) -> bool:
+        return True
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        self._closed = True
+
+
 class Scheduler:
     """The gate every store call of the model waits at (`schedule_model.Gate`). `free`: calls pass at once (the
     setup before the schedule, and the final repair after it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: SearchLoop) -> None:
+        self.loop = loop
         self.free = True
-        self.pending: dict[asyncio.Task[Any], Pending] = {}
+        self.pending: dict[tuple[int, int], Pending] = {}  # by key: an operation may wait at two calls at once
         self.calls: dict[int, int] = {}  # per operation: store calls registered so far
         self.steps: dict[int, int] = {}  # per operation: store calls granted so far (its clock's progress)
 
@@ -89,17 +142,14 @@ class Scheduler:
         op = CURRENT_OP.get()
         if self.free or op is None:
             return None
-        task = asyncio.current_task()
-        assert task is not None
         n = self.calls.get(op, 0)
         self.calls[op] = n + 1
-        future: asyncio.Future[Fault | None] = asyncio.get_running_loop().create_future()
-        self.pending[task] = Pending((op, n), op, label, parts, write, faults, future)
+        future: asyncio.Future[Fault | None] = self.loop.create_future()
+        self.pending[(op, n)] = Pending((op, n), op, label, parts, write, faults, future)
         return await future
 
     def grant(self, option: Option) -> Pending:
-        task = next(t for t, p in self.pending.items() if p.key == option.key)
-        pending = self.pending.pop(task)
+        pending = self.pending.pop(option.key)
         self.steps[pending.op] = self.steps.get(pending.op, 0) + 1
         pending.future.set_result(option.fault)
         return pending
@@ -201,10 +251,12 @@ class Explorer:
     def run(self) -> Summary:
         summary = Summary(self.scenario.name)
         started = time.perf_counter()
-        loop = asyncio.new_event_loop()
+        loop = SearchLoop()
+        outer = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(loop)  # what the code under search finds as its running loop
         try:
             while True:
-                outcome = loop.run_until_complete(self._one())
+                outcome = self._one(loop)
                 if isinstance(outcome, Failure):
                     summary.failure = outcome
                     break
@@ -217,6 +269,7 @@ class Explorer:
                 if not self._backtrack():
                     break
         finally:
+            asyncio.events._set_running_loop(outer)
             loop.close()
         summary.seconds = time.perf_counter() - started
         return summary
@@ -283,13 +336,12 @@ class Explorer:
         # fewest preemptions and faults first, so the first violation found is a short one.
         return sorted(options, key=lambda o: (o.op != last_op, o.fault is not None, o.key))
 
-    async def _one(self) -> bool | Failure:
+    def _one(self, loop: SearchLoop) -> bool | Failure:
         """One schedule: True when complete, False when cut short (every choice asleep), or the Failure."""
-        scheduler = Scheduler()
+        scheduler = Scheduler(loop)
         world = self.scenario.build(scheduler)
-        await world.setup()
+        loop.run_until_complete(world.setup())
         scheduler.free = False
-        loop = asyncio.get_running_loop()
         tasks = []
         for i, coroutine in enumerate(world.operations()):
             context = contextvars.copy_context()
@@ -299,7 +351,7 @@ class Explorer:
         depth, last_op, preemptions, faulted = 0, None, 0, False
         try:
             while True:
-                await _quiesce()
+                loop.run_ready()  # every operation is now blocked at a store call, or done
                 # A state replayed from an earlier run was checked in that run (the same steps give the same state).
                 violations = world.check(faulted) if depth >= len(self.stack) else []
                 if violations:
@@ -339,7 +391,7 @@ class Explorer:
                 last_op = option.op
                 depth += 1
             scheduler.free = True
-            violations = await world.at_end(faulted)
+            violations = loop.run_until_complete(world.at_end(faulted))
             if violations:
                 return Failure(self.scenario.name, violations, steps, world.op_names, _outcomes(world))
             return True
@@ -348,8 +400,7 @@ class Explorer:
                 task.cancel()
             for p in scheduler.pending.values():
                 p.future.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await _quiesce()
+            loop.run_ready()
 
 
 def _preemptions(last: int | None, last_runs: bool, ops: list[int], then: int | None, future: set[int]) -> int:
@@ -378,13 +429,3 @@ async def _operation(world: World, i: int, coroutine: Coroutine[Any, Any, Any]) 
     except BaseException as error:  # noqa: BLE001 - every outcome is judged by the world
         outcome = error
     world.on_done(i, outcome)
-
-
-async def _quiesce() -> None:
-    """Returns once every other task is blocked: nothing is left in the loop's ready queue (CPython's event loop;
-    no timers are used, since the backoff between attempts is switched off in the search)."""
-    loop = asyncio.get_running_loop()
-    while True:
-        await asyncio.sleep(0)
-        if not loop._ready:  # type: ignore[attr-defined]
-            return

@@ -23,6 +23,8 @@ from any HELD lock. That is the protocol of case 1, which the search must find.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import pickle
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -203,13 +205,45 @@ class SearchWorld:
 
     # the World protocol ----------------------------------------------------------------------------------------
     async def setup(self) -> None:
+        """R1 reserved on X by reader 1, through the use cases, in the search's first run; every later run starts
+        from a copy of the state that left (the same calls would store the same)."""
         global _current
         _current = self
-        setup = self.make(self.setup_clock, HOUR)
-        await setup.reservations.open(X)
-        await setup.reservations.open(Y)
-        self.r1 = (await setup.reservations.reserve(X, 1)).reservation_id
-        self.history.acked.add(self.r1)
+        if self.scenario.initial is None:
+            setup = self.make(self.setup_clock, HOUR)
+            await setup.reservations.open(X)
+            await setup.reservations.open(Y)
+            self.r1 = (await setup.reservations.reserve(X, 1)).reservation_id
+            self.history.acked.add(self.r1)
+            self.scenario.initial = pickle.dumps(self._state())
+        else:
+            self._restore(pickle.loads(self.scenario.initial))
+
+    def _state(self) -> tuple[Any, ...]:
+        return (
+            self.locks.rows,
+            self.store.tables,
+            self.keys.claims,
+            self.keys.attempts,
+            self.names.of,
+            self.ids,
+            self.r1,
+            self.history.acked,
+            self.setup_clock._last,
+        )
+
+    def _restore(self, state: tuple[Any, ...]) -> None:
+        (
+            self.locks.rows,
+            self.store.tables,
+            self.keys.claims,
+            self.keys.attempts,
+            self.names.of,
+            self.ids,
+            self.r1,
+            self.history.acked,
+            self.setup_clock._last,
+        ) = state
 
     def operations(self) -> list[Coroutine[Any, Any, Any]]:
         return [spec.run(self, self.instances[i]) for i, spec in enumerate(self.specs)]
@@ -253,18 +287,35 @@ class SearchWorld:
         return repr((locks, views, sorted(self.keys.claims.items(), key=repr), told, outcomes, waiting))
 
     async def at_end(self, faulted: bool) -> list[str]:
+        """The end state judged: once per distinct end state of the search (many schedules end alike: steps that
+        commute, in another order). The key is everything the final audit and `check_end` read, in the order they
+        read it (the dicts' order is the scan's), so a state met again is judged exactly as the first time."""
+        key = hashlib.blake2b(self._end_state(faulted).encode(), digest_size=16).digest()
+        judged = self.scenario.ends.get(key)
+        if judged is None:
+            judged = self.scenario.ends[key] = await self._judge_end(faulted)
+        unclean_before, violations = judged
+        self.scenario.stats["unclean before repair"] += unclean_before
+        if unclean_before and not faulted:
+            self.scenario.stats["unclean before repair, no fault"] += 1
+        self.scenario.stats["undecidable incoming seen"] += bool(self.history.undecidable)
+        self.scenario.stats["outgoing source after cancel seen"] += bool(self.history.outgoing_after_cancel)
+        return violations
+
+    def _end_state(self, faulted: bool) -> str:
+        views = [(t, [(k, vars(r)) for k, r in rows.items()]) for t, rows in self.store.tables.items()]
+        h = self.history
+        told = (sorted(h.acked), sorted(h.cancel_sent), sorted(h.cancelled))
+        return repr((faulted, list(self.locks.rows.items()), views, list(self.keys.claims.items()), told, self.ids))
+
+    async def _judge_end(self, faulted: bool) -> tuple[bool, list[str]]:
         final = self.make(VersionClock(lambda: (BASE_US + int(2 * HOUR * 1e6)) * 1000), 0)
         audit = Audit(final.runner, final.reservations)
         before = await audit.audit()
-        self.scenario.stats["unclean before repair"] += bool(before.violations)
-        if before.violations and not faulted:
-            self.scenario.stats["unclean before repair, no fault"] += 1
         await audit.audit(repair=True)
         await audit.audit(repair=True)
         report = await audit.audit()
-        self.scenario.stats["undecidable incoming seen"] += bool(self.history.undecidable)
-        self.scenario.stats["outgoing source after cancel seen"] += bool(self.history.outgoing_after_cancel)
-        return check_end(self.locks, self.store, self.history, report, self.names)
+        return bool(before.violations), check_end(self.locks, self.store, self.history, report, self.names)
 
 
 class SearchScenario:
@@ -278,6 +329,8 @@ class SearchScenario:
         self.strict = strict
         self.name = "+".join(ops) + (" (legacy move)" if legacy else "")
         self.states: set[str] | None = set() if record_states else None  # every state met (`SearchWorld.fingerprint`)
+        self.initial: bytes | None = None  # the state after the setup (`SearchWorld.setup`), pickled
+        self.ends: dict[bytes, tuple[bool, list[str]]] = {}  # each end state met: its judgement (`SearchWorld.at_end`)
         self.stats: dict[str, int] = {
             "unclean before repair": 0,
             "unclean before repair, no fault": 0,
