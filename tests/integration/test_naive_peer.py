@@ -5,12 +5,14 @@ beside the service."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from cassandra.cluster import Session
+from tool_support import run_tool, tool_env
 
 from app.launcher import running_app
 from app.web import legacy
@@ -59,3 +61,21 @@ async def test_the_naive_peer_answers_the_earlier_contract(
             assert await post(http, url, "/make_reservation", book, 8) == {"message": legacy.MADE}
             made = await asyncio.gather(*(post(http, url, "/make_reservation", other_book, u) for u in range(20)))
             assert sum(a.get("message") == legacy.MADE for a in made) == 1
+
+
+def test_bench_peer_runs_every_test_on_both_apps(cassandra_hosts: list[str], tmp_path: Path) -> None:
+    """`python -m bench peer`, small: both apps started, each test run against each after a warm-up, a verdict for
+    each, ours clean, and the slowest ratio last."""
+    figures = tmp_path / "peer.json"
+    args = ["-m", "bench", "peer", "--size", "30", "--workers", "4", "--runs", "1", "--json", str(figures)]
+    done = run_tool(args, tool_env(cassandra_hosts, "test_bench_peer"), timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1].startswith("slowest ratio vs naive: ")
+    result = json.loads(figures.read_text())
+    assert [row["test"] for row in result["tests"]] == [1, 2, 3, 4, 5]
+    for row in result["tests"]:
+        assert row["ours"]["violations"] == 0, row["ours"]["first_violation"]
+        assert row["ratio"]["median"] > 0
+    assert {(run["app"], run["test"]) for run in result["every_run"]} == {
+        (app, test) for app in ("ours", "naive") for test in range(1, 6)
+    }
