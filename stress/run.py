@@ -322,12 +322,10 @@ async def execute(options: Options, library: Library, fleet: Fleet | None = None
             history, ctx, outage, run_seconds = await _run(
                 options, test, library, session, fixture, urls, report, fleet
             )
-            if isinstance(ctx.client, LegacyClient):
-                final = await legacy_snapshot(ctx.client, fixture)
             if naive is None:
-                database_final, owner = await snapshot(library, fixture)
-                if not options.legacy:
-                    final = database_final
+                final, owner = await snapshot(library, fixture)  # `owner`: the clean-up's, by the app's own ids
+            if isinstance(ctx.client, LegacyClient):
+                final = await legacy_snapshot(ctx.client, fixture)  # in the client's names, as the checker needs
         except BaseException:
             if not options.keep and naive is None:
                 _, owner = await snapshot(library, fixture)
@@ -389,7 +387,7 @@ async def _run(
     # Every reader acts as themselves, with a token of their own, as through the API a reader does (the naive peer
     # has no readers: any whole number is one).
     tokens = await library.sessions_for_readers(list(fixture.users)) if options.naive_keyspace is None else {}
-    kind = LegacyClient if options.legacy else Client
+    kind = LegacyClient if options.legacy or options.naive_keyspace is not None else Client
     client = kind(session, urls, history, deadline=math.inf, tokens=tokens)
     ctx = Context(
         options.size,
@@ -403,7 +401,7 @@ async def _run(
         math.inf,
         legacy=options.legacy,
     )
-    if options.legacy:
+    if isinstance(client, LegacyClient):
         report.ids = "named by the client (the earlier system's endpoints return none)"
     else:
         try:
