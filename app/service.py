@@ -17,6 +17,10 @@ staff log. The web layer (app/web/) parses requests and renders answers. Between
 - **a new PIN lifts the card's sign-in locks**, whoever sets it (the holder with the current PIN, or a librarian).
 - **another reader's reservation is a 404 to a reader**, the same as one that does not exist, so an id (derived from
   an idempotency key) reveals nothing.
+- **the books' reservation history**: after every reserve, renew, move and cancel made through the service, a line
+  in the book's history (app/repository/history.py) says what happened, for which reader and by whom. It is written
+  after the change is made and outside the reservations' protocol: a line that cannot be written is logged, and the
+  change stands.
 - **one's own PIN**: it is changed only with the current one (a session left open somewhere is not enough to take
   the card over), and that check counts towards the card's lockout like a sign-in; a librarian sets another's
   PIN without it (a forgotten PIN).
@@ -32,6 +36,7 @@ is the repository's, and is tested against a real Cassandra only (tests/integrat
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,11 +45,24 @@ from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
 from app.access import Caller, acting_for, check_may_see_reader, may_see_reader
-from app.models import Book, Forbidden, InvalidInput, NotFound, Reservation, Role, Unauthenticated, User
+from app.models import (
+    Book,
+    BookEvent,
+    Forbidden,
+    InvalidInput,
+    LibraryError,
+    NotFound,
+    Reservation,
+    Role,
+    Unauthenticated,
+    User,
+)
 from app.rules import check_pin, check_pin_as_typed
 
 if TYPE_CHECKING:
     from app.repository import Library
+
+log = logging.getLogger(__name__)
 
 
 # -- what the service uses of the repository ----------------------------------------------------------------------
@@ -130,6 +148,14 @@ class Accounts(Protocol):
     ) -> None: ...
 
 
+class History(Protocol):
+    """The books' reservation history (app/repository/history.py): a record written after the fact."""
+
+    async def record(
+        self, book_id: UUID, event: BookEvent, *, reservation_id: UUID, user_id: int, by_id: int | None
+    ) -> None: ...
+
+
 @dataclass(frozen=True)
 class AccountChange:
     """What a request asks to change of a card; None: leave it as it is."""
@@ -150,11 +176,14 @@ class LibraryService:
     """The rules of the module docstring, over the repository's parts. Each operation takes the `Caller` the web
     layer found (None: nobody signed in) and raises the domain errors of app/models.py."""
 
-    def __init__(self, *, books: Books, readers: Readers, reservations: Reservations, accounts: Accounts) -> None:
+    def __init__(
+        self, *, books: Books, readers: Readers, reservations: Reservations, accounts: Accounts, history: History
+    ) -> None:
         self.books = books
         self.readers = readers
         self.reservations = reservations
         self.accounts = accounts
+        self.history = history
 
     @classmethod
     def over(cls, library: Library) -> LibraryService:
@@ -164,6 +193,7 @@ class LibraryService:
             readers=library.readers,
             reservations=library,  # the reservation use cases and the listing that reads one, as the facade has them
             accounts=library.accounts,
+            history=library.history,
         )
 
     # -- reservations ---------------------------------------------------------------------------------------------
@@ -189,6 +219,7 @@ class LibraryService:
         """Reserves the book for the caller, or for the reader a librarian names."""
         reservation = await self.reservations.reserve(book_id, acting_for(caller, named), idempotency_key)
         await self._desk_action(caller, "reserve", reservation, "reserved {book} for {reader}")
+        await self._remember(caller, BookEvent.RESERVED, reservation)
         return reservation
 
     async def move(
@@ -201,13 +232,18 @@ class LibraryService:
         read: Reservation | None = None,
     ) -> Reservation:
         """Moves the reservation to `new_book_id`, or renews it when no book is given. `named`, `read`: as `cancel`."""
+        read = read or await self._read_quietly(reservation_id)  # the book it leaves, for that book's history
         owner = await self._owner(caller, reservation_id, named, read)
         with _hidden_from(caller, reservation_id):
             moved = await self.reservations.move(reservation_id, owner, new_book_id)
-        if new_book_id is None:
+        if new_book_id is None or (read is not None and read.book_id == moved.book_id):
             await self._desk_action(caller, "renew", moved, "renewed {reader}'s reservation of {book}")
+            await self._remember(caller, BookEvent.RENEWED, moved)
         else:
             await self._desk_action(caller, "move", moved, "moved {reader}'s reservation to {book}")
+            if read is not None:
+                await self._remember(caller, BookEvent.MOVED_AWAY, read)
+            await self._remember(caller, BookEvent.MOVED_HERE, moved)
         return moved
 
     async def cancel(
@@ -223,11 +259,42 @@ class LibraryService:
         reservation, when the caller has read it already."""
         if read is None and caller is not None and caller.is_staff:
             read = await self.reservations.get_reservation(reservation_id)  # for its reader, and for the log
+        read = read or await self._read_quietly(reservation_id)  # its book, for the book's history
         owner = await self._owner(caller, reservation_id, named, read)
         with _hidden_from(caller, reservation_id):
             await self.reservations.cancel(reservation_id, owner)
         if read is not None:
             await self._desk_action(caller, "cancel", read, "cancelled {reader}'s reservation of {book}")
+            await self._remember(caller, BookEvent.CANCELLED, read)
+
+    async def _read_quietly(self, reservation_id: UUID) -> Reservation | None:
+        """The reservation as it is before a change, or None if there is none: the change itself then answers as it
+        would have (a 404, or another reader's reservation told as one)."""
+        try:
+            return await self.reservations.get_reservation(reservation_id)
+        except NotFound:
+            return None
+
+    async def _remember(self, caller: Caller | None, event: BookEvent, reservation: Reservation) -> None:
+        """A line in the book's history, after the change is made. The history is a record for the desk, outside
+        the reservations' protocol: when Cassandra cannot take the line, the change stands and the log says which
+        line is missing (a retry of the request would not make the change again, so nothing else could add it)."""
+        try:
+            await self.history.record(
+                reservation.book_id,
+                event,
+                reservation_id=reservation.reservation_id,
+                user_id=reservation.user_id,
+                by_id=caller.user_id if caller is not None else None,
+            )
+        except LibraryError as error:
+            log.warning(
+                "book %s: its history misses '%s' of reservation %s (%s)",
+                reservation.book_id,
+                event.value,
+                reservation.reservation_id,
+                error,
+            )
 
     async def _owner(
         self, caller: Caller | None, reservation_id: UUID, named: int | None, read: Reservation | None
@@ -458,4 +525,4 @@ def _hidden_from(caller: Caller | None, reservation_id: UUID) -> Iterator[None]:
         raise NotFound.reservation(reservation_id) from None
 
 
-__all__ = ["AccountChange", "Accounts", "Books", "LibraryService", "Readers", "Reservations"]
+__all__ = ["AccountChange", "Accounts", "Books", "History", "LibraryService", "Readers", "Reservations"]

@@ -16,6 +16,7 @@ from uuid import UUID
 from app.db import Database
 from app.models import Book, InvalidInput, Reservation
 from app.rules import MAX_PAGE_SIZE, MAX_PAGE_TOKEN
+from app.search import query_terms
 
 SCAN_PAGE = 1000  # rows per page when a tool or a stream reads a whole table
 
@@ -185,6 +186,13 @@ def _key_value(value: Any, kind: type) -> Any:
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def term_conditions(q: str | None) -> tuple[list[str], list[Any]]:
+    """The conditions that find the rows a query's words all begin a word of: each word one of the row's
+    `search_terms` (app/search.py), on their index. The catalogue and the readers search alike."""
+    terms = query_terms(q or "")
+    return ["search_terms CONTAINS ?"] * len(terms), list(terms)
 
 
 def check_page_size(page_size: int) -> int:

@@ -24,7 +24,7 @@ from app.access import Caller
 from app.credentials import hash_pin
 from app.db import Database
 from app.models import Conflict, InvalidInput, Page, Role, UnknownReader, User
-from app.repository.base import PageTokens, RepositoryBase, Resume, now
+from app.repository.base import SCAN_PAGE, PageTokens, RepositoryBase, Resume, now, term_conditions
 from app.repository.listings import ReservationListings
 from app.rules import (
     DEFAULT_PAGE_SIZE,
@@ -36,6 +36,7 @@ from app.rules import (
     check_text,
     is_card_number,
 )
+from app.search import RESULT_BOUND, reader_terms
 
 USER_COLUMNS = "user_id, name, email, joined_at"  # what a new card's row is written with
 USER_READ_COLUMNS = f"{USER_COLUMNS}, role, pin_hash, deactivated_at, generation"
@@ -73,11 +74,37 @@ class ReaderRepository(RepositoryBase):
         row = await self._user_row(user_id)
         return None if row is None else (user_from_row(row), row.pin_hash)
 
-    async def list_users(self, *, page_size: int = DEFAULT_PAGE_SIZE, page: str | None = None) -> Page[User]:
-        rows, next_page = await self._page_query(
-            f"SELECT {USER_READ_COLUMNS} FROM {{ks}}.users", [], page_size, page, Resume.by_token("user_id", int)
-        )
+    async def list_users(
+        self, *, q: str | None = None, page_size: int = DEFAULT_PAGE_SIZE, page: str | None = None
+    ) -> Page[User]:
+        """A page of the cards in storage order, for the API and the tools; `q`: only those whose name or e-mail
+        has a word beginning with each word of it (as the catalogue's `q`)."""
+        where, params = _where(q)
+        query = f"SELECT {USER_READ_COLUMNS} FROM {{ks}}.users{where}"
+        rows, next_page = await self._page_query(query, params, page_size, page, Resume.by_token("user_id", int))
         return Page([user_from_row(r) for r in rows], next_page)
+
+    async def matching_users(self, q: str | None = None, *, bound: int = RESULT_BOUND) -> list[User]:
+        """The cards a desk's search finds (every card without `q`), in storage order: at most bound + 1 (one more
+        than the bound means there are more), for the pages to sort, count and number (app/search.py)."""
+        where, params = _where(q)
+        found: list[User] = []
+        query = f"SELECT {USER_READ_COLUMNS} FROM {{ks}}.users{where} LIMIT {bound + 1}"
+        async for rows in self._scan(query, params, page_size=min(bound + 1, SCAN_PAGE)):
+            found.extend(user_from_row(r) for r in rows)
+        return found
+
+    async def backfill_search_terms(self) -> int:
+        """Writes `search_terms` for every card that has none (a schema upgrade from a version without them), only if
+        its name and e-mail are still those the terms are made of: a card renamed meanwhile was written with its own
+        terms, and a card deleted meanwhile is not brought back. Returns how many cards were written."""
+        written = 0
+        update = self.cql("UPDATE {ks}.users SET search_terms = ? WHERE user_id = ? IF name = ? AND email = ?")
+        async for rows in self._scan("SELECT user_id, name, email, search_terms FROM {ks}.users"):
+            missing = [r for r in rows if r.search_terms is None and r.name is not None]
+            results = await asyncio.gather(*(self.db.execute(update, _terms_of_row(r), write=True) for r in missing))
+            written += sum(1 for result in results if result.was_applied)
+        return written
 
     async def create_user(
         self,
@@ -113,8 +140,8 @@ class ReaderRepository(RepositoryBase):
         if await self._claim_card(User(user_id, name, email, now(), generation=uuid4()), None):
             return await self.get_user(user_id)
         result = await self.db.execute(
-            self.cql("UPDATE {ks}.users SET name = ?, email = ? WHERE user_id = ? IF state = null"),
-            [name, email, user_id],
+            self.cql("UPDATE {ks}.users SET name = ?, email = ?, search_terms = ? WHERE user_id = ? IF state = null"),
+            [name, email, reader_terms(name, email), user_id],
             write=True,
         )
         if not result.was_applied:
@@ -153,8 +180,8 @@ class ReaderRepository(RepositoryBase):
         )
         # IF EXISTS: a reader deleted meanwhile is not brought back by the update.
         result = await self.db.execute(
-            self.cql("UPDATE {ks}.users SET name = ?, email = ? WHERE user_id = ? IF EXISTS"),
-            [updated.name, updated.email, user_id],
+            self.cql("UPDATE {ks}.users SET name = ?, email = ?, search_terms = ? WHERE user_id = ? IF EXISTS"),
+            [updated.name, updated.email, reader_terms(updated.name, updated.email), user_id],
             write=True,
         )
         if not result.was_applied:
@@ -189,10 +216,19 @@ class ReaderRepository(RepositoryBase):
         role = None if user.role is Role.READER else user.role.value
         result = await self.db.execute(
             self.cql(
-                f"INSERT INTO {{ks}}.users ({USER_COLUMNS}, role, pin_hash, generation) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " IF NOT EXISTS"
+                f"INSERT INTO {{ks}}.users ({USER_COLUMNS}, role, pin_hash, generation, search_terms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
             ),
-            [user.user_id, user.name, user.email, user.joined_at, role, pin_hashed, user.generation],
+            [
+                user.user_id,
+                user.name,
+                user.email,
+                user.joined_at,
+                role,
+                pin_hashed,
+                user.generation,
+                reader_terms(user.name, user.email),
+            ],
             write=True,
         )
         return result.was_applied
@@ -220,6 +256,17 @@ class ReaderRepository(RepositoryBase):
         await self.db.execute(
             self.cql("DELETE FROM {ks}.users WHERE user_id = ? IF state = 'closing'"), [user_id], write=True
         )
+
+
+def _terms_of_row(row: Any) -> list[Any]:
+    """The values of the backfill's update for a card's row: its terms, its number, and the name and e-mail that the
+    terms are made of (the update's condition)."""
+    return [reader_terms(row.name, row.email or ""), row.user_id, row.name, row.email]
+
+
+def _where(q: str | None) -> tuple[str, list[Any]]:
+    conditions, params = term_conditions(q)
+    return (f" WHERE {' AND '.join(conditions)}" if conditions else ""), params
 
 
 def user_from_row(row: Any) -> User:
