@@ -491,6 +491,12 @@ async def test_503_with_retry_after_when_cassandra_cannot_reach_quorum(unavailab
             assert status == 503, (method, path, body)
             assert isinstance(body.get("error"), str), body
             assert int(response.headers["Retry-After"]) > 0
+    # The status page the footer links to says the same to a person, in words.
+    async with aiohttp.ClientSession(base_url=unavailable_url) as http, http.get("/status") as response:
+        page = await response.text()
+        assert response.status == 503 and response.headers["Content-Type"].startswith("text/html")
+        assert "Not right now" in page and "{" not in page.split("<body>")[1].split("<script")[0]
+        assert int(response.headers["Retry-After"]) > 0
 
 
 async def test_pages_escape_what_readers_typed(http: aiohttp.ClientSession) -> None:
