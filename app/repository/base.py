@@ -54,6 +54,15 @@ class RepositoryBase:
         more = len(result.rows) > size
         return rows, self.pages.encode([getattr(rows[-1], c) for c in resume.columns], scope) if more else None
 
+    async def _up_to(self, cql: str, params: list[Any], bound: int) -> list[Any]:
+        """At most bound + 1 rows of a query (one more than the bound tells there are more), read in pages of up to
+        SCAN_PAGE: what a page sorts, counts and numbers itself (app/search.py), since Cassandra can neither sort nor
+        count what an index finds."""
+        found: list[Any] = []
+        async for rows in self._scan(f"{cql} LIMIT {bound + 1}", params, page_size=min(bound + 1, SCAN_PAGE)):
+            found.extend(rows)
+        return found
+
     async def _scan(
         self, cql: str, params: list[Any] | None = None, page_size: int = SCAN_PAGE
     ) -> AsyncIterator[list[Any]]:

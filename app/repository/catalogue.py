@@ -17,7 +17,6 @@ from uuid import UUID, uuid4
 from app.db import Database
 from app.models import Book, Page, UnknownBook
 from app.repository.base import (
-    SCAN_PAGE,
     PageTokens,
     RepositoryBase,
     Resume,
@@ -116,11 +115,8 @@ class CatalogueRepository(RepositoryBase):
         """The books a search finds, in storage order: at most bound + 1 (one more than the bound means there are
         more), for a search's page or for the desk's list of a title's reservations."""
         where, params = _book_conditions(q, genre, author)
-        matches: list[Book] = []
-        query = f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books{where} LIMIT {bound + 1}"
-        async for rows in self._scan(query, params, page_size=min(bound + 1, SCAN_PAGE)):
-            matches.extend(book_from_row(r) for r in rows)
-        return matches
+        rows = await self._up_to(f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books{where}", params, bound)
+        return [book_from_row(r) for r in rows]
 
     async def backfill_search_terms(self) -> int:
         """Writes `search_terms` for every book (a schema upgrade from a version without them): at the book's own

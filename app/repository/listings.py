@@ -10,7 +10,7 @@ from uuid import UUID
 
 from app.db import Database
 from app.models import NotFound, Page, Reservation
-from app.repository.base import SCAN_PAGE, PageTokens, RepositoryBase, Resume, reservation_from_row
+from app.repository.base import PageTokens, RepositoryBase, Resume, reservation_from_row
 from app.repository.locks import LockRunner, LockState
 from app.repository.store import COLUMNS
 from app.rules import DEFAULT_PAGE_SIZE
@@ -77,15 +77,12 @@ class ReservationListings(RepositoryBase):
         """Up to bound + 1 reservations (one more than the bound means there are more), in storage order: a reader's
         (one partition), or everybody's. For the pages' lists, which sort, count and number what they read
         (app/search.py), as the catalogue's search does."""
-        cql = f"SELECT {COLUMNS} FROM {{ks}}.reservations LIMIT {bound + 1}"
-        params: list[Any] = []
-        if user_id is not None:
-            cql = f"SELECT {COLUMNS} FROM {{ks}}.user_reservations WHERE user_id = ? LIMIT {bound + 1}"
-            params = [user_id]
-        found: list[Reservation] = []
-        async for rows in self._scan(cql, params, page_size=min(bound + 1, SCAN_PAGE)):
-            found.extend(reservation_from_row(r) for r in rows if r.book_id is not None)
-        return found
+        if user_id is None:
+            rows = await self._up_to(f"SELECT {COLUMNS} FROM {{ks}}.reservations", [], bound)
+        else:
+            cql = f"SELECT {COLUMNS} FROM {{ks}}.user_reservations WHERE user_id = ?"
+            rows = await self._up_to(cql, [user_id], bound)
+        return [reservation_from_row(r) for r in rows if r.book_id is not None]
 
     async def book_reservations(self, book_id: UUID) -> list[Reservation]:
         result = await self.db.execute(

@@ -24,7 +24,7 @@ from app.access import Caller
 from app.credentials import hash_pin
 from app.db import Database
 from app.models import Conflict, InvalidInput, Page, Role, UnknownReader, User
-from app.repository.base import SCAN_PAGE, PageTokens, RepositoryBase, Resume, now, term_conditions
+from app.repository.base import PageTokens, RepositoryBase, Resume, now, term_conditions
 from app.repository.listings import ReservationListings
 from app.rules import (
     DEFAULT_PAGE_SIZE,
@@ -88,11 +88,8 @@ class ReaderRepository(RepositoryBase):
         """The cards a desk's search finds (every card without `q`), in storage order: at most bound + 1 (one more
         than the bound means there are more), for the pages to sort, count and number (app/search.py)."""
         where, params = _where(q)
-        found: list[User] = []
-        query = f"SELECT {USER_READ_COLUMNS} FROM {{ks}}.users{where} LIMIT {bound + 1}"
-        async for rows in self._scan(query, params, page_size=min(bound + 1, SCAN_PAGE)):
-            found.extend(user_from_row(r) for r in rows)
-        return found
+        rows = await self._up_to(f"SELECT {USER_READ_COLUMNS} FROM {{ks}}.users{where}", params, bound)
+        return [user_from_row(r) for r in rows]
 
     async def backfill_search_terms(self) -> int:
         """Writes `search_terms` for every card that has none (a schema upgrade from a version without them), only if
