@@ -843,8 +843,8 @@ class DeleteBookHandler(ActionHandler):
             name = f"{who.name} (card {who.user_id})" if who else "a reader"
             # A reservation has no end of its own: only cancelling it frees the book.
             raise Refused(
-                f"“{book.title}” is reserved by {name}, so it cannot be deleted. Cancel that reservation first (“Cancel "
-                "the reservation at the desk”, above), then delete the book."
+                f"“{book.title}” is reserved by {name}, so it cannot be deleted. Cancel that reservation first"
+                " (“Cancel the reservation at the desk”, above), then delete the book."
             ) from None
         return Done(f"Deleted “{book.title}” from the catalogue.", to="/")
 
