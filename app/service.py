@@ -152,7 +152,14 @@ class History(Protocol):
     """The books' reservation history (app/repository/history.py): a record written after the fact."""
 
     async def record(
-        self, book_id: UUID, event: BookEvent, *, reservation_id: UUID, user_id: int, by_id: int | None
+        self,
+        book_id: UUID,
+        event: BookEvent,
+        *,
+        reservation_id: UUID,
+        user_id: int,
+        by_id: int | None,
+        at: datetime | None = None,
     ) -> None: ...
 
 
@@ -219,7 +226,7 @@ class LibraryService:
         """Reserves the book for the caller, or for the reader a librarian names."""
         reservation = await self.reservations.reserve(book_id, acting_for(caller, named), idempotency_key)
         await self._desk_action(caller, "reserve", reservation, "reserved {book} for {reader}")
-        await self._remember(caller, BookEvent.RESERVED, reservation)
+        await self._remember(caller, BookEvent.RESERVED, reservation, reservation.reserved_at)
         return reservation
 
     async def move(
@@ -238,12 +245,12 @@ class LibraryService:
             moved = await self.reservations.move(reservation_id, owner, new_book_id)
         if new_book_id is None or (read is not None and read.book_id == moved.book_id):
             await self._desk_action(caller, "renew", moved, "renewed {reader}'s reservation of {book}")
-            await self._remember(caller, BookEvent.RENEWED, moved)
+            await self._remember(caller, BookEvent.RENEWED, moved, moved.reserved_at)
         else:
             await self._desk_action(caller, "move", moved, "moved {reader}'s reservation to {book}")
             if read is not None:
-                await self._remember(caller, BookEvent.MOVED_AWAY, read)
-            await self._remember(caller, BookEvent.MOVED_HERE, moved)
+                await self._remember(caller, BookEvent.MOVED_AWAY, read, moved.reserved_at)
+            await self._remember(caller, BookEvent.MOVED_HERE, moved, moved.reserved_at)
         return moved
 
     async def cancel(
@@ -265,7 +272,7 @@ class LibraryService:
             await self.reservations.cancel(reservation_id, owner)
         if read is not None:
             await self._desk_action(caller, "cancel", read, "cancelled {reader}'s reservation of {book}")
-            await self._remember(caller, BookEvent.CANCELLED, read)
+            await self._remember(caller, BookEvent.CANCELLED, read, None)
 
     async def _read_quietly(self, reservation_id: UUID) -> Reservation | None:
         """The reservation as it is before a change, or None if there is none: the change itself then answers as it
@@ -275,10 +282,14 @@ class LibraryService:
         except NotFound:
             return None
 
-    async def _remember(self, caller: Caller | None, event: BookEvent, reservation: Reservation) -> None:
-        """A line in the book's history, after the change is made. The history is a record for the desk, outside
-        the reservations' protocol: when Cassandra cannot take the line, the change stands and the log says which
-        line is missing (a retry of the request would not make the change again, so nothing else could add it)."""
+    async def _remember(
+        self, caller: Caller | None, event: BookEvent, reservation: Reservation, at: datetime | None
+    ) -> None:
+        """A line in the book's history, after the change is made, `at` the time the lock gave the reservation (a
+        reserve, renew or move: so a retried keyed reserve writes the same line again) or now (a cancel: None). The
+        history is a record for the desk, outside the reservations' protocol: when Cassandra cannot take the line,
+        the change stands and the log says which line is missing (a retry of the request would not make the change
+        again, so nothing else could add it)."""
         try:
             await self.history.record(
                 reservation.book_id,
@@ -286,6 +297,7 @@ class LibraryService:
                 reservation_id=reservation.reservation_id,
                 user_id=reservation.user_id,
                 by_id=caller.user_id if caller is not None else None,
+                at=at,
             )
         except LibraryError as error:
             log.warning(

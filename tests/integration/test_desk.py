@@ -130,6 +130,12 @@ async def test_each_change_is_a_line_of_the_books_history(desk: Library) -> None
     assert [(line.event, line.by_id) for line in lines] == [(BookEvent.CANCELLED, 90), (BookEvent.MOVED_HERE, 4)]
     assert all(line.reservation_id == held.reservation_id for line in lines)
     assert lines[0].happened_at >= lines[1].happened_at
+    # A retried keyed reserve answers the first request's reservation, and its line is the first one's row again.
+    third = await desk.create_book("History Three", "H. Author", "History", 1952)
+    first_try = await service.reserve(reader, third.book_id, idempotency_key="history-retry")
+    retried = await service.reserve(reader, third.book_id, idempotency_key="history-retry")
+    assert retried == first_try
+    assert [line.event for line in await desk.book_history(third.book_id)] == [BookEvent.RESERVED]
     ttl = await desk.db.execute(
         f"SELECT TTL(event) AS left FROM {KEYSPACE}.book_history WHERE book_id = ? LIMIT 1", [second.book_id]
     )

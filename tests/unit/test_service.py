@@ -212,7 +212,14 @@ class MemoryLibrary:
 
     # -- History
     async def record(
-        self, book_id: UUID, event: BookEvent, *, reservation_id: UUID, user_id: int, by_id: int | None
+        self,
+        book_id: UUID,
+        event: BookEvent,
+        *,
+        reservation_id: UUID,
+        user_id: int,
+        by_id: int | None,
+        at: datetime | None = None,
     ) -> None:
         if self.history_down:
             raise DatabaseUnavailable("not enough replicas for the history line")
