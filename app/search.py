@@ -252,39 +252,57 @@ class Numbered(Generic[T]):
         return (self.page - 1) * self.page_size + len(self.items)
 
 
-def numbered(ordered: Sequence[T], *, bound: int, page: int, page_size: int) -> Numbered[T]:
+def numbered(
+    ordered: Sequence[T], *, bound: int, page: int, page_size: int, more: bool = False
+) -> Numbered[T]:
     """Page `page` of `ordered`, a list read up to bound + 1 items (one more than the bound means there are more)
-    and already in the order shown. A page number beyond the last gives the last page, so "next" never leads to an
-    empty page."""
+    and already in the order shown. `more`: the read found more than the bound before `ordered` was filtered down
+    from it, so the count is not exact whatever is left. A page number beyond the last gives the last page, so
+    "next" never leads to an empty page."""
     kept = list(ordered[:bound])
     pages = max(1, -(-len(kept) // page_size))
     page = min(max(page, 1), pages)
     start = (page - 1) * page_size
-    return Numbered(kept[start : start + page_size], len(kept), len(ordered) <= bound, page, pages, page_size)
+    exact = len(ordered) <= bound and not more
+    return Numbered(kept[start : start + page_size], len(kept), exact, page, pages, page_size)
 
 
 @dataclass(frozen=True)
 class SearchResult(Numbered[Book]):
-    """One page of a catalogue search, with the genre and author facets of all its matches."""
+    """One page of a catalogue search, with the genre and author facets of all its matches. `looked_at`: how many
+    matches the search read and kept from (with "available now", more than it shows)."""
 
     genres: list[FacetValue]
     authors: list[FacetValue]
+    looked_at: int
 
     @property
     def books(self) -> list[Book]:
         return self.items
 
 
-def page_of(matches: Sequence[Book], *, bound: int, order: Sort, page: int, page_size: int) -> SearchResult:
+def page_of(
+    matches: Sequence[Book],
+    *,
+    bound: int,
+    order: Sort,
+    page: int,
+    page_size: int,
+    more: bool = False,
+    looked_at: int | None = None,
+) -> SearchResult:
     """The result of a search whose query read `matches` (at most bound + 1 of them: one more than the bound means
-    there are more), in the reader's order, its facets over every match read."""
+    there are more), in the reader's order, its facets over every match read. When `matches` is what is left of a
+    read filtered further (only the books available now), the read decides: `more`, it found more than the bound
+    (so no count of what is left is the whole answer), and `looked_at`, how many of its matches were kept from."""
     kept = matches[:bound]
     ordered = sort_books(kept, order) + list(matches[bound:])
-    shown = numbered(ordered, bound=bound, page=page, page_size=page_size)
+    shown = numbered(ordered, bound=bound, page=page, page_size=page_size, more=more)
     return SearchResult(
         **{f.name: getattr(shown, f.name) for f in fields(shown)},
         genres=facet(kept, "genre"),
         authors=facet(kept, "author"),
+        looked_at=len(kept) if looked_at is None else looked_at,
     )
 
 

@@ -102,12 +102,23 @@ class CatalogueRepository(RepositoryBase):
         """What a reader's search finds: one page in the chosen order, the count (exact up to `bound`) and the
         genre and author facets (app/search.py). Reads up to bound + 1 matching rows, in pages of SCAN_PAGE.
         `available_only` keeps the books nobody holds now, from one read of the matches' locks: the count, the
-        facets and the pages are then those of the available books among the matches read."""
-        matches = await self.matching_books(q, genre=genre, author=author, bound=bound)
+        facets and the pages are then those of the available books among the first `bound` matches, and when the
+        read found more than those the count says so (not exact), however few are left."""
+        found = await self.matching_books(q, genre=genre, author=author, bound=bound)
+        more, matches = len(found) > bound, found[:bound]  # the row past the bound only says "more": never shown
+        looked_at = len(matches)
         if available_only:
             held = await self.listings.holders([b.book_id for b in matches])
             matches = [b for b in matches if b.book_id not in held]
-        return page_of(matches, bound=bound, order=sort, page=page, page_size=check_page_size(page_size))
+        return page_of(
+            matches,
+            bound=bound,
+            order=sort,
+            page=page,
+            page_size=check_page_size(page_size),
+            more=more,
+            looked_at=looked_at,
+        )
 
     async def matching_books(
         self, q: str | None = None, *, genre: str | None = None, author: str | None = None, bound: int = RESULT_BOUND

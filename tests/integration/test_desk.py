@@ -96,6 +96,22 @@ async def test_available_now_composes_with_the_search(desk: Library) -> None:
     assert [b.book_id for b in narrowed.books] == [books[4].book_id]
 
 
+async def test_available_now_beyond_the_bound_is_counted_as_not_the_whole_answer(desk: Library) -> None:
+    word = "Bound" + uuid.uuid4().hex[:6]
+    books = [await desk.create_book(f"{word} {i}", "Una Author", "Mystery", 2000) for i in range(5)]
+    await desk.reserve(books[0].book_id, 1)
+    # 5 matches, a bound of 3: the read sees 4 (the 4th only says "more"); what is free among the first 3 is shown,
+    # never the 4th, and the count is not exact, however few are left after the filter.
+    free = await desk.search_books(word, available_only=True, bound=3)
+    assert not free.exact and free.looked_at == 3 and free.total == len(free.books) <= 3
+    every = await desk.search_books(word, bound=3)
+    first_three = {b.book_id for b in every.books}
+    assert {b.book_id for b in free.books} == first_three - {books[0].book_id}
+    assert free.total + (books[0].book_id in first_three) == 3
+    whole = await desk.search_books(word, available_only=True, bound=10)
+    assert whole.exact and whole.total == 4
+
+
 async def test_the_books_of_a_title_and_who_holds_them(desk: Library) -> None:
     word = "Harbor" + uuid.uuid4().hex[:6]
     held = await desk.create_book(f"{word} Lights", "Ida Isle", "Travel", 1990)

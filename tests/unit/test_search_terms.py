@@ -112,6 +112,14 @@ def test_more_than_the_bound_is_not_an_exact_count() -> None:
     assert result.total == 10 and not result.exact and len(result.books) == 10
 
 
+def test_a_read_that_found_more_stays_not_exact_after_filtering() -> None:
+    # "Available now": the read found more than the bound, the filter left 3; 3 is not the whole answer.
+    left = [book(f"T{i}") for i in range(3)]
+    result = page_of(left, bound=10, order=Sort.TITLE, page=1, page_size=20, more=True, looked_at=10)
+    assert (result.total, result.exact, result.looked_at, len(result.books)) == (3, False, 10, 3)
+    assert page_of(left, bound=10, order=Sort.TITLE, page=1, page_size=20).exact
+
+
 def test_facets_keep_every_value_with_its_count() -> None:
     books = [book(f"t{i}", author=f"Author {i:02}") for i in range(18)] + [book("x", author="Author 05")]
     authors = facet(books, "author")
