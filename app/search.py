@@ -121,12 +121,15 @@ class TypedQuery:
     what is searched and shown back in the box. `cut`: the query was longer than MAX_QUERY_CHARS and only its start
     is searched (the box itself takes no more, so only an address typed or edited by hand gets here); `dropped`:
     how many words beyond MAX_QUERY_WORDS were left out; `too_short`: every word is one letter (not a digit), which
-    no prefix starts with, so there is nothing to search for until a second letter is typed."""
+    no prefix starts with, so there is nothing to search for until a second letter is typed; `wordless`: something
+    was typed but it holds no word at all ("!!!", "—", "@"), so there is nothing to search for either (searching
+    with no terms would find everything)."""
 
     text: str
     cut: bool = False
     dropped: int = 0
     too_short: bool = False
+    wordless: bool = False
 
     @classmethod
     def of(cls, raw: str | None) -> TypedQuery:
@@ -135,7 +138,13 @@ class TypedQuery:
         text = raw[:MAX_QUERY_CHARS].strip() if cut else raw
         found = _query_words(text)
         too_short = bool(found) and all(len(w) < MIN_PREFIX and not w.isdigit() for w in found)
-        return cls(text, cut, max(0, len(found) - MAX_QUERY_WORDS), too_short)
+        return cls(text, cut, max(0, len(found) - MAX_QUERY_WORDS), too_short, bool(text) and not found)
+
+    @property
+    def unsearchable(self) -> bool:
+        """Something was typed that cannot be searched (`too_short` or `wordless`): a page says so beside its box and
+        searches nothing, rather than everything."""
+        return self.too_short or self.wordless
 
     @property
     def terms(self) -> list[str]:

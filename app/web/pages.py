@@ -56,7 +56,15 @@ from app.service import AccountChange
 from app.web.api_books import availability
 from app.web.base import RETRY_AFTER_SECONDS, BaseHandler, describe, status_for
 from app.web.parsing import parse_user_id_text, parse_uuid, same_site_path
-from app.web.wording import card_words, error_words, history_words, query_notes, too_short
+from app.web.wording import (
+    BOOK_EXAMPLE,
+    READER_EXAMPLE,
+    card_words,
+    error_words,
+    history_words,
+    query_notes,
+    unsearchable,
+)
 
 SESSION_COOKIE = "session"
 FLASH_COOKIE = "flash"
@@ -384,7 +392,7 @@ class CatalogueHandler(PageHandler):
         except InvalidInput as error:
             order, notes = Sort.TITLE, [*notes, error_words(error)]
         moving = await self._moving()
-        if typed.too_short:
+        if typed.unsearchable:
             result = None
         else:
             result = await self.library.search_books(
@@ -413,7 +421,7 @@ class CatalogueHandler(PageHandler):
             "catalogue.html",
             books=list(zip(shown, free, strict=True)),
             result=result,
-            too_short=too_short(typed) if typed.too_short else None,
+            too_short=unsearchable(typed),
             notes=notes,
             mine=mine,
             filters=filters,
@@ -528,9 +536,9 @@ class AllReservationsHandler(PageHandler):
         found: list[Reservation] | None = None
         books: dict[UUID, Book] | None = None
         for name, typed in (("reader", reader_typed), ("book", book_typed)):
-            if typed.too_short:
-                example = "“ro” finds Rosa and Ross" if name == "reader" else "“ha” finds Harbor and Hamlet"
-                problems[name] = too_short(typed, example)
+            problem = unsearchable(typed, READER_EXAMPLE if name == "reader" else BOOK_EXAMPLE)
+            if problem:
+                problems[name] = problem
         cards: set[int] | None = None
         if reader_typed.text and not problems:
             cards, more = await self._cards(reader_typed)
@@ -598,7 +606,7 @@ class ReadersHandler(PageHandler):
     async def get(self) -> None:
         typed = TypedQuery.of(self.query("q"))
         notes = query_notes(typed)
-        problem = too_short(typed, "“ro” finds Rosa and Ross") if typed.too_short else None
+        problem = unsearchable(typed, READER_EXAMPLE)
         if typed.text.isdigit():
             # A card number: straight to that card, or said beside the field if there is none.
             number = _card_number(typed.text)

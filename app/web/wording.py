@@ -175,6 +175,25 @@ def too_short(typed: TypedQuery, example: str = "“ri” finds River and Rivera
     return f"{one} a single letter: type at least {letters} letters of a word to search ({example})."
 
 
+# The example each search box's refusal gives of a search that works.
+READER_EXAMPLE = "“ro” finds Rosa and Ross"
+BOOK_EXAMPLE = "“ha” finds Harbor and Hamlet"
+
+
+def no_words(typed: TypedQuery, example: str = "“ri” finds River and Rivera") -> str:
+    """What a page says instead of searching for something that holds no word ("!!!", "—"): nothing was searched."""
+    return f"“{typed.text}” has no letters or digits to search for: type a word, or its first two letters ({example})."
+
+
+def unsearchable(typed: TypedQuery, example: str = "“ri” finds River and Rivera") -> str | None:
+    """What a page says beside a search box for what it cannot search (one letter, no word at all); None otherwise."""
+    if typed.too_short:
+        return too_short(typed, example)
+    if typed.wordless:
+        return no_words(typed, example)
+    return None
+
+
 def query_notes(typed: TypedQuery) -> list[str]:
     """What a page did with a search it could not take as it came (cut, words left out), said rather than refused."""
     notes = []

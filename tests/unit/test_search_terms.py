@@ -147,6 +147,15 @@ def test_a_typed_query_is_cut_and_said_so_never_refused() -> None:
     assert TypedQuery.of(None) == TypedQuery("")
 
 
+def test_what_holds_no_word_is_not_searched_at_all() -> None:
+    for typed in ("!!!", "—", "@", " - / "):
+        query = TypedQuery.of(typed)
+        assert query.wordless and query.unsearchable and query.searched == "", typed
+    for typed in ("", "   ", "ri", "12", "j"):
+        assert not TypedQuery.of(typed).wordless, typed
+    assert TypedQuery.of("j").unsearchable and not TypedQuery.of("ri").unsearchable
+
+
 def test_one_letter_is_too_short_to_search_but_a_digit_is_not() -> None:
     for typed in ("j", "J", "é", "a b"):
         assert TypedQuery.of(typed).too_short and TypedQuery.of(typed).terms == [], typed

@@ -23,7 +23,17 @@ from app.models import (
 from app.rules import check_email, check_text, check_year
 from app.search import MAX_QUERY_CHARS, TypedQuery, query_terms
 from app.web.parsing import parse_uuid
-from app.web.wording import PAGE_EXPIRED, card_words, count, error_words, history_words, query_notes, too_short, when
+from app.web.wording import (
+    PAGE_EXPIRED,
+    card_words,
+    count,
+    error_words,
+    history_words,
+    query_notes,
+    too_short,
+    unsearchable,
+    when,
+)
 
 BOOK = UUID("11111111-2222-3333-4444-555555555555")
 RESERVATION = UUID("66666666-7777-8888-9999-000000000000")
@@ -137,3 +147,10 @@ def test_a_books_history_in_the_desks_words() -> None:
         history_words(BookEvent.MOVED_AWAY, card_words(names, 7)) == "Card 7 moved their reservation to another book."
     )
     assert "here from another book" in history_words(BookEvent.MOVED_HERE, rosa)
+
+
+def test_a_box_with_nothing_to_search_says_so_and_a_searchable_one_says_nothing() -> None:
+    said = unsearchable(TypedQuery.of("!!!"), "“ro” finds Rosa and Ross")
+    assert said is not None and "“!!!”" in said and "no letters or digits" in said and "Rosa" in said
+    assert "two letters" in (unsearchable(TypedQuery.of("j")) or "")
+    assert unsearchable(TypedQuery.of("river")) is None and unsearchable(TypedQuery.of("")) is None
