@@ -72,6 +72,9 @@ CATALOGUE_PAGE_SIZE = 15
 LIST_PAGE_SIZE = 25
 # A desk's reader filter on "All reservations" lists the reservations of at most this many readers it finds.
 READERS_FILTERED = 50
+# How many of an author's books a book page counts ("12 books", or "more than 20 books"): every visitor's view reads
+# them, so a few, not a search's RESULT_BOUND.
+BY_AUTHOR_COUNTED = 20
 # What a failed form keeps of what was typed travels in the flash cookie; browsers keep cookies to 4 KB.
 MAX_FLASH_BYTES = 3500
 # Never sent back to a form, whatever happened: the fields every form carries, and secrets (any field whose name
@@ -336,6 +339,11 @@ async def _describe_reservations(library: Library, reservations: list[Reservatio
     return list(await asyncio.gather(*(one(r) for r in reservations)))
 
 
+async def _nothing() -> None:
+    """Nothing to read: the place of a read a page skips (for this caller) among reads run together."""
+    return None
+
+
 async def _books_by_id(library: Library, book_ids: Sequence[UUID]) -> dict[UUID, Book]:
     """The books of these ids that still exist, read concurrently."""
     found = await asyncio.gather(*(library.get_book(b) for b in set(book_ids)), return_exceptions=True)
@@ -462,21 +470,26 @@ class BookPageHandler(PageHandler):
 
     async def get(self, raw_id: str) -> None:
         book_id = parse_uuid(raw_id, "book_id")
-        book, holder = await asyncio.gather(self.library.get_book(book_id), self.library.holder(book_id))
         # Who holds a book is the holder's and the staff's business: others see only "reserved".
-        holder_card, history = None, None
-        if self.caller is not None and self.caller.is_staff:
-            if holder is not None:
-                holder_card = await _user_or_none(self.library, holder.user_id)
-            history = await self._history(book_id)
-        by_author = await self.library.search_books(author=book.author, bound=RESULT_BOUND, page_size=1)
+        staff = self.caller is not None and self.caller.is_staff
+        book, holder, history = await asyncio.gather(
+            self.library.get_book(book_id),
+            self.library.holder(book_id),
+            self._history(book_id) if staff else _nothing(),
+        )
+        # The author's other books are counted up to a few (a page view reads no more), "more than" beyond.
+        by_author, holder_card = await asyncio.gather(
+            self.library.matching_books(author=book.author, bound=BY_AUTHOR_COUNTED),
+            _user_or_none(self.library, holder.user_id) if staff and holder is not None else _nothing(),
+        )
         await self.show(
             "book.html",
             book=book,
             holder=holder,
             holder_card=holder_card,
             history=history,
-            by_author=by_author.total,
+            by_author=min(len(by_author), BY_AUTHOR_COUNTED),
+            by_author_more=len(by_author) > BY_AUTHOR_COUNTED,
             back=back_to(self.query("back"), "/?", "/reservations"),
             history_shown=BOOK_HISTORY_SHOWN,
         )
