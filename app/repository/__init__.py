@@ -78,6 +78,7 @@ class Library:
         self.list_books = self.catalogue.list_books
         self.search_books = self.catalogue.search_books
         self.matching_books = self.catalogue.matching_books
+        self.get_books = self.catalogue.get_books
         self.create_book = self.catalogue.create_book
         self.update_book = self.catalogue.update_book
         self.delete_book = self.catalogue.delete_book

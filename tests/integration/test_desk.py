@@ -124,6 +124,9 @@ async def test_the_books_of_a_title_and_who_holds_them(desk: Library) -> None:
     # More books than one read of the locks asks for: read in several at once, all answered.
     many = await desk.holders([uuid.uuid4() for _ in range(250)] + [held.book_id])
     assert many == {held.book_id: taken}
+    # The books of many ids, as a list sorted by title reads them: in batches, the missing ones left out.
+    books = await desk.get_books([uuid.uuid4() for _ in range(250)] + [held.book_id, free.book_id, held.book_id])
+    assert books == {held.book_id: held, free.book_id: free}
 
 
 async def test_each_change_is_a_line_of_the_books_history(desk: Library) -> None:
