@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -225,8 +225,10 @@ class LibraryService:
     ) -> Reservation:
         """Reserves the book for the caller, or for the reader a librarian names."""
         reservation = await self.reservations.reserve(book_id, acting_for(caller, named), idempotency_key)
-        await self._desk_action(caller, "reserve", reservation, "reserved {book} for {reader}")
-        await self._remember(caller, BookEvent.RESERVED, reservation, reservation.reserved_at)
+        await _after_the_fact(
+            self._desk_action(caller, "reserve", reservation, "reserved {book} for {reader}"),
+            self._remember(caller, BookEvent.RESERVED, reservation, reservation.reserved_at),
+        )
         return reservation
 
     async def move(
@@ -244,13 +246,16 @@ class LibraryService:
         with _hidden_from(caller, reservation_id):
             moved = await self.reservations.move(reservation_id, owner, new_book_id)
         if new_book_id is None or (read is not None and read.book_id == moved.book_id):
-            await self._desk_action(caller, "renew", moved, "renewed {reader}'s reservation of {book}")
-            await self._remember(caller, BookEvent.RENEWED, moved, moved.reserved_at)
+            await _after_the_fact(
+                self._desk_action(caller, "renew", moved, "renewed {reader}'s reservation of {book}"),
+                self._remember(caller, BookEvent.RENEWED, moved, moved.reserved_at),
+            )
         else:
-            await self._desk_action(caller, "move", moved, "moved {reader}'s reservation to {book}")
-            if read is not None:
-                await self._remember(caller, BookEvent.MOVED_AWAY, read, moved.reserved_at)
-            await self._remember(caller, BookEvent.MOVED_HERE, moved, moved.reserved_at)
+            await _after_the_fact(
+                self._desk_action(caller, "move", moved, "moved {reader}'s reservation to {book}"),
+                *([self._remember(caller, BookEvent.MOVED_AWAY, read, moved.reserved_at)] if read is not None else []),
+                self._remember(caller, BookEvent.MOVED_HERE, moved, moved.reserved_at),
+            )
         return moved
 
     async def cancel(
@@ -271,8 +276,10 @@ class LibraryService:
         with _hidden_from(caller, reservation_id):
             await self.reservations.cancel(reservation_id, owner)
         if read is not None:
-            await self._desk_action(caller, "cancel", read, "cancelled {reader}'s reservation of {book}")
-            await self._remember(caller, BookEvent.CANCELLED, read, None)
+            await _after_the_fact(
+                self._desk_action(caller, "cancel", read, "cancelled {reader}'s reservation of {book}"),
+                self._remember(caller, BookEvent.CANCELLED, read, None),
+            )
 
     async def _read_quietly(self, reservation_id: UUID) -> Reservation | None:
         """The reservation as it is before a change, or None if there is none: the change itself then answers as it
@@ -521,6 +528,18 @@ def _check_current_pin(current_pin: object) -> str:
     if current_pin is None:
         raise InvalidInput("current_pin is required to change your PIN", field="current_pin")
     return check_pin_as_typed(current_pin, "current_pin")
+
+
+async def _after_the_fact(*writes: Awaitable[None]) -> None:
+    """The records of a change made (the staff log's line, the books' history lines), written together once the
+    change stands: the request waits for the slowest of them, not their sum, and a record that fails is logged,
+    never answered as a failure of the change (a retry of the request would not make the change again, so it
+    could not add the record either)."""
+    for outcome in await asyncio.gather(*writes, return_exceptions=True):
+        if isinstance(outcome, Exception):
+            log.warning("a record of a change made was not written; the change stands", exc_info=outcome)
+        elif isinstance(outcome, BaseException):
+            raise outcome
 
 
 @contextmanager

@@ -311,6 +311,31 @@ async def test_a_refused_change_leaves_no_line_and_a_lost_line_leaves_the_change
     assert other.reservation_id not in world.repo.reservations
 
 
+async def test_a_failing_history_write_does_not_fail_the_change(world: World) -> None:
+    s, ada, desk, repo = world.service, world.ada, world.desk, world.repo
+    repo.history_down = True
+    held = await s.reserve(desk, world.emma.book_id, named=ada.user_id)
+    moved = await s.move(desk, held.reservation_id, new_book_id=world.persuasion.book_id)
+    assert repo.reservations[held.reservation_id] == moved and moved.book_id == world.persuasion.book_id
+    assert repo.history == [] and [e.action for e in repo.log] == ["reserve", "move"]  # the log still written
+
+
+async def test_a_failing_staff_log_write_does_not_fail_the_change_nor_skip_its_history(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s, ada, desk, repo = world.service, world.ada, world.desk, world.repo
+    held = await s.reserve(desk, world.emma.book_id, named=ada.user_id)
+
+    async def down(*args: object, **kwargs: object) -> None:
+        raise DatabaseUnavailable("not enough replicas for the staff log")
+
+    monkeypatch.setattr(repo, "record_staff_action", down)
+    await s.cancel(desk, held.reservation_id)  # no 503 for a cancel that stands
+    assert held.reservation_id not in repo.reservations
+    assert [line.event for line in repo.history] == [BookEvent.RESERVED, BookEvent.CANCELLED]
+    assert [e.action for e in repo.log] == ["reserve"]  # the cancel's line was the one lost
+
+
 async def test_a_reader_cannot_act_for_another_reader(world: World) -> None:
     s, ada, bob = world.service, world.ada, world.bob
     with pytest.raises(Forbidden):
