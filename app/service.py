@@ -240,7 +240,14 @@ class LibraryService:
         *,
         read: Reservation | None = None,
     ) -> Reservation:
-        """Moves the reservation to `new_book_id`, or renews it when no book is given. `named`, `read`: as `cancel`."""
+        """Moves the reservation to `new_book_id`, or renews it when no book is given. `named`, `read`: as `cancel`.
+
+        The reservation is read before the change (unless `read` is given) for the book it leaves, which only the
+        history needs: one more read for every move and cancel. That read is not the lock's: another request may
+        move the reservation between it and the change, and then the history's "moved away" (or a cancel's line)
+        names the book it was read on, not the one it left; the reservation itself is still what the lock decided.
+        Closing that gap would need the lock to answer the reservation it changed, which the lock core (its
+        protocol, tested by tests/schedules) does not; a wrong line is a record's error, never a reservation's."""
         read = read or await self._read_quietly(reservation_id)  # the book it leaves, for that book's history
         owner = await self._owner(caller, reservation_id, named, read)
         with _hidden_from(caller, reservation_id):
@@ -268,10 +275,14 @@ class LibraryService:
     ) -> None:
         """Cancels a reservation: the caller's own, or at the desk anyone's. `named`: the reader the caller says it
         is (a reader naming another is a 403; a reservation not theirs is the repository's 403). `read`: the
-        reservation, when the caller has read it already."""
+        reservation, when the caller has read it already. One read before the change, unless given: its reader (for
+        the desk, which need not name one), and its book, for the log and the history; see `move` for what that read
+        cannot promise."""
         if read is None and caller is not None and caller.is_staff:
-            read = await self.reservations.get_reservation(reservation_id)  # for its reader, and for the log
-        read = read or await self._read_quietly(reservation_id)  # its book, for the book's history
+            # The desk acts as the reservation's reader (`_owner`): a missing reservation is its 404 here already.
+            read = await self.reservations.get_reservation(reservation_id)
+        elif read is None:
+            read = await self._read_quietly(reservation_id)
         owner = await self._owner(caller, reservation_id, named, read)
         with _hidden_from(caller, reservation_id):
             await self.reservations.cancel(reservation_id, owner)
