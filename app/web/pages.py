@@ -539,7 +539,8 @@ class AllReservationsHandler(PageHandler):
     ACCESS = {"get": Access.STAFF}
 
     async def get(self) -> None:
-        reader_typed = TypedQuery.of(self.query("reader"))
+        # `card`: the name of the reader filter before it took names and e-mails too, in bookmarks kept since.
+        reader_typed = TypedQuery.of(self.query("reader") or self.query("card"))
         book_typed = TypedQuery.of(self.query("book"))
         notes = query_notes(reader_typed) + query_notes(book_typed)
         problems: dict[str, str] = {}
@@ -614,7 +615,8 @@ class ReadersHandler(PageHandler):
     ACCESS = {"get": Access.STAFF}
 
     async def get(self) -> None:
-        typed = TypedQuery.of(self.query("q"))
+        # `card`: the name of this search before it took names and e-mails too, in bookmarks kept since.
+        typed = TypedQuery.of(self.query("q") or self.query("card"))
         notes = query_notes(typed)
         problem = unsearchable(typed, READER_EXAMPLE)
         if typed.text.isdigit():
