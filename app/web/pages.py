@@ -62,6 +62,7 @@ from app.web.wording import (
     card_words,
     error_words,
     history_words,
+    no_card,
     query_notes,
     unsearchable,
 )
@@ -589,13 +590,13 @@ class AllReservationsHandler(PageHandler):
         )
 
     async def _cards(self, typed: TypedQuery) -> tuple[set[int], bool]:
-        """The cards a reader filter names: a card number as typed (none if it cannot be one), or the readers a search
-        of names and e-mails finds (at most READERS_FILTERED; True if there are more)."""
-        if typed.text.isdigit():
-            card = _card_number(typed.text)
-            return ({card} if card is not None else set()), False
+        """The cards a reader filter names: the readers a search of names and e-mails finds (at most
+        READERS_FILTERED; True if there are more), and the card of that number when digits were typed (`_card_typed`:
+        "2024" is card 2024 and jo.2024@…)."""
         readers = await self.library.matching_users(typed.searched, bound=READERS_FILTERED)
-        return {u.user_id for u in readers[:READERS_FILTERED]}, len(readers) > READERS_FILTERED
+        cards = {u.user_id for u in readers[:READERS_FILTERED]}
+        number = _card_typed(typed)
+        return (cards | {number} if number is not None else cards), len(readers) > READERS_FILTERED
 
     async def _books(self, typed: TypedQuery) -> tuple[dict[UUID, Book], bool]:
         """The books a book filter names: one id, or the books whose title, author or genre the words begin (at most
@@ -619,15 +620,18 @@ class ReadersHandler(PageHandler):
         typed = TypedQuery.of(self.query("q") or self.query("card"))
         notes = query_notes(typed)
         problem = unsearchable(typed, READER_EXAMPLE)
-        if typed.text.isdigit():
-            # A card number: straight to that card, or said beside the field if there is none.
-            number = _card_number(typed.text)
-            card = await _user_or_none(self.library, number) if number is not None else None
-            if card is not None:
-                self.redirect(f"/readers/{card.user_id}")
-                return
-            problem = f"No reader has card number {typed.text}. Check the number, or search by name or e-mail."
+        number = _card_typed(typed)
+        card = await _user_or_none(self.library, number) if number is not None else None
+        if card is not None:
+            self.redirect(f"/readers/{card.user_id}")  # a card number: straight to that card
+            return
         found = [] if problem else await self.library.matching_users(typed.searched or None)
+        if typed.text.isdigit() and not problem:
+            # Digits that are no card's number, searched in names and e-mails instead: said, beside the box if in vain.
+            if found:
+                notes.append(no_card(typed.text, found=True))
+            else:
+                problem = no_card(typed.text, found=False)
         ordered = sort_readers(found[:RESULT_BOUND]) + found[RESULT_BOUND:]
         shown = numbered(ordered, bound=RESULT_BOUND, page=_page_number(self.query("page")), page_size=LIST_PAGE_SIZE)
         await self.show(
@@ -922,10 +926,14 @@ class MoveHandler(ActionHandler):
         return Done(f"Your reservation now holds “{book.title}”.", focus=f"book-{book.book_id}")
 
 
-def _card_number(text: str) -> int | None:
-    """Digits typed into a search box as a card number, or None if no card can have that number."""
+def _card_typed(typed: TypedQuery) -> int | None:
+    """The one rule of the desk's reader boxes for digits: typed alone, they are a card number (None: not digits, or
+    no card can have that number). They are searched in names and e-mails as well, so a number that is no card's
+    still finds jo.2024@…."""
+    if not typed.text.isdigit():
+        return None
     try:
-        return parse_user_id_text(text, "card")
+        return parse_user_id_text(typed.text, "card")
     except InvalidInput:
         return None
 

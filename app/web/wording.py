@@ -194,6 +194,20 @@ def unsearchable(typed: TypedQuery, example: str = "“ri” finds River and Riv
     return None
 
 
+def no_card(number: str, *, found: bool) -> str:
+    """What the readers search says of digits that are no card's number, searched in names and e-mails instead:
+    `found`, whether that search found anyone."""
+    if found:
+        return (
+            f"No reader has card number {number}: these are the readers whose name or e-mail has a word beginning"
+            f" {number}."
+        )
+    return (
+        f"No reader has card number {number}, and no name or e-mail has a word beginning {number}. Check the number,"
+        " or search by name or e-mail."
+    )
+
+
 def query_notes(typed: TypedQuery) -> list[str]:
     """What a page did with a search it could not take as it came (cut, words left out), said rather than refused."""
     notes = []
