@@ -653,6 +653,7 @@ class ReaderPageHandler(PageHandler):
 
     async def get(self, raw_id: str) -> None:
         user = await self.library.get_user(parse_user_id_text(raw_id))
+        back = back_to(self.query("back"), "/readers?")
         listing = ReservationList(self, await self.library.some_reservations(user.user_id))
         (shown, entries), locks = await asyncio.gather(
             listing.page(), self.service.sign_in_locks(self.caller, [user.user_id])
@@ -665,8 +666,9 @@ class ReaderPageHandler(PageHandler):
             order=listing.order,
             orders=list(ReservationOrder),
             locked_until=locks.get(user.user_id),
-            back=back_to(self.query("back"), "/readers?"),
-            url=lambda page=1: list_url(self.request.path, {"order": _not_default(listing.order)}, page),
+            back=back,
+            # Sorting and paging keep the search the reader was found by, for "Back to your search".
+            url=lambda page=1: list_url(self.request.path, {"order": _not_default(listing.order), "back": back}, page),
         )
 
 

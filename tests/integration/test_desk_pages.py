@@ -78,3 +78,13 @@ async def test_digits_that_are_no_card_are_searched_in_names_and_e_mails(
     assert reader.name in reservations
     nobody = await text_of(desk, "/readers?q=8" + number)
     assert "and no name or e-mail has a word beginning" in nobody
+
+
+async def test_a_readers_page_keeps_the_search_it_was_opened_from_when_sorted(
+    desk: aiohttp.ClientSession, reader: User
+) -> None:
+    back = "/readers?q=jo"
+    page = await text_of(desk, f"/readers/{reader.user_id}?back={quote(back)}")
+    assert f'<input type="hidden" name="back" value="{back}">' in page
+    sorted_page = await text_of(desk, f"/readers/{reader.user_id}?order=title&back={quote(back)}")
+    assert f'href="{back}">« Back to your search' in sorted_page
