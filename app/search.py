@@ -33,7 +33,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Generic, TypeVar
 from uuid import UUID
@@ -348,8 +348,8 @@ def sort_reservations(
     comes last). Ties are broken by the other order, then by id, so pages never overlap."""
     titles = titles or {}
 
-    def when(r: Reservation) -> float:
-        return -_timestamp(r.reserved_at)
+    def when(r: Reservation) -> tuple[bool, timedelta]:
+        return _newest_first(r.reserved_at)
 
     def title(r: Reservation) -> tuple[bool, str]:
         name = titles.get(r.book_id)
@@ -360,5 +360,10 @@ def sort_reservations(
     return sorted(reservations, key=lambda r: (when(r), *title(r), str(r.reservation_id)))
 
 
-def _timestamp(moment: datetime | None) -> float:
-    return moment.timestamp() if moment is not None else float("-inf")
+def _newest_first(moment: datetime | None) -> tuple[bool, timedelta]:
+    """A sort key putting the latest time first and a missing one last, on the datetime itself: a naive time is UTC,
+    as Cassandra gives it back (`.timestamp()` would read it as the machine's local time)."""
+    if moment is None:
+        return True, timedelta(0)
+    utc = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    return False, datetime.max - utc

@@ -4,7 +4,7 @@ typed query, sorting, facets and numbered pages of the catalogue and of the staf
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -171,6 +171,13 @@ def test_numbered_pages_of_any_list() -> None:
     assert second.has_previous and second.has_next and (second.first_number, second.last_number) == (21, 40)
     over = numbered(list(range(11)), bound=10, page=1, page_size=20)
     assert over.total == 10 and not over.exact
+
+
+def test_newest_first_reads_a_naive_time_as_utc_whatever_the_machines_time_zone() -> None:
+    book = uuid.uuid4()
+    naive = Reservation(uuid.uuid4(), book, 1, datetime(2026, 3, 1, 12, 0))  # UTC, as Cassandra gives it back
+    aware = Reservation(uuid.uuid4(), book, 1, datetime(2026, 3, 1, 12, 30, tzinfo=timezone(timedelta(hours=1))))
+    assert sort_reservations([aware, naive], ReservationOrder.NEWEST) == [naive, aware]
 
 
 def test_readers_are_filed_by_surname() -> None:
