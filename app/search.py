@@ -98,9 +98,11 @@ def reader_terms(name: str, email: str) -> set[str]:
 
 
 def _query_words(query: str) -> list[str]:
-    """A query's words as searched: folded, cut to MAX_TERM letters, without repeats, and without one-letter words
-    unless one is the only word or a digit: "a river" means "river" (few titles say "A"), "volume 3" keeps the 3,
-    and "j" alone means "j"."""
+    """A query's words: folded, cut to MAX_TERM letters, without repeats, and without one-letter words unless one
+    is a digit or they are all there is: "a river" means "river" (few titles say "A"), "volume 3" keeps the 3. A
+    query of one-letter words only keeps them here, so that `TypedQuery` can tell it apart (`too_short`): the pages
+    search nothing for it and say two letters are needed; the API's `q` (`query_terms`) still takes "j" as "j",
+    which finds only a book with a one-letter word."""
     found = list(dict.fromkeys(w[:MAX_TERM] for w in words(query)))
     if len(found) > 1:
         found = [w for w in found if len(w) >= MIN_PREFIX or w.isdigit()] or found[:1]
