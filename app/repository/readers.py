@@ -38,6 +38,9 @@ from app.rules import (
 )
 from app.search import RESULT_BOUND, reader_terms
 
+# The most conditional writes of the schema upgrade's backfill in flight at once.
+BACKFILL_CONCURRENCY = 32
+
 USER_COLUMNS = "user_id, name, email, joined_at"  # what a new card's row is written with
 USER_READ_COLUMNS = f"{USER_COLUMNS}, role, pin_hash, deactivated_at, generation"
 CARD_NUMBERS = HANDED_OUT_CARDS  # app/rules.py says why these
@@ -97,10 +100,16 @@ class ReaderRepository(RepositoryBase):
         terms, and a card deleted meanwhile is not brought back. Returns how many cards were written."""
         written = 0
         update = self.cql("UPDATE {ks}.users SET search_terms = ? WHERE user_id = ? IF name = ? AND email = ?")
+        # Each is a Paxos round on its card's replicas: a few at a time, not a scanned page's thousand at once.
+        slots = asyncio.Semaphore(BACKFILL_CONCURRENCY)
+
+        async def write(row: Any) -> bool:
+            async with slots:
+                return bool((await self.db.execute(update, _terms_of_row(row), write=True)).was_applied)
+
         async for rows in self._scan("SELECT user_id, name, email, search_terms FROM {ks}.users"):
             missing = [r for r in rows if r.search_terms is None and r.name is not None]
-            results = await asyncio.gather(*(self.db.execute(update, _terms_of_row(r), write=True) for r in missing))
-            written += sum(1 for result in results if result.was_applied)
+            written += sum(await asyncio.gather(*(write(r) for r in missing)))
         return written
 
     async def create_user(
