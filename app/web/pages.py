@@ -290,17 +290,9 @@ def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def catalogue_url(query: Mapping[str, str | None], page: int = 1) -> str:
-    """The catalogue's address for a search (`query`: q, genre, author, available, sort, move; empty values left
-    out)."""
-    kept = {k: v for k, v in query.items() if v}
-    if page > 1:
-        kept["page"] = str(page)
-    return f"/?{urlencode(kept)}" if kept else "/"
-
-
 def list_url(path: str, query: Mapping[str, str | None], page: int = 1) -> str:
-    """A list's address (`path` with its filters and order, empty values left out) at numbered page `page`."""
+    """A list's address (`path` with its filters and order, empty values left out) at numbered page `page`: the
+    catalogue's ("/": q, genre, author, available, sort, move) as well as the staff's lists."""
     kept = {k: v for k, v in query.items() if v}
     if page > 1:
         kept["page"] = str(page)
@@ -421,7 +413,7 @@ class CatalogueHandler(PageHandler):
 
         def url(page: int = 1, **changes: str | None) -> str:
             """This search with `changes` (a facet chosen, one removed: None), at `page`, in "change" mode if on."""
-            return catalogue_url({**keep, **move, **changes}, page)
+            return list_url("/", {**keep, **move, **changes}, page)
 
         await self.show(
             "catalogue.html",
@@ -437,7 +429,7 @@ class CatalogueHandler(PageHandler):
             moving=moving,
             url=url,
             # After "Move here": this very page, out of "change" mode.
-            place=catalogue_url(keep, result.page if result else 1),
+            place=list_url("/", keep, result.page if result else 1),
         )
 
     async def _moving(self) -> dict[str, Any] | None:
