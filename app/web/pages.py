@@ -60,10 +60,13 @@ from app.web.wording import (
     BOOK_EXAMPLE,
     READER_EXAMPLE,
     card_words,
+    count,
     error_words,
     history_words,
     no_card,
     query_notes,
+    too_many_books,
+    too_many_readers,
     unsearchable,
 )
 
@@ -73,6 +76,8 @@ CATALOGUE_PAGE_SIZE = 15
 LIST_PAGE_SIZE = 25
 # A desk's reader filter on "All reservations" lists the reservations of at most this many readers it finds.
 READERS_FILTERED = 50
+# The desk actions of the week the reservations page lists, the most recent first.
+STAFF_ACTIONS_SHOWN = 50
 # How many of an author's books a book page counts ("12 books", or "more than 20 books"): every visitor's view reads
 # them, so a few, not a search's RESULT_BOUND.
 BY_AUTHOR_COUNTED = 20
@@ -547,19 +552,13 @@ class AllReservationsHandler(PageHandler):
         if reader_typed.text and not problems:
             cards, more = await self._cards(reader_typed)
             if more:
-                notes.append(
-                    f"More than {READERS_FILTERED} readers match “{reader_typed.text}”: these are the reservations of"
-                    f" {READERS_FILTERED} of them. Type more of the name or the card number."
-                )
+                notes.append(too_many_readers(reader_typed.text, READERS_FILTERED))
         if book_typed.text and not problems:
             books, more = await self._books(book_typed)
             held = await self.library.holders(list(books))
             found = [r for r in held.values() if cards is None or r.user_id in cards]
             if more:
-                notes.append(
-                    f"More than {RESULT_BOUND:,} books match “{book_typed.text}”: only their first {RESULT_BOUND:,} are"
-                    " looked at. Add a word of the title."
-                )
+                notes.append(too_many_books(book_typed.text, RESULT_BOUND))
         elif cards is not None and not problems:
             per_card = await asyncio.gather(*(self.library.some_reservations(card) for card in sorted(cards)))
             found = [r for held in per_card for r in held]
@@ -572,7 +571,8 @@ class AllReservationsHandler(PageHandler):
             "reservations.html",
             entries=entries,
             shown=shown,
-            actions=await self.library.staff_actions(limit=50),
+            actions=await self.library.staff_actions(limit=STAFF_ACTIONS_SHOWN),
+            actions_shown=STAFF_ACTIONS_SHOWN,
             filters={"reader": reader_typed.text, "book": book_typed.text},
             problems=problems,
             notes=notes,
@@ -790,7 +790,7 @@ class ReaderSignOutHandler(ActionHandler):
     async def act(self, raw_id: str) -> Done:
         user = await self.library.get_user(parse_user_id_text(raw_id))
         ended = await self.service.sign_out_everywhere(self.caller, user.user_id)
-        return Done(f"Signed {user.name} out of {ended} session{'s' if ended != 1 else ''}.")
+        return Done(f"Signed {user.name} out of {count(ended, 'session')}.")
 
 
 class ChangeOwnPinHandler(ActionHandler):

@@ -208,6 +208,22 @@ def no_card(number: str, *, found: bool) -> str:
     )
 
 
+def too_many_readers(typed: str, kept: int) -> str:
+    """The desk's reservations filtered by a reader search that found more readers than it keeps."""
+    return (
+        f"More than {count(kept, 'reader')} match “{typed}”: these are the reservations of {kept:,} of them. Type"
+        " more of the name or the card number."
+    )
+
+
+def too_many_books(typed: str, kept: int) -> str:
+    """The desk's reservations filtered by a book search that found more books than it looks at."""
+    return (
+        f"More than {count(kept, 'book')} match “{typed}”: only their first {kept:,} are looked at. Add a word of"
+        " the title."
+    )
+
+
 def query_notes(typed: TypedQuery) -> list[str]:
     """What a page did with a search it could not take as it came (cut, words left out), said rather than refused."""
     notes = []

@@ -30,6 +30,8 @@ from app.web.wording import (
     error_words,
     history_words,
     query_notes,
+    too_many_books,
+    too_many_readers,
     too_short,
     unsearchable,
     when,
@@ -154,3 +156,8 @@ def test_a_box_with_nothing_to_search_says_so_and_a_searchable_one_says_nothing(
     assert said is not None and "“!!!”" in said and "no letters or digits" in said and "Rosa" in said
     assert "two letters" in (unsearchable(TypedQuery.of("j")) or "")
     assert unsearchable(TypedQuery.of("river")) is None and unsearchable(TypedQuery.of("")) is None
+
+
+def test_the_desks_filters_say_how_much_they_kept_in_words_that_agree() -> None:
+    assert too_many_readers("ro", 50).startswith("More than 50 readers match “ro”: these are the reservations of 50")
+    assert too_many_books("the", 1000).startswith("More than 1,000 books match “the”: only their first 1,000")
