@@ -28,6 +28,7 @@ import pickle
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
@@ -156,6 +157,21 @@ class LegacyReservations(Reservations):
         return confirmed.lock.reservation()
 
 
+# What the setup leaves, copied into every run after the first (`SearchWorld.setup`): the model's tables, the names
+# and ids given out, R1, what the client was told, and the setup clock.
+SETUP_STATE = (
+    "locks.rows",
+    "store.tables",
+    "keys.claims",
+    "keys.attempts",
+    "names.of",
+    "ids",
+    "r1",
+    "history.acked",
+    "setup_clock._last",
+)
+
+
 # -- one run ----------------------------------------------------------------------------------------------------
 _current: SearchWorld | None = None  # the world of the schedule running in this process
 
@@ -220,30 +236,12 @@ class SearchWorld:
             self._restore(pickle.loads(self.scenario.initial))
 
     def _state(self) -> tuple[Any, ...]:
-        return (
-            self.locks.rows,
-            self.store.tables,
-            self.keys.claims,
-            self.keys.attempts,
-            self.names.of,
-            self.ids,
-            self.r1,
-            self.history.acked,
-            self.setup_clock._last,
-        )
+        return tuple(attrgetter(path)(self) for path in SETUP_STATE)
 
     def _restore(self, state: tuple[Any, ...]) -> None:
-        (
-            self.locks.rows,
-            self.store.tables,
-            self.keys.claims,
-            self.keys.attempts,
-            self.names.of,
-            self.ids,
-            self.r1,
-            self.history.acked,
-            self.setup_clock._last,
-        ) = state
+        for path, value in zip(SETUP_STATE, state, strict=True):
+            owner, _, name = path.rpartition(".")
+            setattr(attrgetter(owner)(self) if owner else self, name, value)
 
     def operations(self) -> list[Coroutine[Any, Any, Any]]:
         return [spec.run(self, self.instances[i]) for i, spec in enumerate(self.specs)]
