@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app import launcher
 from app.schema import apply_schema
 from app.settings import Settings
-from bench.run import PROJECT_DIR, machine, running_app
+from bench.run import PROJECT_DIR, cpu_seconds, machine, running_app
 from stress.scenarios import TESTS
 from toolkit.arguments import ArgumentParser, number
 from toolkit.cli import CliError, open_database
@@ -110,6 +109,27 @@ def cluster_hosts() -> list[str]:
     return cluster.contact_points()
 
 
+def cassandra_pids(hosts: list[str]) -> list[int]:
+    """The pids of the nodes of `hosts` when they are this machine's local cluster (`python -m cluster`), for the CPU
+    they use; none for a cluster of other machines."""
+    import cluster
+
+    return [node.pid for node in cluster.status() if node.pid is not None and node.address in hosts]
+
+
+def _used(before: list[float | None], after: list[float | None]) -> float | None:
+    """CPU seconds used by a group of processes between two readings; None if one of them went away meanwhile."""
+    pairs = list(zip(before, after, strict=True))
+    if not pairs:
+        return None
+    used = 0.0
+    for b, a in pairs:
+        if b is None or a is None:
+            return None
+        used += a - b
+    return used
+
+
 def stress(
     test: int, app: str, url: str, size: int, workers: int, keyspace: str, folder: Path, label: str, hosts: list[str]
 ) -> dict[str, Any]:
@@ -153,6 +173,7 @@ def summarize(runs: list[dict[str, Any]], tests: list[int]) -> list[dict[str, An
                 "errors": sum(sum(r["errors"].values()) for r in reports),
                 "requests": sum(r["requests"] for r in reports),
                 "first_violation": next((r["violations"][0] for r in reports if r["violations"]), None),
+                "cpu_ms_per_request": {kind: _per_request(reports, kind) for kind in ("app", "cassandra")},
             }
         ratios = []  # each run's ratio of throughputs, ours / naive: its naive time over ours
         for run in sorted({r["run"] for r in mine}):
@@ -162,6 +183,14 @@ def summarize(runs: list[dict[str, Any]], tests: list[int]) -> list[dict[str, An
         row["ratio"] = median_spread(ratios)
         rows.append(row)
     return rows
+
+
+def _per_request(reports: list[dict[str, Any]], kind: str) -> dict[str, float] | None:
+    """The CPU milliseconds a kind of process (the app, the Cassandra nodes together) used per request of the
+    test, median and spread; None when it could not be read (a cluster of other machines)."""
+    used = [r.get("cpu_seconds", {}).get(kind) for r in reports]
+    values = [1000 * u / max(r["requests"], 1) for u, r in zip(used, reports, strict=True) if u is not None]
+    return median_spread(values) if values else None
 
 
 def render(rows: list[dict[str, Any]], options: PeerOptions) -> str:
@@ -177,9 +206,11 @@ def render(rows: list[dict[str, Any]], options: PeerOptions) -> str:
         for app in APPS:
             f = row[app]
             verdict = "PASS" if not f["violations"] else f"{f['violations']} violations, e.g. {f['first_violation']}"
+            cpu = [f"{kind} {spread(v, 2)} ms" for kind, v in f["cpu_ms_per_request"].items() if v is not None]
             lines.append(
                 f"  {app:<6} {spread(f['seconds'])} s, {spread(f['throughput'])} {row['unit']}/s, "
                 f"p50 {spread(f['p50_ms'])} ms, p99 {spread(f['p99_ms'])} ms, errors {f['errors']}; {verdict}"
+                + (f"; CPU per request: {', '.join(cpu)}" if cpu else "")
             )
         lines.append(f"  ratio ours / naive {spread(row['ratio'], 2)}")
     slowest = min(rows, key=lambda r: r["ratio"]["median"])
@@ -199,19 +230,24 @@ async def execute(options: PeerOptions) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
     peer_module = ("bench.naive_peer", "--keyspace", naive_keyspace, "--hosts", ",".join(hosts))
+    naive_settings = dataclasses.replace(settings, keyspace=naive_keyspace)
+    nodes = cassandra_pids(hosts)
     with contextlib.ExitStack() as stack:
-        urls = {"ours": stack.enter_context(running_app(settings, folder / "app.log"))}
-        try:
-            urls["naive"] = stack.enter_context(
-                launcher.running_app(hosts, naive_keyspace, folder / "naive_peer.log", module=peer_module)
-            )
-        except RuntimeError as error:
-            raise CliError(f"{str(error).splitlines()[0]}; see {folder / 'naive_peer.log'}") from error
+        apps = {
+            "ours": stack.enter_context(running_app(settings, folder / "app.log")),
+            "naive": stack.enter_context(running_app(naive_settings, folder / "naive_peer.log", module=peer_module)),
+        }
         keyspaces = {"ours": options.keyspace, "naive": naive_keyspace}
 
         def one(test: int, app: str, size: int, label: str) -> dict[str, Any]:
             print(f"{label}: test {test} against {app}", file=sys.stderr, flush=True)
-            return stress(test, app, urls[app], size, options.workers, keyspaces[app], folder, label, hosts)
+            pids = {"app": [apps[app].pid], "cassandra": nodes}
+            before = {kind: [cpu_seconds(pid) for pid in group] for kind, group in pids.items()}
+            report = stress(test, app, apps[app].url, size, options.workers, keyspaces[app], folder, label, hosts)
+            report["cpu_seconds"] = {
+                kind: _used(before[kind], [cpu_seconds(pid) for pid in group]) for kind, group in pids.items()
+            }
+            return report
 
         for app in APPS:
             await asyncio.to_thread(one, WARMUP_TEST, app, options.warmup, f"warmup-{app}")

@@ -152,15 +152,24 @@ async def empty_keyspace(db: Database, settings: Settings) -> None:
 
 
 # -- the app --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunningApp:
+    url: str
+    pid: int  # for the CPU it uses (`cpu_seconds`)
+
+
 @contextlib.contextmanager
-def running_app(settings: Settings, log_path: Path, *, profile_to: Path | None = None) -> Iterator[str]:
-    """`python -m app` on a free port (under pyinstrument when `profile_to` is given), through app.launcher; a
-    failure to start is a one-line error. SIGINT at the end lets the app (and the profiler) finish cleanly."""
+def running_app(
+    settings: Settings, log_path: Path, *, profile_to: Path | None = None, module: tuple[str, ...] = ("app",)
+) -> Iterator[RunningApp]:
+    """`python -m app` (or `module`: the naive peer) on a free port (under pyinstrument when `profile_to` is given),
+    through app.launcher; a failure to start is a one-line error. SIGINT at the end lets the app (and the profiler)
+    finish cleanly."""
     profiler = ["-m", "pyinstrument", "-r", "pyisession", "-o", str(profile_to)] if profile_to else None
     with contextlib.ExitStack() as stack:
         try:
-            url = stack.enter_context(
-                launcher.running_app(
+            url, process = stack.enter_context(
+                launcher.running_app_process(
                     settings.cassandra_hosts,
                     settings.keyspace,
                     log_path,
@@ -168,11 +177,23 @@ def running_app(settings: Settings, log_path: Path, *, profile_to: Path | None =
                     stop_timeout=60,
                     extra_env={"CASSANDRA_REPLICATION": str(settings.replication_factor)},
                     python_args=profiler,
+                    module=module,
                 )
             )
         except RuntimeError as error:
             raise CliError(f"{str(error).splitlines()[0]}; see {log_path}") from error
-        yield url
+        yield RunningApp(url, process.pid)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """The CPU time (user and system) the process has used so far; None once it is gone. CPU time, unlike wall time,
+    does not grow when other work shares the cores."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def measure_topology(options: Options, base: Settings, hosts: list[str], progress: Progress) -> Topology:
@@ -195,8 +216,8 @@ async def measure_topology(options: Options, base: Settings, hosts: list[str], p
         library = Library(db)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         log_path = options.logs / f"app-{len(hosts)}node-{stamp}.log"
-        with running_app(settings, log_path) as url:
-            work = Workloads(db, library, url, ops=options.ops, warmup=options.warmup, progress=progress)
+        with running_app(settings, log_path) as app:
+            work = Workloads(db, library, app.url, ops=options.ops, warmup=options.warmup, progress=progress)
             try:
                 await work.setup()
                 for concurrency in options.concurrency:
@@ -208,7 +229,7 @@ async def measure_topology(options: Options, base: Settings, hosts: list[str], p
                     if options.breakdown:
                         await work.breakdown(concurrency)
                 if options.before is not None:
-                    topology.before_after = await before_after(options, settings, db, work, url, progress)
+                    topology.before_after = await before_after(options, settings, db, work, app.url, progress)
             finally:
                 await work.close()
         if options.profile is not None:
@@ -284,11 +305,11 @@ async def search(options: Options, settings: Settings, progress: Progress) -> tu
         found["disk"] = storage.table_on_disk(own.keyspace, "books", nodes)
         progress(bench_search.render(found))
         library = Library(db)
-        with running_app(own, options.logs / f"app-search-{nodes}node.log") as url:
+        with running_app(own, options.logs / f"app-search-{nodes}node.log") as app:
             work = bench_search.SearchWorkloads(
                 db,
                 library,
-                url,
+                app.url,
                 ops=options.ops,
                 warmup=options.warmup,
                 progress=progress,
@@ -329,8 +350,8 @@ async def profile_app(
     session_file = options.profile / f"app-{len(settings.cassandra_hosts)}node.pyisession"
     concurrency = max(options.concurrency)
     progress(f"profiling the app under HTTP load (concurrency {concurrency}) into {session_file}")
-    with running_app(settings, options.logs / "app-profiled.log", profile_to=session_file) as url:
-        work = Workloads(db, library, url, ops=options.ops, warmup=0, progress=progress)
+    with running_app(settings, options.logs / "app-profiled.log", profile_to=session_file) as app:
+        work = Workloads(db, library, app.url, ops=options.ops, warmup=0, progress=progress)
         try:
             await work.authenticate()
             await work.http_load(concurrency)

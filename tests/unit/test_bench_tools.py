@@ -131,3 +131,38 @@ def test_sstable_files_are_told_apart_by_index() -> None:
     assert pending_compactions("pending tasks: 3\n") == 3
     assert pending_compactions("pending tasks: 0\n- ks.books: 0\n") == 0
     assert pending_compactions("") == 0
+
+
+def test_the_peer_table_gives_each_apps_cpu_per_request() -> None:
+    import os
+
+    from bench.peer import PeerOptions, _used, render, summarize
+    from bench.run import cpu_seconds
+
+    def report(seconds: float, app_cpu: float | None, nodes_cpu: float | None) -> dict[str, object]:
+        return {
+            "seconds": seconds,
+            "size": 100,
+            "requests": 200,
+            "latency_ms": {"p50": 5.0, "p99": 9.0},
+            "violations": [],
+            "errors": {},
+            "cpu_seconds": {"app": app_cpu, "cassandra": nodes_cpu},
+        }
+
+    runs = [
+        {"run": 1, "test": 4, "app": "ours", "report": report(2.0, 0.4, 1.0)},
+        {"run": 1, "test": 4, "app": "naive", "report": report(4.0, 0.2, None)},
+    ]
+    rows = summarize(runs, [4])
+    assert rows[0]["ours"]["cpu_ms_per_request"]["app"]["median"] == pytest.approx(2.0)  # 0.4 s over 200 requests
+    assert rows[0]["ours"]["cpu_ms_per_request"]["cassandra"]["median"] == pytest.approx(5.0)
+    assert rows[0]["naive"]["cpu_ms_per_request"]["cassandra"] is None  # not readable: left out, not zero
+    text = render(rows, PeerOptions(100, 4, 1, [4], "k", 10, None))
+    assert "CPU per request: app 2.00 [2.00-2.00] ms, cassandra 5.00 [5.00-5.00] ms" in text
+    assert "ratio ours / naive 2.00" in text
+    assert _used([1.0, 2.0], [1.5, 3.0]) == pytest.approx(1.5)
+    assert _used([1.0], [None]) is None and _used([], []) is None
+    used = cpu_seconds(os.getpid())
+    assert used is not None and used > 0
+    assert cpu_seconds(2**22 + 12345) is None  # above the kernel's pid limit: no such process
