@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -316,16 +316,19 @@ class ModelKeys:
     """`reservation_keys`: conditional claims and take-overs, read back at SERIAL when an answer is lost (as
     CassandraKeys does), and plain outcome records."""
 
-    def __init__(self, gate: Gate, names: Names) -> None:
+    def __init__(self, gate: Gate, names: Names, current_op: Callable[[], int | None] = lambda: None) -> None:
         self.gate = gate
         self.name = names
+        self.current_op = current_op  # the operation drawing an attempt id (None: outside the operations)
         self.claims: dict[UUID, Claim] = {}
-        self.attempts = 0
+        self.attempts: dict[int | None, int] = {}  # per operation: attempt ids drawn
 
     def _attempt(self) -> UUID:
-        """A claim's attempt id: counted, not random, so that every replay of a schedule stores the same."""
-        self.attempts += 1
-        return UUID(int=(1 << 100) + self.attempts)
+        """A claim's attempt id: counted, not random, so that every replay of a schedule stores the same; counted per
+        operation, so that two operations drawing between steps that commute draw the same ids in either order."""
+        op = self.current_op()
+        self.attempts[op] = n = self.attempts.get(op, 0) + 1
+        return UUID(int=(1 << 100) + ((0 if op is None else op + 1) << 32) + n)
 
     def _parts(self, reservation_id: UUID) -> frozenset[Part]:
         return frozenset({("reservation_keys", reservation_id)})

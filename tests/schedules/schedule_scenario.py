@@ -170,11 +170,12 @@ class SearchWorld:
         self.names.of.update({X: "X", Y: "Y"})
         self.locks = ModelLocks(scheduler, self.names)
         self.store = ModelStore(scheduler, self.names)
-        self.keys = ModelKeys(scheduler, self.names)
+        self.keys = ModelKeys(scheduler, self.names, CURRENT_OP.get)
         self.history = History(strict=scenario.strict, views_only=scenario.legacy)
         self.outcomes: dict[int, Any] = {}
         self.judged: set[int] = set()
-        self.ids = 0
+        self.ids = 0  # ids drawn outside the operations (the setup's R1)
+        self.drawn: dict[int, int] = {}  # per operation: ids it drew
         self.r1 = UUID(int=0)
         self.setup_clock = VersionClock(lambda: (BASE_US - 1_000_000) * 1000)
         self.instances = [self._instance(i, spec) for i, spec in enumerate(self.specs)]
@@ -192,9 +193,17 @@ class SearchWorld:
 
     # hooks the patched app modules call -----------------------------------------------------------------------
     def uuid4(self) -> UUID:
-        self.ids += 1
-        rid = UUID(int=self.ids)
+        """An id numbered per operation, not in the order drawn: two operations that draw between steps that commute
+        (reserveY and reserveX each draw after reading their reader) get the same ids in either order, as the search's
+        reduction assumes. One counter for all drew them in schedule order: the two orders stored different ids, and
+        sleep sets met only one of them (6 of the 21 states of reserveY+reserveX without faults were missed)."""
         op = CURRENT_OP.get()
+        if op is None:
+            self.ids += 1
+            rid = UUID(int=self.ids)
+        else:
+            self.drawn[op] = n = self.drawn.get(op, 0) + 1
+            rid = UUID(int=(op + 1) << 64 | n)
         self.names.of[rid] = "R1" if op is None else f"R({self.op_names[op]})"
         return rid
 
