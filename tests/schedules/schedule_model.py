@@ -130,7 +130,7 @@ class ModelLocks:
 
     async def scan(self) -> AsyncIterator[list[Lock]]:
         await self.gate.point("scan locks", frozenset({("lock", ANY)}), False, ())
-        yield list(self.rows.values())
+        yield [self.rows[book_id] for book_id in sorted(self.rows)]  # in the order of the keys (see ModelStore.rows)
 
 
 def _lock(book_id: UUID) -> frozenset[Part]:
@@ -203,7 +203,10 @@ class ModelStore:
         return ViewRow(found.get("reservation_id")[0], key, found.get("user_id")[0], reserved_at, version, written)
 
     def rows(self, table: str) -> list[ViewRow]:
-        return [r for key in self.tables[table] if (r := self.row(table, key)) is not None]
+        """The table's rows in the order of their keys, as Cassandra scans in the order of the partitions' tokens: in
+        the order they were first written, two writes of two partitions, which commute, would leave two orders, and the
+        audit (which mends rows in the order it scans them) would tell them apart."""
+        return [r for key in sorted(self.tables[table], key=repr) if (r := self.row(table, key)) is not None]
 
     def _at(self, table: str, key: Any) -> Row:
         return self.tables[table].setdefault(key, Row())

@@ -297,8 +297,9 @@ class SearchWorld:
 
     async def at_end(self, faulted: bool) -> list[str]:
         """The end state judged: once per distinct end state of the search (many schedules end alike: steps that
-        commute, in another order). The key is everything the final audit and `check_end` read, in the order they
-        read it (the dicts' order is the scan's), so a state met again is judged exactly as the first time."""
+        commute, in another order). The key is everything the final audit and `check_end` read (the rows in the order
+        they were first written, finer than needed: the scans sort them), so a state met again is judged exactly as
+        the first time."""
         key = hashlib.blake2b(self._end_state(faulted).encode(), digest_size=16).digest()
         judged = self.scenario.ends.get(key)
         if judged is None:
