@@ -7,25 +7,43 @@ runs next, and whether it fails (one fault per schedule at most), then the invar
 
 The search is a depth-first search that keeps no program state: each schedule is run again from scratch, replaying
 the choices of the prefix it shares with the previous one (the stack of `Node`s), and the replay is checked to meet
-the same choices. Two ways to cut it down:
+the same choices. A replayed prefix is not checked again: the same steps give the same states, checked in the run
+that first took them. Preemption bounding (CHESS) limits the schedules: switching away from an operation that could
+continue (one of its store calls is pending) costs one preemption; switching after an operation finished is free.
+`bound=None`: no bound.
 
-- Preemption bounding (CHESS): switching away from an operation that could continue (one of its store calls is
-  pending) costs one preemption; switching after an operation finished is free. `bound=None`: no bound.
-- Sleep sets (Godefroid): after the subtree of a choice t is explored, t sleeps in the subtrees of its later siblings
-  until a store call that does not commute with t runs (both touch one partition and one of them writes). Running an
-  asleep t would only reach states met below t already, in another order of commuting steps. Sleep sets keep every
-  reachable state (each is met on some path) and every Mazurkiewicz trace of complete schedules. Under a preemption
-  bound they are not sound as they stand (Coons, Musuvathi, McKinley, "Bounded partial-order reduction", OOPSLA
-  2013): the order explored below t may cost more preemptions than the order skipped, and be beyond the bound. So an
-  asleep t is skipped only when the order explored cannot cost more, for any continuation
-  (`Explorer._explored_no_dearer`); otherwise it runs again. A run that meets only asleep choices ends there
-  ("cut short"): the state it reached is checked, and every way on was explored elsewhere.
-- A replayed prefix is not checked again: the same steps give the same states, checked in the run that first took
-  them.
+What the search must keep: every state that some schedule within the bound reaches is met (the invariants are checked
+on every state, not only at the end). A persistent-set or DPOR search (Flanagan and Godefroid 2005; Abdulla et al.,
+"Source sets", 2017) would not do: it meets one schedule of each class of equivalent complete schedules, not every
+state between (two operations of two steps on two partitions: one schedule, 5 of their 9 states). The search uses
+sleep sets, which keep every state, and makes them skip more:
+
+- Independence, in the state where two choices meet (`independent`): a and b are independent when running them in
+  either order gives the same state, and each call's operation the same answer. So are two calls on different
+  partitions; a call that fails before it reaches the store (FAIL, LOST: it reads and writes nothing) and any other;
+  two writes of view rows (`blind`: each cell keeps its latest write by write time, whatever the order); and two
+  calls on one partition neither of which changed what it stores (reads, a refused conditional write, a write older
+  than what is there). Whether a write changed anything is measured as it runs (`World.stored` before and after).
+- Sleep sets (Godefroid): after the subtree of a choice t is explored, t sleeps in the subtrees of its later
+  siblings until a choice that is not independent of t runs. Running an asleep t would only reach states met below t
+  already, in another order of independent steps. For an asleep t, whether it changes anything is what it did where
+  it was explored: whatever ran since left its partitions as they were (or, for a view write, shadowed more of it:
+  then it changes less, never more, since view cells only keep their latest write).
+- Under the bound, sleep sets as they stand miss states (Coons, Musuvathi, McKinley, "Bounded partial-order
+  reduction", OOPSLA 2013): the order explored below t may cost more preemptions than the order skipped, and be
+  beyond the bound. So an asleep t is skipped only when the order explored cannot cost more, for any continuation
+  (`Explorer._explored_no_dearer`); otherwise it runs again.
+
+Why every state within the bound is still met: by induction on the runs' order, every schedule within the bound from
+a node is met, as a path of the search or as a path of equal states from an earlier node: a choice the search does
+not take there is beyond the bound; or asleep, and the same states follow it, at no more preemptions, below the node
+where it was explored (an earlier sibling of an ancestor). A run that meets only skipped choices ends there ("cut
+short"): the state it reached is checked, and every way on was met elsewhere.
 
 Steps commute exactly, not only in what they store: each operation runs on its own instance, whose clock advances
-with that operation's own steps only (plus its skew), so a version or a time never depends on another operation's
-progress except through what it reads.
+with that operation's own steps only (plus its skew), ids are numbered per operation, and scans return rows in the
+order of their keys, so neither a version, a time, an id nor an order depends on another operation's progress except
+through what it reads. `test_schedules.py` compares the states met with those of every schedule within the bound.
 """
 
 from __future__ import annotations
@@ -40,6 +58,8 @@ from typing import Any, Protocol
 
 from schedule_model import Fault, Part, conflicts
 
+UNSENT = frozenset({Fault.FAIL, Fault.LOST})  # the call raises before it reads or writes anything
+
 CURRENT_OP: contextvars.ContextVar[int | None] = contextvars.ContextVar("current_op", default=None)
 
 
@@ -50,6 +70,7 @@ class Pending:
     label: str
     parts: frozenset[Part]
     write: bool
+    blind: bool  # a write of view cells, each kept by write time (schedule_model.ModelStore): two commute
     faults: tuple[Fault, ...]
     future: asyncio.Future[Fault | None]
 
@@ -63,9 +84,20 @@ class Option:
     fault: Fault | None
     parts: frozenset[Part]
     write: bool
+    blind: bool
 
-    def commutes(self, other: Option) -> bool:
-        return self.key != other.key and not conflicts(self.parts, self.write, other.parts, other.write)
+
+def independent(a: Option, a_changed: bool, b: Option, b_changed: bool) -> bool:
+    """Whether a and b, both enabled in a state, give the same state in either order, each call's operation getting
+    the same answer. `a_changed`, `b_changed`: whether each changed what its partitions store there (for one not run
+    yet, whether it writes at all)."""
+    if a.key == b.key:
+        return False  # two faults of one call are alternatives, not two steps
+    if a.fault in UNSENT or b.fault in UNSENT:
+        return True  # raises before it reaches the store (and after a fault no other is offered: two never meet)
+    if a.blind and b.blind:
+        return True  # each view cell keeps its latest write, whichever lands first
+    return not conflicts(a.parts, a_changed, b.parts, b_changed)
 
 
 @dataclass
@@ -138,14 +170,16 @@ class Scheduler:
         self.calls: dict[int, int] = {}  # per operation: store calls registered so far
         self.steps: dict[int, int] = {}  # per operation: store calls granted so far (its clock's progress)
 
-    async def point(self, label: str, parts: frozenset[Part], write: bool, faults: tuple[Fault, ...]) -> Fault | None:
+    async def point(
+        self, label: str, parts: frozenset[Part], write: bool, faults: tuple[Fault, ...], *, blind: bool = False
+    ) -> Fault | None:
         op = CURRENT_OP.get()
         if self.free or op is None:
             return None
         n = self.calls.get(op, 0)
         self.calls[op] = n + 1
         future: asyncio.Future[Fault | None] = self.loop.create_future()
-        self.pending[(op, n)] = Pending((op, n), op, label, parts, write, faults, future)
+        self.pending[(op, n)] = Pending((op, n), op, label, parts, write, blind, faults, future)
         return await future
 
     def grant(self, option: Option) -> Pending:
@@ -170,6 +204,8 @@ class World(Protocol):
 
     def check(self, faulted: bool) -> list[str]: ...
 
+    def stored(self, parts: frozenset[Part]) -> object: ...
+
     async def at_end(self, faulted: bool) -> list[str]: ...
 
 
@@ -179,16 +215,20 @@ class Scenario(Protocol):
     def build(self, scheduler: Scheduler) -> World: ...
 
 
+Asleep = tuple[int, bool]  # an asleep option: the depth of the node where it was explored, whether it changed there
+
+
 @dataclass
 class Node:
     calls: tuple[tuple[tuple[int, int], str], ...]  # the store calls pending here: a replay must meet the same
     options: list[Option]
-    sleep: dict[Option, int]  # asleep here: each option, and the depth of the node where it was explored
     last_op: int | None
     preemptions: int
     faulted: bool
+    sleep: dict[Option, Asleep] = field(default_factory=dict)
     done: list[Option] = field(default_factory=list)
     chosen: Option | None = None
+    changed: dict[Option, bool] = field(default_factory=dict)  # each option run here: whether it changed anything
 
     def costs(self, option: Option) -> int:
         if self.last_op is None or option.op == self.last_op:
@@ -291,20 +331,18 @@ class Explorer:
                 continue
             if self.bound is not None and node.preemptions + node.costs(option) > self.bound:
                 continue
-            if (
-                self.sleep_sets
-                and option in node.sleep
-                and self._explored_no_dearer(option, node.sleep[option], depth, node)
-            ):
-                continue
+            if self.sleep_sets:
+                asleep = node.sleep.get(option)
+                if asleep is not None and self._explored_no_dearer(option, asleep[0], depth, node):
+                    continue
             return option
         return None
 
     def _explored_no_dearer(self, option: Option, origin: int, depth: int, node: Node) -> bool:
         """Whether the schedules an asleep option stands for were explored at no more preemptions.
 
-        The option t was explored at the node at `origin` (prefix p); since then the path ran v1..vk, each commuting
-        with t. Running t now (p v1..vk t w) gives the same states as p t v1..vk w, which the search met below t at
+        The option t was explored at the node at `origin` (prefix p); since then the path ran v1..vk, each independent
+        of t. Running t now (p v1..vk t w) gives the same states as p t v1..vk w, which the search met below t at
         `origin` if that schedule was within the bound. Without a bound it always was. With one, it was when
         p t v1..vk w costs no more preemptions than p v1..vk t w, for every w: both orders pay the same after their
         first step of w, so the two are compared on the steps between, for each operation w may start with and
@@ -326,18 +364,27 @@ class Explorer:
                     return False
         return True
 
+    def _sleep_below(self, parent: Node, depth: int) -> dict[Option, Asleep]:
+        """The sleep set of the child of `parent` (at `depth`) through its chosen option: what sleeps at the parent
+        or was explored there before, if independent of the option chosen."""
+        chosen = parent.chosen
+        assert chosen is not None
+        changed = parent.changed[chosen]
+        explored = {**parent.sleep, **{o: (depth, parent.changed[o]) for o in parent.done}}
+        return {o: asleep for o, asleep in explored.items() if independent(o, asleep[1], chosen, changed)}
+
     def _options(self, pending: list[Pending], last_op: int | None, faulted: bool) -> list[Option]:
         options = []
         for p in pending:
-            options.append(Option(p.key, p.op, None, p.parts, p.write))
+            options.append(Option(p.key, p.op, None, p.parts, p.write, p.blind))
             if self.faults and not faulted:
-                options += [Option(p.key, p.op, f, p.parts, p.write) for f in p.faults]
+                options += [Option(p.key, p.op, f, p.parts, p.write, p.blind) for f in p.faults]
         # The operation that ran last continues first, and without a fault: the search meets the schedules with the
         # fewest preemptions and faults first, so the first violation found is a short one.
         return sorted(options, key=lambda o: (o.op != last_op, o.fault is not None, o.key))
 
     def _one(self, loop: SearchLoop) -> bool | Failure:
-        """One schedule: True when complete, False when cut short (every choice asleep), or the Failure."""
+        """One schedule: True when complete, False when cut short (every choice skipped), or the Failure."""
         scheduler = Scheduler(loop)
         world = self.scenario.build(scheduler)
         loop.run_until_complete(world.setup())
@@ -366,15 +413,10 @@ class Explorer:
                     if node.calls != calls:
                         raise AssertionError(f"replay diverged at step {depth + 1}: the code is not deterministic")
                 else:
-                    options = self._options(pending, last_op, faulted)
-                    sleep: dict[Option, int] = {}
-                    if depth > 0:
+                    node = Node(calls, self._options(pending, last_op, faulted), last_op, preemptions, faulted)
+                    if depth > 0 and self.sleep_sets:
                         parent = self.stack[depth - 1]
-                        chosen = parent.chosen
-                        assert chosen is not None
-                        explored = {**parent.sleep, **{o: depth - 1 for o in parent.done}}
-                        sleep = {o: origin for o, origin in explored.items() if o.commutes(chosen)}
-                    node = Node(calls, options, sleep, last_op, preemptions, faulted)
+                        node.sleep = self._sleep_below(parent, depth - 1)
                     node.chosen = self._first_allowed(node, depth)
                     if node.chosen is None:
                         return False
@@ -382,7 +424,14 @@ class Explorer:
                 option = node.chosen
                 assert option is not None
                 cost = node.costs(option)
+                # The first time an option runs at a node: whether it changed what its partitions store.
+                measure = self.sleep_sets and option not in node.changed
+                writes = option.write and option.fault not in UNSENT
+                before = world.stored(option.parts) if measure and writes else None
                 granted = scheduler.grant(option)
+                if measure:
+                    loop.run_ready()  # the call acts, and its operation runs on to its next store call
+                    node.changed[option] = writes and world.stored(option.parts) != before
                 step = Step(option.op, granted.label, option.fault, cost > 0)
                 steps.append(step)
                 world.on_step(step)

@@ -34,7 +34,7 @@ from uuid import UUID
 import schedule_explorer
 from schedule_explorer import CURRENT_OP, Scheduler, Step
 from schedule_invariants import History, check_end, check_state, judge_outcome, reservation_of
-from schedule_model import ModelKeys, ModelLocks, ModelStore, Names
+from schedule_model import ANY, ModelKeys, ModelLocks, ModelStore, Names, Part, Row
 
 import app.repository.locks as locks_module
 import app.repository.reservations as reservations_module
@@ -281,6 +281,25 @@ class SearchWorld:
             self.scenario.states.add(self.fingerprint())
         return out + check_state(self.locks, self.store, self.history, self.names)
 
+    def stored(self, parts: frozenset[Part]) -> object:
+        """What these partitions store now, exactly (write times and deletions included), to compare before and
+        after a step: the search's reduction treats a write that changed nothing as a read."""
+        return [self._stored(part) for part in parts]  # (one set, before and after: the same order)
+
+    def _stored(self, part: Part) -> object:
+        table, key = part[0], part[1:]
+        if table == "lock":
+            rows: dict[Any, Any] = self.locks.rows
+        elif table == "reservation_keys":
+            rows = self.keys.claims
+        elif table == "users":
+            return None  # readers are never written
+        else:
+            rows = self.store.tables[table]
+        if ANY in key:
+            return [(k, _snapshot(v)) for k, v in rows.items()]
+        return _snapshot(rows.get(key[0] if len(key) == 1 else key))
+
     def fingerprint(self) -> str:
         """The whole state as text: what is stored (write times and deletions included), what clients were told, and
         which store call each operation waits at."""
@@ -326,6 +345,14 @@ class SearchWorld:
         await audit.audit(repair=True)
         report = await audit.audit()
         return bool(before.violations), check_end(self.locks, self.store, self.history, report, self.names)
+
+
+def _snapshot(value: Any) -> object:
+    """A copy of a stored value that later writes leave alone: view rows are changed in place, locks and claims are
+    replaced whole."""
+    if isinstance(value, Row):
+        return (value.marker, dict(value.cells), value.deleted_at)
+    return value
 
 
 class SearchScenario:
