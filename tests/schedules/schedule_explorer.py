@@ -33,12 +33,17 @@ sleep sets, which keep every state, and makes them skip more:
   reduction", OOPSLA 2013): the order explored below t may cost more preemptions than the order skipped, and be
   beyond the bound. So an asleep t is skipped only when the order explored cannot cost more, for any continuation
   (`Explorer._explored_no_dearer`); otherwise it runs again.
+- Below an asleep t that ran again, t and the steps after it that are independent of the steps t was asleep over
+  (`Block`) could have run before those steps instead: that order was explored below t where it first ran. A choice
+  x there is skipped when the order explored (the block, then the steps passed, then x; or the block and x, then the
+  steps passed) costs no more preemptions than the order at hand (`Explorer._block_covers`).
 
 Why every state within the bound is still met: by induction on the runs' order, every schedule within the bound from
 a node is met, as a path of the search or as a path of equal states from an earlier node: a choice the search does
 not take there is beyond the bound; or asleep, and the same states follow it, at no more preemptions, below the node
-where it was explored (an earlier sibling of an ancestor). A run that meets only skipped choices ends there ("cut
-short"): the state it reached is checked, and every way on was met elsewhere.
+where it was explored (an earlier sibling of an ancestor); or covered by a block, and the same states follow it below
+the node where the block's first choice was explored. A run that meets only skipped choices ends there ("cut short"):
+the state it reached is checked, and every way on was met elsewhere.
 
 Steps commute exactly, not only in what they store: each operation runs on its own instance, whose clock advances
 with that operation's own steps only (plus its skew), ids are numbered per operation, and scans return rows in the
@@ -215,7 +220,22 @@ class Scenario(Protocol):
     def build(self, scheduler: Scheduler) -> World: ...
 
 
-Asleep = tuple[int, bool]  # an asleep option: the depth of the node where it was explored, whether it changed there
+# An asleep option: the depth of the node where it was explored, whether it changed anything there and whether its
+# operation went on after it (it does the same wherever it stays asleep).
+Asleep = tuple[int, bool, bool]
+
+
+@dataclass(frozen=True)
+class Block:
+    """Below an asleep option t that ran again: t was explored at the node at `origin`, then the path ran `passed`
+    (each step with whether it changed anything), all independent of t; t ran after them, then the steps of `ops`
+    (t's operation first), each independent of every step of `passed` and of another operation. The block could have
+    run before `passed`: that order starts with t at `origin`, explored already."""
+
+    origin: int
+    passed: tuple[tuple[Option, bool], ...]
+    passed_ops: tuple[int, ...]
+    ops: tuple[int, ...]
 
 
 @dataclass
@@ -226,9 +246,11 @@ class Node:
     preemptions: int
     faulted: bool
     sleep: dict[Option, Asleep] = field(default_factory=dict)
+    block: Block | None = None  # the block this node is in, if any
     done: list[Option] = field(default_factory=list)
     chosen: Option | None = None
     changed: dict[Option, bool] = field(default_factory=dict)  # each option run here: whether it changed anything
+    goes_on: dict[Option, bool] = field(default_factory=dict)  # and whether its operation had a call pending after
 
     def costs(self, option: Option) -> int:
         if self.last_op is None or option.op == self.last_op:
@@ -333,34 +355,69 @@ class Explorer:
                 continue
             if self.sleep_sets:
                 asleep = node.sleep.get(option)
-                if asleep is not None and self._explored_no_dearer(option, asleep[0], depth, node):
+                if asleep is not None and self._explored_no_dearer(option, asleep, depth, node):
+                    continue
+                if node.block is not None and self._block_covers(option, node):
                     continue
             return option
         return None
 
-    def _explored_no_dearer(self, option: Option, origin: int, depth: int, node: Node) -> bool:
+    def _explored_no_dearer(self, option: Option, asleep: Asleep, depth: int, node: Node) -> bool:
         """Whether the schedules an asleep option stands for were explored at no more preemptions.
 
         The option t was explored at the node at `origin` (prefix p); since then the path ran v1..vk, each independent
         of t. Running t now (p v1..vk t w) gives the same states as p t v1..vk w, which the search met below t at
         `origin` if that schedule was within the bound. Without a bound it always was. With one, it was when
         p t v1..vk w costs no more preemptions than p v1..vk t w, for every w: both orders pay the same after their
-        first step of w, so the two are compared on the steps between, for each operation w may start with and
-        whether t's operation goes on after t (unknown yet)."""
+        first step of w, so the two are compared on the steps between, for each operation w may start with (whether
+        t's operation goes on after t is known: it did where t was explored)."""
         if self.bound is None:
             return True
+        origin, _, goes_on = asleep
         start = self.stack[origin]
         last = start.last_op
         last_runs = last is not None and start.runs(last)
         between = [self.stack[i].chosen.op for i in range(origin, depth)]  # type: ignore[union-attr]
-        later = {o.op for o in node.options if o.key != option.key}  # operations with another call pending
+        future = {o.op for o in node.options if o.key != option.key}  # operations with another call pending
+        if goes_on:
+            future.add(option.op)
+        for first in [*future, None]:
+            current = _preemptions(last, last_runs, [*between, option.op], first, future)
+            if start.preemptions + current > self.bound:
+                continue  # beyond the bound in this order: nothing to cover
+            if _preemptions(last, last_runs, [option.op, *between], first, future) > current:
+                return False
+        return True
+
+    def _block_covers(self, option: Option, node: Node) -> bool:
+        """Whether the schedules from this node that start with `option` were explored below the block's first
+        option, where it ran at `block.origin`, at no more preemptions.
+
+        The path from there ran v (`block.passed`), then the block b; running x now (v b x w) gives the same states,
+        from x on, as b v x w, and, when x is independent of v too, as b x v w; the search met both below the
+        block's first option at `block.origin`, within the bound when they cost no more preemptions. After their
+        first step of w the orders cost the same, so they are compared up to x, or, for b x v w, up to w's first
+        step, for each operation w may start with and whether x's operation goes on (unknown yet)."""
+        block = node.block
+        bound = self.bound
+        assert block is not None and bound is not None
+        start = self.stack[block.origin]
+        last = start.last_op
+        last_runs = last is not None and start.runs(last)
+        pending = {o.op for o in node.options}
+        current = _preemptions(last, last_runs, [*block.passed_ops, *block.ops], option.op, pending)
+        if _preemptions(last, last_runs, [*block.ops, *block.passed_ops], option.op, pending) <= current:
+            return True
+        if option.op in block.passed_ops or not all(independent(option, option.write, o, c) for o, c in block.passed):
+            return False
+        later = {o.op for o in node.options if o.key != option.key}
         for goes_on in (False, True):
             future = later | {option.op} if goes_on else later
             for first in [*future, None]:
-                current = _preemptions(last, last_runs, [*between, option.op], first, future)
-                if start.preemptions + current > self.bound:
+                current = _preemptions(last, last_runs, [*block.passed_ops, *block.ops, option.op], first, future)
+                if start.preemptions + current > bound:
                     continue  # beyond the bound in this order: nothing to cover
-                if _preemptions(last, last_runs, [option.op, *between], first, future) > current:
+                if _preemptions(last, last_runs, [*block.ops, option.op, *block.passed_ops], first, future) > current:
                     return False
         return True
 
@@ -370,8 +427,27 @@ class Explorer:
         chosen = parent.chosen
         assert chosen is not None
         changed = parent.changed[chosen]
-        explored = {**parent.sleep, **{o: (depth, parent.changed[o]) for o in parent.done}}
+        explored = {**parent.sleep, **{o: (depth, parent.changed[o], parent.goes_on[o]) for o in parent.done}}
         return {o: asleep for o, asleep in explored.items() if independent(o, asleep[1], chosen, changed)}
+
+    def _block_below(self, parent: Node, depth: int) -> Block | None:
+        """The block the child of `parent` (at `depth`) is in: one starts where an asleep option ran again, and
+        grows while the steps after it could have run before the steps it was asleep over."""
+        chosen = parent.chosen
+        assert chosen is not None
+        asleep = parent.sleep.get(chosen)
+        if asleep is not None:  # (an asleep option is chosen only to run again under the bound)
+            origin = asleep[0]
+            passed = tuple((n.chosen, n.changed[n.chosen]) for n in self.stack[origin:depth])  # type: ignore[index]
+            return Block(origin, passed, tuple(o.op for o, _ in passed), (chosen.op,))  # type: ignore[union-attr]
+        block = parent.block
+        if block is None or chosen.op in block.passed_ops:
+            return None
+        # Moved before the steps passed, a view write they shadowed would change what it did not change here.
+        changed = parent.changed[chosen] or chosen.blind
+        if not all(independent(chosen, changed, o, c) for o, c in block.passed):
+            return None
+        return Block(block.origin, block.passed, block.passed_ops, (*block.ops, chosen.op))
 
     def _options(self, pending: list[Pending], last_op: int | None, faulted: bool) -> list[Option]:
         options = []
@@ -404,6 +480,10 @@ class Explorer:
                 if violations:
                     return Failure(self.scenario.name, violations, steps, world.op_names, _outcomes(world))
                 pending = sorted(scheduler.pending.values(), key=lambda p: p.key)
+                if depth >= len(self.stack) > 0 and self.sleep_sets:
+                    parent = self.stack[depth - 1]
+                    assert parent.chosen is not None
+                    parent.goes_on[parent.chosen] = any(p.op == parent.chosen.op for p in pending)
                 if not pending:
                     assert all(t.done() for t in tasks), "a task is blocked outside the store"
                     break
@@ -417,6 +497,8 @@ class Explorer:
                     if depth > 0 and self.sleep_sets:
                         parent = self.stack[depth - 1]
                         node.sleep = self._sleep_below(parent, depth - 1)
+                        if self.bound is not None:
+                            node.block = self._block_below(parent, depth - 1)
                     node.chosen = self._first_allowed(node, depth)
                     if node.chosen is None:
                         return False
