@@ -80,9 +80,10 @@ class Pending:
     future: asyncio.Future[Fault | None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Option:
-    """One choice: run this pending store call, with this fault (None: as asked)."""
+    """One choice: run this pending store call, with this fault (None: as asked). A call keeps its key while it
+    waits, so an option asleep at one node is the same option at the next: options are equal by key and fault."""
 
     key: tuple[int, int]
     op: int
@@ -90,6 +91,16 @@ class Option:
     parts: frozenset[Part]
     write: bool
     blind: bool
+    _hash: int = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.key, self.fault)))  # sleep sets look options up all the time
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Option) and self.key == other.key and self.fault is other.fault
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 def independent(a: Option, a_changed: bool, b: Option, b_changed: bool) -> bool:
@@ -252,10 +263,13 @@ class Node:
     changed: dict[Option, bool] = field(default_factory=dict)  # each option run here: whether it changed anything
     goes_on: dict[Option, bool] = field(default_factory=dict)  # and whether its operation had a call pending after
 
+    last_runs: bool = field(init=False)  # whether the operation that ran last could go on: leaving it preempts it
+
+    def __post_init__(self) -> None:
+        self.last_runs = self.last_op is not None and self.runs(self.last_op)
+
     def costs(self, option: Option) -> int:
-        if self.last_op is None or option.op == self.last_op:
-            return 0
-        return 1 if self.runs(self.last_op) else 0
+        return 1 if self.last_runs and option.op != self.last_op else 0
 
     def runs(self, op: int) -> bool:
         """Whether the operation has a store call pending here (it has not finished)."""
@@ -312,7 +326,7 @@ class Explorer:
 
     def run(self) -> Summary:
         summary = Summary(self.scenario.name)
-        started = time.perf_counter()
+        started = time.process_time()
         loop = SearchLoop()
         outer = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(loop)  # what the code under search finds as its running loop
@@ -333,7 +347,7 @@ class Explorer:
         finally:
             asyncio.events._set_running_loop(outer)
             loop.close()
-        summary.seconds = time.perf_counter() - started
+        summary.seconds = time.process_time() - started
         return summary
 
     def _backtrack(self) -> bool:
@@ -376,7 +390,7 @@ class Explorer:
         origin, _, goes_on = asleep
         start = self.stack[origin]
         last = start.last_op
-        last_runs = last is not None and start.runs(last)
+        last_runs = start.last_runs
         between = [self.stack[i].chosen.op for i in range(origin, depth)]  # type: ignore[union-attr]
         future = {o.op for o in node.options if o.key != option.key}  # operations with another call pending
         if goes_on:
@@ -403,7 +417,7 @@ class Explorer:
         assert block is not None and bound is not None
         start = self.stack[block.origin]
         last = start.last_op
-        last_runs = last is not None and start.runs(last)
+        last_runs = start.last_runs
         pending = {o.op for o in node.options}
         current = _preemptions(last, last_runs, [*block.passed_ops, *block.ops], option.op, pending)
         if _preemptions(last, last_runs, [*block.ops, *block.passed_ops], option.op, pending) <= current:
@@ -479,7 +493,7 @@ class Explorer:
                 violations = world.check(faulted) if depth >= len(self.stack) else []
                 if violations:
                     return Failure(self.scenario.name, violations, steps, world.op_names, _outcomes(world))
-                pending = sorted(scheduler.pending.values(), key=lambda p: p.key)
+                pending = list(scheduler.pending.values())  # in the order the calls came: the same in a replay
                 if depth >= len(self.stack) > 0 and self.sleep_sets:
                     parent = self.stack[depth - 1]
                     assert parent.chosen is not None

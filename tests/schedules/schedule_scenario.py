@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import pickle
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -224,9 +223,9 @@ class SearchWorld:
             await setup.reservations.open(Y)
             self.r1 = (await setup.reservations.reserve(X, 1)).reservation_id
             self.history.acked.add(self.r1)
-            self.scenario.initial = pickle.dumps(self._state())
+            self.scenario.initial = _copy(self._state())
         else:
-            self._restore(pickle.loads(self.scenario.initial))
+            self._restore(_copy(self.scenario.initial))
 
     def _state(self) -> tuple[Any, ...]:
         return (
@@ -347,6 +346,16 @@ class SearchWorld:
         return bool(before.violations), check_end(self.locks, self.store, self.history, report, self.names)
 
 
+def _copy(state: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A copy of the state after the setup that the run may change: the containers and the view rows (changed in
+    place); locks and claims are frozen, replaced whole."""
+    rows, tables, claims, attempts, names, ids, r1, acked, last = state
+    tables = {
+        t: {k: Row(r.marker, dict(r.cells), r.deleted_at) for k, r in table.items()} for t, table in tables.items()
+    }
+    return dict(rows), tables, dict(claims), dict(attempts), dict(names), ids, r1, set(acked), last
+
+
 def _snapshot(value: Any) -> object:
     """A copy of a stored value that later writes leave alone: view rows are changed in place, locks and claims are
     replaced whole."""
@@ -366,7 +375,7 @@ class SearchScenario:
         self.strict = strict
         self.name = "+".join(ops) + (" (legacy move)" if legacy else "")
         self.states: set[str] | None = set() if record_states else None  # every state met (`SearchWorld.fingerprint`)
-        self.initial: bytes | None = None  # the state after the setup (`SearchWorld.setup`), pickled
+        self.initial: tuple[Any, ...] | None = None  # the state after the setup (`SearchWorld.setup`)
         self.ends: dict[bytes, tuple[bool, list[str]]] = {}  # each end state met: its judgement (`SearchWorld.at_end`)
         self.stats: dict[str, int] = {
             "unclean before repair": 0,
