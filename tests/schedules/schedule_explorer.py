@@ -1,16 +1,19 @@
 """The scheduler and the stateless search over the await points of the real code.
 
-Each schedule runs from scratch on the search's event loop (`SearchLoop`, a bare queue of callbacks): the operations
-are asyncio tasks, and every store call of the model (tests/schedules/schedule_model.py) waits at `Scheduler.point`.
-When every live task is blocked there (nothing left in the loop's queue), the search picks which pending store call
-runs next, and whether it fails (one fault per schedule at most), then the invariants are checked (`World.check`).
+The operations run on the search's event loop (`SearchLoop`, a bare queue of callbacks) as asyncio tasks, and every
+store call of the model (tests/schedules/schedule_model.py) waits at `Scheduler.point`. When every live task is
+blocked there (nothing left in the loop's queue), the search picks which pending store call runs next, and whether it
+fails (one fault per schedule at most), then the invariants are checked (`World.check`).
 
-The search is a depth-first search that keeps no program state: each schedule is run again from scratch, replaying
-the choices of the prefix it shares with the previous one (the stack of `Node`s), and the replay is checked to meet
-the same choices. A replayed prefix is not checked again: the same steps give the same states, checked in the run
-that first took them. Preemption bounding (CHESS) limits the schedules: switching away from an operation that could
-continue (one of its store calls is pending) costs one preemption; switching after an operation finished is free.
-`bound=None`: no bound.
+The search is a depth-first search over the schedules (the stack of `Node`s) that keeps no set of the states met and
+cannot copy a coroutine: after a backtrack, the next run starts from the node it backtracked to (`_resume`). The
+operations that took no step at or below that node in the last run are still where they were there, blocked at the
+same store call. The others start again and replay their own steps of the path, each against the store as it was
+when the step first ran (every node keeps a snapshot of what the operations share, `World.snapshot`): a store call
+acts on its own partitions only, so the operation gets the same answers and comes to the same state, and the replay
+is checked to meet the same calls. A state met in an earlier run is not checked again. Preemption bounding (CHESS)
+limits the schedules: switching away from an operation that could continue (one of its store calls is pending) costs
+one preemption; switching after an operation finished is free. `bound=None`: no bound.
 
 What the search must keep: every state that some schedule within the bound reaches is met (the invariants are checked
 on every state, not only at the end). A persistent-set or DPOR search (Flanagan and Godefroid 2005; Abdulla et al.,
@@ -133,6 +136,7 @@ class SearchLoop(asyncio.AbstractEventLoop):
     def __init__(self) -> None:
         self._ready: deque[tuple[Callable[..., Any], tuple[Any, ...], contextvars.Context | None]] = deque()
         self._closed = False
+        self.tasks: dict[int, list[asyncio.Task[Any]]] = {}  # by operation: every task it made (gather's too)
 
     def run_ready(self) -> None:
         ready = self._ready
@@ -157,7 +161,17 @@ class SearchLoop(asyncio.AbstractEventLoop):
         return asyncio.Future(loop=self)
 
     def create_task(self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None) -> Any:
-        return asyncio.Task(coro, loop=self, name=name, context=context)
+        task = asyncio.Task(coro, loop=self, name=name, context=context)
+        op = CURRENT_OP.get() if context is None else context.get(CURRENT_OP)
+        if op is not None:
+            self.tasks.setdefault(op, []).append(task)
+        return task
+
+    def stop(self, op: int) -> None:
+        """Cancels every task of the operation, and lets them unwind."""
+        for task in self.tasks.pop(op, []):
+            task.cancel()
+        self.run_ready()
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
         raise AssertionError(f"unhandled in the search's loop: {context}")
@@ -204,15 +218,32 @@ class Scheduler:
         pending.future.set_result(option.fault)
         return pending
 
+    def forget(self, op: int) -> None:
+        """The operation starts again: none of its calls is pending, none was made."""
+        for key in [key for key, p in self.pending.items() if p.op == op]:
+            self.pending.pop(key).future.cancel()
+        self.calls.pop(op, None)
+        self.steps.pop(op, None)
+
 
 class World(Protocol):
-    """One run of a scenario: the model, the operations and their history (schedule_invariants.py)."""
+    """A scenario's world, through a search: the model, the operations and their history (schedule_invariants.py).
+    What the operations share (the store, what clients were told, the outcomes) is `snapshot`; the rest is each
+    operation's own (its coroutine, its instance and clock, the ids it drew)."""
 
     op_names: list[str]
 
     async def setup(self) -> None: ...
 
-    def operations(self) -> list[Coroutine[Any, Any, Any]]: ...
+    def start(self, op: int) -> Coroutine[Any, Any, Any]:
+        """The operation from its beginning, with what is its own as if it had never run."""
+        ...
+
+    def snapshot(self) -> object: ...
+
+    def restore(self, snapshot: object, *, store_only: bool = False) -> None:
+        """Puts back a snapshot (a copy of it: it may be restored again)."""
+        ...
 
     def on_step(self, step: Step) -> None: ...
 
@@ -256,10 +287,12 @@ class Node:
     last_op: int | None
     preemptions: int
     faulted: bool
+    state: object  # the world's snapshot here, to resume from
     sleep: dict[Option, Asleep] = field(default_factory=dict)
     block: Block | None = None  # the block this node is in, if any
     done: list[Option] = field(default_factory=list)
     chosen: Option | None = None
+    step: Step | None = None  # the chosen option's step, as it ran
     changed: dict[Option, bool] = field(default_factory=dict)  # each option run here: whether it changed anything
     goes_on: dict[Option, bool] = field(default_factory=dict)  # and whether its operation had a call pending after
 
@@ -306,7 +339,7 @@ def _show(outcome: Any) -> str:
 class Summary:
     scenario: str
     schedules: int = 0  # complete schedules run
-    blocked: int = 0  # runs cut short because every enabled choice was asleep
+    blocked: int = 0  # runs cut short because every enabled choice was skipped (met elsewhere)
     seconds: float = 0.0
     failure: Failure | None = None
     stats: dict[str, int] = field(default_factory=dict)
@@ -323,6 +356,10 @@ class Explorer:
         self.limit = limit
         self.sleep_sets = sleep_sets  # False: every schedule within the bound (the test of the reduction)
         self.stack: list[Node] = []
+        self.path: list[int] = []  # the operation of each step of the run, as far as it went
+        self.world: World | None = None
+        self.scheduler: Scheduler | None = None
+        self.main: dict[int, asyncio.Task[Any]] = {}  # each operation's task
 
     def run(self) -> Summary:
         summary = Summary(self.scenario.name)
@@ -345,6 +382,10 @@ class Explorer:
                 if not self._backtrack():
                     break
         finally:
+            for tasks in loop.tasks.values():
+                for task in tasks:
+                    task.cancel()
+            loop.run_ready()
             asyncio.events._set_running_loop(outer)
             loop.close()
         summary.seconds = time.process_time() - started
@@ -473,79 +514,120 @@ class Explorer:
         # fewest preemptions and faults first, so the first violation found is a short one.
         return sorted(options, key=lambda o: (o.op != last_op, o.fault is not None, o.key))
 
+    def _start(self, loop: SearchLoop, op: int) -> None:
+        world, scheduler = self.world, self.scheduler
+        assert world is not None and scheduler is not None
+        scheduler.forget(op)
+        context = contextvars.copy_context()
+        context.run(CURRENT_OP.set, op)
+        self.main[op] = loop.create_task(_operation(world, op, world.start(op)), context=context)
+
+    def _resume(self, loop: SearchLoop) -> int:
+        """Puts the world in the state of the deepest node of the stack, whose chosen option is to run next, and
+        returns its depth; the first time, builds the world.
+
+        The operations that took no step at or below that node in the last run are where they were there, blocked
+        at the same store call: they stay as they are. The others start again and replay their own steps of the
+        path, each against the store as it was when the step first ran (the node's snapshot): a store call acts on
+        its partitions only, so it gets the same answer, and the operation comes to the same state."""
+        if self.world is None:
+            self.scheduler = Scheduler(loop)
+            self.world = self.scenario.build(self.scheduler)
+            loop.run_until_complete(self.world.setup())
+            self.scheduler.free = False
+            for op in range(len(self.world.op_names)):
+                self._start(loop, op)
+            loop.run_ready()
+            return 0
+        world, scheduler = self.world, self.scheduler
+        assert scheduler is not None
+        scheduler.free = False
+        depth = len(self.stack) - 1
+        moved = set(self.path[depth:])
+        del self.path[depth:]
+        for op in sorted(moved):
+            loop.stop(op)
+            self._start(loop, op)
+        loop.run_ready()  # each runs to its first store call
+        for i, node in enumerate(self.stack[:depth]):
+            option, step = node.chosen, node.step
+            assert option is not None and step is not None
+            if option.op in moved:
+                world.restore(node.state, store_only=True)
+                waiting = scheduler.pending.get(option.key)
+                if waiting is None or waiting.label != step.label:
+                    raise AssertionError(f"replay diverged at step {i + 1}: the code is not deterministic")
+                scheduler.grant(option)
+                loop.run_ready()
+        world.restore(self.stack[depth].state)
+        return depth
+
     def _one(self, loop: SearchLoop) -> bool | Failure:
         """One schedule: True when complete, False when cut short (every choice skipped), or the Failure."""
-        scheduler = Scheduler(loop)
-        world = self.scenario.build(scheduler)
-        loop.run_until_complete(world.setup())
-        scheduler.free = False
-        tasks = []
-        for i, coroutine in enumerate(world.operations()):
-            context = contextvars.copy_context()
-            context.run(CURRENT_OP.set, i)
-            tasks.append(loop.create_task(_operation(world, i, coroutine), context=context))
-        steps: list[Step] = []
-        depth, last_op, preemptions, faulted = 0, None, 0, False
-        try:
-            while True:
-                loop.run_ready()  # every operation is now blocked at a store call, or done
-                # A state replayed from an earlier run was checked in that run (the same steps give the same state).
-                violations = world.check(faulted) if depth >= len(self.stack) else []
-                if violations:
-                    return Failure(self.scenario.name, violations, steps, world.op_names, _outcomes(world))
-                pending = list(scheduler.pending.values())  # in the order the calls came: the same in a replay
-                if depth >= len(self.stack) > 0 and self.sleep_sets:
-                    parent = self.stack[depth - 1]
-                    assert parent.chosen is not None
-                    parent.goes_on[parent.chosen] = any(p.op == parent.chosen.op for p in pending)
-                if not pending:
-                    assert all(t.done() for t in tasks), "a task is blocked outside the store"
-                    break
-                calls = tuple((p.key, p.label) for p in pending)
-                if depth < len(self.stack):
-                    node = self.stack[depth]
-                    if node.calls != calls:
-                        raise AssertionError(f"replay diverged at step {depth + 1}: the code is not deterministic")
-                else:
-                    node = Node(calls, self._options(pending, last_op, faulted), last_op, preemptions, faulted)
-                    if depth > 0 and self.sleep_sets:
-                        parent = self.stack[depth - 1]
-                        node.sleep = self._sleep_below(parent, depth - 1)
-                        if self.bound is not None:
-                            node.block = self._block_below(parent, depth - 1)
-                    node.chosen = self._first_allowed(node, depth)
-                    if node.chosen is None:
-                        return False
-                    self.stack.append(node)
-                option = node.chosen
-                assert option is not None
-                cost = node.costs(option)
-                # The first time an option runs at a node: whether it changed what its partitions store.
-                measure = self.sleep_sets and option not in node.changed
-                writes = option.write and option.fault not in UNSENT
-                before = world.stored(option.parts) if measure and writes else None
-                granted = scheduler.grant(option)
-                if measure:
-                    loop.run_ready()  # the call acts, and its operation runs on to its next store call
-                    node.changed[option] = writes and world.stored(option.parts) != before
-                step = Step(option.op, granted.label, option.fault, cost > 0)
-                steps.append(step)
-                world.on_step(step)
-                preemptions += cost
-                faulted = faulted or option.fault is not None
-                last_op = option.op
-                depth += 1
-            scheduler.free = True
-            violations = loop.run_until_complete(world.at_end(faulted))
+        depth = self._resume(loop)
+        world, scheduler = self.world, self.scheduler
+        assert world is not None and scheduler is not None
+        steps = [n.step for n in self.stack[:depth] if n.step is not None]
+        if depth < len(self.stack):
+            here = self.stack[depth]
+            last_op, preemptions, faulted = here.last_op, here.preemptions, here.faulted
+        else:
+            last_op, preemptions, faulted = None, 0, False
+        while True:
+            loop.run_ready()  # every operation is now blocked at a store call, or done
+            # A state met in an earlier run was checked in that run.
+            violations = world.check(faulted) if depth >= len(self.stack) else []
             if violations:
                 return Failure(self.scenario.name, violations, steps, world.op_names, _outcomes(world))
-            return True
-        finally:
-            for task in tasks:
-                task.cancel()
-            for p in scheduler.pending.values():
-                p.future.cancel()
-            loop.run_ready()
+            pending = sorted(scheduler.pending.values(), key=lambda p: p.key)
+            if depth >= len(self.stack) > 0 and self.sleep_sets:
+                parent = self.stack[depth - 1]
+                assert parent.chosen is not None
+                parent.goes_on[parent.chosen] = any(p.op == parent.chosen.op for p in pending)
+            if not pending:
+                assert all(t.done() for t in self.main.values()), "a task is blocked outside the store"
+                break
+            calls = tuple((p.key, p.label) for p in pending)
+            if depth < len(self.stack):
+                node = self.stack[depth]
+                if node.calls != calls:
+                    raise AssertionError(f"replay diverged at step {depth + 1}: the code is not deterministic")
+            else:
+                options = self._options(pending, last_op, faulted)
+                node = Node(calls, options, last_op, preemptions, faulted, world.snapshot())
+                if depth > 0 and self.sleep_sets:
+                    parent = self.stack[depth - 1]
+                    node.sleep = self._sleep_below(parent, depth - 1)
+                    if self.bound is not None:
+                        node.block = self._block_below(parent, depth - 1)
+                node.chosen = self._first_allowed(node, depth)
+                if node.chosen is None:
+                    return False
+                self.stack.append(node)
+            option = node.chosen
+            assert option is not None
+            cost = node.costs(option)
+            # The first time an option runs at a node: whether it changed what its partitions store.
+            measure = self.sleep_sets and option not in node.changed
+            writes = option.write and option.fault not in UNSENT
+            before = world.stored(option.parts) if measure and writes else None
+            granted = scheduler.grant(option)
+            if measure:
+                loop.run_ready()  # the call acts, and its operation runs on to its next store call
+                node.changed[option] = writes and world.stored(option.parts) != before
+            node.step = Step(option.op, granted.label, option.fault, cost > 0)
+            steps.append(node.step)
+            self.path.append(option.op)
+            world.on_step(node.step)
+            preemptions += cost
+            faulted = faulted or option.fault is not None
+            last_op = option.op
+            depth += 1
+        scheduler.free = True
+        violations = loop.run_until_complete(world.at_end(faulted))
+        if violations:
+            return Failure(self.scenario.name, violations, steps, world.op_names, _outcomes(world))
+        return True
 
 
 def _preemptions(last: int | None, last_runs: bool, ops: list[int], then: int | None, future: set[int]) -> int:

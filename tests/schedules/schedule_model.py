@@ -213,7 +213,12 @@ class ModelStore:
         return [r for key in sorted(self.tables[table]) if (r := self.row(table, key)) is not None]
 
     def _at(self, table: str, key: Any) -> Row:
-        return self.tables[table].setdefault(key, Row())
+        """The row to write: a copy, put in place of the row there, which is never changed after it is stored (the
+        search keeps snapshots of the tables that share their rows)."""
+        old = self.tables[table].get(key)
+        row = Row() if old is None else Row(old.marker, dict(old.cells), old.deleted_at)
+        self.tables[table][key] = row
+        return row
 
     # writes ------------------------------------------------------------------------------------------------
     async def write_views(self, lock: Lock, *, came_from: UUID | None = None, drop_at: int | None = None) -> None:

@@ -213,48 +213,50 @@ class SearchWorld:
 
     # the World protocol ----------------------------------------------------------------------------------------
     async def setup(self) -> None:
-        """R1 reserved on X by reader 1, through the use cases, in the search's first run; every later run starts
-        from a copy of the state that left (the same calls would store the same)."""
+        """R1 reserved on X by reader 1, through the use cases, once for the search (every run resumes from a state
+        the search saved, `snapshot`)."""
         global _current
         _current = self
-        if self.scenario.initial is None:
-            setup = self.make(self.setup_clock, HOUR)
-            await setup.reservations.open(X)
-            await setup.reservations.open(Y)
-            self.r1 = (await setup.reservations.reserve(X, 1)).reservation_id
-            self.history.acked.add(self.r1)
-            self.scenario.initial = _copy(self._state())
-        else:
-            self._restore(_copy(self.scenario.initial))
+        setup = self.make(self.setup_clock, HOUR)
+        await setup.reservations.open(X)
+        await setup.reservations.open(Y)
+        self.r1 = (await setup.reservations.reserve(X, 1)).reservation_id
+        self.history.acked.add(self.r1)
 
-    def _state(self) -> tuple[Any, ...]:
+    def start(self, op: int) -> Coroutine[Any, Any, Any]:
+        """The operation from its beginning: a new instance (its clock starts again with its steps), no ids drawn."""
+        self.drawn.pop(op, None)
+        self.keys.attempts.pop(op, None)
+        self.instances[op] = self._instance(op, self.specs[op])
+        return self.specs[op].run(self, self.instances[op])
+
+    def snapshot(self) -> object:
+        """What the operations share: the store, what clients were told, the outcomes (and which were judged), and
+        the ids drawn outside the operations (by the final audit)."""
+        h = self.history
+        store = (dict(self.locks.rows), _copy_tables(self.store.tables), dict(self.keys.claims))
         return (
-            self.locks.rows,
-            self.store.tables,
-            self.keys.claims,
-            self.keys.attempts,
-            self.names.of,
+            store,
+            set(h.acked),
+            set(h.cancel_sent),
+            set(h.cancelled),
+            dict(self.outcomes),
+            set(self.judged),
             self.ids,
-            self.r1,
-            self.history.acked,
-            self.setup_clock._last,
         )
 
-    def _restore(self, state: tuple[Any, ...]) -> None:
-        (
-            self.locks.rows,
-            self.store.tables,
-            self.keys.claims,
-            self.keys.attempts,
-            self.names.of,
-            self.ids,
-            self.r1,
-            self.history.acked,
-            self.setup_clock._last,
-        ) = state
-
-    def operations(self) -> list[Coroutine[Any, Any, Any]]:
-        return [spec.run(self, self.instances[i]) for i, spec in enumerate(self.specs)]
+    def restore(self, snapshot: object, *, store_only: bool = False) -> None:
+        """Puts a copy of the snapshot back; the checks' counts (`History.undecidable`...) start again: they count
+        what each run met."""
+        store, acked, cancel_sent, cancelled, outcomes, judged, ids = snapshot  # type: ignore[misc]
+        rows, tables, claims = store
+        self.locks.rows, self.store.tables, self.keys.claims = dict(rows), _copy_tables(tables), dict(claims)
+        if store_only:
+            return
+        h = self.history
+        h.acked, h.cancel_sent, h.cancelled = set(acked), set(cancel_sent), set(cancelled)
+        h.undecidable = h.outgoing_after_cancel = 0
+        self.outcomes, self.judged, self.ids = dict(outcomes), set(judged), ids
 
     def on_step(self, step: Step) -> None:
         if self.op_names[step.op] == "cancel":
@@ -296,8 +298,8 @@ class SearchWorld:
         else:
             rows = self.store.tables[table]
         if ANY in key:
-            return [(k, _snapshot(v)) for k, v in rows.items()]
-        return _snapshot(rows.get(key[0] if len(key) == 1 else key))
+            return dict(rows)
+        return rows.get(key[0] if len(key) == 1 else key)  # (a write stores a new row, lock or claim: this one stays)
 
     def fingerprint(self) -> str:
         """The whole state as text: what is stored (write times and deletions included), what clients were told, and
@@ -346,22 +348,10 @@ class SearchWorld:
         return bool(before.violations), check_end(self.locks, self.store, self.history, report, self.names)
 
 
-def _copy(state: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A copy of the state after the setup that the run may change: the containers and the view rows (changed in
-    place); locks and claims are frozen, replaced whole."""
-    rows, tables, claims, attempts, names, ids, r1, acked, last = state
-    tables = {
-        t: {k: Row(r.marker, dict(r.cells), r.deleted_at) for k, r in table.items()} for t, table in tables.items()
-    }
-    return dict(rows), tables, dict(claims), dict(attempts), dict(names), ids, r1, set(acked), last
-
-
-def _snapshot(value: Any) -> object:
-    """A copy of a stored value that later writes leave alone: view rows are changed in place, locks and claims are
-    replaced whole."""
-    if isinstance(value, Row):
-        return (value.marker, dict(value.cells), value.deleted_at)
-    return value
+def _copy_tables(tables: dict[str, dict[Any, Row]]) -> dict[str, dict[Any, Row]]:
+    """A copy of the view tables, sharing their rows: a write stores a new row (`ModelStore._at`), as it stores a new
+    lock or claim."""
+    return {t: dict(rows) for t, rows in tables.items()}
 
 
 class SearchScenario:
@@ -375,7 +365,6 @@ class SearchScenario:
         self.strict = strict
         self.name = "+".join(ops) + (" (legacy move)" if legacy else "")
         self.states: set[str] | None = set() if record_states else None  # every state met (`SearchWorld.fingerprint`)
-        self.initial: tuple[Any, ...] | None = None  # the state after the setup (`SearchWorld.setup`)
         self.ends: dict[bytes, tuple[bool, list[str]]] = {}  # each end state met: its judgement (`SearchWorld.at_end`)
         self.stats: dict[str, int] = {
             "unclean before repair": 0,
