@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from app.repository import Library
+from bench import naive_peer
 from stress.faults import Fleet
 from stress.run import Options, execute, summary, write_json
 from stress.scenarios import TESTS
@@ -110,6 +111,20 @@ def parser() -> ArgumentParser:
     p.add_argument(
         "--request-timeout", type=number(float, 0), default=30.0, metavar="SECONDS", help="per request (default 30)"
     )
+    p.add_argument(
+        "--legacy",
+        action="store_true",
+        help="send the earlier system's requests (POST /make_reservation, /update_reservation, /remove_reservation; "
+        "GET /api/reservations), which this service serves in development: the client names each reservation, "
+        "test 5 renews instead of moving, and a read lists every reservation",
+    )
+    p.add_argument(
+        "--naive-peer",
+        action="store_true",
+        help="the app at --url is the bench's naive peer (python -m bench.naive_peer): the run's books go to its "
+        f"own keyspace (--keyspace, default {naive_peer.DEFAULT_KEYSPACE}), emptied first; it has no readers and "
+        "nothing is audited. Implies --legacy",
+    )
     add_database_arguments(p)
     return p
 
@@ -129,6 +144,8 @@ def options_from(args: argparse.Namespace) -> Options:
         raise CliError(f"--skew {args.skew:g}: give a number of seconds, not 0, at most 3600 either way")
     if args.pause_every is not None and args.instances is None:
         raise CliError("--pause-every freezes copies of the app this tool starts: add --instances N")
+    if args.naive_peer and (args.instances or args.repair_every is not None):
+        raise CliError("--naive-peer measures the peer at --url as it is: no --instances, no --repair-every")
     url = args.url or os.environ.get("STRESS_URL") or DEFAULT_URL
     if not url.startswith(("http://", "https://")):
         raise CliError(f"--url {url!r} must start with http:// or https://")
@@ -155,6 +172,7 @@ def options_from(args: argparse.Namespace) -> Options:
         pause_every=args.pause_every,
         repair_every=args.repair_every,
         history_path=args.history,
+        legacy=args.legacy or args.naive_peer,
     )
 
 
@@ -176,7 +194,11 @@ async def main(argv: list[str] | None = None) -> int:
     options = options_from(args)
     if options.stop_node is not None:
         check_node(options.stop_node)
+    if args.naive_peer and not args.keyspace:
+        args.keyspace = naive_peer.DEFAULT_KEYSPACE
     settings = settings_from(args)
+    if args.naive_peer:
+        options = dataclasses.replace(options, naive_keyspace=settings.keyspace)
     async with open_database(settings) as db:
         if not keyspace_exists(db, settings.keyspace):
             raise CliError(f"keyspace {settings.keyspace} does not exist: start the app or run `python -m seeder`")

@@ -114,8 +114,14 @@ def _title(pools: _Pools, rng: random.Random) -> str:
     if pattern == 2:
         return f"{rng.choice(pools.first_names)} and the {adjective} {noun}"
     if pattern == 3:
-        return f"A {noun} in {rng.choice(_MONTHS)}"
+        return f"{_indefinite(noun)} {noun} in {rng.choice(_MONTHS)}"
     return f"The {noun} of {rng.choice(pools.last_names)}"
+
+
+def _indefinite(word: str) -> str:
+    """The article a title puts before `word`: "An Orchard", "An Empire", "A Harbor" (every noun above starts with
+    the sound its letter says, so the letter decides)."""
+    return "An" if word[:1].lower() in "aeiou" else "A"
 
 
 def _author(pools: _Pools, rng: random.Random, index: int) -> str:

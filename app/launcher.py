@@ -49,10 +49,12 @@ def running_app_process(
     stop_timeout: float = 30,
     extra_env: dict[str, str] | None = None,
     python_args: list[str] | None = None,
+    module: tuple[str, ...] = ("app",),
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Starts the app on a free port against `keyspace` (which should exist: two processes creating the same
     tables at once can give Cassandra two ids for one table), yields its URL once /health answers 200, and
-    stops it as Ctrl-C would. `python_args` go before `-m app` (e.g. a profiler: `-m pyinstrument ...`)."""
+    stops it as Ctrl-C would. `python_args` go before `-m app` (e.g. a profiler: `-m pyinstrument ...`); `module` is
+    what runs instead of `app`, with its arguments (the bench's naive peer, which answers /health too)."""
     port = free_port()
     env = {
         **os.environ,
@@ -67,7 +69,7 @@ def running_app_process(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, *(python_args or []), "-m", "app"],
+            [sys.executable, *(python_args or []), "-m", *module],
             cwd=PROJECT_DIR,
             env=env,
             stdout=log,
@@ -75,7 +77,7 @@ def running_app_process(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(process, url, log_path, timeout)
+        _wait_healthy(process, url, log_path, timeout, f"python -m {module[0]}")
         yield url, process
     finally:
         process.send_signal(signal.SIGINT)
@@ -86,11 +88,11 @@ def running_app_process(
             process.wait()
 
 
-def _wait_healthy(process: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float) -> None:
+def _wait_healthy(process: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float, name: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"python -m app exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
                 if response.status == 200:
@@ -98,4 +100,4 @@ def _wait_healthy(process: subprocess.Popen[bytes], url: str, log_path: Path, ti
         except OSError:
             pass
         time.sleep(0.5)
-    raise RuntimeError(f"python -m app did not become healthy in {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
+    raise RuntimeError(f"{name} did not become healthy in {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")

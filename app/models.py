@@ -66,6 +66,27 @@ class Reservation:
     reserved_at: datetime
 
 
+class BookEvent(StrEnum):
+    """What happened to a book's reservation."""
+
+    RESERVED = "reserved"
+    RENEWED = "renewed"
+    MOVED_HERE = "moved here"  # a reservation of another book moved to this one
+    MOVED_AWAY = "moved away"  # this book's reservation moved to another book
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    """A line of a book's reservation history (app/repository/history.py)."""
+
+    happened_at: datetime  # UTC
+    event: BookEvent
+    reservation_id: UUID | None
+    user_id: int | None  # the reader whose reservation it was
+    by_id: int | None  # who did it: that reader, or a librarian at the desk
+
+
 @dataclass(frozen=True)
 class Page(Generic[T]):
     """One page of a listing; `next_page` is an opaque token for the following page, None at the end."""

@@ -81,6 +81,10 @@ MAX_PAGE_TOKEN = 200
 # -- reservations ---------------------------------------------------------------------------------------------------
 # Long enough for a UUID or a client's own request id with a prefix; it is hashed into the reservation's id.
 MAX_IDEMPOTENCY_KEY = 200
+# How long a book's reservation history keeps a line (its TTL): a year of who held the book, for the desk.
+BOOK_HISTORY_DAYS = 365
+# The most lines of a book's history its page shows, newest first.
+BOOK_HISTORY_SHOWN = 50
 
 # -- accounts: PINs, sessions, sign-in lockout -------------------------------------------------------------------------
 # A reader's PIN (or password): at least 4 characters, as a library card's PIN; a librarian's at least 10, since a

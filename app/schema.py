@@ -20,6 +20,11 @@ Issue 20 added `users.generation` and `sessions.generation` (added to existing t
 `shared_secrets`. A card made before has no generation, and its sessions (none either) still count; a session issued
 by an earlier version has none and counts only while its card has none. Stop the instances of the earlier version:
 they trust the role a session row holds, and would not lift locks.
+
+Version 4 (issue 23) adds `users.search_terms` with its index, and `book_history`. A keyspace of an earlier version
+gets the terms written for every card (`ReaderRepository.backfill_search_terms`, each only while the card still has
+the name and e-mail they are made of), and version 4 is recorded only once that has finished. Stop the instances of
+the earlier version first: they would write cards without terms, which the desk's search would not find.
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 
 SCHEMA_FILE = Path(__file__).with_name("schema.cql")
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+# The version that brought the books' search terms (their backfill runs on a keyspace that has not recorded it).
+BOOK_TERMS_VERSION = 3
 # The tables that hold the service's data, for tools that empty or scan a keyspace (not `shared_secrets`: emptying
 # it under running instances would give the next one to start other keys than theirs).
 DATA_TABLES = (
@@ -49,6 +56,7 @@ DATA_TABLES = (
     "user_sessions",
     "pin_attempts",
     "staff_actions",
+    "book_history",
 )
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
 # Version 1 -> 2: views whose keys changed, made anew (columns added to other tables are added by
@@ -108,11 +116,11 @@ async def _add_missing_columns(db: Database, statement: str) -> None:
         await db.execute_raw(f"ALTER TABLE {keyspace}.{table} ADD ({', '.join(missing)})")
 
 
-async def _recorded(db: Database, keyspace: str) -> bool:
-    """Whether this schema version was applied to the keyspace in full (its data upgrade included)."""
+async def _recorded(db: Database, keyspace: str, version: int = SCHEMA_VERSION) -> bool:
+    """Whether schema `version` was applied to the keyspace in full (its data upgrade included)."""
     if not await _columns(db, keyspace, "schema_version"):
         return False
-    result = await db.execute(f"SELECT version FROM {keyspace}.schema_version WHERE version = ?", [SCHEMA_VERSION])
+    result = await db.execute(f"SELECT version FROM {keyspace}.schema_version WHERE version = ?", [version])
     return result.one() is not None
 
 
@@ -132,6 +140,7 @@ async def apply_schema(db: Database, settings: Settings) -> None:
     keyspace = settings.keyspace
     await db.execute_raw(all_statements[0])  # the keyspace
     recorded = await _recorded(db, keyspace)
+    books_have_terms = recorded or await _recorded(db, keyspace, BOOK_TERMS_VERSION)
     upgrading = await _upgrade_v1_tables(db, keyspace)
     for statement in all_statements[1:]:
         await _add_missing_columns(db, statement)
@@ -139,12 +148,17 @@ async def apply_schema(db: Database, settings: Settings) -> None:
     if upgrading:
         upgraded = await Library(db).upgrade_locks()
         log.warning("schema upgrade: %s", upgraded)
-    if not recorded:
+    if not books_have_terms:
         # Every book gets its search terms (an empty catalogue costs one empty read).
         written = await Library(db).catalogue.backfill_search_terms()
         if written:
             log.warning("schema upgrade: search terms written for %d books", written)
         await _drop_title_words(db, keyspace)
+    if not recorded:
+        # Every card gets its search terms, for the desk's "find a reader" (no readers: one empty read).
+        written = await Library(db).readers.backfill_search_terms()
+        if written:
+            log.warning("schema upgrade: search terms written for %d readers", written)
     await db.execute(
         f"INSERT INTO {keyspace}.schema_version (version, applied_at) VALUES (?, toTimestamp(now()))",
         [SCHEMA_VERSION],

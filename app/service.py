@@ -17,6 +17,10 @@ staff log. The web layer (app/web/) parses requests and renders answers. Between
 - **a new PIN lifts the card's sign-in locks**, whoever sets it (the holder with the current PIN, or a librarian).
 - **another reader's reservation is a 404 to a reader**, the same as one that does not exist, so an id (derived from
   an idempotency key) reveals nothing.
+- **the books' reservation history**: after every reserve, renew, move and cancel made through the service, a line
+  in the book's history (app/repository/history.py) says what happened, for which reader and by whom. It is written
+  after the change is made and outside the reservations' protocol: a line that cannot be written is logged, and the
+  change stands.
 - **one's own PIN**: it is changed only with the current one (a session left open somewhere is not enough to take
   the card over), and that check counts towards the card's lockout like a sign-in; a librarian sets another's
   PIN without it (a forgotten PIN).
@@ -32,7 +36,8 @@ is the repository's, and is tested against a real Cassandra only (tests/integrat
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import logging
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,11 +45,24 @@ from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
 from app.access import Caller, acting_for, check_may_see_reader, may_see_reader
-from app.models import Book, Forbidden, InvalidInput, NotFound, Reservation, Role, Unauthenticated, User
+from app.models import (
+    Book,
+    BookEvent,
+    Forbidden,
+    InvalidInput,
+    LibraryError,
+    NotFound,
+    Reservation,
+    Role,
+    Unauthenticated,
+    User,
+)
 from app.rules import check_pin, check_pin_as_typed
 
 if TYPE_CHECKING:
     from app.repository import Library
+
+log = logging.getLogger(__name__)
 
 
 # -- what the service uses of the repository ----------------------------------------------------------------------
@@ -130,6 +148,21 @@ class Accounts(Protocol):
     ) -> None: ...
 
 
+class History(Protocol):
+    """The books' reservation history (app/repository/history.py): a record written after the fact."""
+
+    async def record(
+        self,
+        book_id: UUID,
+        event: BookEvent,
+        *,
+        reservation_id: UUID,
+        user_id: int,
+        by_id: int | None,
+        at: datetime | None = None,
+    ) -> None: ...
+
+
 @dataclass(frozen=True)
 class AccountChange:
     """What a request asks to change of a card; None: leave it as it is."""
@@ -150,11 +183,14 @@ class LibraryService:
     """The rules of the module docstring, over the repository's parts. Each operation takes the `Caller` the web
     layer found (None: nobody signed in) and raises the domain errors of app/models.py."""
 
-    def __init__(self, *, books: Books, readers: Readers, reservations: Reservations, accounts: Accounts) -> None:
+    def __init__(
+        self, *, books: Books, readers: Readers, reservations: Reservations, accounts: Accounts, history: History
+    ) -> None:
         self.books = books
         self.readers = readers
         self.reservations = reservations
         self.accounts = accounts
+        self.history = history
 
     @classmethod
     def over(cls, library: Library) -> LibraryService:
@@ -164,6 +200,7 @@ class LibraryService:
             readers=library.readers,
             reservations=library,  # the reservation use cases and the listing that reads one, as the facade has them
             accounts=library.accounts,
+            history=library.history,
         )
 
     # -- reservations ---------------------------------------------------------------------------------------------
@@ -188,7 +225,10 @@ class LibraryService:
     ) -> Reservation:
         """Reserves the book for the caller, or for the reader a librarian names."""
         reservation = await self.reservations.reserve(book_id, acting_for(caller, named), idempotency_key)
-        await self._desk_action(caller, "reserve", reservation, "reserved {book} for {reader}")
+        await _after_the_fact(
+            self._desk_action(caller, "reserve", reservation, "reserved {book} for {reader}"),
+            self._remember(caller, BookEvent.RESERVED, reservation, reservation.reserved_at),
+        )
         return reservation
 
     async def move(
@@ -200,14 +240,29 @@ class LibraryService:
         *,
         read: Reservation | None = None,
     ) -> Reservation:
-        """Moves the reservation to `new_book_id`, or renews it when no book is given. `named`, `read`: as `cancel`."""
+        """Moves the reservation to `new_book_id`, or renews it when no book is given. `named`, `read`: as `cancel`.
+
+        The reservation is read before the change (unless `read` is given) for the book it leaves, which only the
+        history needs: one more read for every move and cancel. That read is not the lock's: another request may
+        move the reservation between it and the change, and then the history's "moved away" (or a cancel's line)
+        names the book it was read on, not the one it left; the reservation itself is still what the lock decided.
+        Closing that gap would need the lock to answer the reservation it changed, which the lock core (its
+        protocol, tested by tests/schedules) does not; a wrong line is a record's error, never a reservation's."""
+        read = read or await self._read_quietly(reservation_id)  # the book it leaves, for that book's history
         owner = await self._owner(caller, reservation_id, named, read)
         with _hidden_from(caller, reservation_id):
             moved = await self.reservations.move(reservation_id, owner, new_book_id)
-        if new_book_id is None:
-            await self._desk_action(caller, "renew", moved, "renewed {reader}'s reservation of {book}")
+        if new_book_id is None or (read is not None and read.book_id == moved.book_id):
+            await _after_the_fact(
+                self._desk_action(caller, "renew", moved, "renewed {reader}'s reservation of {book}"),
+                self._remember(caller, BookEvent.RENEWED, moved, moved.reserved_at),
+            )
         else:
-            await self._desk_action(caller, "move", moved, "moved {reader}'s reservation to {book}")
+            await _after_the_fact(
+                self._desk_action(caller, "move", moved, "moved {reader}'s reservation to {book}"),
+                *([self._remember(caller, BookEvent.MOVED_AWAY, read, moved.reserved_at)] if read is not None else []),
+                self._remember(caller, BookEvent.MOVED_HERE, moved, moved.reserved_at),
+            )
         return moved
 
     async def cancel(
@@ -220,14 +275,56 @@ class LibraryService:
     ) -> None:
         """Cancels a reservation: the caller's own, or at the desk anyone's. `named`: the reader the caller says it
         is (a reader naming another is a 403; a reservation not theirs is the repository's 403). `read`: the
-        reservation, when the caller has read it already."""
+        reservation, when the caller has read it already. One read before the change, unless given: its reader (for
+        the desk, which need not name one), and its book, for the log and the history; see `move` for what that read
+        cannot promise."""
         if read is None and caller is not None and caller.is_staff:
-            read = await self.reservations.get_reservation(reservation_id)  # for its reader, and for the log
+            # The desk acts as the reservation's reader (`_owner`): a missing reservation is its 404 here already.
+            read = await self.reservations.get_reservation(reservation_id)
+        elif read is None:
+            read = await self._read_quietly(reservation_id)
         owner = await self._owner(caller, reservation_id, named, read)
         with _hidden_from(caller, reservation_id):
             await self.reservations.cancel(reservation_id, owner)
         if read is not None:
-            await self._desk_action(caller, "cancel", read, "cancelled {reader}'s reservation of {book}")
+            await _after_the_fact(
+                self._desk_action(caller, "cancel", read, "cancelled {reader}'s reservation of {book}"),
+                self._remember(caller, BookEvent.CANCELLED, read, None),
+            )
+
+    async def _read_quietly(self, reservation_id: UUID) -> Reservation | None:
+        """The reservation as it is before a change, or None if there is none: the change itself then answers as it
+        would have (a 404, or another reader's reservation told as one)."""
+        try:
+            return await self.reservations.get_reservation(reservation_id)
+        except NotFound:
+            return None
+
+    async def _remember(
+        self, caller: Caller | None, event: BookEvent, reservation: Reservation, at: datetime | None
+    ) -> None:
+        """A line in the book's history, after the change is made, `at` the time the lock gave the reservation (a
+        reserve, renew or move: so a retried keyed reserve writes the same line again) or now (a cancel: None). The
+        history is a record for the desk, outside the reservations' protocol: when Cassandra cannot take the line,
+        the change stands and the log says which line is missing (a retry of the request would not make the change
+        again, so nothing else could add it)."""
+        try:
+            await self.history.record(
+                reservation.book_id,
+                event,
+                reservation_id=reservation.reservation_id,
+                user_id=reservation.user_id,
+                by_id=caller.user_id if caller is not None else None,
+                at=at,
+            )
+        except LibraryError as error:
+            log.warning(
+                "book %s: its history misses '%s' of reservation %s (%s)",
+                reservation.book_id,
+                event.value,
+                reservation.reservation_id,
+                error,
+            )
 
     async def _owner(
         self, caller: Caller | None, reservation_id: UUID, named: int | None, read: Reservation | None
@@ -444,6 +541,18 @@ def _check_current_pin(current_pin: object) -> str:
     return check_pin_as_typed(current_pin, "current_pin")
 
 
+async def _after_the_fact(*writes: Awaitable[None]) -> None:
+    """The records of a change made (the staff log's line, the books' history lines), written together once the
+    change stands: the request waits for the slowest of them, not their sum, and a record that fails is logged,
+    never answered as a failure of the change (a retry of the request would not make the change again, so it
+    could not add the record either)."""
+    for outcome in await asyncio.gather(*writes, return_exceptions=True):
+        if isinstance(outcome, Exception):
+            log.warning("a record of a change made was not written; the change stands", exc_info=outcome)
+        elif isinstance(outcome, BaseException):
+            raise outcome
+
+
 @contextmanager
 def _hidden_from(caller: Caller | None, reservation_id: UUID) -> Iterator[None]:
     """For a reader, another reader's reservation answers as one that does not exist (404), so a reader who guesses
@@ -458,4 +567,4 @@ def _hidden_from(caller: Caller | None, reservation_id: UUID) -> Iterator[None]:
         raise NotFound.reservation(reservation_id) from None
 
 
-__all__ = ["AccountChange", "Accounts", "Books", "LibraryService", "Readers", "Reservations"]
+__all__ = ["AccountChange", "Accounts", "Books", "History", "LibraryService", "Readers", "Reservations"]

@@ -40,6 +40,7 @@ def parser() -> ArgumentParser:
             "latency and the ratio to the baseline measured in the same run."
         ),
         epilog=(
+            "`python -m bench peer` measures this service against the naive peer instead (see its --help). "
             "Without $CASSANDRA_HOSTS the bench starts the local cluster of each topology (`python -m cluster`), "
             "stopping the other first. With it, it measures that cluster only. Its data goes to keyspace "
             "--keyspace (default bench), emptied at the start."
@@ -175,6 +176,11 @@ def _running_first(topologies: list[int]) -> list[int]:
 
 
 async def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["peer"]:
+        from bench import peer
+
+        return await peer.main(argv[1:])
     args = parser().parse_args(argv)
     options = options_from(args)
     report = await execute(options, lambda message: print(message, file=sys.stderr, flush=True))

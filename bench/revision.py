@@ -93,7 +93,7 @@ def app_of(folder: Path, settings: Settings, log_path: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         try:
-            launcher._wait_healthy(process, url, log_path, APP_START_TIMEOUT)
+            launcher._wait_healthy(process, url, log_path, APP_START_TIMEOUT, "python -m app")
         except RuntimeError as error:
             raise CliError(f"the app of {folder} did not start: {str(error).splitlines()[0]}; see {log_path}") from None
         yield url

@@ -28,6 +28,7 @@ import aiohttp
 
 from app.models import reservation_id_for
 from app.rules import MAX_PAGE_SIZE
+from app.web import legacy
 from toolkit.cli import bearer
 
 MAX_ATTEMPTS = 6
@@ -146,11 +147,15 @@ class Client:
             op.error = f"http {op.status}"
         if isinstance(body, dict) and isinstance(body.get("error"), str):
             op.message = body["error"]
+        self._judge(op, method, body)
         self.history.ops.append(op)
         for callback in self.on_op:
             callback(op)
         op_retry_wait = _retry_wait(retry_after)
         return body, op_retry_wait
+
+    def _judge(self, op: Op, method: str, body: Any) -> None:
+        """What the answer means, beyond its status: nothing more for this API (see `LegacyClient`)."""
 
     async def _call(self, make_op: Any, method: str, path: str, **kwargs: Any) -> tuple[Op, Any]:
         """Sends until a definite answer (2xx or 4xx), the attempts run out, or the deadline passes."""
@@ -282,3 +287,124 @@ def _retry_wait(retry_after: str | None) -> float:
         wait = 0.2
     # Jitter, so that clients refused together do not all come back in the same instant.
     return min(MAX_RETRY_WAIT, wait) * random.uniform(0.5, 1.0)
+
+
+# The earlier system's answers (app/web/legacy.py), as the HTTP statuses the checker reads. Any other "error" text
+# (the earlier app passed a timeout's text on) is an answer that says nothing: the request may have landed.
+LEGACY_STATUS = {
+    legacy.MADE: 201,
+    legacy.UPDATED: 200,
+    legacy.REMOVED: 200,
+    legacy.ALREADY_RESERVED: 409,
+    legacy.NO_SUCH_BOOK: 404,
+    legacy.NOT_FOUND: 404,
+    legacy.INVALID_USER: 400,
+    legacy.NOT_OWNER: 403,
+}
+
+
+class LegacyClient(Client):
+    """The same stress tests through the earlier system's endpoints (../shared/README.md), which both this service
+    (in development) and the bench's naive peer serve, so that one client measures the two alike.
+
+    Those endpoints name a reservation by its reader and book and return no id, so the client names each
+    reservation it means to make (an intent: `reservation_id_for` a key of its own, as `Client` does for an app
+    without idempotency keys), remembers its book, and reads listings back as the latest intent for each reader
+    and book. There is no move (a test of moves changes by renewing instead) and no listing by reader or book: a
+    read of one fetches every reservation (GET /api/reservations) and keeps its own."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.keyed = False
+        self.book_of: dict[UUID, UUID] = {}  # each intent's book
+        self.latest: dict[tuple[int, UUID], UUID] = {}  # (reader, book) -> the last intent sent to reserve it
+        self.acknowledged: dict[tuple[int, UUID], UUID] = {}  # (reader, book) -> the intent made, until cancelled
+
+    def _judge(self, op: Op, method: str, body: Any) -> None:
+        # The earlier system answered everything with 200: what happened is in the sentence, so it decides the status
+        # (and with it whether the request is sent again); a sentence it never used says nothing, like a 5xx.
+        if method != "POST" or op.status is None or op.error is not None:
+            return
+        sentence = (body.get("message") or body.get("error")) if isinstance(body, dict) else None
+        op.status = LEGACY_STATUS.get(sentence, 503) if isinstance(sentence, str) else 503
+        if op.status == 503:
+            op.error = f"other answer: {str(sentence)[:60]}"
+
+    async def _legacy(self, make_op: Any, path: str, user_id: int, book_id: UUID) -> Op:
+        op, _ = await self._call(make_op, "POST", path, json={"book_id": str(book_id), "user_id": user_id})
+        return op
+
+    async def reserve(self, user_id: int, book_id: UUID, idempotency_key: str | None = None) -> Op:
+        intent = reservation_id_for(user_id, book_id, idempotency_key or str(uuid4()))
+        self.book_of[intent] = book_id
+        self.latest[(user_id, book_id)] = intent
+        op = await self._legacy(
+            lambda: Op("reserve", user_id, book_id, intent, 0.0), "/make_reservation", user_id, book_id
+        )
+        if op.outcome == "ok":
+            op.result_book, op.result_id = book_id, intent
+            self.acknowledged[(user_id, book_id)] = intent
+        return op
+
+    async def probe_ids(self, user_id: int, book_id: UUID) -> bool:
+        return False  # the client names every reservation itself
+
+    async def cancel(self, reservation_id: UUID, user_id: int) -> Op:
+        book_id = self.book_of[reservation_id]
+        op = await self._legacy(
+            lambda: Op("cancel", user_id, None, reservation_id, 0.0), "/remove_reservation", user_id, book_id
+        )
+        if op.outcome == "ok" and self.acknowledged.get((user_id, book_id)) == reservation_id:
+            del self.acknowledged[(user_id, book_id)]
+        return op
+
+    async def renew(self, reservation_id: UUID, user_id: int) -> Op:
+        book_id = self.book_of[reservation_id]
+        op = await self._legacy(
+            lambda: Op("renew", user_id, None, reservation_id, 0.0), "/update_reservation", user_id, book_id
+        )
+        if op.outcome == "ok":
+            op.result_book = book_id
+        return op
+
+    async def move(self, reservation_id: UUID, user_id: int, book_id: UUID) -> Op:
+        raise NotImplementedError("the earlier system's endpoints cannot move a reservation")
+
+    async def user_reservations(self, user_id: int) -> Op:
+        return await self._read_all(Op("read_user", user_id, None, None, 0.0), lambda r: r[0] == user_id)
+
+    async def book_reservations(self, book_id: UUID) -> Op:
+        return await self._read_all(Op("read_book", None, book_id, None, 0.0), lambda r: r[1] == book_id)
+
+    async def every_reservation(self) -> list[tuple[int, UUID]]:
+        """(reader, book) of every reservation, as GET /api/reservations lists them: the final state."""
+        op, body = await self._call(lambda: Op("read_all", None, None, None, 0.0), "GET", "/api/reservations")
+        for read in self.history.ops:
+            if read.kind == "read_all":
+                read.attempt = 0  # the final state's read, not part of the run's figures
+        if op.outcome != "ok":
+            raise RuntimeError(f"could not list the reservations: {op.status} {op.error or op.message or ''}")
+        return self._pairs(body)
+
+    def intent_for(self, user_id: int, book_id: UUID) -> UUID:
+        """The intent a listed (reader, book) stands for: the one acknowledged and not cancelled since, else the last
+        one sent (its answer may have been lost), else a name of its own for one the client never asked for."""
+        pair = (user_id, book_id)
+        return self.acknowledged.get(pair) or self.latest.get(pair) or reservation_id_for(*pair, "not asked for")
+
+    async def _read_all(self, template: Op, keep: Any) -> Op:
+        def make() -> Op:
+            return Op(template.kind, template.user_id, template.book_id, None, 0.0)
+
+        op, body = await self._call(make, "GET", "/api/reservations")
+        if op.outcome == "ok":
+            op.seen = [(self.intent_for(u, b), b) for u, b in self._pairs(body) if keep((u, b))]
+        return op
+
+    @staticmethod
+    def _pairs(body: Any) -> list[tuple[int, UUID]]:
+        items = body.get("items", []) if isinstance(body, dict) else []
+        return [(int(i["user_id"]), UUID(i["book_id"])) for i in items]
+
+    async def list_books(self, params: dict[str, str] | None = None) -> tuple[Op, Any]:
+        return await self._call(lambda: Op("list_books", None, None, None, 0.0), "GET", "/api/books")

@@ -19,10 +19,12 @@ from uuid import UUID, uuid5
 
 import aiohttp
 
+from app.db import Database
 from app.models import Conflict, LibraryError, NotFound
 from app.repository import Library
 from app.rules import MAX_PAGE_SIZE
-from stress.client import Client, History, Op
+from bench import naive_peer
+from stress.client import Client, History, LegacyClient, Op
 from stress.faults import Fleet, Pauses, Repairs
 from stress.history import FinalState, check
 from stress.scenarios import TESTS, Context, Test, prepare_changes
@@ -57,6 +59,10 @@ class Options:
     pause_every: float | None = None  # freeze an instance (of a Fleet) for 0.2-2 s about this often
     repair_every: float | None = None  # run audit(repair=True) this often during the run
     history_path: Path | None = None  # every request the clients sent, one JSON object a line
+    legacy: bool = False  # the earlier system's endpoints (stress.client.LegacyClient) instead of the API
+    # The app is the bench's naive peer (bench/naive_peer.py), whose data is in this keyspace: its books are written
+    # there, it has no readers, and nothing is audited (it keeps no lock versions to audit).
+    naive_keyspace: str | None = None
 
 
 @dataclass
@@ -159,11 +165,16 @@ def longest_gap(ops: list[Op], start: float, end: float) -> float:
 
 
 # -- data --------------------------------------------------------------------------------------------
-async def prepare(library: Library, books: int, users: int) -> Fixture:
+def new_fixture(books: int, users: int) -> Fixture:
+    """The run's own books (ids from a random tag) and readers (card numbers from a random block)."""
     tag = secrets.token_hex(4)
     base = USER_BLOCKS[0] + secrets.randbelow(100_000) * USER_BLOCKS[1]
-    fixture = Fixture(tag, [uuid5(STRESS_NAMESPACE, f"{tag}/{i}") for i in range(books)], [])
-    fixture.users = [base + i for i in range(users)]
+    return Fixture(tag, [uuid5(STRESS_NAMESPACE, f"{tag}/{i}") for i in range(books)], [base + i for i in range(users)])
+
+
+async def prepare(library: Library, books: int, users: int) -> Fixture:
+    fixture = new_fixture(books, users)
+    tag = fixture.tag
     progress = Progress(books + users, "preparing")
 
     async def add_book(i: int) -> None:
@@ -185,6 +196,36 @@ async def prepare(library: Library, books: int, users: int) -> Fixture:
     finally:
         progress.close()
     return fixture
+
+
+async def prepare_naive(db: Database, keyspace: str, books: int, users: int) -> Fixture:
+    """The naive peer's data: its tables emptied (its keyspace is the bench's own), then the run's books written
+    to its books table; its readers need no rows (any whole number is a reader there)."""
+    fixture = new_fixture(books, users)
+    for table in naive_peer.DATA_TABLES:
+        cql = f"TRUNCATE {keyspace}.{table}"
+        await retrying(functools.partial(db.execute_raw, cql))
+    insert = f"INSERT INTO {keyspace}.books (book_id, title, author, genre, published_year) VALUES (?, ?, ?, ?, ?)"
+    progress = Progress(books, "preparing")
+
+    async def add_book(i: int) -> None:
+        values = (fixture.books[i], f"Stress {fixture.tag} book {i}", "Stress Test", "stress-test", 2000)
+        await retrying(lambda: db.execute(insert, values, write=True))
+        progress.advance()
+
+    try:
+        await run_bounded(range(books), add_book, SETUP_CONCURRENCY)
+    finally:
+        progress.close()
+    return fixture
+
+
+async def legacy_snapshot(client: LegacyClient, fixture: Fixture) -> FinalState:
+    """The run's reservations as the earlier system's listing shows them, named by the client's intents; a book's
+    lock is taken to hold what is listed on it (those endpoints show no lock)."""
+    books = set(fixture.books)
+    rows = {client.intent_for(user, book): book for user, book in await client.every_reservation() if book in books}
+    return FinalState(rows, {book: intent for intent, book in rows.items()})
 
 
 async def snapshot(library: Library, fixture: Fixture) -> tuple[FinalState, dict[UUID, int]]:
@@ -258,28 +299,35 @@ async def execute(options: Options, library: Library, fleet: Fleet | None = None
     report = Report(test.number, test.title, options.size, options.workers, ", ".join(urls), options.seed)
     timeout = aiohttp.ClientTimeout(total=options.request_timeout)
     connector = aiohttp.TCPConnector(limit=max(options.workers, 2) + 4)
+    naive = options.naive_keyspace
     # Set-up and reads that are no reader's go as a librarian; each reader's requests carry their own token.
-    headers = bearer(await library.session_for_tool("Stress test"))
+    headers = bearer(await library.session_for_tool("Stress test")) if naive is None else {}
+    books, users = test.books(options.size, options.workers), test.users(options.size, options.workers)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector, headers=headers) as session:
         for url in urls:
-            await preflight(session, url)
-        fixture = await prepare(
-            library, test.books(options.size, options.workers), test.users(options.size, options.workers)
-        )
+            await preflight(session, url, "/api/books" if options.legacy else "/api/books?page_size=1")
+        if naive is None:
+            fixture = await prepare(library, books, users)
+        else:
+            fixture = await prepare_naive(library.db, naive, books, users)
         owner: dict[UUID, int] = {}
         try:
-            status = await preflight(session, options.url, f"/api/books/{fixture.books[0]}")
-            if status == 404:
-                raise CliError(
-                    f"the app at {options.url} does not see the books just written to keyspace "
-                    f"{library.ks}: start it with the same CASSANDRA_KEYSPACE (or pass --keyspace)"
-                )
+            if naive is None:
+                status = await preflight(session, options.url, f"/api/books/{fixture.books[0]}")
+                if status == 404:
+                    raise CliError(
+                        f"the app at {options.url} does not see the books just written to keyspace "
+                        f"{library.ks}: start it with the same CASSANDRA_KEYSPACE (or pass --keyspace)"
+                    )
             history, ctx, outage, run_seconds = await _run(
                 options, test, library, session, fixture, urls, report, fleet
             )
-            final, owner = await snapshot(library, fixture)
+            if naive is None:
+                final, owner = await snapshot(library, fixture)  # `owner`: the clean-up's, by the app's own ids
+            if isinstance(ctx.client, LegacyClient):
+                final = await legacy_snapshot(ctx.client, fixture)  # in the client's names, as the checker needs
         except BaseException:
-            if not options.keep:
+            if not options.keep and naive is None:
                 _, owner = await snapshot(library, fixture)
                 for problem in await clean_up(library, fixture, owner):
                     print(f"warning: {problem}", file=sys.stderr)
@@ -305,6 +353,9 @@ async def execute(options: Options, library: Library, fleet: Fleet | None = None
     report.violations.extend(violations)
     report.violations.extend(test.check(ctx, final))
     report.notes.extend(ctx.notes)
+    if naive is not None:
+        report.notes.append("not audited: the naive peer keeps no lock versions to check the views against")
+        return report
     audit = await retrying(library.audit)
     report.audit = {
         "clean": audit.clean,
@@ -333,17 +384,31 @@ async def _run(
     fleet: Fleet | None,
 ) -> tuple[History, Context, Outage | None, float]:
     history = History()
-    # Every reader acts as themselves, with a token of their own, as through the API a reader does.
-    tokens = await library.sessions_for_readers(list(fixture.users))
-    client = Client(session, urls, history, deadline=math.inf, tokens=tokens)
+    # Every reader acts as themselves, with a token of their own, as through the API a reader does (the naive peer
+    # has no readers: any whole number is one).
+    tokens = await library.sessions_for_readers(list(fixture.users)) if options.naive_keyspace is None else {}
+    kind = LegacyClient if options.legacy or options.naive_keyspace is not None else Client
+    client = kind(session, urls, history, deadline=math.inf, tokens=tokens)
     ctx = Context(
-        options.size, options.workers, options.seed, client, history, library, fixture.books, fixture.users, math.inf
+        options.size,
+        options.workers,
+        options.seed,
+        client,
+        history,
+        library,
+        fixture.books,
+        fixture.users,
+        math.inf,
+        legacy=options.legacy,
     )
-    try:
-        keyed = await client.probe_ids(fixture.users[0], fixture.books[0])
-    except RuntimeError as error:
-        raise CliError(f"the app at {urls[0]} could not make a first reservation: {error}") from None
-    report.ids = "idempotency keys" if keyed else "named by the client (the app ignores idempotency keys)"
+    if isinstance(client, LegacyClient):
+        report.ids = "named by the client (the earlier system's endpoints return none)"
+    else:
+        try:
+            keyed = await client.probe_ids(fixture.users[0], fixture.books[0])
+        except RuntimeError as error:
+            raise CliError(f"the app at {urls[0]} could not make a first reservation: {error}") from None
+        report.ids = "idempotency keys" if keyed else "named by the client (the app ignores idempotency keys)"
     for op in history.ops:
         op.attempt = 0  # the probe is not part of the run's figures
     if test.number == 5:
@@ -499,8 +564,9 @@ def summary(report: Report) -> str:
             f"{o['longest_without_success']:.1f}s",
         ]
     a = report.audit
-    audit_text = "clean" if a.get("clean") else f"{a.get('violations')} violations"
-    lines.append(f"  audit        {audit_text} ({a.get('locks')} locks, {a.get('reservations')} reservations)")
+    if a:
+        audit_text = "clean" if a.get("clean") else f"{a.get('violations')} violations"
+        lines.append(f"  audit        {audit_text} ({a.get('locks')} locks, {a.get('reservations')} reservations)")
     h = report.history
     lines.append(
         f"  history      {h.get('operations')} operations, {h.get('certain_holds')} certain holds, "

@@ -8,9 +8,10 @@ reservation use cases (`Reservations`, composed of the locks' transitions, the v
 keys), the listings of the views (`ReservationListings`), the catalogue of books (`CatalogueRepository`, which opens
 and withdraws a book's lock through the use cases), the readers' cards (`ReaderRepository`, which asks the listings
 whether a reader it deletes holds any reservation), the sessions, sign-in lockout and desk log (`AccountRepository`,
-which reads a card's PIN hash through the readers part), and the audit with its repair (`AuditRepository`, which
-mends through the use cases' public operations). They share one database handle, and the parts that need them one
-version clock and one set of page tokens per `Library`, that is per app instance.
+which reads a card's PIN hash through the readers part), the books' reservation history (`BookHistory`, a record
+the service writes after each change, outside the reservations' protocol), and the audit with its repair
+(`AuditRepository`, which mends through the use cases' public operations). They share one database handle, and the
+parts that need them one version clock and one set of page tokens per `Library`, that is per app instance.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from app.repository.audit import AuditRepository
 from app.repository.base import PageTokens, Seal
 from app.repository.catalogue import CatalogueRepository
 from app.repository.clock import VersionClock
+from app.repository.history import BookHistory
 from app.repository.idempotency import CassandraKeys
 from app.repository.listings import ReservationListings
 from app.repository.locks import CassandraLockTable, LockRunner
@@ -62,11 +64,12 @@ class Library:
             settle_after_seconds=db.settings.settle_after_seconds,
         )
         self.listings = ReservationListings(db, self.pages, self.locks)
-        self.catalogue = CatalogueRepository(db, self.clock, self.pages, self.reservations)
+        self.catalogue = CatalogueRepository(db, self.clock, self.pages, self.reservations, self.listings)
         self.readers = ReaderRepository(db, self.pages, self.listings)
         self.auditor = AuditRepository(db, self.clock, self.locks, self.reservations)
         self.accounts = AccountRepository(db, self.readers, self.seal)
         self.shared_secrets = SharedSecrets(db)
+        self.history = BookHistory(db)
         # Named points inside operations where a test may pause one (see Reservations._step).
         self.steps: dict[str, Step] = self.reservations.steps
 
@@ -74,12 +77,15 @@ class Library:
         self.get_book = self.catalogue.get_book
         self.list_books = self.catalogue.list_books
         self.search_books = self.catalogue.search_books
+        self.matching_books = self.catalogue.matching_books
+        self.get_books = self.catalogue.get_books
         self.create_book = self.catalogue.create_book
         self.update_book = self.catalogue.update_book
         self.delete_book = self.catalogue.delete_book
         # -- readers
         self.get_user = self.readers.get_user
         self.list_users = self.readers.list_users
+        self.matching_users = self.readers.matching_users
         self.create_user = self.readers.create_user
         self.import_user = self.readers.import_user
         self.register_card = self.readers.register_card
@@ -91,6 +97,7 @@ class Library:
         self.holder = self.listings.holder
         self.holders = self.listings.holders
         self.list_reservations = self.listings.list_reservations
+        self.some_reservations = self.listings.some_reservations
         self.each_reservation = self.listings.each_reservation
         self.user_reservations = self.listings.user_reservations
         self.book_reservations = self.listings.book_reservations
@@ -108,6 +115,8 @@ class Library:
         self.lift_locks = self.accounts.lift_locks
         self.record_staff_action = self.accounts.record_staff_action
         self.staff_actions = self.accounts.staff_actions
+        # -- the books' reservation history (written by the service after each change)
+        self.book_history = self.history.book_history
         # -- audit, repair, upgrade
         self.audit = self.auditor.audit
         self.upgrade_locks = self.auditor.upgrade_locks

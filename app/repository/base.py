@@ -16,6 +16,7 @@ from uuid import UUID
 from app.db import Database
 from app.models import Book, InvalidInput, Reservation
 from app.rules import MAX_PAGE_SIZE, MAX_PAGE_TOKEN
+from app.search import query_terms
 
 SCAN_PAGE = 1000  # rows per page when a tool or a stream reads a whole table
 
@@ -52,6 +53,15 @@ class RepositoryBase:
         rows = result.rows[:size]
         more = len(result.rows) > size
         return rows, self.pages.encode([getattr(rows[-1], c) for c in resume.columns], scope) if more else None
+
+    async def _up_to(self, cql: str, params: list[Any], bound: int) -> list[Any]:
+        """At most bound + 1 rows of a query (one more than the bound tells there are more), read in pages of up to
+        SCAN_PAGE: what a page sorts, counts and numbers itself (app/search.py), since Cassandra can neither sort nor
+        count what an index finds."""
+        found: list[Any] = []
+        async for rows in self._scan(f"{cql} LIMIT {bound + 1}", params, page_size=min(bound + 1, SCAN_PAGE)):
+            found.extend(rows)
+        return found
 
     async def _scan(
         self, cql: str, params: list[Any] | None = None, page_size: int = SCAN_PAGE
@@ -185,6 +195,13 @@ def _key_value(value: Any, kind: type) -> Any:
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def term_conditions(q: str | None) -> tuple[list[str], list[Any]]:
+    """The conditions that find the rows a query's words all begin a word of: each word one of the row's
+    `search_terms` (app/search.py), on their index. The catalogue and the readers search alike."""
+    terms = query_terms(q or "")
+    return ["search_terms CONTAINS ?"] * len(terms), list(terms)
 
 
 def check_page_size(page_size: int) -> int:

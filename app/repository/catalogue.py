@@ -4,32 +4,37 @@ A book is a plain row of `books`, written at the configured consistency (LOCAL_Q
 instance's version clock, with its search terms (app/search.py) in the same row, so the terms never describe
 another version of the book. A book's lock is opened when it is added and withdrawn before it is deleted, through
 the reservations part, so a deletion never races a reserve into a reservation of a book that is gone. Searching
-reads what the storage-attached indexes find (docs/architecture.md, "How the catalogue is searched"). The readers
-are `readers.py`'s.
+reads what the storage-attached indexes find (docs/architecture.md, "How the catalogue is searched"); "available now"
+keeps of those matches the books whose lock is free, read through the listings. The readers are `readers.py`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
 from app.db import Database
 from app.models import Book, Page, UnknownBook
 from app.repository.base import (
-    SCAN_PAGE,
     PageTokens,
     RepositoryBase,
     Resume,
     book_from_row,
     check_page_size,
+    term_conditions,
 )
 from app.repository.clock import VersionClock
+from app.repository.listings import ReservationListings
 from app.repository.reservations import Reservations
 from app.rules import DEFAULT_PAGE_SIZE, check_text, check_year
-from app.search import RESULT_BOUND, SearchResult, Sort, page_of, query_terms, search_terms
+from app.search import RESULT_BOUND, SearchResult, Sort, page_of, search_terms
 
 BOOK_COLUMNS = "book_id, title, author, genre, published_year"
+# Books read in one `IN` read by `get_books` (as the listings read locks): a list of a thousand reservations sorted by
+# title is ten reads, not a thousand at once, and no one read asks a coordinator for a thousand partitions.
+BOOKS_PER_READ = 100
 
 
 # The checks are app/rules.py's, the same the API's parsers apply, so the UI's forms accept what the API accepts.
@@ -43,13 +48,22 @@ def _year(value: object) -> int | None:
 
 class CatalogueRepository(RepositoryBase):
     """The books. Given the database, the instance's version clock (a book's row is stamped from it), the page
-    tokens, and the reservations part, through which a book's lock is opened and withdrawn with the book."""
+    tokens, the reservations part, through which a book's lock is opened and withdrawn with the book, and the
+    listings, which say which books are held now."""
 
-    def __init__(self, db: Database, clock: VersionClock, pages: PageTokens, reservations: Reservations) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: VersionClock,
+        pages: PageTokens,
+        reservations: Reservations,
+        listings: ReservationListings,
+    ) -> None:
         super().__init__(db)
         self.clock = clock
         self.pages = pages
         self.reservations = reservations
+        self.listings = listings
 
     # -- books ------------------------------------------------------------------------------
     async def get_book(self, book_id: UUID) -> Book:
@@ -59,6 +73,14 @@ class CatalogueRepository(RepositoryBase):
         if row is None:
             raise UnknownBook(book_id)
         return book_from_row(row)
+
+    async def get_books(self, book_ids: Sequence[UUID]) -> dict[UUID, Book]:
+        """The books of these ids that exist, by id: BOOKS_PER_READ at a time in one read each."""
+        unique = list(dict.fromkeys(book_ids))
+        chunks = [unique[i : i + BOOKS_PER_READ] for i in range(0, len(unique), BOOKS_PER_READ)]
+        query = self.cql(f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books WHERE book_id IN ?")
+        read = await asyncio.gather(*(self.db.execute(query, [chunk]) for chunk in chunks))
+        return {row.book_id: book_from_row(row) for result in read for row in result.rows}
 
     async def list_books(
         self,
@@ -87,15 +109,37 @@ class CatalogueRepository(RepositoryBase):
         page: int = 1,
         page_size: int = DEFAULT_PAGE_SIZE,
         bound: int = RESULT_BOUND,
+        available_only: bool = False,
     ) -> SearchResult:
         """What a reader's search finds: one page in the chosen order, the count (exact up to `bound`) and the
-        genre and author facets (app/search.py). Reads up to bound + 1 matching rows, in pages of SCAN_PAGE."""
+        genre and author facets (app/search.py). Reads up to bound + 1 matching rows, in pages of SCAN_PAGE.
+        `available_only` keeps the books nobody holds now, from one read of the matches' locks: the count, the
+        facets and the pages are then those of the available books among the first `bound` matches, and when the
+        read found more than those the count says so (not exact), however few are left."""
+        found = await self.matching_books(q, genre=genre, author=author, bound=bound)
+        more, matches = len(found) > bound, found[:bound]  # the row past the bound only says "more": never shown
+        looked_at = len(matches)
+        if available_only:
+            held = await self.listings.holders([b.book_id for b in matches])
+            matches = [b for b in matches if b.book_id not in held]
+        return page_of(
+            matches,
+            bound=bound,
+            order=sort,
+            page=page,
+            page_size=check_page_size(page_size),
+            more=more,
+            looked_at=looked_at,
+        )
+
+    async def matching_books(
+        self, q: str | None = None, *, genre: str | None = None, author: str | None = None, bound: int = RESULT_BOUND
+    ) -> list[Book]:
+        """The books a search finds, in storage order: at most bound + 1 (one more than the bound means there are
+        more), for a search's page or for the desk's list of a title's reservations."""
         where, params = _book_conditions(q, genre, author)
-        matches: list[Book] = []
-        query = f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books{where} LIMIT {bound + 1}"
-        async for rows in self._scan(query, params, page_size=min(bound + 1, SCAN_PAGE)):
-            matches.extend(book_from_row(r) for r in rows)
-        return page_of(matches, bound=bound, order=sort, page=page, page_size=check_page_size(page_size))
+        rows = await self._up_to(f"SELECT {BOOK_COLUMNS} FROM {{ks}}.books{where}", params, bound)
+        return [book_from_row(r) for r in rows]
 
     async def backfill_search_terms(self) -> int:
         """Writes `search_terms` for every book (a schema upgrade from a version without them): at the book's own
@@ -192,10 +236,7 @@ class CatalogueRepository(RepositoryBase):
 def _book_conditions(q: str | None, genre: str | None, author: str | None) -> tuple[str, list[Any]]:
     """The WHERE clause of a catalogue query: each word of `q` one of the book's search terms (app/search.py),
     genre and author exact (any case, through their own indexes)."""
-    conditions, params = [], []
-    for term in query_terms(q or ""):
-        conditions.append("search_terms CONTAINS ?")
-        params.append(term)
+    conditions, params = term_conditions(q)
     if genre and genre.strip():
         conditions.append("genre = ?")
         params.append(genre.strip())

@@ -3,6 +3,7 @@ locks). Reads only; the writes are the use cases' (app/repository/reservations.p
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from uuid import UUID
@@ -13,6 +14,10 @@ from app.repository.base import PageTokens, RepositoryBase, Resume, reservation_
 from app.repository.locks import LockRunner, LockState
 from app.repository.store import COLUMNS
 from app.rules import DEFAULT_PAGE_SIZE
+from app.search import RESULT_BOUND
+
+# The most locks one read asks for (`holders`): a catalogue page's 15 in one, a thousand in ten reads at once.
+HOLDERS_PER_READ = 100
 
 
 class ReservationListings(RepositoryBase):
@@ -38,9 +43,12 @@ class ReservationListings(RepositoryBase):
         return lock.reservation() if lock.state is LockState.HELD else None
 
     async def holders(self, book_ids: Sequence[UUID]) -> dict[UUID, Reservation]:
-        """The reservations holding any of these books now, by book; one read for a whole catalogue page."""
-        locks = await self.locks.read_many(book_ids)
-        return {lock.book_id: lock.reservation() for lock in locks if lock.state is LockState.HELD}
+        """The reservations holding any of these books now, by book: one read for a catalogue page, and reads of
+        HOLDERS_PER_READ books at once for more (a search's "available now", the desk's books of a title), so no
+        one read asks a coordinator for a thousand partitions."""
+        chunks = [book_ids[i : i + HOLDERS_PER_READ] for i in range(0, len(book_ids), HOLDERS_PER_READ)]
+        read = await asyncio.gather(*(self.locks.read_many(chunk) for chunk in chunks))
+        return {lock.book_id: lock.reservation() for locks in read for lock in locks if lock.state is LockState.HELD}
 
     async def list_reservations(
         self, *, page_size: int = DEFAULT_PAGE_SIZE, page: str | None = None
@@ -64,6 +72,17 @@ class ReservationListings(RepositoryBase):
             page,
             Resume.after("book_id", UUID),
         )
+
+    async def some_reservations(self, user_id: int | None = None, *, bound: int = RESULT_BOUND) -> list[Reservation]:
+        """Up to bound + 1 reservations (one more than the bound means there are more), in storage order: a reader's
+        (one partition), or everybody's. For the pages' lists, which sort, count and number what they read
+        (app/search.py), as the catalogue's search does."""
+        if user_id is None:
+            rows = await self._up_to(f"SELECT {COLUMNS} FROM {{ks}}.reservations", [], bound)
+        else:
+            cql = f"SELECT {COLUMNS} FROM {{ks}}.user_reservations WHERE user_id = ?"
+            rows = await self._up_to(cql, [user_id], bound)
+        return [reservation_from_row(r) for r in rows if r.book_id is not None]
 
     async def book_reservations(self, book_id: UUID) -> list[Reservation]:
         result = await self.db.execute(

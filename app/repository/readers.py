@@ -24,7 +24,7 @@ from app.access import Caller
 from app.credentials import hash_pin
 from app.db import Database
 from app.models import Conflict, InvalidInput, Page, Role, UnknownReader, User
-from app.repository.base import PageTokens, RepositoryBase, Resume, now
+from app.repository.base import PageTokens, RepositoryBase, Resume, now, term_conditions
 from app.repository.listings import ReservationListings
 from app.rules import (
     DEFAULT_PAGE_SIZE,
@@ -36,6 +36,10 @@ from app.rules import (
     check_text,
     is_card_number,
 )
+from app.search import RESULT_BOUND, reader_terms
+
+# The most conditional writes of the schema upgrade's backfill in flight at once.
+BACKFILL_CONCURRENCY = 32
 
 USER_COLUMNS = "user_id, name, email, joined_at"  # what a new card's row is written with
 USER_READ_COLUMNS = f"{USER_COLUMNS}, role, pin_hash, deactivated_at, generation"
@@ -73,11 +77,40 @@ class ReaderRepository(RepositoryBase):
         row = await self._user_row(user_id)
         return None if row is None else (user_from_row(row), row.pin_hash)
 
-    async def list_users(self, *, page_size: int = DEFAULT_PAGE_SIZE, page: str | None = None) -> Page[User]:
-        rows, next_page = await self._page_query(
-            f"SELECT {USER_READ_COLUMNS} FROM {{ks}}.users", [], page_size, page, Resume.by_token("user_id", int)
-        )
+    async def list_users(
+        self, *, q: str | None = None, page_size: int = DEFAULT_PAGE_SIZE, page: str | None = None
+    ) -> Page[User]:
+        """A page of the cards in storage order, for the API and the tools; `q`: only those whose name or e-mail
+        has a word beginning with each word of it (as the catalogue's `q`)."""
+        where, params = _where(q)
+        query = f"SELECT {USER_READ_COLUMNS} FROM {{ks}}.users{where}"
+        rows, next_page = await self._page_query(query, params, page_size, page, Resume.by_token("user_id", int))
         return Page([user_from_row(r) for r in rows], next_page)
+
+    async def matching_users(self, q: str | None = None, *, bound: int = RESULT_BOUND) -> list[User]:
+        """The cards a desk's search finds (every card without `q`), in storage order: at most bound + 1 (one more
+        than the bound means there are more), for the pages to sort, count and number (app/search.py)."""
+        where, params = _where(q)
+        rows = await self._up_to(f"SELECT {USER_READ_COLUMNS} FROM {{ks}}.users{where}", params, bound)
+        return [user_from_row(r) for r in rows]
+
+    async def backfill_search_terms(self) -> int:
+        """Writes `search_terms` for every card that has none (a schema upgrade from a version without them), only if
+        its name and e-mail are still those the terms are made of: a card renamed meanwhile was written with its own
+        terms, and a card deleted meanwhile is not brought back. Returns how many cards were written."""
+        written = 0
+        update = self.cql("UPDATE {ks}.users SET search_terms = ? WHERE user_id = ? IF name = ? AND email = ?")
+        # Each is a Paxos round on its card's replicas: a few at a time, not a scanned page's thousand at once.
+        slots = asyncio.Semaphore(BACKFILL_CONCURRENCY)
+
+        async def write(row: Any) -> bool:
+            async with slots:
+                return bool((await self.db.execute(update, _terms_of_row(row), write=True)).was_applied)
+
+        async for rows in self._scan("SELECT user_id, name, email, search_terms FROM {ks}.users"):
+            missing = [r for r in rows if r.search_terms is None and r.name is not None]
+            written += sum(await asyncio.gather(*(write(r) for r in missing)))
+        return written
 
     async def create_user(
         self,
@@ -113,8 +146,8 @@ class ReaderRepository(RepositoryBase):
         if await self._claim_card(User(user_id, name, email, now(), generation=uuid4()), None):
             return await self.get_user(user_id)
         result = await self.db.execute(
-            self.cql("UPDATE {ks}.users SET name = ?, email = ? WHERE user_id = ? IF state = null"),
-            [name, email, user_id],
+            self.cql("UPDATE {ks}.users SET name = ?, email = ?, search_terms = ? WHERE user_id = ? IF state = null"),
+            [name, email, reader_terms(name, email), user_id],
             write=True,
         )
         if not result.was_applied:
@@ -153,8 +186,8 @@ class ReaderRepository(RepositoryBase):
         )
         # IF EXISTS: a reader deleted meanwhile is not brought back by the update.
         result = await self.db.execute(
-            self.cql("UPDATE {ks}.users SET name = ?, email = ? WHERE user_id = ? IF EXISTS"),
-            [updated.name, updated.email, user_id],
+            self.cql("UPDATE {ks}.users SET name = ?, email = ?, search_terms = ? WHERE user_id = ? IF EXISTS"),
+            [updated.name, updated.email, reader_terms(updated.name, updated.email), user_id],
             write=True,
         )
         if not result.was_applied:
@@ -189,10 +222,19 @@ class ReaderRepository(RepositoryBase):
         role = None if user.role is Role.READER else user.role.value
         result = await self.db.execute(
             self.cql(
-                f"INSERT INTO {{ks}}.users ({USER_COLUMNS}, role, pin_hash, generation) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " IF NOT EXISTS"
+                f"INSERT INTO {{ks}}.users ({USER_COLUMNS}, role, pin_hash, generation, search_terms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
             ),
-            [user.user_id, user.name, user.email, user.joined_at, role, pin_hashed, user.generation],
+            [
+                user.user_id,
+                user.name,
+                user.email,
+                user.joined_at,
+                role,
+                pin_hashed,
+                user.generation,
+                reader_terms(user.name, user.email),
+            ],
             write=True,
         )
         return result.was_applied
@@ -220,6 +262,17 @@ class ReaderRepository(RepositoryBase):
         await self.db.execute(
             self.cql("DELETE FROM {ks}.users WHERE user_id = ? IF state = 'closing'"), [user_id], write=True
         )
+
+
+def _terms_of_row(row: Any) -> list[Any]:
+    """The values of the backfill's update for a card's row: its terms, its number, and the name and e-mail that the
+    terms are made of (the update's condition)."""
+    return [reader_terms(row.name, row.email or ""), row.user_id, row.name, row.email]
+
+
+def _where(q: str | None) -> tuple[str, list[Any]]:
+    conditions, params = term_conditions(q)
+    return (f" WHERE {' AND '.join(conditions)}" if conditions else ""), params
 
 
 def user_from_row(row: Any) -> User:

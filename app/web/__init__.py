@@ -14,7 +14,8 @@ import tornado.web
 
 from app.access import Access
 from app.repository import Library
-from app.rules import MIN_PIN, MIN_STAFF_PIN
+from app.rules import MAX_PIN, MIN_PIN, MIN_STAFF_PIN, max_length
+from app.search import FACET_SIZE, MAX_QUERY_CHARS
 from app.service import LibraryService
 from app.settings import Settings
 from app.web import api_books, api_reservations, api_session, api_users, legacy, pages
@@ -22,7 +23,7 @@ from app.web.base import JsonHandler, log_request
 from app.web.guards import GuardedApplication
 from app.web.health import HealthHandler
 from app.web.openapi import document
-from app.web.wording import when
+from app.web.wording import count, when
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = PROJECT_DIR / "templates"
@@ -63,6 +64,7 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     (r"/", pages.CatalogueHandler),
     (r"/sign-in", pages.SignInHandler),
     (r"/sign-out", pages.SignOutHandler),
+    (r"/status", pages.StatusPageHandler),
     (r"/books/add", pages.AddBookHandler),
     (rf"/books/{UUID}", pages.BookPageHandler),
     (rf"/books/{UUID}/reserve", pages.ReserveHandler),
@@ -92,8 +94,17 @@ def make_app(library: Library, settings: Settings) -> tornado.web.Application:
     )
     # Dates and times on every page, as the library says them, in its time zone (app/web/wording.py).
     jinja_env.filters["when"] = lambda moment: when(moment, settings.time_zone)
-    # The rules a form states in its labels (app/rules.py), so a label never disagrees with the check.
-    jinja_env.globals.update(MIN_PIN=MIN_PIN, MIN_STAFF_PIN=MIN_STAFF_PIN)
+    # The rules a form states in its labels and limits (app/rules.py, app/search.py), so a form never disagrees with
+    # the check: a search box takes exactly what its address may hold.
+    jinja_env.globals.update(
+        MIN_PIN=MIN_PIN,
+        MIN_STAFF_PIN=MIN_STAFF_PIN,
+        MAX_PIN=MAX_PIN,
+        MAX_QUERY_CHARS=MAX_QUERY_CHARS,
+        FACET_SIZE=FACET_SIZE,
+        max_length=max_length,
+        count=count,
+    )
     # Every request passes app/web/guards.py (host, body size, content type) and every answer gets its headers.
     return GuardedApplication(
         ROUTES,

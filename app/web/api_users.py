@@ -1,6 +1,7 @@
 """/api/users: the cards (readers and librarians), each named by an integer card number (user_id).
 
-Staff list, add and delete cards; a reader sees and edits only their own (name, e-mail, PIN). Role and
+Staff list (or find, `q`: beginnings of the words of a name or e-mail, as `GET /api/books?q=` finds books), add and
+delete cards; a reader sees and edits only their own (name, e-mail, PIN). Role and
 deactivation are staff's to change. `/api/users/{id}/sessions` signs a card out everywhere. Who may change what,
 and what a change ends or logs, are the service's rules (app/service.py); this module parses and answers.
 """
@@ -16,6 +17,7 @@ from app.web.base import JsonHandler
 from app.web.parsing import (
     optional_email,
     optional_text,
+    optional_text_param,
     parse_page_size,
     parse_user_id,
     parse_user_id_text,
@@ -59,6 +61,7 @@ class UsersHandler(JsonHandler):
 
     async def get(self) -> None:
         page = await self.library.list_users(
+            q=optional_text_param(self.query("q"), "q"),
             page_size=parse_page_size(self.query("page_size")),
             page=self.page_param(),
         )

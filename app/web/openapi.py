@@ -310,8 +310,17 @@ def document(*, production: bool = False) -> dict[str, Any]:
             "/api/users": {
                 "get": {
                     "tags": ["users"],
-                    "summary": "A page of readers",
-                    "parameters": PAGE_PARAMS,
+                    "summary": "A page of readers, or of those a search finds",
+                    "parameters": [
+                        _param(
+                            "q",
+                            "query",
+                            FILTER_SCHEMA,
+                            "Words, or beginnings of words, of the reader's name or e-mail address; all must match "
+                            "(any case, any accents), as the books' q",
+                        ),
+                        *PAGE_PARAMS,
+                    ],
                     "responses": {
                         "200": _json({"type": "array", "items": _ref("User")}, "One page of readers", PAGING_HEADERS),
                         "400": BAD_REQUEST,

@@ -1,4 +1,5 @@
-"""The pages' words: what a refusal says to a person, and how a date reads.
+"""The pages' words: what a refusal says to a person, how a date and a count read, what a search did with what was
+typed, and how a line of a book's history reads.
 
 The API answers in the domain's sentences, which name fields and ids ("q must be at most 300 characters", "book
 <uuid> is already reserved"), because a program reads them. A page says the same thing the way a reader would:
@@ -9,11 +10,13 @@ handler words its errors here, so there is one place to change a sentence.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from app.models import (
     Book,
+    BookEvent,
     Conflict,
     ConflictKind,
     Forbidden,
@@ -25,6 +28,7 @@ from app.models import (
     UnknownBook,
     UnknownReader,
 )
+from app.search import MAX_QUERY_CHARS, MAX_QUERY_WORDS, MIN_PREFIX, TypedQuery
 
 # What each input is called on a page ("q must be ..." reads "Your search must be ...").
 FIELD_WORDS = {
@@ -42,6 +46,7 @@ FIELD_WORDS = {
     "book": "The book",
     "book_id": "The book's address",
     "reservation_id": "The reservation's address",
+    "pin_again": "The new PIN's repeat",
     "move": "The reservation to change",
     "sort": "The order",
     "page": "The page",
@@ -156,3 +161,103 @@ def when(moment: datetime | None, time_zone: str) -> str:
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     local = aware.astimezone(ZoneInfo(time_zone))
     return f"{local.day} {local:%B %Y, %H:%M}"
+
+
+def count(number: int, noun: str, plural: str | None = None) -> str:
+    """A number and its noun, agreeing: "1 book", "2 books", "1,000 readers"."""
+    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
+
+
+def too_short(typed: TypedQuery, example: str = "“ri” finds River and Rivera") -> str:
+    """What a page says instead of "nothing matches" for a search of one letter: the two-letter minimum."""
+    one = f"“{typed.text}” is" if " " not in typed.text else "Each of those words is"
+    letters = "two" if MIN_PREFIX == 2 else str(MIN_PREFIX)
+    return f"{one} a single letter: type at least {letters} letters of a word to search ({example})."
+
+
+# The example each search box's refusal gives of a search that works.
+READER_EXAMPLE = "“ro” finds Rosa and Ross"
+BOOK_EXAMPLE = "“ha” finds Harbor and Hamlet"
+
+
+def no_words(typed: TypedQuery, example: str = "“ri” finds River and Rivera") -> str:
+    """What a page says instead of searching for something that holds no word ("!!!", "—"): nothing was searched."""
+    return f"“{typed.text}” has no letters or digits to search for: type a word, or its first two letters ({example})."
+
+
+def unsearchable(typed: TypedQuery, example: str = "“ri” finds River and Rivera") -> str | None:
+    """What a page says beside a search box for what it cannot search (one letter, no word at all); None otherwise."""
+    if typed.too_short:
+        return too_short(typed, example)
+    if typed.wordless:
+        return no_words(typed, example)
+    return None
+
+
+def no_card(number: str, *, found: bool) -> str:
+    """What the readers search says of digits that are no card's number, searched in names and e-mails instead:
+    `found`, whether that search found anyone."""
+    if found:
+        return (
+            f"No reader has card number {number}: these are the readers whose name or e-mail has a word beginning"
+            f" {number}."
+        )
+    return (
+        f"No reader has card number {number}, and no name or e-mail has a word beginning {number}. Check the number,"
+        " or search by name or e-mail."
+    )
+
+
+def too_many_readers(typed: str, kept: int) -> str:
+    """The desk's reservations filtered by a reader search that found more readers than it keeps."""
+    return (
+        f"More than {count(kept, 'reader')} match “{typed}”: these are the reservations of {kept:,} of them. Type"
+        " more of the name or the card number."
+    )
+
+
+def too_many_books(typed: str, kept: int) -> str:
+    """The desk's reservations filtered by a book search that found more books than it looks at."""
+    return (
+        f"More than {count(kept, 'book')} match “{typed}”: only their first {kept:,} are looked at. Add a word of"
+        " the title."
+    )
+
+
+def query_notes(typed: TypedQuery) -> list[str]:
+    """What a page did with a search it could not take as it came (cut, words left out), said rather than refused."""
+    notes = []
+    if typed.cut:
+        notes.append(
+            f"Your search was longer than the {MAX_QUERY_CHARS:,} characters the box takes, so only its beginning"
+            " was searched."
+        )
+    if typed.dropped:
+        notes.append(f"Only the first {MAX_QUERY_WORDS} words were searched: {count(typed.dropped, 'word')} left out.")
+    return notes
+
+
+def history_words(event: BookEvent, reader: str, by: str | None = None) -> str:
+    """A line of a book's history for the desk. `reader`: whose reservation ("Rosa Reader (card 12)"); `by`: who did
+    it when another than the reader did (a librarian at the desk), else None."""
+    actor, whose = (by, f"the reservation of {reader}") if by else (reader, "their reservation")
+    desk = " at the desk" if by else ""
+    if event is BookEvent.RESERVED:
+        words = f"{actor} reserved it for {reader} at the desk." if by else f"{reader} reserved it."
+    elif event is BookEvent.RENEWED:
+        words = f"{actor} renewed {whose}{desk}."
+    elif event is BookEvent.MOVED_HERE:
+        words = f"{actor} moved {whose} here from another book{desk}."
+    elif event is BookEvent.MOVED_AWAY:
+        words = f"{actor} moved {whose} to another book{desk}."
+    else:
+        words = f"{actor} cancelled {whose}{desk}."
+    return sentence(words)
+
+
+def card_words(names: Mapping[int, str], card: int | None) -> str:
+    """A card as a page names it: "Rosa Reader (card 12)", or "card 12" for a card deleted since."""
+    if card is None:
+        return "Someone"
+    name = names.get(card)
+    return f"{name} (card {card})" if name else f"card {card}"

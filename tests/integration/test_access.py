@@ -73,6 +73,7 @@ EXPECTED: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {
     ("/sign-in", "get"): (200, 200, 200, 200),
     ("/sign-in", "post"): (302, 302, 302, 302),
     ("/sign-out", "post"): (302, 302, 302, 302),
+    ("/status", "get"): (200, 200, 200, 200),
     ("/books/add", "post"): (SIGN_IN, 403, 403, 302),
     ("/books/([^/]+)", "get"): (200, 200, 200, 200),
     ("/books/([^/]+)/reserve", "post"): (SIGN_IN, 302, 302, 302),  # a free book: anyone signed in may take it

@@ -191,6 +191,45 @@ async def test_user_lifecycle(http: aiohttp.ClientSession) -> None:
     assert_error(status, body, 404)
 
 
+async def test_finding_readers_by_name_or_e_mail(http: aiohttp.ClientSession) -> None:
+    """`GET /api/users?q=` as `GET /api/books?q=`: each word a beginning of a word of the name or the e-mail address,
+    any case or accents, paged the same way."""
+    surname = "Q" + uuid.uuid4().hex[:8]
+    made = []
+    for first, email in (("Rosa", "rosa"), ("Rosalind", "lind"), ("Ángela", "angela")):
+        status, user, _ = await call(
+            http, "POST", "/api/users", {"name": f"{first} {surname}", "email": f"{email}.{surname}@example.org"}
+        )
+        assert status == 201, user
+        made.append(user["user_id"])
+
+    async def found(q: str, **params: str) -> list[int]:
+        status, listed, _ = await call(http, "GET", "/api/users", params={"q": q, **params})
+        assert status == 200 and isinstance(listed, list), listed
+        return sorted(u["user_id"] for u in listed)
+
+    assert await found(surname.lower()) == sorted(made)
+    assert await found(f"ros {surname}") == sorted(made[:2])
+    assert await found(f"angela {surname[:4]}") == [made[2]]  # folded, and a beginning
+    assert await found(f"lind.{surname}@example.org") == [made[1]]  # the address as typed
+    assert await found(f"{surname} zzzz") == []
+    seen, params = [], {"page_size": "2"}
+    for _ in range(3):
+        status, page, response = await call(http, "GET", "/api/users", params={"q": surname, **params})
+        assert status == 200 and len(page) <= 2
+        seen += [u["user_id"] for u in page]
+        if not response.headers.get("X-Next-Page"):
+            break
+        params["page"] = response.headers["X-Next-Page"]
+    assert sorted(seen) == sorted(made)
+    status, body, _ = await call(http, "GET", "/api/users", params={"q": "x" * 301})
+    assert_error(status, body, 400, "q")
+    status, body, _ = await call(http, "GET", "/api/users", params={"q": " ".join(["word"] * 3 + list("abcdefghij"))})
+    assert status == 200  # one-letter words beside others are left out, as in the catalogue
+    for uid in made:
+        await call(http, "DELETE", f"/api/users/{uid}")
+
+
 async def test_user_errors(http: aiohttp.ClientSession) -> None:
     status, body, _ = await call(http, "POST", "/api/users", {"name": "No Mail"})
     assert_error(status, body, 400, "email")
@@ -452,6 +491,12 @@ async def test_503_with_retry_after_when_cassandra_cannot_reach_quorum(unavailab
             assert status == 503, (method, path, body)
             assert isinstance(body.get("error"), str), body
             assert int(response.headers["Retry-After"]) > 0
+    # The status page the footer links to says the same to a person, in words.
+    async with aiohttp.ClientSession(base_url=unavailable_url) as http, http.get("/status") as response:
+        page = await response.text()
+        assert response.status == 503 and response.headers["Content-Type"].startswith("text/html")
+        assert "Not right now" in page and "{" not in page.split("<body>")[1].split("<script")[0]
+        assert int(response.headers["Retry-After"]) > 0
 
 
 async def test_pages_escape_what_readers_typed(http: aiohttp.ClientSession) -> None:

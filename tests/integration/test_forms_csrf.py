@@ -135,8 +135,9 @@ def pages_to_walk(scene: Scene) -> dict[str, list[str]]:
             "/readers",
             f"/readers/{scene.reader.user_id}",
             "/reservations",
-            f"/reservations?card={scene.reader.user_id}",
+            f"/reservations?reader={scene.reader.user_id}",
             f"/reservations?book={scene.held_book_id}",
+            f"/reservations?book={scene.word}",
             "/sign-in",
         ],
     }

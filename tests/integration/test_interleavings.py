@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from cassandra.query import BatchStatement, SimpleStatement
+from integration.cards import chosen_cards
 
 from app.db import Database
 from app.models import Book, Conflict, DatabaseUnavailable, NotFound, Reservation, User
@@ -28,7 +29,7 @@ from app.repository import Library
 from app.repository.locks import Outcome, T
 
 SKEW_SECONDS = 5.0  # well beyond the half second the issue saw: the versions must not care
-_user_ids = itertools.count(3_000_000)
+_user_ids = chosen_cards(300_000)
 
 
 def instance(library: Library, *, skew: float = 0.0, settle_after: float = 30.0) -> Library:

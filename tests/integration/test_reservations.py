@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from cassandra import WriteTimeout
+from integration.cards import chosen_cards
 
 import app.db
 from app.db import Database
@@ -19,7 +20,7 @@ from app.models import Book, Conflict, DatabaseUnavailable, Forbidden, NotFound,
 from app.repository import Library
 from app.repository.locks import T
 
-_user_ids = itertools.count(1000)
+_user_ids = chosen_cards(1000)
 
 
 async def new_book(library: Library, title: str = "A Tale of Two Cities") -> Book:

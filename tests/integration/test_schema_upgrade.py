@@ -1,7 +1,8 @@
 """A keyspace written by schema version 1 (the code before issue 10) is upgraded in place at start-up: every book
 gets its lock, a reserved book's lock keeps its reservation with a version, and the views are rebuilt from the
-locks, so the reservation can be read and cancelled afterwards; and every book gets its search terms (version 3),
-so the old catalogue is found by the search box, and `title_words` is gone."""
+locks, so the reservation can be read and cancelled afterwards; every book gets its search terms (version 3), so the
+old catalogue is found by the search box, and `title_words` is gone; and every card gets its terms (version 4), so
+the desk finds an old reader by name or e-mail."""
 
 from __future__ import annotations
 
@@ -67,6 +68,13 @@ async def test_a_version_1_keyspace_is_upgraded_in_place(settings: Settings, dat
             [KEYSPACE],
         )
         assert "title_words" not in {r.column_name for r in columns.rows}
+        for typed in ("old read", "o@example", "READER"):
+            assert [u.user_id for u in await library.matching_users(typed)] == [7], typed
+            assert [u.user_id for u in (await library.list_users(q=typed)).items] == [7], typed
+        renamed = await library.update_user(7, name="Renamed Reader")
+        assert await library.readers.backfill_search_terms() == 0  # a card with terms is left as it is
+        assert [u.user_id for u in await library.matching_users("renamed")] == [renamed.user_id]
+        assert await library.matching_users("old read") == []
         await apply_schema(db, own)  # a second start changes nothing
     finally:
         db.close()  # the keyspace stays until the next run drops it: see conftest.py on dropping keyspaces

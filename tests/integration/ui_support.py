@@ -3,16 +3,16 @@ on the path through the root conftest's tests/ folder: `from integration.ui_supp
 
 from __future__ import annotations
 
-import itertools
 import uuid
 
 import aiohttp
+from integration.cards import chosen_cards
 
 from app.models import Role, User
 from app.repository import Library
 
 # Cards for the tests' UI accounts: their own range, clear of the cards the other tests choose.
-_cards = itertools.count(1_900_000 + uuid.uuid4().int % 50_000)
+_cards = chosen_cards(700_000 + uuid.uuid4().int % 50_000)
 PIN = "test-pin-1234567"  # long enough for a librarian's password too
 
 

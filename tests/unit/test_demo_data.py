@@ -3,6 +3,7 @@ are the same rows. No database: the app's demo seeding is run against a stand-in
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any, cast
 from uuid import UUID
@@ -51,6 +52,13 @@ def test_books_read_like_a_catalogue() -> None:
     assert len({b.genre for b in books}) >= 8
     assert all(b.title and 1850 <= (b.published_year or 0) <= 2024 for b in books)
     assert all("@" in r.email for r in demo_readers(DEMO_READERS))
+
+
+def test_titles_take_the_article_their_noun_needs() -> None:
+    titles = [b.title for b in demo_books(2000)]
+    assert not [t for t in titles if re.match(r"A [AEIOU]", t)], "a vowel takes “An”: “An Orchard in May”"
+    assert not [t for t in titles if re.match(r"An [^AEIOU]", t)]
+    assert any(t.startswith("An Orchard in ") for t in titles) and any(t.startswith("A Harbor in ") for t in titles)
 
 
 async def test_the_app_demo_is_what_the_seeder_writes_by_default() -> None:

@@ -11,14 +11,18 @@ from app.repository import Library
 from app.settings import Settings
 
 OPERATIONS = {
-    "catalogue": "get_book list_books search_books create_book update_book delete_book",
-    "readers": "get_user list_users create_user import_user register_card update_user delete_user set_pin",
+    "catalogue": "get_book list_books search_books matching_books create_book update_book delete_book",
+    "readers": (
+        "get_user list_users matching_users create_user import_user register_card update_user delete_user set_pin"
+    ),
     "accounts": (
         "sign_in checked_pin issue_session caller_for sign_out revoke_sessions record_staff_action staff_actions"
     ),
     "listings": (
-        "get_reservation holder holders list_reservations each_reservation user_reservations book_reservations"
+        "get_reservation holder holders list_reservations some_reservations each_reservation user_reservations"
+        " book_reservations"
     ),
+    "history": "book_history",
     "reservations": "reserve move cancel",
     "auditor": "upgrade_locks",
 }
@@ -45,6 +49,7 @@ def test_the_parts_share_the_instances_database_clock_and_page_tokens() -> None:
     assert lib.listings.db is lib.db and lib.reservations.clock is lib.clock and lib.locks.clock is lib.clock
     assert lib.catalogue.pages is lib.pages and lib.listings.pages is lib.pages
     assert lib.catalogue.reservations is lib.reservations and lib.auditor.reservations is lib.reservations
+    assert lib.catalogue.listings is lib.listings and lib.history.db is lib.db
     assert lib.reservations.locks is lib.locks and lib.listings.locks is lib.locks and lib.auditor.locks is lib.locks
     assert lib.readers.pages is lib.pages and lib.readers.listings is lib.listings
     assert lib.accounts.readers is lib.readers

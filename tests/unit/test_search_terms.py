@@ -1,22 +1,32 @@
-"""The pure rules of catalogue search (app/search.py): terms, query words, sorting, facets and pages."""
+"""The pure rules of search (app/search.py): terms of books and readers, query words and what a page makes of a
+typed query, sorting, facets and numbered pages of the catalogue and of the staff's lists."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from app.models import Book, InvalidInput
+from app.models import Book, InvalidInput, Reservation, User
 from app.search import (
+    FACET_SIZE,
+    MAX_QUERY_CHARS,
     MAX_QUERY_WORDS,
     MAX_TERM,
+    ReservationOrder,
     Sort,
+    TypedQuery,
     facet,
     fold,
+    numbered,
     page_of,
     query_terms,
+    reader_terms,
     search_terms,
     sort_books,
+    sort_readers,
+    sort_reservations,
 )
 
 
@@ -100,3 +110,91 @@ def test_more_than_the_bound_is_not_an_exact_count() -> None:
     books = [book(f"T{i}") for i in range(11)]
     result = page_of(books, bound=10, order=Sort.TITLE, page=1, page_size=20)
     assert result.total == 10 and not result.exact and len(result.books) == 10
+
+
+def test_a_read_that_found_more_stays_not_exact_after_filtering() -> None:
+    # "Available now": the read found more than the bound, the filter left 3; 3 is not the whole answer.
+    left = [book(f"T{i}") for i in range(3)]
+    result = page_of(left, bound=10, order=Sort.TITLE, page=1, page_size=20, more=True, looked_at=10)
+    assert (result.total, result.exact, result.looked_at, len(result.books)) == (3, False, 10, 3)
+    assert page_of(left, bound=10, order=Sort.TITLE, page=1, page_size=20).exact
+
+
+def test_facets_keep_every_value_with_its_count() -> None:
+    books = [book(f"t{i}", author=f"Author {i:02}") for i in range(18)] + [book("x", author="Author 05")]
+    authors = facet(books, "author")
+    assert len(authors) == 18 > FACET_SIZE  # every author, none cut: the page shows the rest behind "Show all"
+    assert (authors[0].value, authors[0].count) == ("Author 05", 2)
+    assert sum(f.count for f in authors) == 19
+
+
+def test_a_reader_is_found_by_the_words_of_name_and_e_mail_and_their_beginnings() -> None:
+    terms = reader_terms("Rosa María Reader", "rosa.reader@example.org")
+    for typed in ("ro", "ros", "rosa", "maria", "mar", "reader", "rea", "example", "exa", "org"):
+        assert typed in terms
+    # The address as typed, or its beginning, is its words: each one a term.
+    for typed in ("rosa.reader@example.org", "rosa.reader@exa", "Rosa.R", "ROSA READ"):
+        assert set(query_terms(typed)) <= terms, typed
+    assert "r" not in terms and "eader" not in terms
+
+
+def test_a_typed_query_is_cut_and_said_so_never_refused() -> None:
+    assert TypedQuery.of("  river  ") == TypedQuery("river")
+    long = TypedQuery.of("x" * (MAX_QUERY_CHARS + 100))
+    assert long.cut and len(long.text) == MAX_QUERY_CHARS
+    many = TypedQuery.of(" ".join(f"word{i}" for i in range(MAX_QUERY_WORDS + 3)))
+    assert many.dropped == 3 and len(many.terms) == MAX_QUERY_WORDS
+    assert TypedQuery.of(None) == TypedQuery("")
+
+
+def test_what_holds_no_word_is_not_searched_at_all() -> None:
+    for typed in ("!!!", "—", "@", " - / "):
+        query = TypedQuery.of(typed)
+        assert query.wordless and query.unsearchable and query.searched == "", typed
+    for typed in ("", "   ", "ri", "12", "j"):
+        assert not TypedQuery.of(typed).wordless, typed
+    assert TypedQuery.of("j").unsearchable and not TypedQuery.of("ri").unsearchable
+
+
+def test_one_letter_is_too_short_to_search_but_a_digit_is_not() -> None:
+    for typed in ("j", "J", "é", "a b"):
+        assert TypedQuery.of(typed).too_short and TypedQuery.of(typed).terms == [], typed
+    for typed in ("jo", "3", "a river", ""):
+        assert not TypedQuery.of(typed).too_short, typed
+    assert TypedQuery.of("a river").searched == "river"
+
+
+def test_numbered_pages_of_any_list() -> None:
+    items = list(range(45))
+    second = numbered(items, bound=1000, page=2, page_size=20)
+    assert (second.items, second.total, second.exact, second.pages) == (list(range(20, 40)), 45, True, 3)
+    assert second.has_previous and second.has_next and (second.first_number, second.last_number) == (21, 40)
+    over = numbered(list(range(11)), bound=10, page=1, page_size=20)
+    assert over.total == 10 and not over.exact
+
+
+def test_newest_first_reads_a_naive_time_as_utc_whatever_the_machines_time_zone() -> None:
+    book = uuid.uuid4()
+    naive = Reservation(uuid.uuid4(), book, 1, datetime(2026, 3, 1, 12, 0))  # UTC, as Cassandra gives it back
+    aware = Reservation(uuid.uuid4(), book, 1, datetime(2026, 3, 1, 12, 30, tzinfo=timezone(timedelta(hours=1))))
+    assert sort_reservations([aware, naive], ReservationOrder.NEWEST) == [naive, aware]
+
+
+def test_readers_are_filed_by_surname() -> None:
+    a = User(3, "Zoe Adams", "z@example.org", None)
+    b = User(1, "Amy Young", "a@example.org", None)
+    c = User(2, "Bob Évans", "b@example.org", None)
+    d = User(4, "Ann Adams", "n@example.org", None)
+    assert [u.user_id for u in sort_readers([b, c, a, d])] == [4, 3, 2, 1]
+
+
+def test_reservations_newest_first_or_by_title() -> None:
+    books = [uuid.uuid4() for _ in range(3)]
+    old = Reservation(uuid.uuid4(), books[0], 1, datetime(2026, 1, 1))
+    new = Reservation(uuid.uuid4(), books[1], 1, datetime(2026, 3, 1))
+    gone = Reservation(uuid.uuid4(), books[2], 1, datetime(2026, 2, 1))
+    titles = {books[0]: "Apple", books[1]: "Éclair"}  # the third book was deleted
+    assert sort_reservations([old, gone, new], ReservationOrder.NEWEST, titles) == [new, gone, old]
+    assert sort_reservations([new, gone, old], ReservationOrder.TITLE, titles) == [old, new, gone]
+    assert ReservationOrder.parse("title") is ReservationOrder.TITLE
+    assert ReservationOrder.parse("price") is ReservationOrder.NEWEST  # a hand-edited address: the default

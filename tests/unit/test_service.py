@@ -1,8 +1,8 @@
 """The service layer's rules (app/service.py), against an in-memory fake of the repository interfaces it uses: who
-may act for whom, what goes into the staff log, what ending a card ends, how one's own PIN is changed. No Cassandra
-and no mock of the database: `MemoryLibrary` keeps its rows in dicts and answers as the repository's parts do (the
-same errors, the same refusal to move or cancel another reader's reservation). What must hold under concurrency
-(the locks) is tested on a real Cassandra only, in tests/integration/."""
+may act for whom, what goes into the staff log and a book's history, what ending a card ends, how one's own PIN is
+changed. No Cassandra and no mock of the database: `MemoryLibrary` keeps its rows in dicts and answers as the
+repository's parts do (the same errors, the same refusal to move or cancel another reader's reservation). What must
+hold under concurrency (the locks) is tested on a real Cassandra only, in tests/integration/."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ import pytest
 from app.access import Caller
 from app.models import (
     Book,
+    BookEvent,
     Conflict,
+    DatabaseUnavailable,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -28,7 +30,7 @@ from app.models import (
     User,
 )
 from app.rules import MAX_FAILED_SIGN_INS, check_pin
-from app.service import AccountChange, Accounts, Books, LibraryService, Readers, Reservations
+from app.service import AccountChange, Accounts, Books, History, LibraryService, Readers, Reservations
 
 WHEN = datetime(2026, 11, 23, 14, 5)
 LOCKED_UNTIL = datetime(2026, 11, 23, 14, 20)  # what the fake says of a locked card
@@ -44,8 +46,18 @@ class Logged:
     reservation_id: UUID | None
 
 
+@dataclass(frozen=True)
+class Line:
+    """A line of a book's history, as the fake keeps it."""
+
+    book_id: UUID
+    event: BookEvent
+    user_id: int
+    by_id: int | None
+
+
 class MemoryLibrary:
-    """The four parts the service uses, in memory: Books, Readers, Reservations and Accounts."""
+    """The five parts the service uses, in memory: Books, Readers, Reservations, Accounts and History."""
 
     def __init__(self) -> None:
         self.books: dict[UUID, Book] = {}
@@ -55,6 +67,8 @@ class MemoryLibrary:
         self.sessions: dict[int, int] = {}  # card -> sessions open
         self.attempts: dict[int, int] = {}  # card -> PIN checks since the last success
         self.log: list[Logged] = []
+        self.history: list[Line] = []
+        self.history_down = False  # True: Cassandra cannot take a history line
 
     # -- Books
     async def get_book(self, book_id: UUID) -> Book:
@@ -196,10 +210,25 @@ class MemoryLibrary:
     ) -> None:
         self.log.append(Logged(librarian.user_id, action, detail, user_id, book_id, reservation_id))
 
+    # -- History
+    async def record(
+        self,
+        book_id: UUID,
+        event: BookEvent,
+        *,
+        reservation_id: UUID,
+        user_id: int,
+        by_id: int | None,
+        at: datetime | None = None,
+    ) -> None:
+        if self.history_down:
+            raise DatabaseUnavailable("not enough replicas for the history line")
+        self.history.append(Line(book_id, event, user_id, by_id))
+
 
 # The fake is each of the interfaces the service is given (checked by mypy where the service is made below).
-def _parts(fake: MemoryLibrary) -> tuple[Books, Readers, Reservations, Accounts]:
-    return fake, fake, fake, fake
+def _parts(fake: MemoryLibrary) -> tuple[Books, Readers, Reservations, Accounts, History]:
+    return fake, fake, fake, fake, fake
 
 
 @dataclass
@@ -216,8 +245,10 @@ class World:
 @pytest.fixture
 async def world() -> World:
     repo = MemoryLibrary()
-    books, readers, reservations, accounts = _parts(repo)
-    service = LibraryService(books=books, readers=readers, reservations=reservations, accounts=accounts)
+    books, readers, reservations, accounts, history = _parts(repo)
+    service = LibraryService(
+        books=books, readers=readers, reservations=reservations, accounts=accounts, history=history
+    )
     ada = await repo.create_user("Ada Reader", "ada@example.org", 1, pin="2468")
     bob = await repo.create_user("Bob Reader", "bob@example.org", 2, pin="1357")
     desk = await repo.create_user("Dee Desk", "dee@library.example", 90, role=Role.LIBRARIAN, pin="a-long-password")
@@ -246,6 +277,63 @@ async def test_a_reader_reserves_moves_and_cancels_their_own_and_nothing_is_logg
     await s.cancel(ada, held.reservation_id)
     assert world.repo.reservations == {}
     assert world.repo.log == []
+
+
+async def test_each_change_of_a_reservation_is_a_line_in_its_books_history(world: World) -> None:
+    s, ada, desk = world.service, world.ada, world.desk
+    emma, persuasion = world.emma.book_id, world.persuasion.book_id
+    held = await s.reserve(ada, emma)
+    await s.move(ada, held.reservation_id)  # renew
+    await s.move(ada, held.reservation_id, new_book_id=persuasion)
+    await s.cancel(desk, held.reservation_id)  # at the desk
+    assert world.repo.history == [
+        Line(emma, BookEvent.RESERVED, ada.user_id, ada.user_id),
+        Line(emma, BookEvent.RENEWED, ada.user_id, ada.user_id),
+        Line(emma, BookEvent.MOVED_AWAY, ada.user_id, ada.user_id),
+        Line(persuasion, BookEvent.MOVED_HERE, ada.user_id, ada.user_id),
+        Line(persuasion, BookEvent.CANCELLED, ada.user_id, desk.user_id),
+    ]
+
+
+async def test_a_refused_change_leaves_no_line_and_a_lost_line_leaves_the_change_made(world: World) -> None:
+    s, ada, bob = world.service, world.ada, world.bob
+    held = await s.reserve(ada, world.emma.book_id)
+    with pytest.raises(Conflict):
+        await s.reserve(bob, world.emma.book_id)
+    with pytest.raises(NotFound):
+        await s.cancel(bob, held.reservation_id)
+    assert [line.event for line in world.repo.history] == [BookEvent.RESERVED]
+    # The history is a record written after the fact: Cassandra refusing its line does not undo the reservation.
+    world.repo.history_down = True
+    other = await s.reserve(bob, world.persuasion.book_id)
+    assert world.repo.reservations[other.reservation_id] == other
+    await s.cancel(bob, other.reservation_id)
+    assert other.reservation_id not in world.repo.reservations
+
+
+async def test_a_failing_history_write_does_not_fail_the_change(world: World) -> None:
+    s, ada, desk, repo = world.service, world.ada, world.desk, world.repo
+    repo.history_down = True
+    held = await s.reserve(desk, world.emma.book_id, named=ada.user_id)
+    moved = await s.move(desk, held.reservation_id, new_book_id=world.persuasion.book_id)
+    assert repo.reservations[held.reservation_id] == moved and moved.book_id == world.persuasion.book_id
+    assert repo.history == [] and [e.action for e in repo.log] == ["reserve", "move"]  # the log still written
+
+
+async def test_a_failing_staff_log_write_does_not_fail_the_change_nor_skip_its_history(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s, ada, desk, repo = world.service, world.ada, world.desk, world.repo
+    held = await s.reserve(desk, world.emma.book_id, named=ada.user_id)
+
+    async def down(*args: object, **kwargs: object) -> None:
+        raise DatabaseUnavailable("not enough replicas for the staff log")
+
+    monkeypatch.setattr(repo, "record_staff_action", down)
+    await s.cancel(desk, held.reservation_id)  # no 503 for a cancel that stands
+    assert held.reservation_id not in repo.reservations
+    assert [line.event for line in repo.history] == [BookEvent.RESERVED, BookEvent.CANCELLED]
+    assert [e.action for e in repo.log] == ["reserve"]  # the cancel's line was the one lost
 
 
 async def test_a_reader_cannot_act_for_another_reader(world: World) -> None:

@@ -12,6 +12,7 @@ from app.models import Conflict, DatabaseUnavailable, Forbidden, InvalidInput, N
 from app.repository.base import PageTokens, Seal
 from app.rules import MAX_CARD, check_idempotency_key, check_text
 from app.web.base import status_for
+from app.web.pages import back_to, list_url
 from app.web.parsing import (
     parse_json_object,
     parse_page_size,
@@ -195,3 +196,15 @@ def test_next_keeps_the_sites_own_paths() -> None:
     for target in ("/", "/me", f"/books/{BOOK}", "/readers?page=abc.def", "/?q=night&genre=Mystery"):
         assert same_site_path(target) == target
     assert same_site_path("//evil.example", "/me") == "/me"
+
+
+def test_back_to_your_search_is_only_a_list_of_this_site() -> None:
+    assert back_to("/?q=river&genre=Poetry", "/?") == "/?q=river&genre=Poetry"
+    assert back_to("/readers?q=rosa", "/readers?") == "/readers?q=rosa"
+    for raw in (None, "", "//evil.example/?q=x", "https://evil.example/?q=x", "/me", "/\t/evil.example", "/readers"):
+        assert back_to(raw, "/?", "/readers?") is None, raw
+    assert (
+        list_url("/reservations", {"reader": "rosa", "book": "", "order": None}, 2)
+        == "/reservations?reader=rosa&page=2"
+    )
+    assert list_url("/me", {"order": None}) == "/me"

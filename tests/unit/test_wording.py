@@ -1,5 +1,5 @@
 """The pages' words (app/web/wording.py): refusals without field names or ids, books by their titles, dates as
-the library says them."""
+the library says them, counts that agree, what a search did with what was typed, a book's history."""
 
 from __future__ import annotations
 
@@ -9,11 +9,33 @@ from uuid import UUID
 
 import pytest
 
-from app.models import Book, Conflict, ConflictKind, Forbidden, InvalidInput, LibraryError, NotFound, UnknownBook
+from app.models import (
+    Book,
+    BookEvent,
+    Conflict,
+    ConflictKind,
+    Forbidden,
+    InvalidInput,
+    LibraryError,
+    NotFound,
+    UnknownBook,
+)
 from app.rules import check_email, check_text, check_year
-from app.search import query_terms
+from app.search import MAX_QUERY_CHARS, TypedQuery, query_terms
 from app.web.parsing import parse_uuid
-from app.web.wording import PAGE_EXPIRED, error_words, when
+from app.web.wording import (
+    PAGE_EXPIRED,
+    card_words,
+    count,
+    error_words,
+    history_words,
+    query_notes,
+    too_many_books,
+    too_many_readers,
+    too_short,
+    unsearchable,
+    when,
+)
 
 BOOK = UUID("11111111-2222-3333-4444-555555555555")
 RESERVATION = UUID("66666666-7777-8888-9999-000000000000")
@@ -92,3 +114,50 @@ def test_dates_read_as_the_library_says_them_in_its_time_zone() -> None:
     assert when(stored, "Europe/Helsinki") == "23 November 2026, 16:05"
     assert when(datetime(2026, 7, 1, 23, 30), "America/New_York") == "1 July 2026, 19:30"
     assert when(None, "UTC") == ""
+
+
+def test_counts_agree_with_their_number() -> None:
+    assert count(1, "book") == "1 book"
+    assert count(0, "book") == "0 books"
+    assert count(1000, "reader") == "1,000 readers"
+    assert count(2, "book available now", "books available now") == "2 books available now"
+
+
+def test_a_search_says_what_it_did_with_what_was_typed() -> None:
+    assert "two letters" in too_short(TypedQuery.of("j")) and "“j”" in too_short(TypedQuery.of("j"))
+    assert query_notes(TypedQuery.of("river")) == []
+    (cut,) = query_notes(TypedQuery.of("r" * (MAX_QUERY_CHARS + 1)))
+    assert f"{MAX_QUERY_CHARS}" in cut and "beginning" in cut
+    (dropped,) = query_notes(TypedQuery.of(" ".join(f"w{i}" for i in range(10))))
+    assert dropped == "Only the first 8 words were searched: 2 words left out."
+
+
+def test_a_books_history_in_the_desks_words() -> None:
+    names = {12: "Rosa Reader", 90: "Lev Desk"}
+    rosa, lev = card_words(names, 12), card_words(names, 90)
+    assert history_words(BookEvent.RESERVED, rosa) == "Rosa Reader (card 12) reserved it."
+    assert (
+        history_words(BookEvent.RESERVED, rosa, lev)
+        == "Lev Desk (card 90) reserved it for Rosa Reader (card 12) at the desk."
+    )
+    assert (
+        history_words(BookEvent.CANCELLED, rosa, lev)
+        == "Lev Desk (card 90) cancelled the reservation of Rosa Reader (card 12) at the desk."
+    )
+    assert history_words(BookEvent.RENEWED, rosa) == "Rosa Reader (card 12) renewed their reservation."
+    assert (
+        history_words(BookEvent.MOVED_AWAY, card_words(names, 7)) == "Card 7 moved their reservation to another book."
+    )
+    assert "here from another book" in history_words(BookEvent.MOVED_HERE, rosa)
+
+
+def test_a_box_with_nothing_to_search_says_so_and_a_searchable_one_says_nothing() -> None:
+    said = unsearchable(TypedQuery.of("!!!"), "“ro” finds Rosa and Ross")
+    assert said is not None and "“!!!”" in said and "no letters or digits" in said and "Rosa" in said
+    assert "two letters" in (unsearchable(TypedQuery.of("j")) or "")
+    assert unsearchable(TypedQuery.of("river")) is None and unsearchable(TypedQuery.of("")) is None
+
+
+def test_the_desks_filters_say_how_much_they_kept_in_words_that_agree() -> None:
+    assert too_many_readers("ro", 50).startswith("More than 50 readers match “ro”: these are the reservations of 50")
+    assert too_many_books("the", 1000).startswith("More than 1,000 books match “the”: only their first 1,000")

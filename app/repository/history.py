@@ -1,0 +1,82 @@
+"""The books' reservation history: what happened to each book's reservations (reserved, renewed, moved here or away,
+cancelled), by whom and for which reader, newest first, for the librarians' view of a book.
+
+A record, not a truth: the service writes a line after a change has been made (app/service.py), and nothing in the
+reservations' protocol reads or writes it (app/repository/reservations.py and locks.py know nothing of it). So a
+change whose line could not be written is still made, and what holds a book is always the lock's to say. Each line
+lives BOOK_HISTORY_DAYS (a TTL), so the oldest lines expire at the end of the partition that a newest-first read of
+the latest lines never reaches.
+
+A line that a reservation's own time stamps (reserved, renewed, moved: the `reserved_at` the lock took) is keyed by a
+time UUID made from that time and the reservation and event alone, so writing it twice writes the same row: a
+retried keyed reserve (which answers the first request's reservation) leaves one line, not two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from uuid import UUID, uuid1
+
+from cassandra.util import datetime_from_uuid1, uuid_from_time
+
+from app.models import BookEvent, HistoryLine
+from app.repository.base import RepositoryBase
+from app.rules import BOOK_HISTORY_DAYS, BOOK_HISTORY_SHOWN
+
+_TTL = BOOK_HISTORY_DAYS * 86400
+
+
+def line_key(event: BookEvent, reservation_id: UUID, at: datetime | None) -> UUID:
+    """A line's key: a time UUID of `at` whose node and clock sequence come from the reservation and the event, the
+    same each time it is made (a fresh one of now without `at`)."""
+    if at is None:
+        return uuid1()
+    digest = hashlib.sha256(f"{reservation_id}/{event.value}".encode()).digest()
+    node = int.from_bytes(digest[:6], "big") | 0x010000000000  # the multicast bit: not a real machine's address
+    return uuid_from_time(at, node=node, clock_seq=int.from_bytes(digest[6:8], "big") & 0x3FFF)
+
+
+class BookHistory(RepositoryBase):
+    """The `book_history` table: the only code that reads or writes it."""
+
+    async def record(
+        self,
+        book_id: UUID,
+        event: BookEvent,
+        *,
+        reservation_id: UUID,
+        user_id: int,
+        by_id: int | None,
+        at: datetime | None = None,
+    ) -> None:
+        """A line of the book's history; `at`: the time the reservation itself says it happened (None: now)."""
+        await self.db.execute(
+            self.cql(
+                "INSERT INTO {ks}.book_history (book_id, happened_at, event, reservation_id, user_id, by_id)"
+                " VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
+            ),
+            [book_id, line_key(event, reservation_id, at), event.value, reservation_id, user_id, by_id, _TTL],
+            write=True,
+        )
+
+    async def book_history(self, book_id: UUID, *, limit: int = BOOK_HISTORY_SHOWN) -> list[HistoryLine]:
+        """The book's latest `limit` lines, newest first."""
+        result = await self.db.execute(
+            self.cql(
+                "SELECT happened_at, event, reservation_id, user_id, by_id FROM {ks}.book_history"
+                " WHERE book_id = ? LIMIT ?"
+            ),
+            [book_id, limit],
+        )
+        return [
+            HistoryLine(
+                datetime_from_uuid1(r.happened_at).replace(tzinfo=None),
+                BookEvent(r.event),
+                r.reservation_id,
+                r.user_id,
+                r.by_id,
+            )
+            for r in result.rows
+            if r.event in BookEvent._value2member_map_
+        ]

@@ -1,0 +1,90 @@
+"""The desk's search boxes as a librarian's browser gets them (plain HTTP, no browser): a box holding no word searches
+nothing, old bookmarks naming `card` still filter, digits that are no card's number are searched in names and
+e-mails, and a reader's page keeps the search it was opened from."""
+
+from __future__ import annotations
+
+import html
+import uuid
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+from integration.ui_support import new_account, sign_in
+
+from app.models import Role, User
+from app.repository import Library
+
+
+@pytest.fixture
+async def desk(web_url: str, library: Library) -> AsyncIterator[aiohttp.ClientSession]:
+    librarian = await new_account(library, Role.LIBRARIAN, "Dora Desk")
+    async with aiohttp.ClientSession(base_url=web_url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        await sign_in(http, librarian)
+        yield http
+
+
+@pytest.fixture
+async def reader(library: Library) -> User:
+    """A reader holding one book, with an e-mail address whose second word is a number no card has."""
+    word = "Pg" + uuid.uuid4().hex[:6]
+    reader = await new_account(library, Role.READER, f"Jo {word}")
+    reader = await library.update_user(reader.user_id, email=f"jo.{_number(reader)}@example.org")
+    book = await library.create_book(f"{word} Atlas", "Pia Page", "Travel", 2001)
+    await library.reserve(book.book_id, reader.user_id)
+    return reader
+
+
+def _number(reader: User) -> str:
+    """Digits no card has (far above the tests' card numbers), unique to this reader."""
+    return f"9{reader.user_id:09d}"[-10:]
+
+
+async def text_of(http: aiohttp.ClientSession, path: str) -> str:
+    async with http.get(path, allow_redirects=False) as response:
+        assert response.status == 200, (path, response.status)
+        return html.unescape(await response.text())
+
+
+@pytest.mark.parametrize("typed", ["!!!", "—", "@"])
+async def test_a_box_with_no_word_searches_nothing_and_says_so(
+    desk: aiohttp.ClientSession, reader: User, typed: str
+) -> None:
+    for path in (
+        f"/reservations?reader={quote(typed)}",
+        f"/reservations?book={quote(typed)}",
+        f"/readers?q={quote(typed)}",
+    ):
+        page = await text_of(desk, path)
+        assert f"“{typed}” has no letters or digits to search for" in page, path
+        assert reader.name not in page and "More than" not in page, path
+
+
+async def test_an_old_bookmark_naming_card_still_filters(desk: aiohttp.ClientSession, reader: User) -> None:
+    page = await text_of(desk, f"/reservations?card={reader.user_id}")
+    assert reader.name in page and f'value="{reader.user_id}"' in page
+    async with desk.get(f"/readers?card={reader.user_id}", allow_redirects=False) as response:
+        assert response.status == 302 and response.headers["Location"] == f"/readers/{reader.user_id}"
+
+
+async def test_digits_that_are_no_card_are_searched_in_names_and_e_mails(
+    desk: aiohttp.ClientSession, reader: User
+) -> None:
+    number = _number(reader)
+    readers = await text_of(desk, f"/readers?q={number}")
+    assert f"No reader has card number {number}: these are the readers" in readers and reader.name in readers
+    reservations = await text_of(desk, f"/reservations?reader={number}")
+    assert reader.name in reservations
+    nobody = await text_of(desk, "/readers?q=8" + number)
+    assert "and no name or e-mail has a word beginning" in nobody
+
+
+async def test_a_readers_page_keeps_the_search_it_was_opened_from_when_sorted(
+    desk: aiohttp.ClientSession, reader: User
+) -> None:
+    back = "/readers?q=jo"
+    page = await text_of(desk, f"/readers/{reader.user_id}?back={quote(back)}")
+    assert f'<input type="hidden" name="back" value="{back}">' in page
+    sorted_page = await text_of(desk, f"/readers/{reader.user_id}?order=title&back={quote(back)}")
+    assert f'href="{back}">« Back to your search' in sorted_page
