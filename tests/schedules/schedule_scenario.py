@@ -279,7 +279,7 @@ class SearchWorld:
                 if problem:
                     out.append(problem)
         if self.scenario.states is not None:
-            self.scenario.states.add(self.fingerprint())
+            self.scenario.states.add(self.fingerprint(faulted))
         return out + check_state(self.locks, self.store, self.history, self.names)
 
     def stored(self, parts: frozenset[Part]) -> object:
@@ -301,9 +301,10 @@ class SearchWorld:
             return dict(rows)
         return rows.get(key[0] if len(key) == 1 else key)  # (a write stores a new row, lock or claim: this one stays)
 
-    def fingerprint(self) -> str:
-        """The whole state as text: what is stored (write times and deletions included), what clients were told, and
-        which store call each operation waits at."""
+    def fingerprint(self, faulted: bool) -> str:
+        """The whole state as text: what is stored (write times and deletions included), what clients were told,
+        which store call each operation waits at, and whether the schedule's one fault is spent (an outcome is judged
+        by it, and no fault can follow)."""
         views = sorted(
             (table, repr(key), row.marker, sorted(row.cells.items(), key=repr), row.deleted_at)
             for table, rows in self.store.tables.items()
@@ -313,7 +314,7 @@ class SearchWorld:
         outcomes = sorted((op, f"{type(o).__name__}: {o}") for op, o in self.outcomes.items())
         waiting = sorted((p.key, p.label) for p in self.scheduler.pending.values())
         locks = sorted(self.locks.rows.items(), key=repr)
-        return repr((locks, views, sorted(self.keys.claims.items(), key=repr), told, outcomes, waiting))
+        return repr((locks, views, sorted(self.keys.claims.items(), key=repr), told, outcomes, waiting, faulted))
 
     async def at_end(self, faulted: bool) -> list[str]:
         """The end state judged: once per distinct end state of the search (many schedules end alike: steps that
