@@ -1,7 +1,7 @@
 # The two commands of the README. Each installs what it needs first, so both work on a fresh machine.
 PYTHON ?= python3
 
-.PHONY: setup run test test-unit test-schedules test-schedules-all lint
+.PHONY: setup run test test-unit test-schedules lint
 
 setup:  ## system packages (JDK 17, Maven) when missing, then the Python packages
 	@bash scripts/install-system-packages.sh
@@ -31,11 +31,8 @@ test-unit:  ## the tests that need no Cassandra (tests/unit/), in seconds
 	$(PYTHON) -m pytest tests/unit
 
 # The schedule search on a model of Cassandra (no Cassandra): every schedule of a small scope, in a few minutes.
-test-schedules:  ## the schedule search's CI scope (tests/schedules/): every pair, the triples of TRIPLES
+test-schedules:  ## the schedule search (tests/schedules/): every pair, every triple up to two preemptions
 	$(PYTHON) -m pytest tests/schedules
-
-test-schedules-all:  ## the long series: every triple of operations too (about 12 minutes on two cores)
-	SCHEDULES_ALL=1 $(PYTHON) -m pytest tests/schedules
 
 lint:  ## ruff and the type checker
 	$(PYTHON) -m ruff check .

@@ -17,6 +17,6 @@ def pytest_terminal_summary(terminalreporter: object) -> None:
         write = terminalreporter.write_line  # type: ignore[attr-defined]
         write(
             f"schedule search: {int(TOTALS['schedules'])} complete schedules (+{int(TOTALS['cut'])} cut short by sleep "
-            f"sets) in {int(TOTALS['searches'])} searches, {TOTALS['seconds']:.0f} s of search time in workers, "
+            f"sets) in {int(TOTALS['searches'])} searches, {TOTALS['seconds']:.0f} CPU s of search in workers, "
             f"{TOTALS['wall']:.0f} s wall time"
         )

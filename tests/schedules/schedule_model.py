@@ -10,7 +10,9 @@ search runs the real lock table, runner, use cases and audit (app/repository/) o
   marker written at `ts` or below, a row exists while its marker or one of its cells is live. `written` is the write
   time of `reserved_at`, `hinted` that of `moving_to`. A logged batch (`write_views`) applies whole or not at all;
   `delete_book_rows` is two plain writes sent together (two tasks, as `asyncio.gather` sends them in Cassandra's
-  store), so either may land without the other.
+  store), so either may land without the other. Every view write is blind (`blind=True` at its point): it reads
+  nothing and only merges cells, row markers and deletions by write time, so two of them leave the same rows in
+  either order (the search takes them to commute).
 - Readers always exist (`reader` returns a `User`); the idempotency keys (`ModelKeys`) are conditional writes.
 
 Every store call first awaits the scheduler (`Gate.point`), naming the partitions it reads or writes, then acts
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -55,7 +57,7 @@ class Gate(Protocol):
     """The scheduler, as the model sees it: every store call waits here for its turn."""
 
     async def point(
-        self, label: str, parts: frozenset[Part], write: bool, faults: tuple[Fault, ...]
+        self, label: str, parts: frozenset[Part], write: bool, faults: tuple[Fault, ...], *, blind: bool = False
     ) -> Fault | None: ...
 
 
@@ -130,7 +132,7 @@ class ModelLocks:
 
     async def scan(self) -> AsyncIterator[list[Lock]]:
         await self.gate.point("scan locks", frozenset({("lock", ANY)}), False, ())
-        yield list(self.rows.values())
+        yield [self.rows[book_id] for book_id in sorted(self.rows)]  # in the order of the keys (see ModelStore.rows)
 
 
 def _lock(book_id: UUID) -> frozenset[Part]:
@@ -156,7 +158,7 @@ class Row:
     def update(self, values: dict[str, Any], ts: int) -> None:
         for column, value in values.items():
             old = self.cells.get(column)
-            if old is None or (ts, _order(value)) > (old[1], _order(old[0])):
+            if old is None or ts > old[1] or (ts == old[1] and _order(value) > _order(old[0])):
                 self.cells[column] = (value, ts)
 
     def delete(self, ts: int) -> None:
@@ -172,8 +174,10 @@ class Row:
         return cell
 
 
-def _order(value: Any) -> str:
-    return "" if value is None else str(value)
+def _order(value: Any) -> tuple[str, str]:
+    """Which of two values written at one time wins: the greater, in a total order (by its text, then its repr), so
+    that two writes at one time leave the same cell in either order, as Cassandra's comparison of the bytes does."""
+    return ("", "") if value is None else (str(value), repr(value))
 
 
 class ModelStore:
@@ -203,10 +207,18 @@ class ModelStore:
         return ViewRow(found.get("reservation_id")[0], key, found.get("user_id")[0], reserved_at, version, written)
 
     def rows(self, table: str) -> list[ViewRow]:
-        return [r for key in self.tables[table] if (r := self.row(table, key)) is not None]
+        """The table's rows in the order of their keys, as Cassandra scans in the order of the partitions' tokens: in
+        the order they were first written, two writes of two partitions, which commute, would leave two orders, and the
+        audit (which mends rows in the order it scans them) would tell them apart."""
+        return [r for key in sorted(self.tables[table]) if (r := self.row(table, key)) is not None]
 
     def _at(self, table: str, key: Any) -> Row:
-        return self.tables[table].setdefault(key, Row())
+        """The row to write: a copy, put in place of the row there, which is never changed after it is stored (the
+        search keeps snapshots of the tables that share their rows)."""
+        old = self.tables[table].get(key)
+        row = Row() if old is None else Row(old.marker, dict(old.cells), old.deleted_at)
+        self.tables[table][key] = row
+        return row
 
     # writes ------------------------------------------------------------------------------------------------
     async def write_views(self, lock: Lock, *, came_from: UUID | None = None, drop_at: int | None = None) -> None:
@@ -220,7 +232,7 @@ class ModelStore:
         if came_from is not None and drop_at is not None:
             parts |= {("user_reservations", r.user_id, came_from), ("book_reservations", came_from)}
             label += f", drop {self.name(came_from)} at {drop_at}"
-        fault = await self.gate.point(label, frozenset(parts), True, PLAIN_FAULTS)
+        fault = await self.gate.point(label, frozenset(parts), True, PLAIN_FAULTS, blind=True)
         _raise_before(fault, label)  # a logged batch: whole, or not at all
         common = {"reserved_at": r.reserved_at, "version": v}
         self._at("reservations", r.reservation_id).insert({"book_id": r.book_id, "user_id": r.user_id} | common, v)
@@ -239,7 +251,7 @@ class ModelStore:
         parts = frozenset({(table, *key) if isinstance(key, tuple) else (table, key)})
         shown = "/".join(self.name(k) for k in key) if isinstance(key, tuple) else self.name(key)
         label = f"delete {table} row {shown} at {at}"
-        fault = await self.gate.point(label, parts, True, PLAIN_FAULTS)
+        fault = await self.gate.point(label, parts, True, PLAIN_FAULTS, blind=True)
         _raise_before(fault, label)
         self._at(table, key).delete(at)
         _raise_after(fault, label)
@@ -270,7 +282,9 @@ class ModelStore:
 
     async def hint(self, reservation_id: UUID, book_id: UUID, at: int) -> None:
         label = f"hint {self.name(reservation_id)} moving to {self.name(book_id)} at {at}"
-        fault = await self.gate.point(label, frozenset({("reservations", reservation_id)}), True, PLAIN_FAULTS)
+        fault = await self.gate.point(
+            label, frozenset({("reservations", reservation_id)}), True, PLAIN_FAULTS, blind=True
+        )
         _raise_before(fault, label)
         self._at("reservations", reservation_id).update({"moving_to": book_id}, at)
         _raise_after(fault, label)
@@ -316,16 +330,19 @@ class ModelKeys:
     """`reservation_keys`: conditional claims and take-overs, read back at SERIAL when an answer is lost (as
     CassandraKeys does), and plain outcome records."""
 
-    def __init__(self, gate: Gate, names: Names) -> None:
+    def __init__(self, gate: Gate, names: Names, current_op: Callable[[], int | None] = lambda: None) -> None:
         self.gate = gate
         self.name = names
+        self.current_op = current_op  # the operation drawing an attempt id (None: outside the operations)
         self.claims: dict[UUID, Claim] = {}
-        self.attempts = 0
+        self.attempts: dict[int | None, int] = {}  # per operation: attempt ids drawn
 
     def _attempt(self) -> UUID:
-        """A claim's attempt id: counted, not random, so that every replay of a schedule stores the same."""
-        self.attempts += 1
-        return UUID(int=(1 << 100) + self.attempts)
+        """A claim's attempt id: counted, not random, so that every replay of a schedule stores the same; counted per
+        operation, so that two operations drawing between steps that commute draw the same ids in either order."""
+        op = self.current_op()
+        self.attempts[op] = n = self.attempts.get(op, 0) + 1
+        return UUID(int=(1 << 100) + ((0 if op is None else op + 1) << 32) + n)
 
     def _parts(self, reservation_id: UUID) -> frozenset[Part]:
         return frozenset({("reservation_keys", reservation_id)})

@@ -24,18 +24,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import pickle
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
 import schedule_explorer
 from schedule_explorer import CURRENT_OP, Scheduler, Step
 from schedule_invariants import History, check_end, check_state, judge_outcome, reservation_of
-from schedule_model import ModelKeys, ModelLocks, ModelStore, Names
+from schedule_model import ANY, ModelKeys, ModelLocks, ModelStore, Names, Part, Row
 
 import app.repository.locks as locks_module
 import app.repository.reservations as reservations_module
@@ -157,21 +155,6 @@ class LegacyReservations(Reservations):
         return confirmed.lock.reservation()
 
 
-# What the setup leaves, copied into every run after the first (`SearchWorld.setup`): the model's tables, the names
-# and ids given out, R1, what the client was told, and the setup clock.
-SETUP_STATE = (
-    "locks.rows",
-    "store.tables",
-    "keys.claims",
-    "keys.attempts",
-    "names.of",
-    "ids",
-    "r1",
-    "history.acked",
-    "setup_clock._last",
-)
-
-
 # -- one run ----------------------------------------------------------------------------------------------------
 _current: SearchWorld | None = None  # the world of the schedule running in this process
 
@@ -186,11 +169,12 @@ class SearchWorld:
         self.names.of.update({X: "X", Y: "Y"})
         self.locks = ModelLocks(scheduler, self.names)
         self.store = ModelStore(scheduler, self.names)
-        self.keys = ModelKeys(scheduler, self.names)
+        self.keys = ModelKeys(scheduler, self.names, CURRENT_OP.get)
         self.history = History(strict=scenario.strict, views_only=scenario.legacy)
         self.outcomes: dict[int, Any] = {}
         self.judged: set[int] = set()
-        self.ids = 0
+        self.ids = 0  # ids drawn outside the operations (the setup's R1)
+        self.drawn: dict[int, int] = {}  # per operation: ids it drew
         self.r1 = UUID(int=0)
         self.setup_clock = VersionClock(lambda: (BASE_US - 1_000_000) * 1000)
         self.instances = [self._instance(i, spec) for i, spec in enumerate(self.specs)]
@@ -208,9 +192,17 @@ class SearchWorld:
 
     # hooks the patched app modules call -----------------------------------------------------------------------
     def uuid4(self) -> UUID:
-        self.ids += 1
-        rid = UUID(int=self.ids)
+        """An id numbered per operation, not in the order drawn: two operations that draw between steps that commute
+        (reserveY and reserveX each draw after reading their reader) get the same ids in either order, as the search's
+        reduction assumes. One counter for all drew them in schedule order: the two orders stored different ids, and
+        sleep sets met only one of them (6 of the 21 states of reserveY+reserveX without faults were missed)."""
         op = CURRENT_OP.get()
+        if op is None:
+            self.ids += 1
+            rid = UUID(int=self.ids)
+        else:
+            self.drawn[op] = n = self.drawn.get(op, 0) + 1
+            rid = UUID(int=(op + 1) << 64 | n)
         self.names.of[rid] = "R1" if op is None else f"R({self.op_names[op]})"
         return rid
 
@@ -221,30 +213,50 @@ class SearchWorld:
 
     # the World protocol ----------------------------------------------------------------------------------------
     async def setup(self) -> None:
-        """R1 reserved on X by reader 1, through the use cases, in the search's first run; every later run starts
-        from a copy of the state that left (the same calls would store the same)."""
+        """R1 reserved on X by reader 1, through the use cases, once for the search (every run resumes from a state
+        the search saved, `snapshot`)."""
         global _current
         _current = self
-        if self.scenario.initial is None:
-            setup = self.make(self.setup_clock, HOUR)
-            await setup.reservations.open(X)
-            await setup.reservations.open(Y)
-            self.r1 = (await setup.reservations.reserve(X, 1)).reservation_id
-            self.history.acked.add(self.r1)
-            self.scenario.initial = pickle.dumps(self._state())
-        else:
-            self._restore(pickle.loads(self.scenario.initial))
+        setup = self.make(self.setup_clock, HOUR)
+        await setup.reservations.open(X)
+        await setup.reservations.open(Y)
+        self.r1 = (await setup.reservations.reserve(X, 1)).reservation_id
+        self.history.acked.add(self.r1)
 
-    def _state(self) -> tuple[Any, ...]:
-        return tuple(attrgetter(path)(self) for path in SETUP_STATE)
+    def start(self, op: int) -> Coroutine[Any, Any, Any]:
+        """The operation from its beginning: a new instance (its clock starts again with its steps), no ids drawn."""
+        self.drawn.pop(op, None)
+        self.keys.attempts.pop(op, None)
+        self.instances[op] = self._instance(op, self.specs[op])
+        return self.specs[op].run(self, self.instances[op])
 
-    def _restore(self, state: tuple[Any, ...]) -> None:
-        for path, value in zip(SETUP_STATE, state, strict=True):
-            owner, _, name = path.rpartition(".")
-            setattr(attrgetter(owner)(self) if owner else self, name, value)
+    def snapshot(self) -> object:
+        """What the operations share: the store, what clients were told, the outcomes (and which were judged), and
+        the ids drawn outside the operations (by the final audit)."""
+        h = self.history
+        store = (dict(self.locks.rows), _copy_tables(self.store.tables), dict(self.keys.claims))
+        return (
+            store,
+            set(h.acked),
+            set(h.cancel_sent),
+            set(h.cancelled),
+            dict(self.outcomes),
+            set(self.judged),
+            self.ids,
+        )
 
-    def operations(self) -> list[Coroutine[Any, Any, Any]]:
-        return [spec.run(self, self.instances[i]) for i, spec in enumerate(self.specs)]
+    def restore(self, snapshot: object, *, store_only: bool = False) -> None:
+        """Puts a copy of the snapshot back; the checks' counts (`History.undecidable`...) start again: they count
+        what each run met."""
+        store, acked, cancel_sent, cancelled, outcomes, judged, ids = snapshot  # type: ignore[misc]
+        rows, tables, claims = store
+        self.locks.rows, self.store.tables, self.keys.claims = dict(rows), _copy_tables(tables), dict(claims)
+        if store_only:
+            return
+        h = self.history
+        h.acked, h.cancel_sent, h.cancelled = set(acked), set(cancel_sent), set(cancelled)
+        h.undecidable = h.outgoing_after_cancel = 0
+        self.outcomes, self.judged, self.ids = dict(outcomes), set(judged), ids
 
     def on_step(self, step: Step) -> None:
         if self.op_names[step.op] == "cancel":
@@ -267,12 +279,32 @@ class SearchWorld:
                 if problem:
                     out.append(problem)
         if self.scenario.states is not None:
-            self.scenario.states.add(self.fingerprint())
+            self.scenario.states.add(self.fingerprint(faulted))
         return out + check_state(self.locks, self.store, self.history, self.names)
 
-    def fingerprint(self) -> str:
-        """The whole state as text: what is stored (write times and deletions included), what clients were told, and
-        which store call each operation waits at."""
+    def stored(self, parts: frozenset[Part]) -> object:
+        """What these partitions store now, exactly (write times and deletions included), to compare before and
+        after a step: the search's reduction treats a write that changed nothing as a read."""
+        return [self._stored(part) for part in parts]  # (one set, before and after: the same order)
+
+    def _stored(self, part: Part) -> object:
+        table, key = part[0], part[1:]
+        if table == "lock":
+            rows: dict[Any, Any] = self.locks.rows
+        elif table == "reservation_keys":
+            rows = self.keys.claims
+        elif table == "users":
+            return None  # readers are never written
+        else:
+            rows = self.store.tables[table]
+        if ANY in key:
+            return dict(rows)
+        return rows.get(key[0] if len(key) == 1 else key)  # (a write stores a new row, lock or claim: this one stays)
+
+    def fingerprint(self, faulted: bool) -> str:
+        """The whole state as text: what is stored (write times and deletions included), what clients were told,
+        which store call each operation waits at, and whether the schedule's one fault is spent (an outcome is judged
+        by it, and no fault can follow)."""
         views = sorted(
             (table, repr(key), row.marker, sorted(row.cells.items(), key=repr), row.deleted_at)
             for table, rows in self.store.tables.items()
@@ -282,12 +314,13 @@ class SearchWorld:
         outcomes = sorted((op, f"{type(o).__name__}: {o}") for op, o in self.outcomes.items())
         waiting = sorted((p.key, p.label) for p in self.scheduler.pending.values())
         locks = sorted(self.locks.rows.items(), key=repr)
-        return repr((locks, views, sorted(self.keys.claims.items(), key=repr), told, outcomes, waiting))
+        return repr((locks, views, sorted(self.keys.claims.items(), key=repr), told, outcomes, waiting, faulted))
 
     async def at_end(self, faulted: bool) -> list[str]:
         """The end state judged: once per distinct end state of the search (many schedules end alike: steps that
-        commute, in another order). The key is everything the final audit and `check_end` read, in the order they
-        read it (the dicts' order is the scan's), so a state met again is judged exactly as the first time."""
+        commute, in another order). The key is everything the final audit and `check_end` read (the rows in the order
+        they were first written, finer than needed: the scans sort them), so a state met again is judged exactly as
+        the first time."""
         key = hashlib.blake2b(self._end_state(faulted).encode(), digest_size=16).digest()
         judged = self.scenario.ends.get(key)
         if judged is None:
@@ -316,6 +349,12 @@ class SearchWorld:
         return bool(before.violations), check_end(self.locks, self.store, self.history, report, self.names)
 
 
+def _copy_tables(tables: dict[str, dict[Any, Row]]) -> dict[str, dict[Any, Row]]:
+    """A copy of the view tables, sharing their rows: a write stores a new row (`ModelStore._at`), as it stores a new
+    lock or claim."""
+    return {t: dict(rows) for t, rows in tables.items()}
+
+
 class SearchScenario:
     """A set of operations to interleave (schedule_explorer.Scenario)."""
 
@@ -327,7 +366,6 @@ class SearchScenario:
         self.strict = strict
         self.name = "+".join(ops) + (" (legacy move)" if legacy else "")
         self.states: set[str] | None = set() if record_states else None  # every state met (`SearchWorld.fingerprint`)
-        self.initial: bytes | None = None  # the state after the setup (`SearchWorld.setup`), pickled
         self.ends: dict[bytes, tuple[bool, list[str]]] = {}  # each end state met: its judgement (`SearchWorld.at_end`)
         self.stats: dict[str, int] = {
             "unclean before repair": 0,
