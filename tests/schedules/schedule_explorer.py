@@ -382,10 +382,8 @@ class Explorer:
                 if not self._backtrack():
                     break
         finally:
-            for tasks in loop.tasks.values():
-                for task in tasks:
-                    task.cancel()
-            loop.run_ready()
+            for op in list(loop.tasks):
+                loop.stop(op)
             asyncio.events._set_running_loop(outer)
             loop.close()
         summary.seconds = time.process_time() - started
@@ -455,8 +453,7 @@ class Explorer:
         x. (A second form, b x v w when x is independent of v too, never skipped a run in the searches measured, so it
         is not kept: a rule nothing exercises is a rule nothing tests.)"""
         block = node.block
-        bound = self.bound
-        assert block is not None and bound is not None
+        assert block is not None and self.bound is not None
         start = self.stack[block.origin]
         last = start.last_op
         last_runs = start.last_runs

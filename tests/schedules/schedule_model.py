@@ -176,7 +176,8 @@ class Row:
 
 def _order(value: Any) -> tuple[str, str]:
     """Which of two values written at one time wins: the greater, in a total order (by its text, then its repr), so
-    that two writes at one time leave the same cell in either order, as Cassandra's comparison of the bytes does."""
+    that two writes at one time leave the same cell in either order. Cassandra's comparison of the values' bytes is
+    total too, though not this order ("10" < "9" here): only the totality matters to the search."""
     return ("", "") if value is None else (str(value), repr(value))
 
 
