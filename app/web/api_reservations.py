@@ -8,12 +8,12 @@ with the librarian's card. Those rules are the service's (app/service.py); this 
 
 from __future__ import annotations
 
-import json
 import logging
 
 from app.access import Access
 from app.models import DatabaseUnavailable, InvalidInput, Reservation
 from app.web.base import JsonHandler
+from app.web.encoding import encode_json
 from app.web.parsing import parse_page_size, parse_user_id, parse_user_id_text, parse_uuid, required
 from app.web.representations import reservation_json
 
@@ -64,7 +64,7 @@ class ReservationsHandler(JsonHandler):
             batch: list[Reservation] | None = first
             while batch is not None:
                 if batch:
-                    self.write(("," if written else "") + ",".join(json.dumps(reservation_json(r)) for r in batch))
+                    self.write((b"," if written else b"") + b",".join(encode_json(reservation_json(r)) for r in batch))
                     written += len(batch)
                     await self.flush()
                 batch = await anext(pages, None)

@@ -10,7 +10,6 @@ or refuses the request before the method runs. A method a handler forgets to dec
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -31,6 +30,7 @@ from app.models import (
 from app.repository import Library
 from app.service import LibraryService
 from app.settings import Settings
+from app.web.encoding import encode_json
 from app.web.parsing import parse_json_object
 
 log = logging.getLogger(__name__)
@@ -206,7 +206,7 @@ class JsonHandler(BaseHandler):
 
     def write_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
-        self.finish(json.dumps(data))
+        self.finish(encode_json(data))
 
     def write_page(self, items: list[Any], next_page: str | None) -> None:
         """A listing is a bare JSON array, as the earlier system's list endpoints answered, so its scripts keep
@@ -240,7 +240,7 @@ class JsonHandler(BaseHandler):
             self.set_header("WWW-Authenticate", f'Bearer realm="{REALM}"')
         if isinstance(error, TooManyAttempts):
             self.set_header("Retry-After", str(error.retry_after_seconds))
-        self.finish(json.dumps(body))
+        self.finish(encode_json(body))
 
     def allowed_methods(self) -> list[str]:
         return [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if _overrides(type(self), m.lower())]

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import html
 import ipaddress
-import json
 import logging
 from collections.abc import Awaitable, Iterable
 from typing import Any
@@ -37,6 +36,7 @@ from tornado.http1connection import HTTP1Connection, is_transfer_encoding_chunke
 from tornado.httpserver import HTTPServer
 
 from app.settings import Settings
+from app.web.encoding import encode_json
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ class _RequestGuard(httputil.HTTPMessageDelegate):
         else:
             content_type = "application/json; charset=UTF-8"
             answer: dict[str, str] = {"error": message, **({"field": field} if field else {})}
-            body = json.dumps(answer).encode()
+            body = encode_json(answer)
         headers = httputil.HTTPHeaders(
             {
                 "Content-Type": content_type,

@@ -55,6 +55,7 @@ from app.search import (
 from app.service import AccountChange
 from app.web.api_books import availability
 from app.web.base import RETRY_AFTER_SECONDS, BaseHandler, describe, status_for
+from app.web.encoding import encode_json
 from app.web.parsing import parse_user_id_text, parse_uuid, same_site_path
 from app.web.wording import (
     BOOK_EXAMPLE,
@@ -948,7 +949,7 @@ class PageNotFoundHandler(PageHandler):
         if not _wants_html(self.request):
             self.set_status(404)
             self.set_header("Content-Type", "application/json; charset=UTF-8")
-            self.finish(json.dumps({"error": f"no such endpoint: {self.request.method} {self.request.path}"}))
+            self.finish(encode_json({"error": f"no such endpoint: {self.request.method} {self.request.path}"}))
             return
         self.caller = await self.find_caller()
         raise tornado.web.HTTPError(404, "There is no page at %s.", self.request.path)
