@@ -1,4 +1,5 @@
-"""python -m bench.report [LABEL=]FILE.json ... [--out docs/]: docs/performance.md and its charts.
+"""python -m bench.report [LABEL=]FILE.json ... [--peer [LABEL=]FILE.json ...] [--out docs/]: docs/performance.md and
+its charts.
 
 Each file is one run of `python -m bench`, named by its label (by default the file's name): e.g. `before=`
 the code before a change, `after=` the code with it. Every topology of every run becomes one section, and
@@ -58,6 +59,14 @@ def parser() -> ArgumentParser:
         metavar="[LABEL=]FILE.json",
         help="output of python -m bench --json, optionally named (before=old.json after=new.json)",
     )
+    p.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        metavar="[LABEL=]FILE.json",
+        help="output of python -m bench peer --json (this service against the naive peer), optionally named; may be "
+        "given several times (before=..., after=...): a table per run and one chart of the ratios per test",
+    )
     p.add_argument("--out", type=Path, default=Path("docs"), help="folder for performance.md and the PNGs (docs/)")
     p.add_argument(
         "--notes",
@@ -67,7 +76,101 @@ def parser() -> ArgumentParser:
     return p
 
 
+# What the issue "Twice as fast as the naive implementation" asks of each stress test: ours / naive at least this.
+PEER_TARGETS = {1: 2.0, 2: 2.0, 3: 1.3, 4: 1.3, 5: 2.0}
+
+
+def load_peer(argument: str) -> Run:
+    run = _read(argument)
+    if not isinstance(run.report.get("tests"), list) or "workers" not in run.report:
+        raise CliError(f"{run.path}: not the --json output of python -m bench peer")
+    return run
+
+
+def _spread(figure: dict[str, float], digits: int = 2) -> str:
+    return f"{figure['median']:.{digits}f} [{figure['min']:.{digits}f}-{figure['max']:.{digits}f}]"
+
+
+def peer_section(runs: list[Run], chart_files: list[str]) -> list[str]:
+    """Per peer run, each stress test: both apps' throughput, the ratio against the issue's target, the verdicts."""
+    lines = [
+        "## This service against the naive peer",
+        "",
+        "`python -m bench peer`: stress_test.py's five tests through the earlier system's endpoints, against this "
+        "service and against the naive peer (bench/naive_peer.py, the earlier system's algorithm) on the same cluster, "
+        "one after the other, same sizes. Figures are medians of the runs [lowest-highest]; each run's ratio is taken "
+        "within that run. Throughput is requests per second (test 4: cycles, test 5: changes).",
+        "",
+        *(f"![{file}]({file})" for file in chart_files if file.startswith("peer-")),
+        "",
+    ]
+    for run in runs:
+        report = run.report
+        lines += [
+            f"### {run.label} (`{run.path.name}`): size {report['size']}, workers {report['workers']}, "
+            f"{report['runs']} run(s) of each, on {', '.join(report.get('hosts') or ['?'])}",
+            "",
+            "| test | ours | naive | ours / naive | target | ours: violations | naive: violations |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for test in report["tests"]:
+            number, ratio = test["test"], test["ratio"]
+            target = PEER_TARGETS.get(number)
+            met = "" if target is None else (" (met)" if ratio["median"] >= target else "")
+            lines.append(
+                f"| {number} {test['title']} | {_spread(test['ours']['throughput'], 1)} | "
+                f"{_spread(test['naive']['throughput'], 1)} | {_spread(ratio)}{met} | {target or '-'} | "
+                f"{test['ours']['violations']} | {test['naive']['violations']} |"
+            )
+        lines.append("")
+    return lines
+
+
+def peer_chart(runs: list[Run], out: Path) -> list[str]:
+    """Ours / naive per test, one bar per peer run (whiskers: the spread), with the issue's targets."""
+    if not runs:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tests = sorted({t["test"] for run in runs for t in run.report["tests"]})
+    width = 0.8 / len(runs)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for i, run in enumerate(runs):
+        by_test = {t["test"]: t["ratio"] for t in run.report["tests"]}
+        xs = [n + (i - (len(runs) - 1) / 2) * width for n in tests if n in by_test]
+        medians = [by_test[n]["median"] for n in tests if n in by_test]
+        low = [by_test[n]["median"] - by_test[n]["min"] for n in tests if n in by_test]
+        high = [by_test[n]["max"] - by_test[n]["median"] for n in tests if n in by_test]
+        ax.bar(xs, medians, width, yerr=[low, high], capsize=3, label=run.label, color=f"C{i}")
+    for n in tests:
+        if n in PEER_TARGETS:
+            ax.hlines(PEER_TARGETS[n], n - 0.45, n + 0.45, colors="k", linestyles="--")
+    ax.axhline(1.0, color="grey", linewidth=0.8)
+    highest = max(t["ratio"]["max"] for run in runs for t in run.report["tests"])
+    ax.set_ylim(0, max(2.5, highest * 1.1))  # room above the targets for the legend
+    ax.set_xticks(tests, [f"test {n}" for n in tests])
+    ax.set_ylabel("throughput, ours / naive")
+    ax.set_title("This service against the naive peer (dashed: the target)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper center", ncol=len(runs))
+    fig.tight_layout()
+    file = out / "peer-ratios.png"
+    fig.savefig(file, dpi=110)
+    plt.close(fig)
+    return [file.name]
+
+
 def load(argument: str) -> Run:
+    run = _read(argument)
+    if run.report.get("schema") != 1 or not isinstance(run.report.get("topologies"), list):
+        raise CliError(f"{run.path}: not the --json output of python -m bench")
+    return run
+
+
+def _read(argument: str) -> Run:
     given, _, file = argument.rpartition("=")
     path = Path(file)
     name = given or path.stem
@@ -79,8 +182,8 @@ def load(argument: str) -> Run:
         raise CliError(f"{path}: {error.strerror}") from None
     except json.JSONDecodeError as error:
         raise CliError(f"{path}: not JSON ({error.msg} at line {error.lineno})") from None
-    if not isinstance(report, dict) or report.get("schema") != 1 or not isinstance(report.get("topologies"), list):
-        raise CliError(f"{path}: not the --json output of python -m bench")
+    if not isinstance(report, dict):
+        raise CliError(f"{path}: not the --json output of a bench")
     return Run(name, path, report)
 
 
@@ -217,7 +320,9 @@ def _ratio(result: dict[str, Any]) -> str:
     return "baseline" if result["baseline"] else f"{result['ratio']:.2f}"
 
 
-def document(runs: list[Run], chart_files: list[str], notes: str = "", invocation: str = "") -> str:
+def document(
+    runs: list[Run], chart_files: list[str], notes: str = "", invocation: str = "", peers: list[Run] | None = None
+) -> str:
     machine = runs[0].report["machine"]
     lines = [
         "# Performance",
@@ -236,6 +341,8 @@ def document(runs: list[Run], chart_files: list[str], notes: str = "", invocatio
         *(f"![{file}]({file})" for file in chart_files if file.startswith("runs-")),
         "",
     ]
+    if peers:
+        lines += peer_section(peers, chart_files)
     if notes:
         lines += [notes.strip(), ""]
     for later in runs[1:]:
@@ -310,7 +417,8 @@ def section(run: Run, topology: dict[str, Any], chart_files: list[str]) -> list[
 async def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     runs = [load(argument) for argument in args.files]
-    if len({run.label for run in runs}) < len(runs):
+    peers = [load_peer(argument) for argument in args.peer]
+    if len({run.label for run in runs}) < len(runs) or len({run.label for run in peers}) < len(peers):
         raise CliError("two runs have the same label: name them, e.g. before=old.json after=new.json")
     try:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -320,10 +428,10 @@ async def main(argv: list[str] | None = None) -> int:
         notes = args.notes.read_text() if args.notes else ""
     except OSError as error:
         raise CliError(f"--notes {args.notes}: {error.strerror}") from None
-    chart_files = charts(runs, args.out)
+    chart_files = charts(runs, args.out) + peer_chart(peers, args.out)
     target = args.out / "performance.md"
     invocation = shlex.join(sys.argv[1:] if argv is None else argv)
-    target.write_text(document(runs, chart_files, notes, invocation))
+    target.write_text(document(runs, chart_files, notes, invocation, peers))
     print(f"wrote {target} and {len(chart_files)} charts", file=sys.stderr)
     return 0
 

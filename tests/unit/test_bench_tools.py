@@ -3,6 +3,7 @@ as one line with exit status 2 (tests/integration/test_bench.py runs the bench i
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from uuid import uuid4
 
@@ -166,3 +167,25 @@ def test_the_peer_table_gives_each_apps_cpu_per_request() -> None:
     used = cpu_seconds(os.getpid())
     assert used is not None and used > 0
     assert cpu_seconds(2**22 + 12345) is None  # above the kernel's pid limit: no such process
+
+
+def test_the_report_puts_each_peer_run_against_the_issues_targets(tmp_path: Path) -> None:
+    from bench.report import main as report_main
+
+    kept = Path(__file__).parents[2] / "docs" / "bench"
+    status = asyncio.run(
+        report_main(
+            [
+                f"before={kept / 'before.json'}",
+                "--peer",
+                f"first={kept / 'issue21' / 'peer-before.json'}",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+    )
+    assert status == 0
+    page = (tmp_path / "performance.md").read_text()
+    assert "## This service against the naive peer" in page and "![peer-ratios.png](peer-ratios.png)" in page
+    assert "| 4 two readers cancel and re-reserve the same book | 21.0 [16.8-23.5] | 19.1 [18.7-19.7] | 1.07" in page
+    assert (tmp_path / "peer-ratios.png").stat().st_size > 0
