@@ -223,8 +223,14 @@ class LibraryService:
     async def reserve(
         self, caller: Caller | None, book_id: UUID, named: int | None = None, idempotency_key: str | None = None
     ) -> Reservation:
-        """Reserves the book for the caller, or for the reader a librarian names."""
-        reservation = await self.reservations.reserve(book_id, acting_for(caller, named), idempotency_key)
+        """Reserves the book for the caller, or for the reader a librarian names. The repository looks at the book
+        before the reader (a held book is refused from one read of its lock), so a card the desk names is checked
+        here first: a mistyped card number is told as such, not as "the book is taken". A caller's own card was
+        checked by their session."""
+        reader = acting_for(caller, named)
+        if caller is not None and reader != caller.user_id:
+            await self.readers.get_user(reader)
+        reservation = await self.reservations.reserve(book_id, reader, idempotency_key)
         await _after_the_fact(
             self._desk_action(caller, "reserve", reservation, "reserved {book} for {reader}"),
             self._remember(caller, BookEvent.RESERVED, reservation, reservation.reserved_at),

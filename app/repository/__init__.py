@@ -103,6 +103,7 @@ class Library:
         self.book_reservations = self.listings.book_reservations
         self.reserve = self.reservations.reserve
         self.move = self.reservations.move
+        self.renew_on = self.reservations.renew_on
         self.cancel = self.reservations.cancel
         # -- accounts
         self.sign_in = self.accounts.sign_in

@@ -21,7 +21,9 @@ on a lost answer reads the lock once at SERIAL, which completes or forever super
 the transition applied if the lock shows the state it writes at a version one of its own sends proposed. A send
 refused only because its version was not above the lock's (a clock behind) is sent again from the lock's version.
 It answers applied (with the lock it made) or refused (with the lock it met); it raises DatabaseUnavailable when
-Cassandra cannot say. Nothing else retries a lightweight transaction.
+Cassandra cannot say. Nothing else retries a lightweight transaction. A transition marked `refused_by_read` (a take)
+may be looked at first (`LockRunner.look`): one QUORUM read of the lock, and a lock that refuses it is the answer,
+with no Paxos round.
 
 The store is an interface (`LockTable`): Cassandra's here (`CassandraLockTable`), and an in-memory model of what
 Cassandra promises in the schedule search (tests/schedules/), which runs this same table and runner.
@@ -148,7 +150,11 @@ class Condition:
 class Transition:
     """One entry of the table: its name, the states it leaves from, its condition, the row it leaves (its
     assignments), and what the use case that runs it does to the views (`views`, and docs/reservation-protocol.md,
-    which says why each race is safe). `insert`: the row is created if there is none (`IF NOT EXISTS`)."""
+    which says why each race is safe). `insert`: the row is created if there is none (`IF NOT EXISTS`).
+    `refused_by_read`: the use cases look at the lock with a QUORUM read before sending it (`LockRunner.look`), and a
+    lock that `refuses` the transition is the answer, without a Paxos round (for the transitions that mostly meet a
+    book someone holds: a take, a move's take of its target). The refusal is as linearizable as a refused Paxos round
+    (docs/reservation-protocol.md, rule 7)."""
 
     name: str
     leaves: tuple[LockState | None, ...]
@@ -156,6 +162,12 @@ class Transition:
     sets: dict[str, Any] = field(default_factory=dict)
     insert: bool = False
     views: str = ""
+    refused_by_read: bool = False
+
+    def refuses(self, lock: Lock, values: dict[str, Any]) -> bool:
+        """Whether `lock` refuses this transition whatever version the runner would choose: a condition other than
+        `version < new` fails on it (that one only ever makes the runner send again, higher)."""
+        return any(not c.holds(lock, values) for c in self.when if not (c.column == "version" and c.op == "<"))
 
     def failing(self, lock: Lock, values: dict[str, Any]) -> list[Condition]:
         if self.insert:
@@ -261,6 +273,7 @@ class T:
             "version": Param(NEW),
         },
         views="the reservation's three rows, at the new version",
+        refused_by_read=True,
     )
     RELEASE = Transition(
         "release",
@@ -290,6 +303,7 @@ class T:
         {"state": LockState.INCOMING.value, "reservation_id": _RID, "user_id": _UID, "reserved_at": _AT}
         | {"move_from": _FROM, "move_from_version": _FROM_VERSION, "version": Param(NEW)},
         views="none: an INCOMING state is never shown",
+        refused_by_read=True,
     )
     MOVE_OUT = Transition(
         "move out",
@@ -459,6 +473,13 @@ class LockRunner:
 
     async def read_many(self, book_ids: Sequence[UUID]) -> list[Lock]:
         return await self.table.read_many(book_ids) if book_ids else []
+
+    async def look(self, transition: Transition, book_id: UUID, **values: Any) -> Outcome | None:
+        """For a transition marked `refused_by_read`: the lock read at QUORUM, and the refusal if it refuses the
+        transition (no Paxos round); None if the transition must be sent to find out."""
+        assert transition.refused_by_read, transition.name
+        met = await self.read(book_id)
+        return Outcome(False, met) if transition.refuses(met, values) else None
 
     def scan(self) -> Any:
         """Every lock, a page at a time (an async iterator of lists), for the audit."""

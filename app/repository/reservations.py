@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -40,8 +41,11 @@ from app.rules import check_idempotency_key
 log = logging.getLogger(__name__)
 
 Step = Callable[[str, dict[str, Any]], Awaitable[None]]
+Ready = Callable[[], Awaitable[None]]  # what must hold before a take is sent
 
 _GONE = (None, LockState.WITHDRAWN)
+# How many lock states `heal` remembers as having their views whole (about 100 bytes each).
+WHOLE_STATES_KEPT = 10_000
 
 
 class Reservations:
@@ -64,6 +68,10 @@ class Reservations:
         self.clock = clock
         self.settle_after_seconds = settle_after_seconds
         self.steps: dict[str, Step] = {}
+        # The held locks (book, version) whose views this instance found up to date: a book refused again and again
+        # (held for days) has its views looked at once per state, not on every refusal (`heal`). Nothing but a later
+        # transition (a new version) removes views written at a version, so a state found whole stays whole.
+        self._whole: OrderedDict[tuple[UUID, int], None] = OrderedDict()
 
     # -- reserve ------------------------------------------------------------------------------------------------
     async def reserve(self, book_id: UUID, user_id: int, idempotency_key: str | None = None) -> Reservation:
@@ -74,8 +82,7 @@ class Reservations:
         that it was cancelled since) without ever reserving again (app/repository/idempotency.py)."""
         if idempotency_key is not None:
             return await self._reserve_with_key(book_id, user_id, idempotency_key)
-        reader = await self._active_reader(user_id)
-        return await self._reserve(book_id, reader, uuid4(), keyed=False)
+        return await self._reserve(book_id, user_id, uuid4(), keyed=False)
 
     async def _reserve_with_key(self, book_id: UUID, user_id: int, key: str) -> Reservation:
         key = check_idempotency_key(key)  # app/rules.py; it is hashed into the id, so it must encode
@@ -92,9 +99,18 @@ class Reservations:
             raise reader
         return await self._reserve(book_id, reader, reservation_id, keyed=True)
 
-    async def _reserve(self, book_id: UUID, reader: User, reservation_id: UUID, *, keyed: bool) -> Reservation:
+    async def _reserve(self, book_id: UUID, reader: User | int, reservation_id: UUID, *, keyed: bool) -> Reservation:
+        """Takes the book for the reservation, then completes it (`_complete`). `reader`: the reader as read already,
+        or their card, read once the lock's read shows the book may be taken: a held book is refused from that one
+        read, and a reader that does not exist never takes the lock."""
+        checked = [reader] if isinstance(reader, User) else []
+        user_id = reader.user_id if isinstance(reader, User) else reader
+
+        async def reader_exists() -> None:
+            checked.append(await self._active_reader(user_id))
+
         try:
-            lock = await self._take(book_id, reservation_id, reader.user_id)
+            lock = await self._take(book_id, reservation_id, user_id, ready=None if checked else reader_exists)
         except Conflict:
             if keyed:
                 await self.keys.record(reservation_id, KeyOutcome.TAKEN)
@@ -104,23 +120,32 @@ class Reservations:
                 await self.keys.record(reservation_id, KeyOutcome.MISSING)
             raise
         await self._step("reserve.locked", lock=lock)
-        return await self._complete(lock, keyed=keyed, reader=reader)
+        return await self._complete(lock, keyed=keyed, reader=checked[0])
 
-    async def _take(self, book_id: UUID, reservation_id: UUID, user_id: int) -> Lock:
+    async def _take(self, book_id: UUID, reservation_id: UUID, user_id: int, *, ready: Ready | None = None) -> Lock:
         """free -> held. A book that does not exist has no lock row, so the condition fails and nothing is taken: no
-        existence check needs a round trip of its own."""
+        existence check needs a round trip of its own. `ready`: what must hold before the take is sent."""
         taken = await self._run_past_moves(
-            T.TAKE, book_id, reservation_id=reservation_id, user_id=user_id, reserved_at=now()
+            T.TAKE, book_id, ready=ready, reservation_id=reservation_id, user_id=user_id, reserved_at=now()
         )
         if taken.applied:
             return taken.lock
         raise await self._refusal(book_id, taken.lock, user_id)
 
-    async def _run_past_moves(self, transition: Transition, book_id: UUID, **values: Any) -> Outcome:
+    async def _run_past_moves(
+        self, transition: Transition, book_id: UUID, *, ready: Ready | None = None, **values: Any
+    ) -> Outcome:
         """Runs a transition that leaves FREE; if it meets a move's in-between state, settles that first and runs it
-        again. Refused when the lock is anything else, or a move still at work on it (younger than the settle time)."""
+        again. Refused when the lock is anything else, or a move still at work on it (younger than the settle time).
+        The lock is looked at first with a QUORUM read (`LockRunner.look`, rule 7 of docs/reservation-protocol.md),
+        which answers most refusals without a Paxos round; `ready` is awaited once before the transition is sent."""
         for _ in range(ATTEMPTS):
-            outcome = await self.locks.run(transition, book_id, **values)
+            outcome = await self.locks.look(transition, book_id, **values) if transition.refused_by_read else None
+            if outcome is None:
+                if ready is not None:
+                    await ready()
+                    ready = None
+                outcome = await self.locks.run(transition, book_id, **values)
             if outcome.applied or not outcome.lock.in_between or not await self.settle(outcome.lock):
                 return outcome
         raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
@@ -303,16 +328,32 @@ class Reservations:
         return row
 
     # -- move or renew ------------------------------------------------------------------------------------------
-    async def move(self, reservation_id: UUID, user_id: int, new_book_id: UUID | None = None) -> Reservation:
+    async def renew_on(self, book_id: UUID, user_id: int) -> Reservation:
+        """Renew the reader's reservation of the book, named as the earlier system named one: by its book and reader.
+        The book's lock, read at QUORUM, says which reservation that is, and the renewal starts from it. NotFound if no
+        reservation of the reader holds the book."""
+        lock = await self.locks.read(book_id)
+        if lock.state is not LockState.HELD or lock.user_id != user_id or lock.reservation_id is None:
+            raise NotFound(f"reader {user_id} holds no reservation of book {book_id}", book_id=book_id, user_id=user_id)
+        return await self.move(lock.reservation_id, user_id, known=lock)
+
+    async def move(
+        self, reservation_id: UUID, user_id: int, new_book_id: UUID | None = None, *, known: Lock | None = None
+    ) -> Reservation:
         """Move the caller's reservation to another book, or renew its time when no book (or the same one) is given.
 
         A move is a small two-phase commit decided on the source lock: the target is taken as INCOMING (from the
         source, at the version the source is held at), the source goes HELD -> OUTGOING only in the state this move
         read (the decision: a renew, cancel or other move in between makes it fail, and the target is abandoned),
         then the target is confirmed HELD above every version the source had, the views follow, and the source is
-        freed. Each step after the decision is the same code whoever runs it (`_finish_move`)."""
+        freed. Each step after the decision is the same code whoever runs it (`_finish_move`). `known`: the lock of the
+        book the reservation is thought to be on, just read at QUORUM; it stands for `locate`'s first read when it holds
+        the reservation on the book its row names."""
         row = await self._owned(reservation_id, user_id)
-        source = await self.locate(row, quick=True)
+        if known is not None and known.holds(reservation_id) and known.book_id == row.book_id:
+            source = known
+        else:
+            source = await self.locate(row, quick=True)
         if row.book_id != source.book_id:
             # Rows left by a move of an earlier version whose views never came: each goes at its own write time.
             await self.store.delete_if_naming(reservation_id, user_id, row.book_id)
@@ -530,10 +571,16 @@ class Reservations:
         rid = lock.reservation_id
         if lock.state is not LockState.HELD or rid is None or not (at_once or self.settled(lock)):
             return None
+        state = (lock.book_id, lock.version or 0)
+        if state in self._whole and not rebuild:
+            return None
         await self._step("heal.start", lock=lock)
         row = await self.store.reservation_row(rid)
         fresh = row is not None and row.book_id == lock.book_id and (row.version or 0) >= (lock.version or 0)
         if fresh and not rebuild:
+            self._whole[state] = None
+            if len(self._whole) > WHOLE_STATES_KEPT:
+                self._whole.popitem(last=False)
             return None
         current = await self.locks.read(lock.book_id, serial=True)
         user_id = current.user_id

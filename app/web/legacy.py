@@ -13,7 +13,6 @@ included, are never refused; the new API keeps answering 404 for a card that is 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from uuid import UUID
@@ -21,6 +20,7 @@ from uuid import UUID
 from app.access import Access
 from app.models import Conflict, InvalidInput, NotFound, Reservation, UnknownBook, UnknownReader
 from app.web.base import JsonHandler
+from app.web.encoding import encode_json
 from app.web.parsing import parse_user_id, parse_uuid, required
 from app.web.representations import reservation_json
 
@@ -80,7 +80,7 @@ class LegacyHandler(JsonHandler):
         if isinstance(error, LegacyError):
             self.set_status(error.status)
             body = {"error": error.sentence, **({"field": error.field} if error.field else {})}
-            self.finish(json.dumps(body))
+            self.finish(encode_json(body))
             return
         super().write_error(status_code, **kwargs)
 
@@ -120,14 +120,10 @@ class UpdateReservationHandler(LegacyHandler):
     async def post(self) -> None:
         book_id, user_id = self.book_and_card()
 
-        async def renew() -> Reservation:
-            try:
-                holder = await self.held_by_caller(book_id, user_id)
-            except LegacyError as error:
-                raise LegacyError(404, NOT_FOUND) from error  # the earlier system's update knew only this
-            return await self.library.move(holder.reservation_id, user_id)
-
-        renewed = await self.answer(renew, {NotFound: LegacyError(404, NOT_FOUND)})
+        # The earlier system's update knew only "not found", whoever held the book.
+        renewed = await self.answer(
+            lambda: self.library.renew_on(book_id, user_id), {NotFound: LegacyError(404, NOT_FOUND)}
+        )
         self.write_json({"message": UPDATED, "reservation": reservation_json(renewed)})
 
 

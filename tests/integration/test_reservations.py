@@ -104,17 +104,20 @@ async def test_unknown_book_or_reader_is_an_error_and_takes_no_lock(library: Lib
         await library.reserve(missing_book, reader.user_id)
     with pytest.raises(NotFound, match="user"):
         await library.reserve(book.book_id, 987_654_321)
-    # Neither request ever took a lock: a missing book has no lock row, a missing reader is checked first.
+    # Neither request holds a lock after it: a missing book has no lock row, and a missing reader gives the book
+    # back (exactly the state it took) before anything else is written.
     assert await library.holder(missing_book, serial=True) is None
     assert await library.holder(book.book_id, serial=True) is None
     await library.reserve(book.book_id, reader.user_id)
 
 
-async def test_unknown_reader_on_a_taken_book_is_not_found_and_leaves_the_holder(library: Library) -> None:
+async def test_unknown_reader_on_a_taken_book_is_refused_and_leaves_the_holder(library: Library) -> None:
+    """The repository looks at the book first: a held book is refused from one read of its lock, whoever asks (the
+    service checks a card the desk names before, tests/unit/test_service.py)."""
     book = await new_book(library)
     (holder,) = await new_users(library, 1)
     held = await library.reserve(book.book_id, holder.user_id)
-    with pytest.raises(NotFound, match="user"):
+    with pytest.raises(Conflict):
         await library.reserve(book.book_id, 987_654_321)
     assert await library.holder(book.book_id, serial=True) == held
     await assert_clean(library)

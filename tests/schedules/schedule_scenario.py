@@ -70,7 +70,7 @@ OPS: dict[str, OpSpec] = {
     spec.name: spec
     for spec in (
         OpSpec("cancel", 0, HOUR, lambda w, i: i.reservations.cancel(w.r1, 1)),
-        OpSpec("renew", 2_500, HOUR, lambda w, i: i.reservations.move(w.r1, 1)),
+        OpSpec("renew", 2_500, HOUR, lambda w, i: i.reservations.renew_on(X, 1)),
         OpSpec("move", 2_500, HOUR, lambda w, i: i.reservations.move(w.r1, 1, Y)),
         OpSpec("move2", -2_500, HOUR, lambda w, i: i.reservations.move(w.r1, 1, Y)),
         OpSpec("reserveY", -2_500, HOUR, lambda w, i: i.reservations.reserve(Y, 2)),

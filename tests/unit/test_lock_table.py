@@ -66,3 +66,15 @@ def test_a_refusal_for_a_version_too_low_is_told_apart_from_a_state_that_changed
     assert not T.TAKE.failing(free, {NEW: 60})
     held = Lock(free.book_id, LockState.HELD, uuid4(), 1, None, 50)
     assert not T.TAKE.only_version_too_low(held, {NEW: 40})
+
+
+def test_a_read_refuses_a_take_on_what_a_paxos_round_would_refuse_and_never_on_the_version() -> None:
+    """`refuses` is what the QUORUM look before a take answers on (rule 7 of docs/reservation-protocol.md): the
+    conditions of the state, never `version < new`, which only makes the runner send again higher."""
+    book, someone = uuid4(), uuid4()
+    assert {t.name for t in T.ALL if t.refused_by_read} == {"take", "move in"}
+    assert T.TAKE.refuses(Lock(book, LockState.HELD, someone, 1, None, 10), {})
+    assert T.TAKE.refuses(Lock(book, LockState.WITHDRAWN, version=10), {})
+    assert T.TAKE.refuses(Lock(book, None), {})  # no such book
+    assert T.TAKE.refuses(Lock(book, LockState.INCOMING, someone, 1, None, 10), {})  # settled by the use case
+    assert not T.TAKE.refuses(Lock(book, LockState.FREE, version=10**18), {})  # however high its version

@@ -150,10 +150,11 @@ class MemoryLibrary:
         return self.reservations[reservation_id]
 
     async def reserve(self, book_id: UUID, user_id: int, idempotency_key: str | None = None) -> Reservation:
-        await self.get_user(user_id)
+        # As the repository: the book first (a held book is refused from its lock alone), then the reader.
         await self.get_book(book_id)
         if self._holder(book_id) is not None:
             raise Conflict.book_held(book_id)
+        await self.get_user(user_id)
         reservation = Reservation(uuid4(), book_id, user_id, WHEN)
         self.reservations[reservation.reservation_id] = reservation
         return reservation
@@ -409,6 +410,16 @@ async def test_the_desk_acts_for_any_reader_and_every_such_action_is_logged(worl
     assert all(e.librarian_id == desk.user_id and e.user_id == ada.user_id for e in repo.log)
     assert all(e.reservation_id == held.reservation_id for e in repo.log)
     assert [e.book_id for e in repo.log] == [world.emma.book_id] * 2 + [world.persuasion.book_id] * 2
+
+
+async def test_the_desk_naming_a_card_that_does_not_exist_is_told_so_even_for_a_held_book(world: World) -> None:
+    s = world.service
+    await s.reserve(world.ada, world.emma.book_id)
+    with pytest.raises(UnknownReader):
+        await s.reserve(world.desk, world.emma.book_id, named=987_654)
+    with pytest.raises(Conflict):  # a reader's own card: the session checked it, the book is what is refused
+        await s.reserve(world.bob, world.emma.book_id)
+    assert world.repo.log == []
 
 
 async def test_a_librarian_naming_the_wrong_reader_is_refused_by_the_repository(world: World) -> None:
