@@ -158,9 +158,12 @@ class Database:
         """Unprepared CQL, for schema changes and tests."""
         return await self.execute(SimpleStatement(cql))
 
-    def batch(self) -> BatchStatement:
-        """A logged batch: all of its statements apply, or (after the batchlog replays) none of them."""
-        return BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self.settings.consistency)
+    def batch(self, *, logged: bool = True) -> BatchStatement:
+        """A logged batch: all of its statements apply, or (after the batchlog replays) none of them. Unlogged: the
+        statements are independent writes, as if sent one by one, in one request (one coordinator's work, no
+        batchlog)."""
+        kind = BatchType.LOGGED if logged else BatchType.UNLOGGED
+        return BatchStatement(batch_type=kind, consistency_level=self.settings.consistency)
 
 
 def _awaitable(future: ResponseFuture) -> asyncio.Future[Result]:

@@ -159,12 +159,13 @@ class CassandraReservationStore:
         await self.db.execute(batch, write=True)
 
     async def delete_book_rows(self, user_id: int, book_id: UUID, version: int) -> None:
-        # Plain writes rather than a logged batch: a batchlog needs two live peers that the failure detector believes
-        # in, and a cancel must work whenever a quorum does.
-        await asyncio.gather(
-            self.db.execute(self.cql(_DELETE_USER_ROW), [version, user_id, book_id], write=True),
-            self.db.execute(self.cql(_DELETE_BOOK_ROW), [version, book_id], write=True),
-        )
+        # Two plain writes rather than a logged batch: a batchlog needs two live peers that the failure detector
+        # believes in, and a cancel must work whenever a quorum does. Sent as one unlogged batch: the same two
+        # independent writes (either may land without the other), for one request's work instead of two.
+        batch = self.db.batch(logged=False)
+        batch.add(await self.db.prepare(self.cql(_DELETE_USER_ROW)), [version, user_id, book_id])
+        batch.add(await self.db.prepare(self.cql(_DELETE_BOOK_ROW)), [version, book_id])
+        await self.db.execute(batch, write=True)
 
     async def delete_reservation_row(self, reservation_id: UUID, version: int) -> None:
         await self.db.execute(self.cql(_DELETE_RESERVATION_ROW), [version, reservation_id], write=True)
