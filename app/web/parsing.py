@@ -75,8 +75,11 @@ def _digits(text: str, most: int) -> int | None:
 
 
 def parse_user_id_text(value: str, field: str = "user_id") -> int:
-    """A reader's card number from a path, a query string, a form or a cookie: decimal digits."""
-    text = value.strip()
+    """A reader's card number from a path, a query string, a form or a cookie: decimal digits, and nothing around
+    them. A path's or a query's value is taken as the client sent it (the API documents an integer: " 7" or a
+    no-break space before the 7 is not one, and Python's int() would have read both as 7, found by the OpenAPI
+    contract test); a form's box is trimmed by its handler first."""
+    text = value
     if not text.isascii() or not text.isdigit():
         raise InvalidInput(f"{field} must be a positive integer, got {value[:40]!r}", field=field)
     number = _digits(text, MAX_CARD)
