@@ -21,9 +21,9 @@ on a lost answer reads the lock once at SERIAL, which completes or forever super
 the transition applied if the lock shows the state it writes at a version one of its own sends proposed. A send
 refused only because its version was not above the lock's (a clock behind) is sent again from the lock's version.
 It answers applied (with the lock it made) or refused (with the lock it met); it raises DatabaseUnavailable when
-Cassandra cannot say. Nothing else retries a lightweight transaction. A transition marked `refused_by_read` (a take)
-may be looked at first (`LockRunner.look`): one QUORUM read of the lock, and a lock that refuses it is the answer,
-with no Paxos round.
+Cassandra cannot say. Nothing else retries a lightweight transaction. A transition marked `refused_by_read` (a take,
+a move's take of its target) may be looked at first (`LockRunner.look`): one QUORUM read of the lock, and a lock that
+refuses it is the answer, with no Paxos round.
 
 The store is an interface (`LockTable`): Cassandra's here (`CassandraLockTable`), and an in-memory model of what
 Cassandra promises in the schedule search (tests/schedules/), which runs this same table and runner.
