@@ -27,6 +27,7 @@ from typing import Any
 from app.schema import apply_schema
 from app.settings import Settings
 from bench.run import PROJECT_DIR, cpu_seconds, machine, running_app
+from bench.table import spread
 from stress.scenarios import TESTS
 from toolkit.arguments import ArgumentParser, number
 from toolkit.cli import CliError, open_database
@@ -213,9 +214,6 @@ def _per_request(reports: list[dict[str, Any]], kind: str) -> dict[str, float] |
 
 
 def render(rows: list[dict[str, Any]], options: PeerOptions) -> str:
-    def spread(f: dict[str, float], digits: int = 1) -> str:
-        return f"{f['median']:.{digits}f} [{f['min']:.{digits}f}-{f['max']:.{digits}f}]"
-
     lines = [
         f"this service against the naive peer: size {options.size}, workers {options.workers}, {options.runs} run(s) "
         "each; medians [spread]",
@@ -227,8 +225,8 @@ def render(rows: list[dict[str, Any]], options: PeerOptions) -> str:
             verdict = "PASS" if not f["violations"] else f"{f['violations']} violations, e.g. {f['first_violation']}"
             cpu = [f"{kind} {spread(v, 2)} ms" for kind, v in f["cpu_ms_per_request"].items() if v is not None]
             lines.append(
-                f"  {app:<6} {spread(f['seconds'])} s, {spread(f['throughput'])} {row['unit']}/s, "
-                f"p50 {spread(f['p50_ms'])} ms, p99 {spread(f['p99_ms'])} ms, errors {f['errors']}; {verdict}"
+                f"  {app:<6} {spread(f['seconds'], 1)} s, {spread(f['throughput'], 1)} {row['unit']}/s, "
+                f"p50 {spread(f['p50_ms'], 1)} ms, p99 {spread(f['p99_ms'], 1)} ms, errors {f['errors']}; {verdict}"
                 + (f"; CPU per request: {', '.join(cpu)}" if cpu else "")
             )
         lines.append(f"  ratio ours / naive {spread(row['ratio'], 2)}")

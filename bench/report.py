@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.table import heading, markdown
+from bench.table import heading, markdown, spread
 from toolkit.arguments import ArgumentParser
 from toolkit.cli import CliError, run_cli
 
@@ -87,10 +87,6 @@ def load_peer(argument: str) -> Run:
     return run
 
 
-def _spread(figure: dict[str, float], digits: int = 2) -> str:
-    return f"{figure['median']:.{digits}f} [{figure['min']:.{digits}f}-{figure['max']:.{digits}f}]"
-
-
 def peer_section(runs: list[Run], chart_files: list[str]) -> list[str]:
     """Per peer run, each stress test: both apps' throughput, the ratio against the issue's target, the verdicts."""
     lines = [
@@ -118,8 +114,8 @@ def peer_section(runs: list[Run], chart_files: list[str]) -> list[str]:
             target = PEER_TARGETS.get(number)
             met = "" if target is None else (" (met)" if ratio["median"] >= target else "")
             lines.append(
-                f"| {number} {test['title']} | {_spread(test['ours']['throughput'], 1)} | "
-                f"{_spread(test['naive']['throughput'], 1)} | {_spread(ratio)}{met} | {target or '-'} | "
+                f"| {number} {test['title']} | {spread(test['ours']['throughput'], 1)} | "
+                f"{spread(test['naive']['throughput'], 1)} | {spread(ratio, 2)}{met} | {target or '-'} | "
                 f"{test['ours']['violations']} | {test['naive']['violations']} |"
             )
         lines.append("")

@@ -82,3 +82,8 @@ def markdown(topology: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows(topology)]
     return "\n".join(lines)
+
+
+def spread(figure: dict[str, float], digits: int) -> str:
+    """A median with its spread over the runs, as every comparison here prints it: `median [lowest-highest]`."""
+    return f"{figure['median']:.{digits}f} [{figure['min']:.{digits}f}-{figure['max']:.{digits}f}]"
