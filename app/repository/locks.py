@@ -41,6 +41,9 @@ from enum import StrEnum
 from typing import Any, Protocol
 from uuid import UUID
 
+from cassandra import InvalidRequest, ReadFailure
+from cassandra.metadata import Murmur3Token
+
 from app.db import Database, OutcomeUnknown
 from app.models import DatabaseUnavailable, Reservation
 from app.repository.clock import VersionClock
@@ -50,6 +53,9 @@ log = logging.getLogger(__name__)
 # A transition whose answer was lost, or whose version was too low, is sent again at most this often; a SERIAL read
 # that times out under contention is tried again this often, with backoff, before the database is called unavailable.
 ATTEMPTS = 5
+# Rows per page of an indexed read of held locks (`read_held_between`): a catalogue page's span holds at most as many
+# locks as the page has books.
+HELD_PER_PAGE = 1000
 
 
 class LockState(StrEnum):
@@ -361,6 +367,11 @@ class T:
     )
 
 
+def token_of(book_id: UUID) -> int:
+    """The book's token, as Cassandra places its partitions (Murmur3): the order of an unfiltered catalogue page."""
+    return int(Murmur3Token.hash_fn(book_id.bytes))
+
+
 # -- the store ----------------------------------------------------------------------------------------------------
 class LockTable(Protocol):
     """Where locks live: Cassandra, or the schedule search's model of it."""
@@ -368,6 +379,11 @@ class LockTable(Protocol):
     async def read(self, book_id: UUID, *, serial: bool) -> Lock: ...
 
     async def read_many(self, book_ids: Sequence[UUID]) -> list[Lock]: ...
+
+    async def read_held_between(self, first: int, last: int) -> list[Lock] | None:
+        """The HELD locks of the books whose token lies in [first, last], read at QUORUM through the index on the
+        lock's state; None while the index cannot answer (still building, or missing from a keyspace made before it)."""
+        ...
 
     async def send(self, transition: Transition, book_id: UUID, values: dict[str, Any]) -> tuple[bool, Lock]:
         """Sends the transition once: (applied, the lock it met if refused). Raises OutcomeUnknown when the answer
@@ -390,6 +406,10 @@ class CassandraLockTable:
         self.ks = db.settings.keyspace
         self._read = f"SELECT {_COLUMNS} FROM {self.ks}.reservation_by_book_id WHERE book_id = ?"
         self._read_many = f"SELECT {_COLUMNS} FROM {self.ks}.reservation_by_book_id WHERE book_id IN ?"
+        self._read_held_between = (
+            f"SELECT {_COLUMNS} FROM {self.ks}.reservation_by_book_id "
+            f"WHERE token(book_id) >= ? AND token(book_id) <= ? AND state = '{LockState.HELD}'"
+        )
         self._cql = {t.name: self._render(t) for t in T.ALL}
 
     def _render(self, t: Transition) -> tuple[str, list[Param]]:
@@ -422,6 +442,25 @@ class CassandraLockTable:
     async def read_many(self, book_ids: Sequence[UUID]) -> list[Lock]:
         result = await self.db.execute(self._read_many, [list(book_ids)])
         return [lock_from_row(row.book_id, row) for row in result.rows]
+
+    async def read_held_between(self, first: int, last: int) -> list[Lock] | None:
+        locks: list[Lock] = []
+        paging_state = None
+        try:
+            while True:
+                result = await self.db.execute(
+                    self._read_held_between, [first, last], page_size=HELD_PER_PAGE, paging_state=paging_state
+                )
+                locks += [lock_from_row(row.book_id, row) for row in result.rows]
+                paging_state = result.paging_state
+                if not paging_state:
+                    return locks
+        except InvalidRequest:  # no index on the state: a keyspace whose schema predates it
+            return None
+        except DatabaseUnavailable as error:
+            if isinstance(error.__cause__, ReadFailure):  # a replica's index is still building
+                return None
+            raise
 
     async def send(self, transition: Transition, book_id: UUID, values: dict[str, Any]) -> tuple[bool, Lock]:
         cql, order = self._cql[transition.name]
@@ -473,6 +512,11 @@ class LockRunner:
 
     async def read_many(self, book_ids: Sequence[UUID]) -> list[Lock]:
         return await self.table.read_many(book_ids) if book_ids else []
+
+    async def read_held_between(self, first: int, last: int) -> list[Lock] | None:
+        """The held locks of the books with a token in [first, last] (`token_of`), from one indexed read; None when
+        the index cannot answer, and the caller reads the locks by key instead."""
+        return await self.table.read_held_between(first, last)
 
     async def look(self, transition: Transition, book_id: UUID, **values: Any) -> Outcome | None:
         """For a transition marked `refused_by_read`: the lock read at QUORUM, and the refusal if it refuses the

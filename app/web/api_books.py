@@ -22,9 +22,10 @@ from app.web.parsing import (
 from app.web.representations import book_json
 
 
-async def availability(library: Library, books: list[Book]) -> list[bool]:
-    """Whether each book is free, from one read of the page's locks."""
-    held = await library.holders([book.book_id for book in books])
+async def availability(library: Library, books: list[Book], *, a_whole_span: bool = False) -> list[bool]:
+    """Whether each book is free, from one read of the page's locks (`Library.holders`; `a_whole_span`: the books
+    are an unfiltered page in token order)."""
+    held = await library.holders([book.book_id for book in books], a_whole_span=a_whole_span)
     return [book.book_id not in held for book in books]
 
 
@@ -34,14 +35,11 @@ class BooksHandler(JsonHandler):
     async def get(self) -> None:
         raw_size, page_token = self.query("page_size"), self.page_param()
         page_size = UNPAGED_BOOKS if raw_size is None and page_token is None else parse_page_size(raw_size)
-        page = await self.library.list_books(
-            genre=optional_text_param(self.query("genre"), "genre"),
-            author=optional_text_param(self.query("author"), "author"),
-            q=optional_text_param(self.query("q"), "q"),
-            page_size=page_size,
-            page=page_token,
-        )
-        free = await availability(self.library, page.items)
+        genre = optional_text_param(self.query("genre"), "genre")
+        author = optional_text_param(self.query("author"), "author")
+        q = optional_text_param(self.query("q"), "q")
+        page = await self.library.list_books(genre=genre, author=author, q=q, page_size=page_size, page=page_token)
+        free = await availability(self.library, page.items, a_whole_span=not (genre or author or q))
         self.write_page([book_json(b, a) for b, a in zip(page.items, free, strict=True)], page.next_page)
 
     async def post(self) -> None:

@@ -19,6 +19,7 @@ from app.db import Database
 from app.models import Book, Conflict, DatabaseUnavailable, Forbidden, NotFound, Reservation, User, reservation_id_for
 from app.repository import Library
 from app.repository.locks import T
+from app.schema import statements as schema_statements
 
 _user_ids = chosen_cards(1000)
 
@@ -129,6 +130,50 @@ async def test_holders_reads_a_page_of_locks_at_once(library: Library) -> None:
     held = await library.reserve(books[1].book_id, reader.user_id)
     assert await library.holders([b.book_id for b in books]) == {books[1].book_id: held}
     assert await library.holders([]) == {}
+
+
+async def test_an_unfiltered_page_reads_its_holders_through_the_index_on_the_lock_state(library: Library) -> None:
+    """Every unfiltered page of the catalogue gets, from one indexed read of its token span, exactly the holders that
+    reading each lock by key gives: held, moved, cancelled and never-reserved books alike; and the same answer, by
+    key, while the index cannot answer (dropped here, as in a keyspace made before it)."""
+    books = [await new_book(library) for _ in range(8)]
+    readers = await new_users(library, 3)
+    kept = await library.reserve(books[0].book_id, readers[0].user_id)
+    cancelled = await library.reserve(books[1].book_id, readers[1].user_id)
+    await library.cancel(cancelled.reservation_id, readers[1].user_id)
+    moved = await library.reserve(books[2].book_id, readers[2].user_id)
+    moved = await library.move(moved.reservation_id, readers[2].user_id, books[3].book_id)
+
+    async def pages() -> list[list[uuid.UUID]]:
+        walked, token = [], None
+        while True:
+            page = await library.list_books(page_size=7, page=token)
+            walked.append([b.book_id for b in page.items])
+            if not (token := page.next_page):
+                return walked
+
+    seen: dict[uuid.UUID, Reservation] = {}
+    for ids in await pages():
+        by_span = await library.holders(ids, a_whole_span=True)
+        assert by_span == await library.holders(ids)
+        seen |= by_span
+    assert {b.book_id: seen.get(b.book_id) for b in books[:4]} == {
+        books[0].book_id: kept,
+        books[1].book_id: None,
+        books[2].book_id: None,
+        books[3].book_id: moved,
+    }
+    assert await library.locks.read_held_between(-(2**63), 2**63 - 1) is not None  # the index answered
+
+    index = f"{library.db.settings.keyspace}.reservation_by_book_id_state"
+    await library.db.execute_raw(f"DROP INDEX {index}")
+    try:
+        ids = [b.book_id for b in books]
+        assert await library.locks.read_held_between(-(2**63), 2**63 - 1) is None
+        assert await library.holders(ids, a_whole_span=True) == await library.holders(ids)
+    finally:
+        statement = next(s for s in schema_statements(library.db.settings) if "reservation_by_book_id_state" in s)
+        await library.db.execute_raw(statement)
 
 
 async def test_cancel_by_another_reader_is_refused(library: Library) -> None:

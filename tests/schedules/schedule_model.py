@@ -35,7 +35,7 @@ from uuid import UUID
 from app.db import OutcomeUnknown
 from app.models import DatabaseUnavailable, User
 from app.repository.idempotency import Claim, KeyOutcome
-from app.repository.locks import Lock, Transition
+from app.repository.locks import Lock, LockState, Transition, token_of
 from app.repository.store import VIEWS, ViewRow
 
 ANY = "*"  # a partition key matching every partition of a table (a scan)
@@ -114,6 +114,10 @@ class ModelLocks:
         parts = frozenset(p for b in book_ids for p in _lock(b))
         await self.gate.point("read locks", parts, False, ())
         return [self.rows[b] for b in book_ids if b in self.rows]
+
+    async def read_held_between(self, first: int, last: int) -> list[Lock] | None:
+        await self.gate.point("read held locks", frozenset(p for b in self.rows for p in _lock(b)), False, ())
+        return [lock for b, lock in self.rows.items() if lock.state is LockState.HELD and first <= token_of(b) <= last]
 
     async def send(self, transition: Transition, book_id: UUID, values: dict[str, Any]) -> tuple[bool, Lock]:
         label = f"{transition.name} on lock {self.name(book_id)}"
