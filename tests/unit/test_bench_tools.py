@@ -8,9 +8,12 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from cassandra import ConsistencyLevel
+from cassandra.query import BatchStatement, BatchType, SimpleStatement
 from tool_support import run_in_process, tool_env
 
 from app.models import Book
+from bench.statements import kind_of
 
 KEYSPACE = "test_bench"
 
@@ -39,6 +42,7 @@ def test_the_profile_summary_leaves_idle_time_out(tmp_path: Path) -> None:
         (["--nodes", "both"], "--nodes both needs the local clusters"),
         (["--skip-usual"], "--skip-usual leaves nothing to measure"),
         (["--search", "0"], "0 must be at least 1"),
+        (["statements", "--requests", "0"], "0 must be between 1 and 60"),
     ],
 )
 def test_bad_input_is_one_line(args: list[str], message: str) -> None:
@@ -189,3 +193,26 @@ def test_the_report_puts_each_peer_run_against_the_issues_targets(tmp_path: Path
     assert "## This service against the naive peer" in page and "![peer-ratios.png](peer-ratios.png)" in page
     assert "| 4 two readers cancel and re-reserve the same book | 21.0 [16.8-23.5] | 19.1 [18.7-19.7] | 1.07" in page
     assert (tmp_path / "peer-ratios.png").stat().st_size > 0
+
+
+def test_each_statement_is_counted_as_the_kind_it_costs_like() -> None:
+    assert kind_of("SELECT state FROM ks.reservation_by_book_id WHERE book_id = ?") == "read"
+    assert kind_of("SELECT state FROM ks.reservation_by_book_id WHERE book_id = ?", ConsistencyLevel.SERIAL) == (
+        "read at SERIAL"
+    )
+    assert kind_of("SELECT state FROM ks.reservation_by_book_id WHERE book_id IN ?") == "read of many keys"
+    assert kind_of("SELECT title FROM ks.books LIMIT 101") == "range read"
+    assert kind_of("SELECT title FROM ks.books WHERE token(book_id) > ? LIMIT 101") == "range read"
+    assert kind_of("SELECT * FROM ks.locks WHERE token(book_id) >= ? AND token(book_id) <= ? AND state = 'held'") == (
+        "range read"
+    )
+    assert kind_of("SELECT title FROM ks.books WHERE search_terms CONTAINS ?") == "range read"
+    assert kind_of("UPDATE ks.reservation_by_book_id SET state = 'held' WHERE book_id = ? IF state = 'free'") == (
+        "transaction"
+    )
+    assert kind_of("INSERT INTO ks.reservation_by_book_id (book_id) VALUES (?) IF NOT EXISTS") == "transaction"
+    assert kind_of(SimpleStatement("DELETE FROM ks.reservations USING TIMESTAMP ? WHERE reservation_id = ?")) == (
+        "write"
+    )
+    assert kind_of(BatchStatement(batch_type=BatchType.LOGGED)) == "logged batch"
+    assert kind_of(BatchStatement(batch_type=BatchType.UNLOGGED)) == "unlogged batch"
