@@ -86,7 +86,8 @@ def parser() -> ArgumentParser:
         metavar="REV",
         help=(
             "also measure the app of git revision REV (from a temporary git worktree, in keyspace KEYSPACE_before) "
-            "beside this one: HTTP reserve, cancel and move at each concurrency, with ratios after/before"
+            "beside this one: HTTP reserve, cancel, move and the catalogue's first page at each concurrency, "
+            "with ratios after/before"
         ),
     )
     p.add_argument(

@@ -3,9 +3,10 @@
 REV is checked out into a temporary `git worktree` (removed afterwards, never committed) and its own
 `python -m app` runs from there, with PYTHONPATH set to that folder, against a keyspace of its own that its
 own schema creates. Both apps are then driven over HTTP the same way, one after the other at each
-concurrency: reserve, cancel and move on distinct books, beside the same bare-LWT baseline. Requests name
-neither `reservation_id` (which older revisions accept) nor `idempotency_key` (which the new one wants),
-except in one row of this revision's app that prices the key. Every set-up (books, readers, the
+concurrency: reserve, cancel and move on distinct books, and the first page of the catalogue (with the books those
+rows made, many of them held), beside the same bare-LWT baseline. Requests name neither `reservation_id` (which
+older revisions accept) nor `idempotency_key` (which the new one wants), except in one row of this revision's app
+that prices the key. Every set-up (books, readers, the
 reservations to cancel or move) is made over HTTP before the clock starts.
 """
 
@@ -32,14 +33,14 @@ from app import launcher
 from app.db import Database
 from app.settings import Settings
 from bench.measure import Figures
-from bench.workloads import FIRST_READER, READERS, Workloads, _http_outcome
+from bench.workloads import FIRST_READER, PAGE_SIZE, READERS, Workloads, _http_outcome
 from toolkit.cli import CliError, bearer, run_bounded
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 GROUP = "revisions"
 SETUP_CONCURRENCY = 32
 APP_START_TIMEOUT = 180
-OPERATIONS = ("reserve", "cancel", "move")
+OPERATIONS = ("reserve", "cancel", "move", "catalogue")
 
 Progress = Callable[[str], None]
 
@@ -237,6 +238,15 @@ class Side:
             await response.read()
             return _http_outcome(response.status)
 
+    async def catalogue(self) -> str:
+        """The first page of the catalogue, with each book's availability, as the bench's usual row reads it: signed in
+        as the librarian (this side's own token)."""
+        params = {"page_size": str(PAGE_SIZE)}
+        headers = self.headers or None
+        async with self.work.http().get(f"{self.url}/api/books", params=params, headers=headers) as response:
+            await response.read()
+            return _http_outcome(response.status)
+
     async def move(self, r: dict[str, Any], to: UUID) -> str:
         url = f"{self.url}/api/reservations/{r['reservation_id']}"
         body = {"user_id": r["user_id"], "book_id": str(to)}
@@ -260,6 +270,8 @@ async def _rows_of(side: Side, operation: str, concurrency: int, n: int) -> list
             keys = [uuid4().hex for _ in range(n)]
             out.append(await row("reserve+key (http)", lambda i: side.reserve(books[i], work._reader(i), keys[i])))
         return out
+    if operation == "catalogue":  # the books the rows before made, many of them held: the same on both sides
+        return [await row("catalogue (http)", lambda i: side.catalogue())]
     if operation == "cancel":
         made = await side.reserved(await side.books(n))
         return [await row("cancel (http)", lambda i: side.cancel(made[i]))]

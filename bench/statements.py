@@ -141,7 +141,9 @@ async def serving(app: Application, settings: Settings | None = None) -> AsyncIt
         await server.close_all_connections()
 
 
-Request = Callable[[aiohttp.ClientSession, int], Awaitable[int]]
+# One request of a kind, the i-th; answers what came back: the HTTP status, or for the earlier system's endpoints
+# (every answer a 200) "made" or "refused".
+Request = Callable[[aiohttp.ClientSession, int], Awaitable[str]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,18 +162,18 @@ def legacy_requests(side: Side, n: int) -> list[tuple[str, Request]]:
     a, b = side.readers[0], side.readers[1]
 
     def change(path: str, reader: int) -> Request:
-        async def send(http: aiohttp.ClientSession, i: int) -> int:
+        async def send(http: aiohttp.ClientSession, i: int) -> str:
             body = {"book_id": str(side.books[i]), "user_id": reader}
             async with http.post(f"{side.url}{path}", json=body) as response:
                 answer = await response.json(content_type=None)
-                return 200 if "message" in answer else 409
+                return "done" if "message" in answer else "refused"
 
         return send
 
-    async def books(http: aiohttp.ClientSession, i: int) -> int:
+    async def books(http: aiohttp.ClientSession, i: int) -> str:
         async with http.get(f"{side.url}/api/books") as response:
             await response.read()
-            return response.status
+            return str(response.status)
 
     return [
         ("POST /make_reservation, a free book", change("/make_reservation", a)),
@@ -188,29 +190,29 @@ def api_requests(side: Side, n: int) -> list[tuple[str, Request]]:
     made: list[str] = []
     books = side.books[n : 2 * n]
 
-    async def reserve(http: aiohttp.ClientSession, i: int) -> int:
+    async def reserve(http: aiohttp.ClientSession, i: int) -> str:
         body = {"book_id": str(books[i])}
         async with http.post(f"{side.url}/api/reservations", json=body, headers=side.headers[reader]) as response:
             answer = await response.json()
             made.append(answer.get("reservation_id", ""))
-            return response.status
+            return str(response.status)
 
-    async def mine(http: aiohttp.ClientSession, i: int) -> int:
+    async def mine(http: aiohttp.ClientSession, i: int) -> str:
         params = {"user_id": str(reader)}
         async with http.get(f"{side.url}/api/reservations", params=params, headers=side.headers[reader]) as response:
             await response.read()
-            return response.status
+            return str(response.status)
 
-    async def renew(http: aiohttp.ClientSession, i: int) -> int:
+    async def renew(http: aiohttp.ClientSession, i: int) -> str:
         url = f"{side.url}/api/reservations/{made[i]}"
         async with http.patch(url, json={}, headers=side.headers[reader]) as response:
             await response.read()
-            return response.status
+            return str(response.status)
 
-    async def cancel(http: aiohttp.ClientSession, i: int) -> int:
+    async def cancel(http: aiohttp.ClientSession, i: int) -> str:
         async with http.delete(f"{side.url}/api/reservations/{made[i]}", headers=side.headers[reader]) as response:
             await response.read()
-            return response.status
+            return str(response.status)
 
     return [
         ("POST /api/reservations (signed in)", reserve),
@@ -225,7 +227,7 @@ async def measure(side: Side, requests: list[tuple[str, Request]], tally: Tally,
     async with aiohttp.ClientSession() as http:
         for name, send in requests:
             tally.take()
-            statuses: Counter[int] = Counter()
+            statuses: Counter[str] = Counter()
             for i in range(n):
                 statuses[await send(http, i)] += 1
             counts = tally.take()
@@ -234,7 +236,7 @@ async def measure(side: Side, requests: list[tuple[str, Request]], tally: Tally,
                     "request": name,
                     "per_request": {kind: counts[kind] / n for kind in KINDS if counts[kind]},
                     "statements": sum(counts.values()) / n,
-                    "statuses": {str(s): c for s, c in sorted(statuses.items())},
+                    "answers": dict(sorted(statuses.items())),
                 }
             )
     return rows
@@ -307,7 +309,7 @@ def render(ours: list[dict[str, Any]], naive: list[dict[str, Any]], n: int) -> s
                 continue
             kinds = ", ".join(f"{v:g} {SHORT[k]}" for k, v in figures["per_request"].items())
             name = row["request"] if app == "ours" else ""
-            answers = ", ".join(f"{s}: {c}" for s, c in figures["statuses"].items())
+            answers = ", ".join(f"{s} {c}" for s, c in figures["answers"].items())
             lines.append(f"{name:44} {app:6} {figures['statements']:>5g}  {kinds}  (answers {answers})")
     return "\n".join(lines)
 
