@@ -109,12 +109,12 @@ def test_before_and_tombstones_at_a_tiny_size(cassandra_hosts: list[str], tmp_pa
     (topology,) = json.loads(figures.read_text())["topologies"]
     names = {r["name"] for r in topology["results"]}
     for side in ("before", "after"):
-        assert {f"{side}: reserve (http)", f"{side}: cancel (http)", f"{side}: move (http)"} <= names
+        assert {f"{side}: {op} (http)" for op in ("reserve", "cancel", "move", "catalogue")} <= names
     assert "after: reserve+key (http)" in names and "lwt baseline" in names
     for r in topology["results"]:
         assert r["outcomes"] == {"ok": 5}, r
     rows = topology["before_after"]["rows"]
-    assert {r["operation"] for r in rows} == {"reserve", "cancel", "move", "reserve+key"}
+    assert {r["operation"] for r in rows} == {"reserve", "cancel", "move", "catalogue", "reserve+key"}
     assert all(r["throughput_after_over_before"] is not None for r in rows)
     tombstones = topology["tombstones"]
     assert tombstones["cycles"] == 6 and tombstones["tally"]["cycles"] == 6
@@ -159,3 +159,27 @@ def test_search_and_index_cost_at_a_tiny_size(cassandra_hosts: list[str], tmp_pa
         assert v["seeder"]["books"] == 120 and v["seeder"]["books_per_s"] > 0
         assert v["row_writes"]["books"] == 120 and v["seeder_ratio"] is not None
     assert "search terms per book" in result.stdout and "index cost:" in result.stdout
+
+
+def test_statements_are_counted_for_each_request_of_both_apps(cassandra_hosts: list[str], tmp_path: Path) -> None:
+    """bench statements at a tiny size: every kind of request answered as it should be, and the counts say what the
+    protocol says (a refused reserve is one read and no transaction, rule 7; every change of ours is one)."""
+    counts = tmp_path / "statements.json"
+    args = ["-m", "bench", "statements", "--requests", "2", "--keyspace", f"{KEYSPACE}_statements"]
+    result = run_tool([*args, "--json", str(counts)], tool_env(cassandra_hosts, KEYSPACE), timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    figures = json.loads(counts.read_text())
+    ours = {row["request"]: row for row in figures["ours"]}
+    naive = {row["request"]: row for row in figures["naive"]}
+    assert set(naive) < set(ours)
+    free, held = "POST /make_reservation, a free book", "POST /make_reservation, a book another holds"
+    for rows in (ours, naive):
+        assert rows[free]["answers"] == {"done": 2} and rows[held]["answers"] == {"refused": 2}
+        assert rows["POST /update_reservation"]["answers"] == rows["POST /remove_reservation"]["answers"] == {"done": 2}
+    assert ours[held]["per_request"] == {"read": 1}
+    assert naive[held]["per_request"] == {"transaction": 1}
+    for request in (free, "POST /update_reservation", "POST /remove_reservation", "POST /api/reservations (signed in)"):
+        assert ours[request]["per_request"]["transaction"] == 1, ours[request]
+    assert ours["POST /api/reservations (signed in)"]["answers"] == {"201": 2}
+    assert ours["DELETE /api/reservations/{id}"]["answers"] == {"204": 2}
+    assert "statements per request" in result.stdout
