@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,6 +153,19 @@ class Database:
             return await _awaitable(future)
         except Exception as error:
             raise _translate(error, write=write) from error
+
+    async def pages(
+        self, statement: str | Statement, params: Sequence[Any] | None = None, *, page_size: int
+    ) -> AsyncIterator[list[Any]]:
+        """Every row a query selects, one page of rows at a time as Cassandra pages it: memory stays that of one page
+        however many rows there are."""
+        paging_state = None
+        while True:
+            result = await self.execute(statement, params, page_size=page_size, paging_state=paging_state)
+            yield result.rows
+            paging_state = result.paging_state
+            if not paging_state:
+                return
 
     async def execute_raw(self, cql: str) -> Result:
         """Unprepared CQL, for schema changes and tests."""

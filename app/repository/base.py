@@ -66,15 +66,9 @@ class RepositoryBase:
     async def _scan(
         self, cql: str, params: list[Any] | None = None, page_size: int = SCAN_PAGE
     ) -> AsyncIterator[list[Any]]:
-        """A whole table (or partition), one page of rows at a time, as Cassandra pages it: memory stays that of one
-        page however many rows there are."""
-        paging_state = None
-        while True:
-            result = await self.db.execute(self.cql(cql), params, page_size=page_size, paging_state=paging_state)
-            yield result.rows
-            paging_state = result.paging_state
-            if not paging_state:
-                return
+        """A whole table (or partition), one page of rows at a time (`Database.pages`)."""
+        async for rows in self.db.pages(self.cql(cql), params, page_size=page_size):
+            yield rows
 
 
 def now() -> datetime:

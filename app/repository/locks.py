@@ -445,16 +445,10 @@ class CassandraLockTable:
 
     async def read_held_between(self, first: int, last: int) -> list[Lock] | None:
         locks: list[Lock] = []
-        paging_state = None
         try:
-            while True:
-                result = await self.db.execute(
-                    self._read_held_between, [first, last], page_size=HELD_PER_PAGE, paging_state=paging_state
-                )
-                locks += [lock_from_row(row.book_id, row) for row in result.rows]
-                paging_state = result.paging_state
-                if not paging_state:
-                    return locks
+            async for rows in self.db.pages(self._read_held_between, [first, last], page_size=HELD_PER_PAGE):
+                locks += [lock_from_row(row.book_id, row) for row in rows]
+            return locks
         except InvalidRequest:  # no index on the state: a keyspace whose schema predates it
             return None
         except DatabaseUnavailable as error:
@@ -469,15 +463,8 @@ class CassandraLockTable:
         return result.was_applied, (Lock(book_id, None) if result.was_applied else lock_from_row(book_id, result.one()))
 
     async def scan(self) -> Any:
-        paging_state = None
-        while True:
-            result = await self.db.execute(
-                f"SELECT {_COLUMNS} FROM {self.ks}.reservation_by_book_id", page_size=1000, paging_state=paging_state
-            )
-            yield [lock_from_row(row.book_id, row) for row in result.rows]
-            paging_state = result.paging_state
-            if not paging_state:
-                return
+        async for rows in self.db.pages(f"SELECT {_COLUMNS} FROM {self.ks}.reservation_by_book_id", page_size=1000):
+            yield [lock_from_row(row.book_id, row) for row in rows]
 
 
 # -- the runner ---------------------------------------------------------------------------------------------------

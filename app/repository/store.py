@@ -197,15 +197,8 @@ class CassandraReservationStore:
 
     async def scan(self, table: str) -> AsyncIterator[list[ViewRow]]:
         assert table in VIEWS
-        paging_state = None
-        while True:
-            result = await self.db.execute(
-                self.cql(f"SELECT {VIEW_COLUMNS} FROM {{ks}}.{table}"), page_size=1000, paging_state=paging_state
-            )
-            yield [r for row in result.rows if (r := view_row(row)) is not None]  # None: only a move's hint
-            paging_state = result.paging_state
-            if not paging_state:
-                return
+        async for rows in self.db.pages(self.cql(f"SELECT {VIEW_COLUMNS} FROM {{ks}}.{table}"), page_size=1000):
+            yield [r for row in rows if (r := view_row(row)) is not None]  # None: only a move's hint
 
     async def delete_row(self, table: str, row: ViewRow, at: int) -> None:
         keys: dict[str, tuple[str, list[Any]]] = {

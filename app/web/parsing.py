@@ -79,10 +79,9 @@ def parse_user_id_text(value: str, field: str = "user_id") -> int:
     them. A path's or a query's value is taken as the client sent it (the API documents an integer: " 7" or a
     no-break space before the 7 is not one, and Python's int() would have read both as 7, found by the OpenAPI
     contract test); a form's box is trimmed by its handler first."""
-    text = value
-    if not text.isascii() or not text.isdigit():
+    if not value.isascii() or not value.isdigit():
         raise InvalidInput(f"{field} must be a positive integer, got {value[:40]!r}", field=field)
-    number = _digits(text, MAX_CARD)
+    number = _digits(value, MAX_CARD)
     if number is None:
         raise InvalidInput(f"{field} must be between {FIRST_CARD} and {MAX_CARD}", field=field)
     return parse_user_id(number, field)
