@@ -62,6 +62,8 @@ SHORT = {
     "read at SERIAL": "serial",
     "transaction": "LWT",
 }
+# The tables both apps' keyspaces share by name, emptied before the requests (the peer's are all of its own).
+EMPTIED = ("books", "reservation_by_book_id", "reservations", "user_reservations", "book_reservations")
 CATALOGUE = 120  # books: more than the first page of 100 that GET /api/books answers
 SERIAL = (ConsistencyLevel.SERIAL, ConsistencyLevel.LOCAL_SERIAL)
 
@@ -244,18 +246,16 @@ async def measure(side: Side, requests: list[tuple[str, Request]], tally: Tally,
 
 async def measure_ours(settings: Settings, n: int) -> list[dict[str, Any]]:
     async with open_database(settings) as db:
-        for table in ("books", "reservation_by_book_id", "reservations", "user_reservations", "book_reservations"):
-            with contextlib.suppress(Exception):
-                await db.execute_raw(f"TRUNCATE {settings.keyspace}.{table}")
         await apply_schema(db, settings)
+        for table in EMPTIED:
+            await db.execute_raw(f"TRUNCATE {settings.keyspace}.{table}")
         library = Library(db)
         books = [
             (await library.create_book(f"Book {i}", "An Author", "Fiction", 2000)).book_id for i in range(CATALOGUE)
         ]
         readers = [910_001, 910_002, 910_003]
-        for user_id in readers:
-            with contextlib.suppress(Exception):
-                await library.import_user(f"Bench reader {user_id}", f"reader{user_id}@bench.test", user_id)
+        for user_id in readers:  # (an upsert: a card left by an earlier run is written again)
+            await library.import_user(f"Bench reader {user_id}", f"reader{user_id}@bench.test", user_id)
         tokens = await library.sessions_for_readers(readers)
         side = Side("", books, readers, {u: bearer(t) for u, t in tokens.items()})
         tally = Tally()
@@ -276,7 +276,7 @@ async def measure_naive(settings: Settings, n: int) -> list[dict[str, Any]]:
         settings.replication_factor,
     )
     try:
-        for table in ("books", "reservation_by_book_id", "reservations", "user_reservations", "book_reservations"):
+        for table in EMPTIED:
             await loop.run_in_executor(None, session.execute, f"TRUNCATE {table}")
         insert = session.prepare(
             "INSERT INTO books (book_id, title, author, genre, published_year) VALUES (?, ?, ?, ?, ?)"
