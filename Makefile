@@ -9,7 +9,7 @@ UV := $(UV_HOME)/bin/uv
 # uv uses $(PYTHON) as it is and never downloads an interpreter of its own.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup system-packages run test test-unit test-schedules lint
+.PHONY: setup system-packages lock run test test-unit test-schedules lint
 
 setup: system-packages $(UV)  ## system packages (JDK 17, Maven...) when missing, then .venv/ exactly as uv.lock says
 	$(UV) sync --locked --quiet --python $(PYTHON)
@@ -32,6 +32,12 @@ $(UV): scripts/uv-bootstrap.txt
 		-r scripts/uv-bootstrap.txt
 	@touch $@
 
+# After a change to the dependencies in pyproject.toml: uv.lock, then requirements.txt (what the Dockerfile installs),
+# both committed. `make lint` fails while either is out of date.
+lock: $(UV)  ## uv.lock and requirements.txt again from pyproject.toml
+	$(UV) lock --quiet --python $(PYTHON)
+	$(UV) export --locked --quiet --no-dev --no-emit-project > requirements.txt
+
 run: setup  ## the service on http://localhost:8888/ on the single local Cassandra node
 	$(VENV_PYTHON) -m app
 
@@ -53,9 +59,12 @@ test-unit: | $(VENV_PYTHON)  ## the tests that need no Cassandra (tests/unit/), 
 test-schedules: | $(VENV_PYTHON)  ## the schedule search (tests/schedules/): every pair, every triple up to two preemptions
 	$(VENV_PYTHON) -m pytest tests/schedules
 
-lint: | $(VENV_PYTHON)  ## ruff and the type checker
+lint: | $(VENV_PYTHON) $(UV)  ## ruff, the type checker, and uv.lock and requirements.txt in step with pyproject.toml
 	$(VENV_PYTHON) -m ruff check .
 	$(VENV_PYTHON) -m mypy
+	@$(UV) lock --check --quiet --python $(PYTHON) || { echo "uv.lock is out of date: run make lock" >&2; exit 1; }
+	@$(UV) export --locked --quiet --no-dev --no-emit-project | cmp -s - requirements.txt || \
+		{ echo "requirements.txt is not what uv.lock says: run make lock" >&2; exit 1; }
 
 $(VENV_PYTHON):
 	@echo "no .venv/ here yet: run make setup (or make test) once first" >&2; exit 1
