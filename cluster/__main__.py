@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
+import sysconfig
 
 import cluster
 from cluster import config
@@ -20,9 +20,10 @@ def _cqlsh(node: int, extra: list[str]) -> int:
     statuses = {s.index: s for s in cluster.status()}
     if node not in statuses or not statuses[node].up:
         raise cluster.ClusterError(f"node {node} is not running; `python -m cluster status` shows the nodes")
-    exe = shutil.which("cqlsh")
-    if not exe:
-        raise cluster.ClusterError("cqlsh not found: pip install -r requirements.txt")
+    # The cqlsh installed with this interpreter's packages (.venv/bin/cqlsh), not whichever one PATH finds first.
+    exe = os.path.join(sysconfig.get_path("scripts"), "cqlsh")
+    if not os.access(exe, os.X_OK):
+        raise cluster.ClusterError(f"cqlsh not found at {exe}: run `make setup`")
     os.execv(exe, [exe, config.node_address(node), str(config.NATIVE_PORT), *extra])
     return 0  # not reached
 
