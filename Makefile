@@ -44,12 +44,15 @@ run: setup  ## the service on http://localhost:8888/ on the single local Cassand
 # The tests that must hold on both topologies run again on the single node after the 3-node pass.
 BOTH_TOPOLOGIES = $(addprefix tests/integration/,test_cluster.py test_reservations.py test_interleavings.py test_move_interleavings.py test_stress.py)
 
-test: setup  ## lint, the whole suite on the real 3-node cluster, then the core again on one node
+test: setup  ## lint, the whole suite on the real 3-node cluster, the core again on one node, then two datacenters
 	@$(MAKE) --no-print-directory lint
 	$(VENV_PYTHON) -m pytest tests/schedules
 	$(VENV_PYTHON) -m pytest --ignore=tests/schedules
 	$(VENV_PYTHON) -m cluster down
 	CLUSTER_NODES=1 $(VENV_PYTHON) -m pytest -m "not three_nodes" $(BOTH_TOPOLOGIES)
+	$(VENV_PYTHON) -m cluster down
+	$(VENV_PYTHON) -m cluster up --dcs 2
+	$(VENV_PYTHON) -m pytest -m two_datacenters tests/integration/test_two_datacenters.py
 
 # The quick loop while you work: no install step (run `make setup` or `make test` once first), no Cassandra.
 test-unit: | $(VENV_PYTHON)  ## the tests that need no Cassandra (tests/unit/), in seconds

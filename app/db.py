@@ -85,6 +85,15 @@ def choose_serial_consistency(
     return ConsistencyLevel.LOCAL_SERIAL, f"{where}, one datacenter: LOCAL_SERIAL is every replica"
 
 
+def lock_consistency_for(serial: int, consistency: int) -> int:
+    """The consistency of the lock's plain reads and of its transactions' commits. A refusal read off one QUORUM
+    read (docs/reservation-protocol.md, fact 7) must meet every commit acknowledged before it: two majorities of
+    the same replicas always share one. At SERIAL, across datacenters, a LOCAL_QUORUM commit in one datacenter and a
+    LOCAL_QUORUM read in another share none, so both are QUORUM, of all the replicas; in one datacenter LOCAL_QUORUM
+    is that already."""
+    return ConsistencyLevel.QUORUM if serial == ConsistencyLevel.SERIAL else consistency
+
+
 def keyspace_datacenters(cluster: Cluster, settings: Settings) -> set[str]:
     """The datacenters the keyspace is replicated to: from its replication if it exists (whatever the settings
     say now), else from the settings it will be made with. A strategy that ignores datacenters places replicas in
@@ -125,6 +134,7 @@ class Database:
         self.serial_consistency = (
             serial_consistency if serial_consistency is not None else ConsistencyLevel.LOCAL_SERIAL
         )
+        self.lock_consistency = lock_consistency_for(self.serial_consistency, settings.consistency)
         self._prepared: dict[str, asyncio.Future[PreparedStatement]] = {}
 
     @classmethod
@@ -254,7 +264,9 @@ def _awaitable(future: ResponseFuture) -> asyncio.Future[Result]:
 
 
 def _settle(done: asyncio.Future[Result], result: Result | None, error: BaseException | None) -> None:
-    if done.cancelled():
+    # Settled already: cancelled, or the driver answered twice (a request it timed out whose answer then came,
+    # seen with a datacenter's nodes frozen). The first answer stands; the repository has acted on it.
+    if done.done():
         return
     if error is not None:
         done.set_exception(error)

@@ -263,9 +263,7 @@ class Numbered(Generic[T]):
         return (self.page - 1) * self.page_size + len(self.items)
 
 
-def numbered(
-    ordered: Sequence[T], *, bound: int, page: int, page_size: int, more: bool = False
-) -> Numbered[T]:
+def numbered(ordered: Sequence[T], *, bound: int, page: int, page_size: int, more: bool = False) -> Numbered[T]:
     """Page `page` of `ordered`, a list read up to bound + 1 items (one more than the bound means there are more)
     and already in the order shown. `more`: the read found more than the bound before `ordered` was filtered down
     from it, so the count is not exact whatever is left. A page number beyond the last gives the last page, so

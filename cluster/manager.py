@@ -146,6 +146,13 @@ class Node:
                 deadline = time.monotonic() + 10
             _reap(pid)
             time.sleep(0.2)
+        # A dying process loses its command line before its sockets: wait for the ports, so a start right after
+        # this does not find them taken.
+        ports_free_by = time.monotonic() + 10
+        while self.serves_cql() or _port_open(self.address, config.STORAGE_PORT):
+            if time.monotonic() > ports_free_by:
+                break
+            time.sleep(0.1)
 
     # -- log ------------------------------------------------------------------------------
     def recent_log(self) -> str:
@@ -450,15 +457,23 @@ def stop_node(index: int, kill: bool = False) -> None:
     _node(index).terminate(kill=kill)
 
 
-def start_node(index: int, timeout: float = 180, progress: Progress = _quiet) -> None:
-    """Start one stopped node and wait until it and every running node see each other UP."""
+def start_node(index: int, timeout: float = 180, progress: Progress = _quiet, *, alone: bool = False) -> None:
+    """Start one stopped node and wait until it and every running node see each other UP; `alone`, only until it
+    serves CQL (the others may be unreachable: a test's cut-off datacenter)."""
     node = _node(index)
     if node.pid() is None:
         _check_ports(node)
         progress(f"starting node {node.index} on {node.address}")
         node.launch(find_java())
     members = [n for n in _nodes(node.topology) if n.pid() is not None]
-    _wait_until_up(members, timeout, progress)
+    if not alone:
+        _wait_until_up(members, timeout, progress)
+        return
+    deadline = time.monotonic() + timeout
+    while not node.is_ready():
+        if node.pid() is None or time.monotonic() > deadline:
+            raise ClusterError(f"node {node.index} did not serve CQL; last lines of {node.log}:\n{node.tail()}")
+        time.sleep(0.3)
 
 
 def status() -> list[NodeStatus]:

@@ -435,7 +435,7 @@ class CassandraLockTable:
         return f"UPDATE {self.ks}.reservation_by_book_id SET {assignments} WHERE book_id = {key} IF {conditions}", order
 
     async def read(self, book_id: UUID, *, serial: bool) -> Lock:
-        consistency = self.db.serial_consistency if serial else None
+        consistency = self.db.serial_consistency if serial else self.db.lock_consistency
         row = (await self.db.execute(self._read, [book_id], consistency=consistency)).one()
         return lock_from_row(book_id, row)
 
@@ -459,7 +459,9 @@ class CassandraLockTable:
     async def send(self, transition: Transition, book_id: UUID, values: dict[str, Any]) -> tuple[bool, Lock]:
         cql, order = self._cql[transition.name]
         bound = {**values, "book_id": book_id}
-        result = await self.db.execute(cql, [_bind(v, bound) for v in order], write=True)
+        result = await self.db.execute(
+            cql, [_bind(v, bound) for v in order], write=True, consistency=self.db.lock_consistency
+        )
         return result.was_applied, (Lock(book_id, None) if result.was_applied else lock_from_row(book_id, result.one()))
 
     async def scan(self) -> Any:
