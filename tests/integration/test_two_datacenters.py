@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -278,3 +279,18 @@ async def test_the_same_cut_at_local_serial_double_books(
     assert acknowledged_twice(during, after) == CUT_BOOKS, (during, after, ANSWERS[-CUT_BOOKS:])
     # Put right what it broke (the lock keeps one of the two), so that later runs on this keyspace audit clean.
     await library.audit(repair=True)
+
+
+# -- the bench's price of SERIAL, in short -------------------------------------------------------------------------
+def test_bench_datacenters_prices_the_three_ways(datacenters: dict[str, list[str]], tmp_path: Path) -> None:
+    figures = tmp_path / "datacenters.json"
+    args = ["-m", "bench", "datacenters", "--ops", "12", "--concurrency", "3", "--runs", "1", "--json", str(figures)]
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR)}
+    done = subprocess.run(
+        [sys.executable, *args], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(figures.read_text())["summary"]
+    assert [row["way"] for row in rows] == ["LOCAL_SERIAL", "SERIAL", "home datacenter"]
+    assert all(row["errors"] == 0 and row["conflicts"] == 0 and row["throughput"]["median"] > 0 for row in rows)
+    assert "home datacenter" in done.stdout and "/ LOCAL_SERIAL" in done.stdout

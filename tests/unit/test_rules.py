@@ -18,7 +18,7 @@ from cassandra import ConsistencyLevel
 from rules_samples import BAD_EMAILS, BAD_TEXTS, BAD_YEARS, GOOD_EMAILS, GOOD_TEXTS, GOOD_YEARS, refused_by
 
 from app import rules
-from app.db import choose_serial_consistency
+from app.db import choose_serial_consistency, lock_consistency_for
 from app.models import InvalidInput
 from app.repository.base import check_page_size
 from app.rules import (
@@ -205,6 +205,13 @@ def test_lightweight_transactions_run_at_serial_across_datacenters() -> None:
         choose_serial_consistency({"dc1", "dc2"}, local, False)
     level, why = choose_serial_consistency({"dc1", "dc2"}, local, True)
     assert level == local and "risk accepted" in why
+
+
+def test_the_lock_reads_and_commits_at_quorum_of_every_datacenter_at_serial() -> None:
+    # A refusal read must meet every acknowledged commit: across datacenters both are majorities of all replicas.
+    assert lock_consistency_for(ConsistencyLevel.SERIAL, ConsistencyLevel.LOCAL_QUORUM) == ConsistencyLevel.QUORUM
+    local = lock_consistency_for(ConsistencyLevel.LOCAL_SERIAL, ConsistencyLevel.LOCAL_QUORUM)
+    assert local == ConsistencyLevel.LOCAL_QUORUM
 
 
 def test_the_serial_consistency_setting_takes_only_a_serial_level(monkeypatch: pytest.MonkeyPatch) -> None:
