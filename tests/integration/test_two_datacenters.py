@@ -35,6 +35,7 @@ from tool_support import PROJECT_DIR, fresh_keyspace
 
 import cluster
 from app.launcher import running_app
+from app.models import DatabaseUnavailable
 from app.repository import Library
 from app.settings import Settings
 from stress.run import Options, execute
@@ -228,7 +229,20 @@ async def cut_then_race(
             freeze(dc2, signal.SIGCONT)
             for address in dc1:  # every node back, and every node seeing the others UP
                 await asyncio.to_thread(cluster.start_node, nodes[address])
+            await reconnected(library)
     return dc2_turn, catalogue, dc1_turn
+
+
+async def reconnected(library: Library, within: float = 60) -> None:
+    """Until the test's own driver reaches dc1's restarted nodes again (it reconnects on its own time)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            await library.db.execute(f"SELECT book_id FROM {KEYSPACE}.reservation_by_book_id LIMIT 1")
+            return
+        except DatabaseUnavailable:
+            assert asyncio.get_running_loop().time() < deadline, "the test's driver did not reconnect to dc1"
+            await asyncio.sleep(0.5)
 
 
 async def reachable(http: aiohttp.ClientSession, url: str, staff: dict[str, str], within: float = 60) -> None:
