@@ -132,6 +132,20 @@ for _kind in REPAIR_KINDS:
     REPAIRS.labels(_kind)
 
 
+# The route label of requests no handler's pattern matched, and of those the guards refused before routing.
+UNMATCHED, REFUSED = "(unmatched)", "(refused)"
+# The methods a label may name: any other a client makes up is "other", so it cannot grow the series without bound.
+HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+
+
+def record_request(route: str, method: str | None, status: int, seconds: float | None) -> None:
+    """One HTTP request answered; `seconds` None for an answer given before any handler ran (its latency is nil)."""
+    method = method if method in HTTP_METHODS else "other"
+    HTTP_REQUESTS.labels(route, method, str(status)).inc()
+    if seconds is not None:
+        HTTP_LATENCY.labels(route, method).observe(seconds)
+
+
 def reserve_outcome(error: BaseException | None) -> str:
     """The outcome label of a reserve that answered (None) or raised `error`."""
     if error is None:
