@@ -6,9 +6,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /srv
-# Dependencies first: the layer is reused as long as requirements.txt does not change.
+# Dependencies first: the layer is reused as long as requirements.txt does not change. requirements.txt is the
+# service's part of uv.lock (`make lock` writes it), every package with its hashes: the image gets what CI tested.
 COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
+RUN pip install --no-cache-dir --require-hashes -r requirements.txt
 
 COPY app/ app/
 COPY cluster/ cluster/

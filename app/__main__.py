@@ -60,12 +60,12 @@ async def serve(settings: Settings) -> None:
     db = await Database.connect(settings)
     try:
         log.info(
-            "Cassandra %s, keyspace %s, replication %d, consistency %s / %s, datacenter %s",
+            "Cassandra %s, keyspace %s, replication of a new keyspace %s, consistency %s / %s, datacenter %s",
             ",".join(settings.cassandra_hosts),
             settings.keyspace,
-            settings.replication_factor,
+            ", ".join(f"{dc} {n}" for dc, n in settings.replication().items()),
             ConsistencyLevel.value_to_name[settings.consistency],
-            ConsistencyLevel.value_to_name[settings.serial_consistency],
+            ConsistencyLevel.value_to_name[db.serial_consistency],
             settings.local_datacenter,
         )
         await apply_schema(db, settings)
@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"cannot start Cassandra: {error}") from error
     except DatabaseUnavailable as error:
         raise SystemExit(str(error)) from error
+    except ValueError as error:  # a setting only the database can check (app/db.py: choose_serial_consistency)
+        command_line.error(f"bad setting: {error}")
     except KeyboardInterrupt:
         pass
 

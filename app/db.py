@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cassandra import (
     AlreadyExists,
     ConfigurationException,
+    ConsistencyLevel,
     InvalidRequest,
     OperationTimedOut,
     ProtocolVersion,
@@ -59,6 +60,45 @@ class NoBlindWriteRetries(RetryPolicy):
         return self.RETHROW, None  # the repository resolves every write whose outcome is unknown
 
 
+def choose_serial_consistency(
+    datacenters: Collection[str], requested: int | None, risk_accepted: bool
+) -> tuple[int, str]:
+    """The consistency of every lightweight transaction and SERIAL read, and why, for a keyspace replicated to
+    `datacenters`. LOCAL_SERIAL runs Paxos among the coordinator's own datacenter's replicas only: in one
+    datacenter that is every replica, but across two, an instance in each can take the same book's lock at once.
+    SERIAL runs it among a majority of all replicas, which costs round trips between datacenters and stops the
+    side of a cut that holds no majority (its requests are refused, never guessed). Raises ValueError when
+    LOCAL_SERIAL is asked for across datacenters without ACCEPT_DOUBLE_BOOKING_RISK_OF_LOCAL_SERIAL."""
+    spans = len(datacenters) > 1
+    where = f"the keyspace is replicated to {', '.join(sorted(datacenters))}"
+    if requested == ConsistencyLevel.LOCAL_SERIAL and spans:
+        if not risk_accepted:
+            raise ValueError(
+                f"CASSANDRA_SERIAL_CONSISTENCY=LOCAL_SERIAL: {where}, and LOCAL_SERIAL lets an instance in each "
+                "datacenter take the same book at once. Leave the setting out (SERIAL is used), or set "
+                "ACCEPT_DOUBLE_BOOKING_RISK_OF_LOCAL_SERIAL=1 to run it anyway"
+            )
+        return ConsistencyLevel.LOCAL_SERIAL, f"{where}; LOCAL_SERIAL as set, with the double-booking risk accepted"
+    if requested is not None:
+        return requested, f"{where}; as CASSANDRA_SERIAL_CONSISTENCY sets"
+    if spans:
+        return ConsistencyLevel.SERIAL, f"{where}: SERIAL, so no two datacenters can take one book at once"
+    return ConsistencyLevel.LOCAL_SERIAL, f"{where}, one datacenter: LOCAL_SERIAL is every replica"
+
+
+def keyspace_datacenters(cluster: Cluster, settings: Settings) -> set[str]:
+    """The datacenters the keyspace is replicated to: from its replication if it exists (whatever the settings
+    say now), else from the settings it will be made with. A strategy that ignores datacenters places replicas in
+    any of the cluster's."""
+    keyspace = cluster.metadata.keyspaces.get(settings.keyspace)
+    if keyspace is None:
+        return set(settings.replication())
+    factors = getattr(keyspace.replication_strategy, "dc_replication_factors", None)
+    if isinstance(factors, dict):
+        return {dc for dc, replicas in factors.items() if int(replicas) > 0}
+    return {host.datacenter for host in cluster.metadata.all_hosts() if host.datacenter}
+
+
 class OutcomeUnknown(DatabaseUnavailable):
     """A write was sent but its answer was lost: it may or may not have been applied."""
 
@@ -76,10 +116,16 @@ class Result:
 
 
 class Database:
-    def __init__(self, cluster: Cluster, session: Session, settings: Settings) -> None:
+    def __init__(
+        self, cluster: Cluster, session: Session, settings: Settings, serial_consistency: int | None = None
+    ) -> None:
         self.cluster = cluster
         self.session = session
         self.settings = settings
+        # Chosen at connect (choose_serial_consistency); every SERIAL read uses it, as every transaction does.
+        self.serial_consistency = (
+            serial_consistency if serial_consistency is not None else ConsistencyLevel.LOCAL_SERIAL
+        )
         self._prepared: dict[str, asyncio.Future[PreparedStatement]] = {}
 
     @classmethod
@@ -89,7 +135,6 @@ class Database:
         profile = ExecutionProfile(
             load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.local_datacenter)),
             consistency_level=settings.consistency,
-            serial_consistency_level=settings.serial_consistency,
             request_timeout=settings.request_timeout,
             retry_policy=NoBlindWriteRetries(),
         )
@@ -111,7 +156,19 @@ class Database:
             ",".join(settings.cassandra_hosts),
             cluster.metadata.cluster_name,
         )
-        return cls(cluster, session, settings)
+        try:
+            serial, why = choose_serial_consistency(
+                keyspace_datacenters(cluster, settings),
+                settings.serial_consistency,
+                settings.accept_double_booking_risk_of_local_serial,
+            )
+        except ValueError:
+            cluster.shutdown()
+            raise
+        # Read by the driver at each request: set before any statement runs.
+        profile.serial_consistency_level = serial
+        log.info("lightweight transactions at %s: %s", ConsistencyLevel.value_to_name[serial], why)
+        return cls(cluster, session, settings, serial)
 
     def close(self) -> None:
         self.cluster.shutdown()

@@ -69,15 +69,16 @@ _COLUMN = re.compile(r"^\s*(\w+) ([a-z<>, ]+?),?\s*$")
 def statements(settings: Settings) -> list[str]:
     if not _IDENTIFIER.match(settings.keyspace):
         raise ValueError(f"keyspace name {settings.keyspace!r} is not a valid Cassandra identifier")
-    if not _IDENTIFIER.match(settings.local_datacenter.replace("-", "_")):
-        raise ValueError(f"datacenter name {settings.local_datacenter!r} is not valid")
-    if settings.replication_factor < 1:
-        raise ValueError("the replication factor must be at least 1")
+    replication = settings.replication()
+    for datacenter, replicas in replication.items():
+        if not _IDENTIFIER.match(datacenter.replace("-", "_")):
+            raise ValueError(f"datacenter name {datacenter!r} is not valid")
+        if replicas < 1:
+            raise ValueError(f"the replication factor of {datacenter} must be at least 1")
     text = "\n".join(line for line in SCHEMA_FILE.read_text().splitlines() if not line.lstrip().startswith("--"))
     text = text.format(
         keyspace=settings.keyspace,
-        datacenter=settings.local_datacenter,
-        replication_factor=settings.replication_factor,
+        replication=", ".join(f"'{datacenter}': {replicas}" for datacenter, replicas in replication.items()),
     )
     return [s.strip() for s in text.split(";") if s.strip()]
 
@@ -164,8 +165,8 @@ async def apply_schema(db: Database, settings: Settings) -> None:
         [SCHEMA_VERSION],
     )
     log.info(
-        "schema version %d applied to keyspace %s (replication %d)",
+        "schema version %d applied to keyspace %s (replication %s, if it made the keyspace)",
         SCHEMA_VERSION,
         settings.keyspace,
-        settings.replication_factor,
+        ", ".join(f"{dc} {n}" for dc, n in settings.replication().items()),
     )

@@ -27,6 +27,48 @@ def _consistency(name: str, default: str) -> int:
     return ConsistencyLevel.name_to_value[value]
 
 
+def _replication(name: str, local_datacenter: str) -> tuple[int | None, tuple[tuple[str, int], ...]]:
+    """CASSANDRA_REPLICATION: a number, the local datacenter's replicas; or each datacenter and its replicas,
+    `dc1:2,dc2:2`, which must name the local one. (None, ()) when unset: the replicas follow the hosts."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None, ()
+    if raw.isdigit():
+        if int(raw) < 1:
+            raise ValueError(f"{name}={raw!r}: a keyspace needs at least 1 replica")
+        return int(raw), ()
+    counts: dict[str, int] = {}
+    for entry in raw.split(","):
+        datacenter, _, count = (part.strip() for part in entry.partition(":"))
+        if not datacenter or not count.isdigit() or int(count) < 1 or datacenter in counts:
+            raise ValueError(
+                f"{name}={raw!r}: give a number of replicas, or each datacenter once with its replicas, "
+                "e.g. dc1:2,dc2:2"
+            )
+        counts[datacenter] = int(count)
+    if local_datacenter not in counts:
+        raise ValueError(
+            f"{name}={raw!r} names {', '.join(counts)} but not this instance's datacenter "
+            f"(CASSANDRA_LOCAL_DC={local_datacenter})"
+        )
+    local = counts.pop(local_datacenter)
+    return local, tuple(sorted(counts.items()))
+
+
+def _serial_consistency(name: str) -> int | None:
+    """None when unset: the database chooses from the keyspace's datacenters (app/db.py)."""
+    if not os.environ.get(name, "").strip():
+        return None
+    value = _consistency(name, "")
+    if value not in (ConsistencyLevel.SERIAL, ConsistencyLevel.LOCAL_SERIAL):
+        raise ValueError(f"{name}: lightweight transactions run at SERIAL or LOCAL_SERIAL")
+    return value
+
+
+def _flag(name: str, default: str = "0") -> bool:
+    return _env(name, default).lower() in ("1", "true", "yes")
+
+
 def _log_level(name: str, default: str) -> str:
     value = _env(name, default).upper()
     if value not in logging.getLevelNamesMapping():
@@ -128,12 +170,19 @@ class Settings:
     cassandra_hosts: list[str] = field(default_factory=list)
     cassandra_port: int = 9042
     keyspace: str = "library"
+    # The local datacenter's replicas of a new keyspace.
     replication_factor: int = 1
     # Whether CASSANDRA_REPLICATION chose replication_factor; if not, it follows the hosts (`with_hosts`).
     replication_chosen: bool = False
+    # The other datacenters of a new keyspace and their replicas (CASSANDRA_REPLICATION=dc1:2,dc2:2).
+    remote_replication: tuple[tuple[str, int], ...] = ()
     local_datacenter: str = "datacenter1"
     consistency: int = ConsistencyLevel.LOCAL_QUORUM
-    serial_consistency: int = ConsistencyLevel.LOCAL_SERIAL
+    # The lightweight transactions' Paxos: None lets the database choose from the keyspace's datacenters, SERIAL
+    # when it spans several (app/db.py says why). LOCAL_SERIAL there can double-book, so it is refused unless the
+    # operator accepts that risk by name.
+    serial_consistency: int | None = None
+    accept_double_booking_risk_of_local_serial: bool = False
     request_timeout: float = 10.0
     http_port: int = 8888
     debug: bool = False
@@ -172,7 +221,8 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         hosts = [h.strip() for h in _env("CASSANDRA_HOSTS", "").split(",") if h.strip()]
-        replication = _env("CASSANDRA_REPLICATION", "")
+        local_datacenter = _env("CASSANDRA_LOCAL_DC", "datacenter1")
+        replication, remote_replication = _replication("CASSANDRA_REPLICATION", local_datacenter)
         environment = _environment("LIBRARY_ENV", DEVELOPMENT)
         if environment == PRODUCTION:
             missing = [name for name in PRODUCTION_SECRETS if not os.environ.get(name, "").strip()]
@@ -190,11 +240,13 @@ class Settings:
             cassandra_port=int(_env("CASSANDRA_PORT", "9042")),
             keyspace=_env("CASSANDRA_KEYSPACE", "library"),
             # A cluster named by CASSANDRA_HOSTS gets app/rules.py's replication for them unless told otherwise.
-            replication_factor=int(replication) if replication else replication_for(hosts),
-            replication_chosen=bool(replication),
-            local_datacenter=_env("CASSANDRA_LOCAL_DC", "datacenter1"),
+            replication_factor=replication or replication_for(hosts),
+            replication_chosen=replication is not None,
+            remote_replication=remote_replication,
+            local_datacenter=local_datacenter,
             consistency=_consistency("CASSANDRA_CONSISTENCY", "LOCAL_QUORUM"),
-            serial_consistency=_consistency("CASSANDRA_SERIAL_CONSISTENCY", "LOCAL_SERIAL"),
+            serial_consistency=_serial_consistency("CASSANDRA_SERIAL_CONSISTENCY"),
+            accept_double_booking_risk_of_local_serial=_flag("ACCEPT_DOUBLE_BOOKING_RISK_OF_LOCAL_SERIAL"),
             request_timeout=float(_env("CASSANDRA_TIMEOUT", "10")),
             http_port=http_port,
             debug=_env("DEBUG", "0").lower() in ("1", "true", "yes"),
@@ -217,6 +269,10 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.environment == PRODUCTION
+
+    def replication(self) -> dict[str, int]:
+        """Each datacenter of a new keyspace and its replicas, the local one first."""
+        return {self.local_datacenter: self.replication_factor, **dict(self.remote_replication)}
 
     def with_hosts(self, hosts: list[str]) -> Settings:
         """These settings on `hosts` (found after start-up: the local cluster's nodes, a tool's --hosts). A

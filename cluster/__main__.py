@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
+import sysconfig
 
 import cluster
 from cluster import config
@@ -20,9 +20,10 @@ def _cqlsh(node: int, extra: list[str]) -> int:
     statuses = {s.index: s for s in cluster.status()}
     if node not in statuses or not statuses[node].up:
         raise cluster.ClusterError(f"node {node} is not running; `python -m cluster status` shows the nodes")
-    exe = shutil.which("cqlsh")
-    if not exe:
-        raise cluster.ClusterError("cqlsh not found: pip install -r requirements.txt")
+    # The cqlsh installed with this interpreter's packages (.venv/bin/cqlsh), not whichever one PATH finds first.
+    exe = os.path.join(sysconfig.get_path("scripts"), "cqlsh")
+    if not os.access(exe, os.X_OK):
+        raise cluster.ClusterError(f"cqlsh not found at {exe}: run `make setup`")
     os.execv(exe, [exe, config.node_address(node), str(config.NATIVE_PORT), *extra])
     return 0  # not reached
 
@@ -30,8 +31,9 @@ def _cqlsh(node: int, extra: list[str]) -> int:
 def parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="python -m cluster",
-        description="Run Apache Cassandra 5.0 on this machine: one node on 127.0.0.1, or three on "
-        "127.0.0.1-127.0.0.3. Data and logs live under .cassandra/ (or $CLUSTER_HOME).",
+        description="Run Apache Cassandra 5.0 on this machine: one node on 127.0.0.1, three on "
+        "127.0.0.1-127.0.0.3, or two datacenters of two nodes each (dc1 on 127.0.0.1-2, dc2 on 127.0.0.3-4). "
+        "Data and logs live under .cassandra/ (or $CLUSTER_HOME).",
         epilog="Exit status: 0 done, 2 a mistake in the command line, 1 the cluster could not do it (the message "
         "says why), 130 interrupted.",
     )
@@ -42,7 +44,14 @@ def parser() -> ArgumentParser:
         help="start the cluster (or reuse the running one) and wait until it is ready",
         description="Start the cluster, or reuse the one already running, and wait until every node is UP.",
     )
-    up.add_argument("--nodes", type=int, choices=(1, config.MAX_NODES), default=1, help="how many nodes (default 1)")
+    up.add_argument("--nodes", type=int, choices=(1, 3), help="how many nodes, in one datacenter (default 1)")
+    up.add_argument(
+        "--dcs",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="datacenters: 2 starts dc1 (nodes 1-2) and dc2 (nodes 3-4), each node's datacenter read by its snitch",
+    )
     up.add_argument("--timeout", type=number(float, 1), default=300, help="seconds to wait for the nodes (default 300)")
     down = commands.add_parser("down", help="stop every node", description="Stop every node.")
     down.add_argument("--wipe", action="store_true", help="also delete all data (the jars stay cached)")
@@ -70,11 +79,18 @@ def parser() -> ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """0 done; 2 (from argparse) a mistake in the command line; 1 a ClusterError: the cluster could not do it."""
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
 
     try:
         if args.command == "up":
-            points = cluster.start(nodes=args.nodes, timeout=args.timeout, progress=_print)
+            if args.dcs == 2 and args.nodes is not None:
+                p.error("--dcs 2 runs two nodes in each datacenter: leave out --nodes")
+            points = cluster.start(nodes=args.nodes or 1, datacenters=args.dcs, timeout=args.timeout, progress=_print)
+            datacenters = cluster.running_datacenters()
+            if len(datacenters) > 1:
+                for dc, hosts in datacenters.items():
+                    _print(f"{dc}: CASSANDRA_HOSTS={','.join(hosts)} CASSANDRA_LOCAL_DC={dc}")
             _print(f"ready: CASSANDRA_HOSTS={','.join(points)}")
         elif args.command == "down":
             cluster.stop(wipe=args.wipe, progress=_print)
@@ -85,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                 _print("no cluster has been started here; run `python -m cluster up`")
             for s in rows:
                 _print(
-                    f"node{s.index}  {s.address:<10} pid {str(s.pid or '-'):<8} {'UP' if s.up else 'DOWN':<5} {s.log}"
+                    f"node{s.index}  {s.address:<10} {s.datacenter:<11} pid {str(s.pid or '-'):<8} "
+                    f"{'UP' if s.up else 'DOWN':<5} {s.log}"
                 )
         elif args.command == "stop":
             cluster.stop_node(args.node, kill=args.kill)

@@ -10,16 +10,64 @@ fast as v1 on a contended book.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 CLUSTER_NAME = "library"
 DATACENTER = "datacenter1"  # SimpleSnitch names every node's datacenter this way
 STORAGE_PORT = 7000
 NATIVE_PORT = 9042
-MAX_NODES = 3
+MAX_NODES = 4
+MURMUR3_MIN_TOKEN = -(2**63)
 
-# Balanced single tokens for up to three nodes (Murmur3 range split in three), as ccm does.
-INITIAL_TOKENS = ("-9223372036854775808", "-3074457345618258603", "3074457345618258602")
+
+@dataclass(frozen=True)
+class Topology:
+    """The nodes of one local cluster: how many in each datacenter, numbered 1, 2, ... across them in order (node
+    i listens on 127.0.0.i). Each topology keeps its data in a folder of its own, `name`."""
+
+    name: str
+    nodes_per_datacenter: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(self.nodes_per_datacenter)
+
+    @property
+    def datacenters(self) -> list[str]:
+        """One datacenter keeps SimpleSnitch's name for it; two are dc1 and dc2, as the snitch file says."""
+        if len(self.nodes_per_datacenter) == 1:
+            return [DATACENTER]
+        return [f"dc{i}" for i in range(1, len(self.nodes_per_datacenter) + 1)]
+
+    def datacenter_of(self, index: int) -> str:
+        first = 1
+        for name, count in zip(self.datacenters, self.nodes_per_datacenter, strict=True):
+            if index < first + count:
+                return name
+            first += count
+        raise ValueError(f"node {index} is not in a cluster of {self.size}")
+
+    def nodes_in(self, datacenter: str) -> list[int]:
+        return [i for i in range(1, self.size + 1) if self.datacenter_of(i) == datacenter]
+
+    def seeds(self) -> list[int]:
+        """The first node of each datacenter: a datacenter whose seed is elsewhere cannot gossip on its own."""
+        return [self.nodes_in(dc)[0] for dc in self.datacenters]
+
+    def initial_token(self, index: int) -> int:
+        """Balanced single tokens in each datacenter (the Murmur3 range split evenly among its nodes), the
+        second datacenter's offset by 100 so no two nodes share one, as ccm does."""
+        dc = self.datacenter_of(index)
+        members = self.nodes_in(dc)
+        step = 2**64 // len(members)
+        return MURMUR3_MIN_TOKEN + members.index(index) * step + 100 * self.datacenters.index(dc)
+
+
+ONE_NODE = Topology("1-node", (1,))
+THREE_NODES = Topology("3-node", (3,))
+TWO_DATACENTERS = Topology("2-dc", (2, 2))
+TOPOLOGIES = (ONE_NODE, THREE_NODES, TWO_DATACENTERS)
 
 # Cassandra's conf/jvm17-server.options and conf/jvm-server.options, the parts a node needs on JDK 17.
 JVM17_OPTIONS = [
@@ -108,20 +156,31 @@ def node_address(index: int) -> str:
     return f"127.0.0.{index}"
 
 
-def cassandra_yaml(index: int, node_dir: Path) -> str:
+def snitch(topology: Topology) -> str:
+    """SimpleSnitch for one datacenter (every node in datacenter1, as the keyspaces made before say);
+    GossipingPropertyFileSnitch, which reads each node's cassandra-rackdc.properties, for two."""
+    return "SimpleSnitch" if len(topology.datacenters) == 1 else "GossipingPropertyFileSnitch"
+
+
+def rackdc_properties(topology: Topology, index: int) -> str:
+    return f"dc={topology.datacenter_of(index)}\nrack=rack1\n"
+
+
+def cassandra_yaml(topology: Topology, index: int, node_dir: Path) -> str:
     address = node_address(index)
+    seeds = ",".join(f"{node_address(i)}:{STORAGE_PORT}" for i in topology.seeds())
     return f"""\
 # Written by `python -m cluster`; rewritten at every start of this node.
 cluster_name: '{CLUSTER_NAME}'
 num_tokens: 1
-initial_token: {INITIAL_TOKENS[index - 1]}
+initial_token: {topology.initial_token(index)}
 auto_bootstrap: false
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
-endpoint_snitch: SimpleSnitch
+endpoint_snitch: {snitch(topology)}
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: "{node_address(1)}:{STORAGE_PORT}"
+      - seeds: "{seeds}"
 listen_address: {address}
 rpc_address: {address}
 storage_port: {STORAGE_PORT}

@@ -5,9 +5,10 @@ Layout, all under one git-ignored folder (`.cassandra/` at the top of the projec
     lib/                 Cassandra's jars, copied there by Maven once
     1-node/node1/        the single local node (the app's default)
     3-node/node{1,2,3}/  the 3-node cluster (the distributed tests)
+    2-dc/node{1,2,3,4}/  two datacenters of two nodes each: dc1 is nodes 1-2, dc2 nodes 3-4
         conf/ data/ commitlog/ hints/ saved_caches/ logs/system.log  pid  log.offset
 
-The two topologies keep separate data; only one runs at a time because they share addresses and ports.
+The topologies keep separate data; only one runs at a time because they share addresses and ports.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class NodeStatus:
     pid: int | None
     up: bool
     log: Path
+    datacenter: str
 
 
 def _quiet(_: str) -> None:
@@ -58,11 +60,12 @@ def _quiet(_: str) -> None:
 
 
 class Node:
-    def __init__(self, size: int, index: int) -> None:
-        self.size = size
+    def __init__(self, topology: config.Topology, index: int) -> None:
+        self.topology = topology
         self.index = index
         self.address = config.node_address(index)
-        self.dir = HOME / f"{size}-node" / f"node{index}"
+        self.datacenter = topology.datacenter_of(index)
+        self.dir = HOME / topology.name / f"node{index}"
         self.log = self.dir / "logs" / "system.log"
         self.stdout = self.dir / "logs" / "stdout.log"
         self._pid_file = self.dir / "pid"
@@ -85,7 +88,11 @@ class Node:
         for sub in ("conf", "data", "commitlog", "hints", "saved_caches", "cdc_raw", "logs", "triggers", "tmp"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         yaml = self.dir / "conf" / "cassandra.yaml"
-        yaml.write_text(config.cassandra_yaml(self.index, self.dir))
+        yaml.write_text(config.cassandra_yaml(self.topology, self.index, self.dir))
+        # Read from the class path by GossipingPropertyFileSnitch (conf/ is on it, below); SimpleSnitch ignores it.
+        (self.dir / "conf" / "cassandra-rackdc.properties").write_text(
+            config.rackdc_properties(self.topology, self.index)
+        )
         logback = self.dir / "conf" / "logback.xml"
         logback.write_text(config.logback_xml(self.log))
         # Only log lines written after this start count when we wait for this node.
@@ -108,7 +115,7 @@ class Node:
             f"-Dcassandra.jmx.local.port={7199 + 100 * (self.index - 1)}",
             f"-Djava.io.tmpdir={self.dir / 'tmp'}",
             "-cp",
-            f"{LIB_DIR}/*",
+            f"{self.dir / 'conf'}{os.pathsep}{LIB_DIR}/*",
             "org.apache.cassandra.service.CassandraDaemon",
         ]
         with open(self.stdout, "ab") as out:
@@ -189,39 +196,53 @@ def _port_open(address: str, port: int) -> bool:
         return False
 
 
-def _nodes(size: int) -> list[Node]:
-    return [Node(size, i) for i in range(1, size + 1)]
+def _nodes(topology: config.Topology) -> list[Node]:
+    return [Node(topology, i) for i in range(1, topology.size + 1)]
 
 
-def running_size() -> int | None:
-    """The size of the cluster that has a node running (1 or 3), or None when nothing runs."""
-    for size in (1, config.MAX_NODES):
-        if any(node.pid() for node in _nodes(size)):
-            return size
+def running_topology() -> config.Topology | None:
+    """The topology that has a node running, or None when nothing runs."""
+    for topology in config.TOPOLOGIES:
+        if any(node.pid() for node in _nodes(topology)):
+            return topology
     return None
 
 
-def _configured_size() -> int | None:
-    """The running cluster's size, else the size of the one most recently started."""
-    size = running_size()
-    if size:
-        return size
-    started = [(n.dir.stat().st_mtime, s) for s in (1, config.MAX_NODES) if (n := Node(s, 1)).dir.exists()]
-    return max(started)[1] if started else None
+def running_size() -> int | None:
+    """How many nodes the running cluster has (1, 3, or 4 in two datacenters), or None when nothing runs."""
+    topology = running_topology()
+    return topology.size if topology else None
 
 
-def _require_cluster() -> int:
-    size = _configured_size()
-    if size is None:
+def running_datacenters() -> dict[str, list[str]]:
+    """The running cluster's datacenters and their nodes' addresses ({} when nothing runs)."""
+    topology = running_topology()
+    if topology is None:
+        return {}
+    return {dc: [config.node_address(i) for i in topology.nodes_in(dc)] for dc in topology.datacenters}
+
+
+def _configured_topology() -> config.Topology | None:
+    """The running cluster's topology, else the one most recently started."""
+    topology = running_topology()
+    if topology:
+        return topology
+    started = [(n.dir.stat().st_mtime, t.name) for t in config.TOPOLOGIES if (n := Node(t, 1)).dir.exists()]
+    return next(t for t in config.TOPOLOGIES if t.name == max(started)[1]) if started else None
+
+
+def _require_cluster() -> config.Topology:
+    topology = _configured_topology()
+    if topology is None:
         raise ClusterError("no cluster has been started here; run `python -m cluster up` first")
-    return size
+    return topology
 
 
 def _node(index: int) -> Node:
-    size = _require_cluster()
-    if not 1 <= index <= size:
-        raise ClusterError(f"node {index} does not exist: the cluster has {size} node(s)")
-    return Node(size, index)
+    topology = _require_cluster()
+    if not 1 <= index <= topology.size:
+        raise ClusterError(f"node {index} does not exist: the cluster has {topology.size} node(s)")
+    return Node(topology, index)
 
 
 # -- prerequisites --------------------------------------------------------------------------------
@@ -316,19 +337,37 @@ def _check_ports(node: Node) -> None:
 
 
 # -- operations ---------------------------------------------------------------------------------
-def start(nodes: int = 1, timeout: float = 300, progress: Progress = _quiet) -> list[str]:
-    """Start (or reuse) a cluster of `nodes` nodes; return its contact points once all are UP."""
-    if nodes not in (1, config.MAX_NODES):
-        raise ClusterError(f"--nodes must be 1 or {config.MAX_NODES}, not {nodes}")
-    running = running_size()
-    if running and running != nodes:
+def topology_for(nodes: int = 1, datacenters: int = 1) -> config.Topology:
+    """The local topology of `nodes` nodes in one datacenter (1 or 3), or two datacenters of two nodes each."""
+    if datacenters == 2:
+        return config.TWO_DATACENTERS
+    if datacenters != 1:
+        raise ClusterError(f"--dcs must be 1 or 2, not {datacenters}")
+    for topology in (config.ONE_NODE, config.THREE_NODES):
+        if topology.size == nodes:
+            return topology
+    raise ClusterError(f"--nodes must be 1 or 3, not {nodes}")
+
+
+def _describe(topology: config.Topology) -> str:
+    if len(topology.datacenters) == 1:
+        return f"a {topology.size}-node cluster"
+    return f"a cluster of {len(topology.datacenters)} datacenters ({topology.size} nodes)"
+
+
+def start(nodes: int = 1, timeout: float = 300, progress: Progress = _quiet, datacenters: int = 1) -> list[str]:
+    """Start (or reuse) a cluster of `nodes` nodes, or of two datacenters of two nodes each (`datacenters=2`);
+    return its contact points once all are UP."""
+    topology = topology_for(nodes, datacenters)
+    running = running_topology()
+    if running and running != topology:
         raise ClusterError(
-            f"a {running}-node cluster is running; stop it first with `python -m cluster down` (its data is kept)"
+            f"{_describe(running)} is running; stop it first with `python -m cluster down` (its data is kept)"
         )
-    members = _nodes(nodes)
+    members = _nodes(topology)
     to_start = [node for node in members if node.pid() is None]
     if not to_start:
-        progress(f"a {nodes}-node cluster is already running; reusing it")
+        progress(f"{_describe(topology)} is already running; reusing it")
     else:
         java = find_java()
         _check_memory(len(to_start))
@@ -336,7 +375,8 @@ def start(nodes: int = 1, timeout: float = 300, progress: Progress = _quiet) -> 
             _check_ports(node)
         fetch_jars(progress)
         for node in to_start:
-            progress(f"starting node {node.index} on {node.address} (log: {node.log})")
+            where = f" in {node.datacenter}" if len(topology.datacenters) > 1 else ""
+            progress(f"starting node {node.index} on {node.address}{where} (log: {node.log})")
             node.launch(java)
             if node.index == 1 and len(to_start) > 1:
                 # The others learn the ring from the seed at start-up and give up if it does not answer.
@@ -393,15 +433,15 @@ def _wait_until_up(members: list[Node], timeout: float, progress: Progress) -> N
 
 
 def stop(wipe: bool = False, progress: Progress = _quiet) -> None:
-    """Stop every node; with `wipe`, delete the data of both topologies too (the jars stay)."""
-    for size in (1, config.MAX_NODES):
-        for node in _nodes(size):
+    """Stop every node; with `wipe`, delete the data of every topology too (the jars stay)."""
+    for topology in config.TOPOLOGIES:
+        for node in _nodes(topology):
             if node.pid() is not None:
                 progress(f"stopping node {node.index} ({node.address})")
                 node.terminate()
     if wipe:
-        for size in (1, config.MAX_NODES):
-            shutil.rmtree(HOME / f"{size}-node", ignore_errors=True)
+        for topology in config.TOPOLOGIES:
+            shutil.rmtree(HOME / topology.name, ignore_errors=True)
         progress(f"deleted the data under {HOME}")
 
 
@@ -417,16 +457,17 @@ def start_node(index: int, timeout: float = 180, progress: Progress = _quiet) ->
         _check_ports(node)
         progress(f"starting node {node.index} on {node.address}")
         node.launch(find_java())
-    members = [n for n in _nodes(node.size) if n.pid() is not None]
+    members = [n for n in _nodes(node.topology) if n.pid() is not None]
     _wait_until_up(members, timeout, progress)
 
 
 def status() -> list[NodeStatus]:
-    size = _configured_size()
-    if size is None:
+    topology = _configured_topology()
+    if topology is None:
         return []
     return [
-        NodeStatus(n.index, n.address, n.pid(), n.pid() is not None and n.serves_cql(), n.log) for n in _nodes(size)
+        NodeStatus(n.index, n.address, n.pid(), n.pid() is not None and n.serves_cql(), n.log, n.datacenter)
+        for n in _nodes(topology)
     ]
 
 

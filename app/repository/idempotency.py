@@ -90,7 +90,7 @@ class CassandraKeys:
             return False
 
     async def read(self, reservation_id: UUID, *, serial: bool = False) -> Claim | None:
-        consistency = self.db.settings.serial_consistency if serial else None
+        consistency = self.db.serial_consistency if serial else None
         row = (await self.db.execute(self.cql(_READ), [reservation_id], consistency=consistency)).one()
         return None if row is None else Claim(KeyOutcome(row.outcome), row.attempt)
 

@@ -442,7 +442,7 @@ class CassandraLockTable:
         return f"UPDATE {self.ks}.reservation_by_book_id SET {assignments} WHERE book_id = {key} IF {conditions}", order
 
     async def read(self, book_id: UUID, *, serial: bool) -> Lock:
-        consistency = self.db.settings.serial_consistency if serial else None
+        consistency = self.db.serial_consistency if serial else None
         row = (await self.db.execute(self._read, [book_id], consistency=consistency)).one()
         return lock_from_row(book_id, row)
 

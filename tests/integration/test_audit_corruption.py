@@ -17,7 +17,11 @@ USER = 2_000_004_242  # far from the card numbers other tests hand out
 def settled(library: Library) -> Library:
     """An instance whose repair acts at once on whatever it verified (settle time 0)."""
     db = library.db
-    return Library(Database(db.cluster, db.session, dataclasses.replace(db.settings, settle_after_seconds=0)))
+    return Library(
+        Database(
+            db.cluster, db.session, dataclasses.replace(db.settings, settle_after_seconds=0), db.serial_consistency
+        )
+    )
 
 
 async def _reader(library: Library) -> None:

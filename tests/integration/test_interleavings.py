@@ -38,7 +38,9 @@ def instance(library: Library, *, skew: float = 0.0, settle_after: float = 30.0)
     db = library.db
     settings = dataclasses.replace(db.settings, settle_after_seconds=settle_after)
     offset = int(skew * 1e9)
-    return Library(Database(db.cluster, db.session, settings), wall_ns=lambda: time.time_ns() + offset)
+    return Library(
+        Database(db.cluster, db.session, settings, db.serial_consistency), wall_ns=lambda: time.time_ns() + offset
+    )
 
 
 class Pause:

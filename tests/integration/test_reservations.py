@@ -49,7 +49,12 @@ def settled(library: Library, settle_after: float = 0.0) -> Library:
     `settle_after` seconds (0: on everything), as a test of an old reservation needs."""
     db = library.db
     return Library(
-        Database(db.cluster, db.session, dataclasses.replace(db.settings, settle_after_seconds=settle_after))
+        Database(
+            db.cluster,
+            db.session,
+            dataclasses.replace(db.settings, settle_after_seconds=settle_after),
+            db.serial_consistency,
+        )
     )
 
 

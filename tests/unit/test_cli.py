@@ -169,9 +169,11 @@ def test_a_bad_option_is_one_line_and_exit_status_2(tool: Tool, words: tuple[str
         (["-m", "seeder", "--concurrency", "0"], "argument --concurrency: 0 must be between 1 and 1024"),
         (["-m", "cluster", "up", "--nodes", "2"], "argument --nodes: invalid choice: 2 (choose from 1, 3)"),
         (["-m", "cluster", "up", "--timeout", "soon"], "argument --timeout: 'soon' is not a number of seconds"),
-        (["-m", "cluster", "stop", "9"], "argument node: 9 must be between 1 and 3"),
-        (["-m", "cluster", "start", "0"], "argument node: 0 must be between 1 and 3"),
-        (["-m", "cluster", "cqlsh", "4"], "argument node: 4 must be between 1 and 3"),
+        (["-m", "cluster", "up", "--dcs", "2", "--nodes", "3"], "--dcs 2 runs two nodes in each datacenter"),
+        (["-m", "cluster", "up", "--dcs", "3"], "argument --dcs: invalid choice: 3 (choose from 1, 2)"),
+        (["-m", "cluster", "stop", "9"], "argument node: 9 must be between 1 and 4"),
+        (["-m", "cluster", "start", "0"], "argument node: 0 must be between 1 and 4"),
+        (["-m", "cluster", "cqlsh", "5"], "argument node: 5 must be between 1 and 4"),
         (["-m", "cluster"], "the following arguments are required: COMMAND"),
         (["-m", "bench", "--ops", "0"], "argument --ops: 0 must be at least 1"),
         (["-m", "bench.streaming", "--reservations", "x"], "argument --reservations: 'x' is not a whole number"),
@@ -222,3 +224,23 @@ def test_the_app_refuses_a_bad_setting_in_one_line(variable: str, value: str, me
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
+
+
+def test_the_local_clusters_topologies() -> None:
+    """Two datacenters of two nodes each: dc1 on 127.0.0.1-2 and dc2 on 127.0.0.3-4, one seed in each, balanced
+    tokens in each datacenter (the second's offset, so no two nodes share one); the 3-node cluster keeps the
+    tokens its data was written with."""
+    from cluster import config
+
+    two = config.TWO_DATACENTERS
+    assert [two.datacenter_of(i) for i in range(1, 5)] == ["dc1", "dc1", "dc2", "dc2"]
+    assert two.seeds() == [1, 3] and config.snitch(two) == "GossipingPropertyFileSnitch"
+    assert [two.initial_token(i) for i in range(1, 5)] == [-(2**63), 0, -(2**63) + 100, 100]
+    assert config.rackdc_properties(two, 3) == "dc=dc2\nrack=rack1\n"
+    three = config.THREE_NODES
+    assert [str(three.initial_token(i)) for i in (1, 2, 3)] == [
+        "-9223372036854775808",
+        "-3074457345618258603",
+        "3074457345618258602",
+    ]
+    assert three.datacenters == [config.DATACENTER] and config.snitch(three) == "SimpleSnitch"

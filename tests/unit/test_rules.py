@@ -14,9 +14,11 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from cassandra import ConsistencyLevel
 from rules_samples import BAD_EMAILS, BAD_TEXTS, BAD_YEARS, GOOD_EMAILS, GOOD_TEXTS, GOOD_YEARS, refused_by
 
 from app import rules
+from app.db import choose_serial_consistency
 from app.models import InvalidInput
 from app.repository.base import check_page_size
 from app.rules import (
@@ -34,6 +36,7 @@ from app.rules import (
     latest_year,
     replication_for,
 )
+from app.schema import statements
 from app.settings import Settings
 from app.web.openapi import document
 from app.web.parsing import (
@@ -169,6 +172,49 @@ def test_the_replication_follows_the_hosts_unless_chosen(monkeypatch: pytest.Mon
     monkeypatch.setenv("CASSANDRA_REPLICATION", "1")
     settings = Settings.from_env()
     assert settings.replication_factor == settings.with_hosts(["a", "b", "c"]).replication_factor == 1
+
+
+def test_the_replication_may_name_every_datacenter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CASSANDRA_HOSTS", "a,b,c,d")
+    monkeypatch.setenv("CASSANDRA_LOCAL_DC", "dc2")
+    monkeypatch.setenv("CASSANDRA_REPLICATION", "dc1:2, dc2:1")
+    settings = Settings.from_env()
+    assert settings.replication() == {"dc2": 1, "dc1": 2}
+    assert settings.with_hosts(["a"]).replication() == {"dc2": 1, "dc1": 2}  # chosen: the hosts do not change it
+    assert "'dc2': 1, 'dc1': 2" in statements(settings)[0]  # the keyspace names both
+    for bad, said in (
+        ("dc1:2", "not this instance's datacenter (CASSANDRA_LOCAL_DC=dc2)"),
+        ("dc1:2,dc2:0", "each datacenter once with its replicas"),
+        ("dc1:2,dc2:2,dc1:1", "each datacenter once"),
+        ("dc1=2", "e.g. dc1:2,dc2:2"),
+        ("0", "at least 1 replica"),
+    ):
+        monkeypatch.setenv("CASSANDRA_REPLICATION", bad)
+        with pytest.raises(ValueError, match=re.escape(said)):
+            Settings.from_env()
+
+
+def test_lightweight_transactions_run_at_serial_across_datacenters() -> None:
+    serial, local = ConsistencyLevel.SERIAL, ConsistencyLevel.LOCAL_SERIAL
+    assert choose_serial_consistency({"datacenter1"}, None, False)[0] == local
+    level, why = choose_serial_consistency({"dc1", "dc2"}, None, False)
+    assert level == serial and "dc1, dc2" in why
+    assert choose_serial_consistency({"dc1", "dc2"}, serial, False)[0] == serial
+    assert choose_serial_consistency({"dc1"}, local, False)[0] == local
+    with pytest.raises(ValueError, match="ACCEPT_DOUBLE_BOOKING_RISK_OF_LOCAL_SERIAL=1"):
+        choose_serial_consistency({"dc1", "dc2"}, local, False)
+    level, why = choose_serial_consistency({"dc1", "dc2"}, local, True)
+    assert level == local and "risk accepted" in why
+
+
+def test_the_serial_consistency_setting_takes_only_a_serial_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CASSANDRA_SERIAL_CONSISTENCY", raising=False)
+    assert Settings.from_env().serial_consistency is None  # chosen from the keyspace at connect
+    monkeypatch.setenv("CASSANDRA_SERIAL_CONSISTENCY", "serial")
+    assert Settings.from_env().serial_consistency == ConsistencyLevel.SERIAL
+    monkeypatch.setenv("CASSANDRA_SERIAL_CONSISTENCY", "QUORUM")
+    with pytest.raises(ValueError, match="SERIAL or LOCAL_SERIAL"):
+        Settings.from_env()
 
 
 def test_the_log_level_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
