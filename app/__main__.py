@@ -15,6 +15,7 @@ import signal
 from cassandra import ConsistencyLevel
 
 import cluster
+from app import logs
 from app.db import Database
 from app.demo_data import demo_sign_ins, seed_if_empty
 from app.models import DatabaseUnavailable
@@ -23,6 +24,7 @@ from app.schema import apply_schema
 from app.settings import Settings
 from app.web import make_app
 from app.web.guards import http_server
+from app.web.monitoring import metrics_server
 from toolkit.arguments import ArgumentParser
 
 log = logging.getLogger("app")
@@ -81,8 +83,11 @@ async def serve(settings: Settings) -> None:
         server = http_server(make_app(library, settings), settings)
         server.listen(settings.http_port)
         log.info("serving on http://localhost:%d/ (debug %s); Ctrl-C stops", settings.http_port, settings.debug)
+        admin = metrics_server(settings)
         await stop.wait()
         log.info("stopping: no new connections, finishing the requests in flight")
+        if admin is not None:
+            admin.stop()
         server.stop()
         try:
             await asyncio.wait_for(server.close_all_connections(), timeout=10)
@@ -112,9 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings.from_env()
     except ValueError as error:
         command_line.error(f"bad setting: {error}")
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    # The driver reports every schema agreement wait and peer event at INFO; keep start-up readable.
-    logging.getLogger("cassandra").setLevel(logging.WARNING)
+    logs.configure(settings)
     try:
         asyncio.run(serve(settings))
     except cluster.ClusterError as error:

@@ -21,6 +21,8 @@ class Access(StrEnum):
     READER = "reader"  # any signed-in caller; what it touches is then checked against who they are
     STAFF = "staff"  # a librarian
     LEGACY = "legacy"  # the earlier system's endpoints: anyone in development, nobody in production
+    # Anyone in development, nobody in production (404): GET /metrics, which production serves on its admin port only.
+    DEVELOPMENT = "development"
     # GET /api/reservations: a signed-in caller; in development also anyone, as the earlier system's listing of
     # every reservation, which its clean-up script reads.
     READER_OR_LEGACY = "reader_or_legacy"
@@ -38,8 +40,9 @@ class Caller:
 
 
 def admit(access: Access, caller: Caller | None) -> None:
-    """Raise unless `caller` may reach a handler that needs `access` (LEGACY is the web layer's to decide)."""
-    if access in (Access.PUBLIC, Access.LEGACY):
+    """Raise unless `caller` may reach a handler that needs `access` (LEGACY and DEVELOPMENT are the web layer's to
+    decide: they depend on the environment, not on the caller)."""
+    if access in (Access.PUBLIC, Access.LEGACY, Access.DEVELOPMENT):
         return
     if caller is None:
         raise Unauthenticated.sign_in_needed()

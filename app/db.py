@@ -30,6 +30,7 @@ from cassandra.policies import DCAwareRoundRobinPolicy, RetryPolicy, TokenAwareP
 from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage, SyntaxException
 from cassandra.query import BatchStatement, BatchType, PreparedStatement, SimpleStatement, Statement
 
+from app import metrics
 from app.models import DatabaseUnavailable
 from app.settings import Settings
 
@@ -282,7 +283,11 @@ def _was_applied(result_set: Any) -> bool:
 
 
 def _translate(error: Exception, *, write: bool) -> Exception:
-    if isinstance(error, (DatabaseUnavailable, *_STATEMENT_ERRORS)):
+    if isinstance(error, DatabaseUnavailable):
+        return error  # translated already
+    # Counted here, where every failed statement passes; the label is the driver's class, a fixed set of its names.
+    metrics.CASSANDRA_ERRORS.labels(type(error).__name__).inc()
+    if isinstance(error, _STATEMENT_ERRORS):
         return error
     log.warning("Cassandra request failed: %r", error)
     if isinstance(error, Unavailable):

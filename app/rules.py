@@ -78,6 +78,18 @@ UNPAGED_BOOKS = 100
 # anything longer was not given out by us.
 MAX_PAGE_TOKEN = 200
 
+# -- request ids (X-Request-Id) ---------------------------------------------------------------------------------------
+# A request id sent by a client or a proxy is kept (logged with every line of its request, and echoed) only if it is
+# this short and of these characters: those of UUIDs, of the usual tracing ids and of base64. Anything else, a control
+# character that could forge a log line included, is replaced by an id of the service's own.
+MAX_REQUEST_ID = 128
+_REQUEST_ID = re.compile(rf"[A-Za-z0-9._:+/=-]{{1,{MAX_REQUEST_ID}}}")
+
+
+def is_sane_request_id(value: str | None) -> bool:
+    return value is not None and _REQUEST_ID.fullmatch(value) is not None
+
+
 # -- reservations ---------------------------------------------------------------------------------------------------
 # Long enough for a UUID or a client's own request id with a prefix; it is hashed into the reservation's id.
 MAX_IDEMPOTENCY_KEY = 200

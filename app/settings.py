@@ -128,6 +128,34 @@ def _time_zone(name: str, default: str) -> str:
     return value
 
 
+PLAIN, JSON = "plain", "json"
+
+
+def _log_format(name: str, default: str) -> str:
+    value = _env(name, default).lower()
+    if value not in (PLAIN, JSON):
+        raise ValueError(f"{name}={value!r} must be {PLAIN!r} (lines for people) or {JSON!r} (one object a line)")
+    return value
+
+
+def _port_or_off(name: str) -> int | None:
+    """A TCP port, or None when the variable is empty or unset (the thing it serves is off)."""
+    value = _env(name, "")
+    if not value:
+        return None
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ValueError(f"{name}={value!r} is not a port number (1-65535); leave it empty to turn it off")
+    return int(value)
+
+
+def _address(name: str, default: str) -> str:
+    """An IP address to listen on: the admin port is bound to one, 127.0.0.1 unless told otherwise."""
+    value = _env(name, default)
+    if not _is_address(value):
+        raise ValueError(f"{name}={value!r} is not an IP address to listen on (e.g. 127.0.0.1, or 0.0.0.0 for all)")
+    return value.strip("[]")
+
+
 def _is_address(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
@@ -182,6 +210,13 @@ class Settings:
     allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
     # The library's own time zone: the pages show every date and time in it ("23 November 2026, 14:05").
     time_zone: str = "UTC"
+    # plain: lines for people; json: one JSON object a line, for a log collector (app/logs.py).
+    log_format: str = PLAIN
+    # An admin port that serves only GET /metrics (app/web/monitoring.py), on metrics_address; None: none. Production
+    # serves /metrics there only (the main port answers 404), so it is never public by mistake; development also
+    # serves it on the main port.
+    metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -196,6 +231,10 @@ class Settings:
                     f"LIBRARY_ENV=production needs {' and '.join(missing)} set: a long random string shared by "
                     "every instance, e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`"
                 )
+        http_port = int(_env("PORT", "8888"))
+        metrics_port = _port_or_off("METRICS_PORT")
+        if metrics_port == http_port:
+            raise ValueError(f"METRICS_PORT={metrics_port} is PORT too: give the admin port a port of its own")
         return cls(
             cassandra_hosts=hosts,
             cassandra_port=int(_env("CASSANDRA_PORT", "9042")),
@@ -209,7 +248,7 @@ class Settings:
             serial_consistency=_serial_consistency("CASSANDRA_SERIAL_CONSISTENCY"),
             accept_double_booking_risk_of_local_serial=_flag("ACCEPT_DOUBLE_BOOKING_RISK_OF_LOCAL_SERIAL"),
             request_timeout=float(_env("CASSANDRA_TIMEOUT", "10")),
-            http_port=int(_env("PORT", "8888")),
+            http_port=http_port,
             debug=_env("DEBUG", "0").lower() in ("1", "true", "yes"),
             seed_demo_data=_env("SEED_DEMO_DATA", "1").lower() in ("1", "true", "yes"),
             page_token_secret=os.environ.get("PAGE_TOKEN_SECRET", ""),
@@ -222,6 +261,9 @@ class Settings:
             max_body_bytes=_positive_int("MAX_BODY_BYTES", str(64 * 1024)),
             allowed_hosts=_allowed_hosts("ALLOWED_HOSTS"),
             time_zone=_time_zone("LIBRARY_TIME_ZONE", "UTC"),
+            log_format=_log_format("LOG_FORMAT", PLAIN),
+            metrics_port=metrics_port,
+            metrics_address=_address("METRICS_ADDRESS", "127.0.0.1"),
         )
 
     @property

@@ -15,10 +15,12 @@ Run beside live traffic, it can only redo what a request would do, or undo what 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from typing import Any
 from uuid import UUID
 
+from app import metrics
 from app.db import Database
 from app.models import AuditReport, DatabaseUnavailable, NotFound
 from app.repository.base import RepositoryBase
@@ -117,6 +119,9 @@ class Audit:
 
         if repair and violations:
             await self._repair(sorted(suspects), orphans, report)
+        if repair:
+            # The repair's lag is time() minus this (app/metrics.py): a pass that found nothing to mend is a pass.
+            metrics.LAST_REPAIR.set(time.time())
         return report
 
     async def _repair(self, books: list[UUID], orphans: list[tuple[str, ViewRow]], report: AuditReport) -> None:
@@ -125,11 +130,13 @@ class Audit:
             try:
                 report.repaired.extend(await self._repair_book(book_id))
             except (DatabaseUnavailable, NotFound) as error:
+                metrics.REPAIRS.labels(metrics.NOT_MENDED).inc()
                 report.repaired.append(f"book {book_id}: not mended, left for the next repair ({error})")
         for table, row in orphans:
             try:
                 report.repaired.extend(await self._repair_orphan(table, row))
             except (DatabaseUnavailable, NotFound) as error:
+                metrics.REPAIRS.labels(metrics.NOT_MENDED).inc()
                 left = f"reservation {row.reservation_id}: not mended, left for the next repair"
                 report.repaired.append(f"{left} ({error})")
 
@@ -142,10 +149,17 @@ class Audit:
             return [f"book {book_id}: changed less than the settle time ago; left to the request at work on it"]
         if lock.in_between:
             await self.reservations.settle(lock)
+            metrics.REPAIRS.labels(metrics.MOVE_SETTLED).inc()
             return [f"settled the move of {lock.reservation_id} left {lock.state} on book {book_id}"]
         if await self._views_agree(lock):
             return []  # the scans, taken one after another, only caught a request half-way: nothing to mend
+        return await self._rebuild(lock)
+
+    async def _rebuild(self, lock: Lock) -> list[str]:
+        """A held lock's views rebuilt by the use cases' heal, at once, even where the reservation's own row agrees."""
         done = await self.reservations.heal(lock, at_once=True, rebuild=True)
+        if done:
+            metrics.REPAIRS.labels(metrics.VIEWS_REBUILT).inc()
         return [done] if done else []
 
     async def _views_agree(self, lock: Lock) -> bool:
@@ -169,6 +183,7 @@ class Audit:
             return []
         if lock.involves(row.reservation_id):
             await self.reservations.settle(lock)
+            metrics.REPAIRS.labels(metrics.MOVE_SETTLED).inc()
             return [f"settled the move of {row.reservation_id} left {lock.state} on book {row.book_id}"]
         if table == "reservations":
             own = await self.reservations.store.reservation_row(row.reservation_id)
@@ -178,10 +193,10 @@ class Audit:
                 except NotFound:
                     holding = None
                 if holding is not None:
-                    done = await self.reservations.heal(holding, at_once=True, rebuild=True)
-                    return [done] if done else []
+                    return await self._rebuild(holding)
         assert row.written is not None
         await self.reservations.store.delete_row(table, row, row.written)
+        metrics.REPAIRS.labels(metrics.ORPHAN_DELETED).inc()
         return [f"deleted {table}'s row of {row.reservation_id} ({_describe(row)}): no lock holds it"]
 
 

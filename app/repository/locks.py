@@ -44,6 +44,7 @@ from uuid import UUID
 from cassandra import InvalidRequest, ReadFailure
 from cassandra.metadata import Murmur3Token
 
+from app import metrics
 from app.db import Database, OutcomeUnknown
 from app.models import DatabaseUnavailable, Reservation
 from app.repository.clock import VersionClock
@@ -367,6 +368,12 @@ class T:
     )
 
 
+# Every transition's lost answers are exported from the start, at 0 (app/metrics.py says why).
+for _transition in T.ALL:
+    for _resolved in (metrics.APPLIED, metrics.NOT_APPLIED):
+        metrics.LOST_ANSWERS.labels(_transition.name, _resolved)
+
+
 def token_of(book_id: UUID) -> int:
     """The book's token, as Cassandra places its partitions (Murmur3): the order of an unfiltered catalogue page."""
     return int(Murmur3Token.hash_fn(book_id.bytes))
@@ -535,6 +542,7 @@ class LockRunner:
         for attempt in range(1, ATTEMPTS + 1):
             new = self.clock.next(*seen)
             values[NEW] = new
+            lost = False
             try:
                 applied, met = await self.table.send(transition, book_id, values)
                 if applied:
@@ -542,7 +550,12 @@ class LockRunner:
             except OutcomeUnknown:
                 proposed.add(new)
                 met = await self.read(book_id, serial=True)
-            if met.version in proposed and transition.made(met, values):
+                lost = True
+            ours = met.version in proposed and transition.made(met, values)
+            if lost:
+                resolved = metrics.APPLIED if ours else metrics.NOT_APPLIED
+                metrics.LOST_ANSWERS.labels(transition.name, resolved).inc()
+            if ours:
                 # A send of ours whose answer was lost, finished by Paxos when this read or a later send came. Only
                 # then: a match after a definite refusal alone is another's (two instances can propose one version).
                 return Outcome(True, replace(transition.result(book_id, values, before), version=met.version))

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from app import metrics
 from app.models import (
     Conflict,
     DatabaseUnavailable,
@@ -79,10 +80,20 @@ class Reservations:
 
         The service chooses the reservation id. A client that may retry sends an idempotency key: the first request
         with it makes the reservation, and a retry answers what became of it (the reservation, or the refusal, or
-        that it was cancelled since) without ever reserving again (app/repository/idempotency.py)."""
-        if idempotency_key is not None:
-            return await self._reserve_with_key(book_id, user_id, idempotency_key)
-        return await self._reserve(book_id, user_id, uuid4(), keyed=False)
+        that it was cancelled since) without ever reserving again (app/repository/idempotency.py).
+
+        Every door reserves through here (the API, the pages, the earlier system's endpoints), so each reserve's
+        outcome is counted here, once (app/metrics.py)."""
+        try:
+            if idempotency_key is not None:
+                reservation = await self._reserve_with_key(book_id, user_id, idempotency_key)
+            else:
+                reservation = await self._reserve(book_id, user_id, uuid4(), keyed=False)
+        except Exception as error:
+            metrics.RESERVATIONS.labels(metrics.reserve_outcome(error)).inc()
+            raise
+        metrics.RESERVATIONS.labels(metrics.RESERVED).inc()
+        return reservation
 
     async def _reserve_with_key(self, book_id: UUID, user_id: int, key: str) -> Reservation:
         key = check_idempotency_key(key)  # app/rules.py; it is hashed into the id, so it must encode
@@ -467,9 +478,10 @@ class Reservations:
             reserved_at=reserved_at or lock.reserved_at,
         )
 
-    async def _abandon(self, target: Lock) -> None:
+    async def _abandon(self, target: Lock) -> bool:
         """incoming -> free, for a move that never will go through; the target's rows for its reader are deleted above
-        every version written there (nothing is written for an incoming state, but nothing older may remain)."""
+        every version written there (nothing is written for an incoming state, but nothing older may remain). Says
+        whether this call abandoned it (False: another request already had)."""
         abandoned = await self.locks.run(
             T.ABANDON,
             target.book_id,
@@ -479,6 +491,7 @@ class Reservations:
         )
         if abandoned.applied and abandoned.lock.version is not None and target.user_id is not None:
             await self.store.delete_book_rows(target.user_id, target.book_id, abandoned.lock.version)
+        return abandoned.applied
 
     async def _renew(self, lock: Lock) -> Reservation:
         for _ in range(ATTEMPTS):
@@ -511,12 +524,14 @@ class Reservations:
             lock = await self.locks.read(lock.book_id, serial=True)
             if lock.state is LockState.OUTGOING:
                 await self._finish_move(lock)
+                metrics.HEALS.labels(metrics.MOVE_FINISHED).inc()
                 return True
             if lock.state is not LockState.INCOMING or lock.move_from is None:
                 return True
             source = await self.locks.read(lock.move_from, serial=True)
             if source.state is LockState.OUTGOING and _is_move(source, lock):
                 await self._finish_move(source)
+                metrics.HEALS.labels(metrics.MOVE_FINISHED).inc()
                 return True
             if source.holds(lock.reservation_id) and source.version == lock.move_from_version:  # type: ignore[arg-type]
                 if not self.settled(lock):
@@ -525,7 +540,8 @@ class Reservations:
                 if not fenced.applied:
                     continue  # the source changed meanwhile: look again
                 await self.store.write_views(fenced.lock)
-            await self._abandon(lock)
+            if await self._abandon(lock):
+                metrics.HEALS.labels(metrics.MOVE_ABANDONED).inc()
             return True
         raise DatabaseUnavailable("database unavailable: a change half-way could not be settled; try again")
 
@@ -603,6 +619,7 @@ class Reservations:
         await self.store.write_views(current, came_from=came_from)
         if came_from is not None:
             await self.store.delete_if_naming(rid, user_id, came_from)
+        metrics.HEALS.labels(metrics.VIEWS_REBUILT).inc()
         return f"rebuilt the views of {rid} from its lock on book {current.book_id} (version {current.version})"
 
     async def _heal_beside(self, lock: Lock) -> None:

@@ -19,9 +19,10 @@ from app.search import FACET_SIZE, MAX_QUERY_CHARS
 from app.service import LibraryService
 from app.settings import Settings
 from app.web import api_books, api_reservations, api_session, api_users, legacy, pages
-from app.web.base import JsonHandler, log_request
+from app.web.base import JsonHandler
 from app.web.guards import GuardedApplication
 from app.web.health import HealthHandler
+from app.web.monitoring import MetricsHandler, finished, route_labels
 from app.web.openapi import document
 from app.web.wording import count, when
 
@@ -48,6 +49,7 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     # JSON API
     (r"/health", HealthHandler),
     (r"/openapi.json", OpenApiHandler),
+    (r"/metrics", MetricsHandler),  # development only: production serves it on METRICS_PORT (app/web/monitoring.py)
     (r"/api/books", api_books.BooksHandler),
     (rf"/api/books/{UUID}", api_books.BookHandler),
     (r"/api/session", api_session.SessionHandler),
@@ -116,7 +118,9 @@ def make_app(library: Library, settings: Settings) -> tornado.web.Application:
         # Tornado's debug mode serves tracebacks and reloads code; only ever on when DEBUG asks for it.
         debug=settings.debug,
         serve_traceback=False,
-        log_function=log_request,
+        # Each request's access line, and its count and latency by route (app/web/monitoring.py).
+        log_function=finished,
+        route_labels=route_labels(ROUTES),
         library=library,
         service=LibraryService.over(library),
         app_settings=settings,

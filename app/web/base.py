@@ -112,11 +112,13 @@ class BaseHandler(tornado.web.RequestHandler):
         return self.ACCESS.get(self.request.method.lower() if self.request.method else "", Access.STAFF)
 
     async def prepare(self) -> None:
-        self.caller = await self.find_caller()
         access = self.access_needed()
-        if access is Access.LEGACY and self.app_settings.production:
-            # The earlier system's endpoints do not exist in production: its scripts named any reader they liked.
+        if access in (Access.LEGACY, Access.DEVELOPMENT) and self.app_settings.production:
+            # The earlier system's endpoints do not exist in production: its scripts named any reader they liked. Nor
+            # does /metrics on this port: production serves it on its admin port only (app/web/monitoring.py). What
+            # does not exist is a 404 whatever credentials come with it, so they are not even read.
             raise tornado.web.HTTPError(404, "no such endpoint: %s %s", self.request.method, self.request.path)
+        self.caller = await self.find_caller()
         if access is Access.READER_OR_LEGACY and self.caller is None and not self.app_settings.production:
             return
         admit(access, self.caller)

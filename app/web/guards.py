@@ -35,6 +35,9 @@ from tornado import httputil
 from tornado.http1connection import HTTP1Connection, is_transfer_encoding_chunked
 from tornado.httpserver import HTTPServer
 
+from app import metrics
+from app.logs import HEADER as REQUEST_ID_HEADER
+from app.logs import REQUEST_ID, request_id_for
 from app.settings import Settings
 from app.web.encoding import encode_json
 
@@ -60,6 +63,22 @@ SECURITY_HEADERS = {
 }
 JSON_TYPE = "application/json"
 API_PREFIX = "/api/"
+
+
+class RequestIdHeader(tornado.web.OutputTransform):
+    """Echoes the request's id (`X-Request-Id`, chosen by `_RequestGuard`) in every response a handler sends, so a
+    client or a proxy can find the log lines of its request."""
+
+    def __init__(self, request: httputil.HTTPServerRequest) -> None:
+        super().__init__(request)
+        self.request_id = request.headers.get(REQUEST_ID_HEADER)
+
+    def transform_first_chunk(
+        self, status_code: int, headers: httputil.HTTPHeaders, chunk: bytes, finishing: bool
+    ) -> tuple[int, httputil.HTTPHeaders, bytes]:
+        if self.request_id:
+            headers[REQUEST_ID_HEADER] = self.request_id
+        return status_code, headers, chunk
 
 
 class SecurityHeaders(tornado.web.OutputTransform):
@@ -143,6 +162,7 @@ class GuardedApplication(tornado.web.Application):
         self.max_body_bytes = settings.max_body_bytes
         self.allowed_hosts = HostAllowList(settings.allowed_hosts)
         self.add_transform(SecurityHeaders)
+        self.add_transform(RequestIdHeader)
 
     def start_request(self, server_conn: object, request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
         return _RequestGuard(self, super().start_request(server_conn, request_conn), request_conn)
@@ -170,6 +190,7 @@ class _RequestGuard(httputil.HTTPMessageDelegate):
         self.started = False  # the inner delegate has the headers
         self.refused = False
         self.received = 0
+        self.request_id = ""
         self.request_line: httputil.RequestStartLine | None = None
         self.headers = httputil.HTTPHeaders()
 
@@ -178,6 +199,11 @@ class _RequestGuard(httputil.HTTPMessageDelegate):
     ) -> Awaitable[None] | None:
         assert isinstance(start_line, httputil.RequestStartLine)
         self.request_line, self.headers = start_line, headers
+        # The request's id, from here on: the handler's task is made from this one (when the request is complete), so
+        # it inherits the context variable, and the request carries the id chosen in place of what was sent.
+        self.request_id = request_id_for(headers.get(REQUEST_ID_HEADER))
+        headers[REQUEST_ID_HEADER] = self.request_id
+        REQUEST_ID.set(self.request_id)
         refusal = self._check(start_line, headers)
         if refusal is not None:
             self._refuse(*refusal)
@@ -201,11 +227,13 @@ class _RequestGuard(httputil.HTTPMessageDelegate):
 
     def finish(self) -> None:
         if not self.refused:
-            self.inner.finish()
+            self.inner.finish()  # starts the handler's task, which keeps the request's id
+        REQUEST_ID.set(None)  # the connection's own task waits for the next request: no id until it comes
 
     def on_connection_close(self) -> None:
         if self.started and not self.refused:
             self.inner.on_connection_close()
+        REQUEST_ID.set(None)
 
     # -- the checks --------------------------------------------------------------------------------------
     def _check(
@@ -261,9 +289,11 @@ class _RequestGuard(httputil.HTTPMessageDelegate):
                 "Content-Length": str(len(body)),
                 "Cache-Control": "no-store",
                 "Connection": "close",
+                REQUEST_ID_HEADER: self.request_id,
                 **SECURITY_HEADERS,
             }
         )
+        metrics.record_request(metrics.REFUSED, method, status, None)
         self.connection.write_headers(
             httputil.ResponseStartLine("HTTP/1.1", status, reason), headers, None if method == "HEAD" else body
         )

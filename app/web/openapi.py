@@ -87,6 +87,7 @@ LOCKED = {
 # else needs a signed-in caller. Every operation gets its security and its 401 (and 403) from these.
 PUBLIC_OPERATIONS = {
     ("/health", "get"),
+    ("/metrics", "get"),
     ("/api/books", "get"),
     ("/api/books/{book_id}", "get"),
     ("/api/session", "post"),
@@ -187,6 +188,18 @@ def document(*, production: bool = False) -> dict[str, Any]:
                 "get": {
                     "summary": "Is Cassandra reachable at the configured consistency",
                     "responses": {"200": _json(_ref("Health"), "Reachable"), "503": UNAVAILABLE},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "The service's metrics, in the Prometheus text format (development only: production "
+                    "serves them on its admin port, METRICS_PORT)",
+                    "responses": {
+                        "200": {
+                            "description": "Counters, gauges and histograms of this instance",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
                 }
             },
             "/api/books": {

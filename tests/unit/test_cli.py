@@ -212,6 +212,10 @@ def test_add_librarian_refuses_a_short_password_or_a_bad_email_in_one_line() -> 
         ("CASSANDRA_CONSISTENCY", "MOST", "bad setting: CASSANDRA_CONSISTENCY='MOST' is not a consistency level"),
         ("LIBRARY_ENV", "staging", "bad setting: LIBRARY_ENV='staging' must be 'development' or 'production'"),
         ("LIBRARY_ENV", "production", "needs COOKIE_SECRET and PAGE_TOKEN_SECRET set"),
+        ("LOG_FORMAT", "xml", "bad setting: LOG_FORMAT='xml' must be 'plain' (lines for people) or 'json'"),
+        ("METRICS_PORT", "99999", "bad setting: METRICS_PORT='99999' is not a port number (1-65535)"),
+        ("METRICS_PORT", "8888", "bad setting: METRICS_PORT=8888 is PORT too"),
+        ("METRICS_ADDRESS", "everywhere", "bad setting: METRICS_ADDRESS='everywhere' is not an IP address"),
     ],
 )
 def test_the_app_refuses_a_bad_setting_in_one_line(variable: str, value: str, message: str) -> None:
