@@ -60,6 +60,8 @@ async def open_database(settings: Settings) -> AsyncIterator[Database]:
         db = await Database.connect(settings)
     except DatabaseUnavailable as error:
         raise CliError(f"{error} (is Cassandra running? `python -m cluster status`)") from error
+    except ValueError as error:  # a setting only the database can check (app/db.py: choose_serial_consistency)
+        raise CliError(str(error)) from error
     try:
         yield db
     finally:
