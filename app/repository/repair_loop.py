@@ -5,7 +5,8 @@ life (REPAIR_LEASE_SECONDS) it keeps the lease: the row `repair_lease('audit')`,
 USING TTL`, renewed by its holder with `UPDATE ... USING TTL ... IF holder = ?`. So one instance holds it at a time,
 and when the holder dies (killed, frozen, cut off) its row expires after the TTL and the next instance to try takes
 it. The holder runs `Library.audit(repair=True)` REPAIR_EVERY_SECONDS after its last pass ended (at once on taking
-the lease), and only one pass at a time; a clean stop releases the lease (`DELETE ... IF holder = ?`).
+the lease), only one pass at a time, keeping the lease through it; a clean stop releases the lease (`DELETE ...
+IF holder = ?`).
 
 The lease is about cost, never safety. A pass reads every lock and view in full, and one is enough; but two passes at
 once (a holder that stalled past its TTL while another took over, an operator's own `audit(repair=True)`, the stress
@@ -216,6 +217,7 @@ class RepairLoop:
         self._pass: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()  # a stop, or a pass that ended
         self._unreachable = False
 
     # -- running it
@@ -234,6 +236,7 @@ class RepairLoop:
         """Ends the loop: a pass under way is stopped (the repair may stop anywhere, as a request may), and the
         lease released, so another instance takes it at its next tick instead of after the TTL."""
         self._stop.set()
+        self._wake.set()
         await self._cancel()
         if self.figures.holding:
             await self.lease.release(self.holder)
@@ -242,6 +245,7 @@ class RepairLoop:
     async def abandon(self) -> None:
         """Ends the loop without releasing the lease, as a killed instance would (for tests)."""
         self._stop.set()
+        self._wake.set()
         await self._cancel()
 
     async def _cancel(self) -> None:
@@ -257,8 +261,17 @@ class RepairLoop:
                 await self.step()
             except Exception:  # the loop outlives any bug of a tick; the next one tries again
                 log.exception("background repair: a tick failed")
+            self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), renew_every(self.lease_seconds))
+                await asyncio.wait_for(self._wake.wait(), self._next_wait())
+
+    def _next_wait(self) -> float:
+        """Until the lease is next kept, or the next pass is due if that is sooner (woken when a pass ends)."""
+        wait = renew_every(self.lease_seconds)
+        running = self._pass is not None and not self._pass.done()
+        if self.figures.holding and not running and self._last_end is not None:
+            wait = min(wait, max(0.0, self._last_end + self.every - self.clock()))
+        return wait
 
     async def step(self) -> None:
         """One tick: the lease taken or renewed, then a pass started if one is due."""
@@ -336,6 +349,7 @@ class RepairLoop:
         finally:
             self.figures.running = False
             self._last_end = self.clock()
+            self._wake.set()
         if report is not None:
             self._count(report, self._last_end - started)
         for listener in self.listeners:
