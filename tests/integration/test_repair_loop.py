@@ -1,21 +1,23 @@
 """The background repair on a real cluster (app/repository/repair_loop.py): one holder of the lease at a time among
 loops on separate connections and among `python -m app` processes, another taking over when the holder dies (a
 task cancelled without a word, a process killed with SIGKILL); the loop repairing a corrupted view by itself; and
-the lease and the passes going on through a node kill."""
+the lease and the passes going on through a node kill; and a short run of `python -m bench repair`."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from tool_support import PROJECT_DIR, fresh_keyspace
+from tool_support import PROJECT_DIR, fresh_keyspace, run_tool, tool_env
 
 import cluster
 from app.db import Database
@@ -183,3 +185,17 @@ async def test_two_app_processes_one_holder_and_a_takeover_after_sigkill(
             assert "took the repair lease" in survivor_log.read_text()
     finally:
         db.close()
+
+
+def test_bench_repair_prints_every_row_with_its_ratio(cassandra_hosts: list[str], tmp_path: Path) -> None:
+    """`python -m bench repair` at a tiny size: only the shape of what it prints and writes is checked."""
+    figures = tmp_path / "repair.json"
+    args = ["-m", "bench", "repair", "--books", "40", "--runs", "1", "--lease-seconds", "3", "--json", str(figures)]
+    result = run_tool([*args, "--keyspace", "test_bench_repair"], tool_env(cassandra_hosts, "test_bench_repair"))
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    for row in ("off", "every 60 s (default)", "every 1 s"):
+        assert row in result.stdout
+    summary = json.loads(figures.read_text())["summary"]
+    assert [row["mode"] for row in summary] == ["off", "every 60 s (default)", "every 1 s"]
+    assert summary[0]["ratio"]["median"] == 1 and all(row["errors"] == 0 for row in summary)
+    assert summary[1]["pass_seconds"] is not None
