@@ -45,7 +45,6 @@ TOOLS = [
     Tool(("-m", "bench.streaming"), "bench.streaming"),
     Tool(("-m", "bench.report"), "bench.report"),
     Tool(("-m", "bench.naive_peer"), "bench.naive_peer"),
-    Tool(("-m", "bench", "repair"), "bench.repair"),
     Tool(("stress_test.py",), "stress_test"),
     Tool(("unreserve_all.py",), "unreserve_all"),
     Tool(("add_librarian.py",), "add_librarian"),
