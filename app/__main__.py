@@ -2,8 +2,9 @@
 
 Without CASSANDRA_HOSTS it starts the single local Cassandra node of `cluster/`, or reuses whichever
 local cluster already runs (the 3-node one of the tests included). It applies the schema, writes the
-demo catalogue into an empty database (SEED_DEMO_DATA=0 turns that off), and serves until Ctrl-C or
-SIGTERM.
+demo catalogue into an empty database (SEED_DEMO_DATA=0 turns that off), runs the background audit-and-repair
+under the repair lease (app/repository/repair_loop.py; REPAIR_EVERY_SECONDS=0 turns it off), and serves until
+Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -84,11 +85,18 @@ async def serve(settings: Settings) -> None:
         server.listen(settings.http_port)
         log.info("serving on http://localhost:%d/ (debug %s); Ctrl-C stops", settings.http_port, settings.debug)
         admin = metrics_server(settings)
+        repair = library.repair_loop() if settings.repair_every_seconds > 0 else None
+        if repair is not None:
+            repair.start()
+        else:
+            log.info("background repair off on this instance (REPAIR_EVERY_SECONDS=0)")
         await stop.wait()
         log.info("stopping: no new connections, finishing the requests in flight")
         if admin is not None:
             admin.stop()
         server.stop()
+        if repair is not None:
+            await repair.stop()  # releases the lease: another instance takes it at once
         try:
             await asyncio.wait_for(server.close_all_connections(), timeout=10)
         except TimeoutError:

@@ -25,6 +25,10 @@ Version 4 (issue 23) adds `users.search_terms` with its index, and `book_history
 gets the terms written for every card (`ReaderRepository.backfill_search_terms`, each only while the card still has
 the name and e-mail they are made of), and version 4 is recorded only once that has finished. Stop the instances of
 the earlier version first: they would write cards without terms, which the desk's search would not find.
+
+Issue 24 added `repair_lease`, the background repair's lease: a new table, made by its CREATE TABLE IF NOT EXISTS in
+any keyspace, with nothing to rewrite, so the schema version stays 4. Instances of the earlier version run no
+background repair and never read it.
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ SCHEMA_VERSION = 4
 # The version that brought the books' search terms (their backfill runs on a keyspace that has not recorded it).
 BOOK_TERMS_VERSION = 3
 # The tables that hold the service's data, for tools that empty or scan a keyspace (not `shared_secrets`: emptying
-# it under running instances would give the next one to start other keys than theirs).
+# it under running instances would give the next one to start other keys than theirs; nor `repair_lease`, which holds
+# no data, only who repairs now).
 DATA_TABLES = (
     "books",
     "users",

@@ -89,11 +89,30 @@ def _environment(name: str, default: str) -> str:
     return value
 
 
+def _seconds(name: str, default: str) -> float:
+    """A number of seconds, 0 or more (0 turns what it paces off)."""
+    value = _env(name, default)
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a number of seconds") from None
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"{name}={value!r} must be 0 or more seconds")
+    return seconds
+
+
 def _positive_int(name: str, default: str) -> int:
     value = _env(name, default)
     if not value.isdigit() or not int(value) > 0:
         raise ValueError(f"{name}={value!r} is not a positive whole number")
     return int(value)
+
+
+def _lease_seconds(name: str, default: str) -> int:
+    value = _positive_int(name, default)
+    if value < 3:
+        raise ValueError(f"{name}={value}: a lease renewed every third of its life needs at least 3 seconds")
+    return value
 
 
 # The names a browser on this machine uses for the service: DNS rebinding can give any name to 127.0.0.1, so only
@@ -217,6 +236,12 @@ class Settings:
     # serves it on the main port.
     metrics_port: int | None = None
     metrics_address: str = "127.0.0.1"
+    # The background audit-and-repair (app/repository/repair_loop.py): a pass this many seconds after the last one
+    # ended, by the one instance holding the repair lease; 0 turns it off on this instance.
+    repair_every_seconds: float = 60.0
+    # The lease's time to live: its holder renews it every third of it, and another instance takes it over at most
+    # this long after the holder died. A whole number of seconds (Cassandra's TTL), at least 3.
+    repair_lease_seconds: int = 30
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -264,6 +289,8 @@ class Settings:
             log_format=_log_format("LOG_FORMAT", PLAIN),
             metrics_port=metrics_port,
             metrics_address=_address("METRICS_ADDRESS", "127.0.0.1"),
+            repair_every_seconds=_seconds("REPAIR_EVERY_SECONDS", "60"),
+            repair_lease_seconds=_lease_seconds("REPAIR_LEASE_SECONDS", "30"),
         )
 
     @property

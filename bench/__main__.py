@@ -42,7 +42,8 @@ def parser() -> ArgumentParser:
         epilog=(
             "`python -m bench peer` measures this service against the naive peer instead, and `python -m bench "
             "statements` counts the statements each kind of request sends to Cassandra, in each; `python -m bench "
-            "datacenters` prices a reservation in two datacenters at SERIAL (see their --help). "
+            "datacenters` prices a reservation in two datacenters at SERIAL, and `python -m bench repair` what the "
+            "background repair costs reserving (see their --help). "
             "Without $CASSANDRA_HOSTS the bench starts the local cluster of each topology (`python -m cluster`), "
             "stopping the other first. With it, it measures that cluster only. Its data goes to keyspace "
             "--keyspace (default bench), emptied at the start."
@@ -192,6 +193,10 @@ async def main(argv: list[str] | None = None) -> int:
         from bench import datacenters
 
         return await datacenters.main(argv[1:])
+    if argv[:1] == ["repair"]:
+        from bench import repair
+
+        return await repair.main(argv[1:])
     args = parser().parse_args(argv)
     options = options_from(args)
     report = await execute(options, lambda message: print(message, file=sys.stderr, flush=True))

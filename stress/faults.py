@@ -66,7 +66,9 @@ class Fleet:
 
     def _start(self, number: int, skew: float) -> Instance:
         marker = f"{self._tag}/{number}"
-        env = {MARKER: marker, "LOG_LEVEL": "WARNING"}
+        # No background repair in the instances: the run's verdict is the audit of what the requests left, and the
+        # repair beside the traffic is --repair-every's, counted in the summary.
+        env = {MARKER: marker, "LOG_LEVEL": "WARNING", "REPAIR_EVERY_SECONDS": "0"}
         if skew:
             env.update(LIBRARY_CLOCK_SKEW=repr(skew), PYTHONPATH=f"{SKEW_DIR}{os.pathsep}{PROJECT_DIR}")
         log = LOG_DIR / f"stress-{self._tag}-instance-{number}.log"

@@ -10,8 +10,10 @@ and withdraws a book's lock through the use cases), the readers' cards (`ReaderR
 whether a reader it deletes holds any reservation), the sessions, sign-in lockout and desk log (`AccountRepository`,
 which reads a card's PIN hash through the readers part), the books' reservation history (`BookHistory`, a record
 the service writes after each change, outside the reservations' protocol), and the audit with its repair
-(`AuditRepository`, which mends through the use cases' public operations). They share one database handle, and the
-parts that need them one version clock and one set of page tokens per `Library`, that is per app instance.
+(`AuditRepository`, which mends through the use cases' public operations) with its background loop (`RepairLoop`
+under the lease of `CassandraLease`, app/repository/repair_loop.py, made by `repair_loop()`). They share one
+database handle, and the parts that need them one version clock and one set of page tokens per `Library`, that is
+per app instance.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from app.repository.idempotency import CassandraKeys
 from app.repository.listings import ReservationListings
 from app.repository.locks import CassandraLockTable, LockRunner
 from app.repository.readers import ReaderRepository
+from app.repository.repair_loop import CassandraLease, RepairLoop
 from app.repository.reservations import Reservations, Step
 from app.repository.shared_secrets import SharedSecrets
 from app.repository.store import CassandraReservationStore
@@ -70,6 +73,7 @@ class Library:
         self.accounts = AccountRepository(db, self.readers, self.seal)
         self.shared_secrets = SharedSecrets(db)
         self.history = BookHistory(db)
+        self.repair_lease = CassandraLease(db)
         # Named points inside operations where a test may pause one (see Reservations._step).
         self.steps: dict[str, Step] = self.reservations.steps
 
@@ -121,6 +125,20 @@ class Library:
         # -- audit, repair, upgrade
         self.audit = self.auditor.audit
         self.upgrade_locks = self.auditor.upgrade_locks
+
+    def repair_loop(
+        self, *, every: float | None = None, lease_seconds: int | None = None, holder: str | None = None
+    ) -> RepairLoop:
+        """The background audit-and-repair of this instance, under the repair lease, paced by REPAIR_EVERY_SECONDS
+        and REPAIR_LEASE_SECONDS unless told otherwise; not started (`start()` it)."""
+        settings = self.db.settings
+        return RepairLoop(
+            self.audit,
+            self.repair_lease,
+            every=settings.repair_every_seconds if every is None else every,
+            lease_seconds=settings.repair_lease_seconds if lease_seconds is None else lease_seconds,
+            holder=holder,
+        )
 
     async def load_secrets(self) -> None:
         """Takes the deployment's shared development secrets from the keyspace (made there by the first instance
