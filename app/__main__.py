@@ -16,7 +16,7 @@ import signal
 from cassandra import ConsistencyLevel
 
 import cluster
-from app import logs
+from app import logs, metrics
 from app.db import Database
 from app.demo_data import demo_sign_ins, seed_if_empty
 from app.models import DatabaseUnavailable
@@ -88,6 +88,7 @@ async def serve(settings: Settings) -> None:
         repair = library.repair_loop() if settings.repair_every_seconds > 0 else None
         if repair is not None:
             repair.start()
+            metrics.watch_repair(repair)
         else:
             log.info("background repair off on this instance (REPAIR_EVERY_SECONDS=0)")
         await stop.wait()

@@ -14,6 +14,8 @@ What is counted where, once each:
   not), by transition: `LockRunner.run`; a reserve's is the `take`;
 - heals (a held lock's views rebuilt, a move left half-way finished or abandoned): `Reservations.heal`, `.settle`;
 - the audit's repairs by kind, and when its last repair pass finished: `Audit` (app/repository/audit.py);
+- the background repair's lease, lag and passes: read off `RepairLoop.figures` (`watch_repair`, called by
+  `python -m app` for its loop);
 - Cassandra requests that failed, by the driver's error class: `app/db.py`, where driver errors are translated.
 
 Pure: no I/O, no Tornado, no Cassandra; the schedule search (tests/schedules/) runs the counted code too.
@@ -22,6 +24,7 @@ Pure: no I/O, no Tornado, no Cassandra; the schedule search (tests/schedules/) r
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -36,7 +39,10 @@ from prometheus_client import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
-from app.models import Conflict, DatabaseUnavailable, InvalidInput, NotFound
+from app.models import AuditReport, Conflict, DatabaseUnavailable, InvalidInput, NotFound
+
+if TYPE_CHECKING:  # the repository imports this module; only the types go the other way
+    from app.repository.repair_loop import RepairFigures, RepairLoop
 
 # A `_created` series beside every counter doubles what is scraped and no panel uses it.
 disable_created_metrics()
@@ -114,6 +120,27 @@ LAST_REPAIR = Gauge(
     registry=REGISTRY,
 )
 
+# The background repair (app/repository/repair_loop.py), read off its figures at each scrape (`watch_repair`).
+REPAIR_LEASE_HELD = Gauge(
+    "library_repair_lease_held",
+    "1 while this instance holds the background repair's lease (one instance at a time runs the repair), else 0",
+    registry=REGISTRY,
+)
+REPAIR_LAG = Gauge(
+    "library_repair_lag_seconds",
+    "Seconds since the last background repair pass this instance knows of ended: its own, or the lease holder's, "
+    "read off the lease",
+    registry=REGISTRY,
+)
+REPAIR_PASSES = Counter(
+    "library_repair_passes",
+    "Background repair passes this instance ran, by result: completed, or failed (Cassandra did not answer; the "
+    "next pass comes at the usual interval)",
+    ["result"],
+    registry=REGISTRY,
+)
+REPAIR_PASS_RESULTS = ("completed", "failed")
+
 # -- Cassandra ------------------------------------------------------------------------------------------------------
 CASSANDRA_ERRORS = Counter(
     "library_cassandra_errors",
@@ -130,6 +157,21 @@ for _kind in HEAL_KINDS:
     HEALS.labels(_kind)
 for _kind in REPAIR_KINDS:
     REPAIRS.labels(_kind)
+for _result in REPAIR_PASS_RESULTS:
+    REPAIR_PASSES.labels(_result)
+
+
+def watch_repair(loop: RepairLoop) -> None:
+    """The background repair's lease and lag, read at each scrape, and its passes counted as they end. For the
+    process's one loop (`python -m app`): a gauge reads one function."""
+    figures = loop.figures
+    REPAIR_LEASE_HELD.set_function(lambda: 1.0 if figures.holding else 0.0)
+    REPAIR_LAG.set_function(figures.lag)
+    loop.listeners.append(_count_repair_pass)
+
+
+def _count_repair_pass(figures: RepairFigures, report: AuditReport | None) -> None:
+    REPAIR_PASSES.labels("completed" if report is not None else "failed").inc()
 
 
 # The route label of requests no handler's pattern matched, and of those the guards refused before routing.

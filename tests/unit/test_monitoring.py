@@ -6,8 +6,10 @@ the metrics are the module's, registered once."""
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from types import SimpleNamespace
 
 import pytest
 import tornado.web
@@ -20,6 +22,7 @@ from app.db import Database
 from app.launcher import free_port
 from app.models import Conflict, DatabaseUnavailable, InvalidInput, UnknownBook
 from app.repository import Library
+from app.repository.repair_loop import RepairFigures
 from app.settings import PRODUCTION, Settings
 from app.web import ROUTES, make_app
 from app.web.guards import http_server
@@ -206,3 +209,17 @@ async def test_every_answer_echoes_its_request_id(serve: Serve, path: str) -> No
 async def test_a_refusal_before_routing_echoes_its_request_id_too(serve: Serve) -> None:
     answer = await fetch(f"{serve(DEVELOPMENT)}/openapi.json", Host="evil.example", **{"X-Request-Id": "client-8"})
     assert answer.code == 400 and answer.headers["X-Request-Id"] == "client-8"
+
+
+def test_the_background_repair_is_read_at_each_scrape() -> None:
+    """The lease and the lag are the loop's figures at the moment of the scrape; each pass is counted as it ends."""
+    figures = RepairFigures(holder="this instance", started_at=time.time() - 5)
+    loop = SimpleNamespace(figures=figures, listeners=[])
+    metrics.watch_repair(loop)  # type: ignore[arg-type]
+    assert metrics.REGISTRY.get_sample_value("library_repair_lease_held") == 0
+    figures.holding = True
+    assert metrics.REGISTRY.get_sample_value("library_repair_lease_held") == 1
+    assert 4 < (metrics.REGISTRY.get_sample_value("library_repair_lag_seconds") or 0) < 60
+    failed = metrics.REGISTRY.get_sample_value("library_repair_passes_total", {"result": "failed"}) or 0
+    loop.listeners[0](figures, None)
+    assert metrics.REGISTRY.get_sample_value("library_repair_passes_total", {"result": "failed"}) == failed + 1
