@@ -57,6 +57,10 @@ def running_app_process(
     what runs instead of `app`, with its arguments (the bench's naive peer, which answers /health too)."""
     port = free_port()
     env = {
+        # No background repair unless asked for (extra_env, or the caller's environment): a test or a bench run checks
+        # or measures what its requests do, and a repair beside them is a fault it names (stress_test.py
+        # --repair-every, tests/integration/test_repair_loop.py).
+        "REPAIR_EVERY_SECONDS": "0",
         **os.environ,
         "CASSANDRA_HOSTS": ",".join(hosts),
         "CASSANDRA_KEYSPACE": keyspace,

@@ -66,9 +66,9 @@ class Fleet:
 
     def _start(self, number: int, skew: float) -> Instance:
         marker = f"{self._tag}/{number}"
-        # No background repair in the instances: the run's verdict is the audit of what the requests left, and the
-        # repair beside the traffic is --repair-every's, counted in the summary.
-        env = {MARKER: marker, "LOG_LEVEL": "WARNING", "REPAIR_EVERY_SECONDS": "0"}
+        # No background repair in the instances (running_app's default): the run's verdict is the audit of what the
+        # requests left, and the repair beside the traffic is --repair-every's, counted in the summary.
+        env = {MARKER: marker, "LOG_LEVEL": "WARNING"}
         if skew:
             env.update(LIBRARY_CLOCK_SKEW=repr(skew), PYTHONPATH=f"{SKEW_DIR}{os.pathsep}{PROJECT_DIR}")
         log = LOG_DIR / f"stress-{self._tag}-instance-{number}.log"

@@ -31,9 +31,9 @@ async def stress_db(settings: Settings) -> AsyncIterator[Database]:
 
 @pytest.fixture(scope="module")
 def app_url(stress_db: Database, cassandra_hosts: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    # No background repair: the stress tool's verdict is the audit of what the requests left.
+    # No background repair (running_app's default): the stress tool's verdict is the audit of what the requests left.
     log = tmp_path_factory.mktemp("app") / "app.log"
-    with running_app(cassandra_hosts, KEYSPACE, log, extra_env={"REPAIR_EVERY_SECONDS": "0"}) as url:
+    with running_app(cassandra_hosts, KEYSPACE, log) as url:
         yield url
 
 
