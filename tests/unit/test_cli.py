@@ -14,6 +14,7 @@ import importlib
 import os
 import re
 import subprocess
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -244,3 +245,12 @@ def test_the_local_clusters_topologies() -> None:
         "3074457345618258602",
     ]
     assert three.datacenters == [config.DATACENTER] and config.snitch(three) == "SimpleSnitch"
+
+
+def test_no_two_test_modules_share_a_name() -> None:
+    """pytest imports each test module by its bare name (the tests' folders are not packages), so a second
+    test_x.py in another folder stops the whole run at collection ("import file mismatch"), which only the full
+    suite shows: two did, tests/unit/ and tests/integration/ each had a test_monitoring.py and a test_repair_loop.py."""
+    tests = Path(__file__).resolve().parents[1]
+    names = Counter(path.name for path in tests.rglob("test_*.py"))
+    assert [name for name, count in names.items() if count > 1] == []
