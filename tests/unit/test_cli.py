@@ -167,13 +167,16 @@ def test_a_bad_option_is_one_line_and_exit_status_2(tool: Tool, words: tuple[str
     [
         (["-m", "seeder", "--books", "many"], "argument --books: 'many' is not a whole number"),
         (["-m", "seeder", "--concurrency", "0"], "argument --concurrency: 0 must be between 1 and 1024"),
-        (["-m", "cluster", "up", "--nodes", "2"], "argument --nodes: invalid choice: 2 (choose from 1, 3)"),
+        (["-m", "cluster", "up", "--nodes", "6"], "argument --nodes: invalid choice: 6 (choose from 1, 2, 3, 4, 5)"),
         (["-m", "cluster", "up", "--timeout", "soon"], "argument --timeout: 'soon' is not a number of seconds"),
         (["-m", "cluster", "up", "--dcs", "2", "--nodes", "3"], "--dcs 2 runs two nodes in each datacenter"),
         (["-m", "cluster", "up", "--dcs", "3"], "argument --dcs: invalid choice: 3 (choose from 1, 2)"),
-        (["-m", "cluster", "stop", "9"], "argument node: 9 must be between 1 and 4"),
-        (["-m", "cluster", "start", "0"], "argument node: 0 must be between 1 and 4"),
-        (["-m", "cluster", "cqlsh", "5"], "argument node: 5 must be between 1 and 4"),
+        (["-m", "cluster", "stop", "9"], "argument node: 9 must be between 1 and 5"),
+        (["-m", "cluster", "start", "0"], "argument node: 0 must be between 1 and 5"),
+        (["-m", "cluster", "cqlsh", "6"], "argument node: 6 must be between 1 and 5"),
+        (["-m", "cluster", "decommission", "6"], "argument node: 6 must be between 1 and 5"),
+        (["-m", "cluster", "add", "--token", "x"], "argument --token: 'x' is not a whole number"),
+        (["-m", "cluster", "add", "--token", "9223372036854775808"], "argument --token: 9223372036854775808 must be"),
         (["-m", "cluster"], "the following arguments are required: COMMAND"),
         (["-m", "bench", "--ops", "0"], "argument --ops: 0 must be at least 1"),
         (["-m", "bench.streaming", "--reservations", "x"], "argument --reservations: 'x' is not a whole number"),
@@ -244,3 +247,43 @@ def test_the_local_clusters_topologies() -> None:
         "3074457345618258602",
     ]
     assert three.datacenters == [config.DATACENTER] and config.snitch(three) == "SimpleSnitch"
+
+
+def test_up_to_five_nodes_in_one_datacenter_and_the_token_a_new_node_gets() -> None:
+    """`up --nodes N` splits the ring evenly among N nodes; a node added later (`python -m cluster add`) takes the
+    middle of the largest range, which wraps round the ring's end."""
+    from cluster import config
+
+    assert [t.size for t in config.SINGLE_DATACENTER] == [1, 2, 3, 4, 5]
+    assert config.SINGLE_DATACENTER[2] is config.THREE_NODES and config.SINGLE_DATACENTER[0] is config.ONE_NODE
+    four = config.SINGLE_DATACENTER[3]
+    assert [four.initial_token(i) for i in range(1, 5)] == [-(2**63), -(2**62), 0, 2**62]
+    assert four.datacenter_of(5) == config.DATACENTER  # an added node joins the one datacenter
+    three = [config.THREE_NODES.initial_token(i) for i in (1, 2, 3)]
+    fourth = config.bisecting_token(three)
+    # The range that wraps round the ring's end, from node 3 to node 1, is the widest by one: it is halved.
+    assert fourth == 6148914691236517205 and three[2] < fourth
+    assert config.bisecting_token([*three, fourth]) not in (*three, fourth)
+    # One node: its range is the whole ring, and the middle of it lies across the ring's end.
+    assert config.bisecting_token([0]) == -(2**63)
+    assert config.bisecting_token([2**63 - 1, -(2**63)]) == -1
+
+
+def test_the_members_a_cluster_remembers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before `add` or `decommission`, a topology's members are its nodes as created; after, members.json says."""
+    from cluster import config, manager
+
+    monkeypatch.setattr(manager, "HOME", tmp_path)
+    three = config.THREE_NODES
+    assert [(m.index, m.token, m.bootstrap) for m in manager.members(three)] == [
+        (i, three.initial_token(i), False) for i in (1, 2, 3)
+    ]
+    grown = [*manager.members(three)[1:], manager.Member(4, 5, bootstrap=True)]
+    manager._remember(three, grown)
+    assert manager.members(three) == grown
+    assert [n.address for n in manager._nodes(three)] == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    # Node 1 left: the first node there from the start is the seed, never the one that bootstrapped.
+    assert {tuple(n.seeds) for n in manager._nodes(three)} == {(2,)}
+    (tmp_path / "3-node" / "members.json").write_text("{")
+    with pytest.raises(manager.ClusterError, match="members.json cannot be read"):
+        manager.members(three)
