@@ -82,8 +82,15 @@ def parser() -> ArgumentParser:
     add = commands.add_parser(
         "add",
         help="bootstrap a new node into the running cluster and wait until it is NORMAL",
-        description="Start the lowest free node number with auto_bootstrap: it streams its ranges from the others. "
+        description="Start a new node (the lowest free number unless --node says) with auto_bootstrap: it streams "
+        "its ranges from the others. "
         "Waits until it serves CQL and every node has it NORMAL, then prints how long it took. One datacenter only.",
+    )
+    add.add_argument(
+        "--node",
+        type=node,
+        help="the new node's number (default: the lowest free one); a node decommissioned earlier comes back this "
+        "way, as a new node with nothing of its old data",
     )
     add.add_argument(
         "--token",
@@ -143,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "start":
             cluster.start_node(args.node, progress=_print)
         elif args.command == "add":
-            change = cluster.add(token=args.token, timeout=args.timeout, progress=_print)
+            change = cluster.add(token=args.token, timeout=args.timeout, progress=_print, node=args.node)
             _print(f"node {change.node} added (token {change.token}) in {change.seconds:.1f}s")
         elif args.command == "decommission":
             change = cluster.decommission(args.node, timeout=args.timeout, progress=_print)

@@ -629,10 +629,13 @@ def _running_single_datacenter() -> config.Topology:
     return topology
 
 
-def add(token: int | None = None, timeout: float = 600, progress: Progress = _quiet) -> Change:
-    """Bootstrap a new node into the running cluster of one datacenter: the lowest free node number, with `token`
-    or else one that bisects the largest range; it streams its ranges from the others. Returns once the node serves
-    CQL and every other node has it NORMAL in its ring; the cluster then remembers it."""
+def add(
+    token: int | None = None, timeout: float = 600, progress: Progress = _quiet, *, node: int | None = None
+) -> Change:
+    """Bootstrap a new node into the running cluster of one datacenter: `node`, else the lowest free node number,
+    with `token`, else one that bisects the largest range; it streams its ranges from the others. Returns once the
+    node serves CQL and every other node has it NORMAL in its ring; the cluster then remembers it. A node
+    decommissioned earlier comes back this way, wiped, as a new node (with its old token, if given)."""
     topology = _running_single_datacenter()
     current = members(topology)
     nodes = _nodes(topology)
@@ -645,6 +648,9 @@ def add(token: int | None = None, timeout: float = 600, progress: Progress = _qu
     free = [i for i in range(1, config.MAX_NODES + 1) if i not in {m.index for m in current}]
     if not free:
         raise ClusterError(f"the cluster has {config.MAX_NODES} nodes already, as many as this machine runs")
+    if node is not None and node not in free:
+        raise ClusterError(f"node {node} is in the cluster already: its nodes are {_listing(m.index for m in current)}")
+    index = free[0] if node is None else node
     owners = {m.token: m.index for m in current}
     if token is None:
         token = config.bisecting_token(list(owners))
@@ -653,28 +659,28 @@ def add(token: int | None = None, timeout: float = 600, progress: Progress = _qu
     java = find_java()
     _check_memory(1)
     fetch_jars(progress)
-    joined = [*current, Member(free[0], token, bootstrap=True)]
-    node = next(n for n in _nodes_of(topology, joined) if n.index == free[0])
-    _check_ports(node)
-    node.wipe()  # a node that left the ring earlier must come back as a new one, with nothing of its old data
+    joined = sorted([*current, Member(index, token, bootstrap=True)], key=lambda m: m.index)
+    new = next(n for n in _nodes_of(topology, joined) if n.index == index)
+    _check_ports(new)
+    new.wipe()  # a node that left the ring earlier must come back as a new one, with nothing of its old data
     _remember(topology, joined)
-    progress(f"adding node {node.index} on {node.address} with token {token}, bootstrapping (log: {node.log})")
+    progress(f"adding node {new.index} on {new.address} with token {token}, bootstrapping (log: {new.log})")
     started = time.monotonic()
     try:
-        node.launch(java)
-        _wait_until_up([*nodes, node], timeout, progress)
-        _wait_for_normal(node, nodes, started + timeout)
+        new.launch(java)
+        _wait_until_up([*nodes, new], timeout, progress)
+        _wait_for_normal(new, nodes, started + timeout)
     except BaseException:
         # Not a member after all: stopped, taken out of the others' ring, wiped and forgotten, so that `add` can be
         # tried again.
-        node.terminate(kill=True)
-        _remove_from_ring(node, nodes)
-        node.wipe()
+        new.terminate(kill=True)
+        _remove_from_ring(new, nodes)
+        new.wipe()
         _remember(topology, current)
         raise
     seconds = time.monotonic() - started
-    progress(f"node {node.index} ({node.address}) joined: bootstrapped and NORMAL on every node in {seconds:.1f}s")
-    return Change(node.index, token, seconds)
+    progress(f"node {new.index} ({new.address}) joined: bootstrapped and NORMAL on every node in {seconds:.1f}s")
+    return Change(new.index, token, seconds)
 
 
 def _wait_for_normal(node: Node, peers: list[Node], deadline: float) -> None:

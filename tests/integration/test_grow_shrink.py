@@ -2,7 +2,9 @@
 
 Three replicas on four nodes: not every node holds every book any more. A fourth node bootstraps (`cluster.add`: it
 streams its ranges from the others), the app's driver learns of it by itself (no restart) and sends it requests, then
-the node is decommissioned (`cluster.decommission`: it streams its data back) and the driver forgets it. Stress
+node 2, one of the original three, is decommissioned (`cluster.decommission`: it streams its data to the nodes that
+take its ranges over) and the driver forgets it; node 2 then rejoins, wiped, bootstrapping with its old token, and
+node 4 is decommissioned. Stress
 test 2 runs back to back meanwhile, each run checked on its own: no violation, nothing acknowledged lost, the audit
 clean. The test prints how long the bootstrap and the decommission took and what the clients saw during each (errors,
 p99), and leaves the cluster as it found it, three nodes, even when it fails.
@@ -27,10 +29,20 @@ from stress.run import Options, Report, execute
 pytestmark = [pytest.mark.three_nodes, pytest.mark.grow_shrink]
 
 NEW_NODE = "127.0.0.4"
+LEAVING = 2  # one of the original three: it must come back wiped, bootstrapping like a new node
+ORIGINAL_TOKENS = {i: config.THREE_NODES.initial_token(i) for i in (1, 2, 3)}
 RUN_SIZE = 300  # requests in each stress run: a few seconds each, so that several fall within a bootstrap
 WORKERS = 6
 SETTLE_SECONDS = 4  # stress traffic on four nodes between the join and the decommission
 DRIVER_WAIT_SECONDS = 60
+
+
+@dataclass
+class Phase:
+    what: str
+    began: float
+    ended: float
+    change: cluster.Change
 
 
 @dataclass
@@ -100,43 +112,53 @@ def _summary(runs: list[Run]) -> dict[str, Any]:
     }
 
 
-async def test_a_fourth_node_joins_and_leaves_under_stress(
+async def test_a_fourth_node_joins_and_an_original_one_leaves_under_stress(
     library: Library, web_url: str, three_nodes_as_created: list[cluster.Member]
 ) -> None:
+    """Node 4 joins; node 2, one of the original three, leaves (with three replicas on four nodes, Cassandra lets
+    it); node 2 comes back wiped, bootstrapping with its old token; node 4 leaves. Stress test 2 runs through it all."""
     loop = asyncio.get_running_loop()
-    phases: dict[str, tuple[float, float]] = {}
-    changes: dict[str, cluster.Change] = {}
+    phases: list[Phase] = []
     seen: dict[str, float] = {}
+
+    async def step(what: str, call: Any, *args: Any, **kwargs: Any) -> None:
+        began = loop.time()
+        result = await asyncio.to_thread(call, *args, progress=lambda m: print(f"[cluster] {m}"), **kwargs)
+        phases.append(Phase(what, began, loop.time(), result))
+
+    async def driver_sees(address: str, name: str) -> None:
+        # The driver hears of a node joining from the cluster's events; the app is not restarted.
+        seen[f"{name}_up_in_driver_s"] = await _until(
+            lambda: _driver_hosts(library).get(address) is True, f"the app's driver seeing {address} UP"
+        )
+        seen[f"{name}_pooled_s"] = await _until(
+            lambda: _pooled(library, address), f"the app's driver connecting to {address}"
+        )
+
+    async def driver_forgets(address: str, name: str) -> None:
+        seen[f"{name}_forgotten_s"] = await _until(
+            lambda: address not in _driver_hosts(library), f"the app's driver forgetting {address}"
+        )
 
     async def grow_and_shrink() -> None:
         await asyncio.sleep(2)  # the first run is under way
-        began = loop.time()
-        changes["add"] = await asyncio.to_thread(cluster.add, progress=lambda m: print(f"[cluster] {m}"))
-        phases["bootstrap"] = (began, loop.time())
-        # The driver hears of the new node from the cluster's events; the app is not restarted.
-        seen["driver_has_it_up_s"] = await _until(
-            lambda: _driver_hosts(library).get(NEW_NODE) is True, "the app's driver seeing node 4 UP"
-        )
-        seen["driver_pools_it_s"] = await _until(
-            lambda: _pooled(library, NEW_NODE), "the app's driver connecting to node 4"
-        )
+        await step("bootstrap of node 4", cluster.add)
+        await driver_sees(NEW_NODE, "node4")
         coordinators = await asyncio.to_thread(_coordinators, library)
         assert NEW_NODE in coordinators, f"the app's requests never reached node 4: {coordinators}"
         await asyncio.sleep(SETTLE_SECONDS)
-        began = loop.time()
-        changes["decommission"] = await asyncio.to_thread(
-            cluster.decommission, 4, progress=lambda m: print(f"[cluster] {m}")
-        )
-        phases["decommission"] = (began, loop.time())
-        seen["driver_forgets_it_s"] = await _until(
-            lambda: NEW_NODE not in _driver_hosts(library), "the app's driver forgetting node 4"
-        )
+        await step(f"decommission of node {LEAVING}", cluster.decommission, LEAVING)
+        await driver_forgets(config.node_address(LEAVING), f"node{LEAVING}")
+        await step(f"node {LEAVING} rejoining (bootstrap)", cluster.add, token=ORIGINAL_TOKENS[LEAVING], node=LEAVING)
+        await driver_sees(config.node_address(LEAVING), f"node{LEAVING}")
+        await step("decommission of node 4", cluster.decommission, 4)
+        await driver_forgets(NEW_NODE, "node4")
 
     change = asyncio.create_task(grow_and_shrink())
     runs: list[Run] = []
     try:
         # Stress test 2 back to back while the cluster grows and shrinks, and one more run on three nodes after.
-        while not change.done() or len(runs) < 2 or runs[-1].started < phases.get("decommission", (0, 0))[1]:
+        while not change.done() or len(runs) < 2 or runs[-1].started < phases[-1].ended:
             options = Options(test=2, size=RUN_SIZE, workers=WORKERS, url=web_url, seed=len(runs) + 1, time_limit=240)
             began = loop.time()
             report = await execute(options, library)
@@ -151,25 +173,30 @@ async def test_a_fourth_node_joins_and_leaves_under_stress(
         await asyncio.gather(change, return_exceptions=True)
         await asyncio.to_thread(_back_to_three_nodes)
 
-    bootstrap = _summary(_overlapping(runs, *phases["bootstrap"]))
-    decommission = _summary(_overlapping(runs, *phases["decommission"]))
-    steady = _summary(
-        [r for r in runs if r not in _overlapping(runs, phases["bootstrap"][0], phases["decommission"][1])]
-    )
+    lines = [
+        f"{p.what}: {p.change.seconds:.1f}s (token {p.change.token}); clients meanwhile: "
+        f"{_summary(_overlapping(runs, p.began, p.ended))}"
+        for p in phases
+    ]
+    steady = [r for r in runs if not _overlapping([r], phases[0].began, phases[-1].ended)]
     print(
-        f"\nbootstrap of node 4: {changes['add'].seconds:.1f}s (token {changes['add'].token}); clients meanwhile: "
-        f"{bootstrap}\ndecommission of node 4: {changes['decommission'].seconds:.1f}s; clients meanwhile: "
-        f"{decommission}\nthe app's driver, seconds after each change returned: "
-        f"{ {k: round(v, 2) for k, v in seen.items()} }\nruns before and after, on three nodes: {steady}"
+        "\n" + "\n".join(lines) + f"\nthe app's driver, seconds after each change returned: "
+        f"{ {k: round(v, 2) for k, v in seen.items()} }\nruns before and after, on three nodes: {_summary(steady)}"
     )
-    assert bootstrap["runs"] >= 1 and decommission["runs"] >= 1, "no stress run overlapped a change: make runs longer"
+    assert all(_overlapping(runs, p.began, p.ended) for p in phases), "a change overlapped no stress run"
     assert sum(r.report.successes for r in runs) > 0
+    nodes = cluster.members(config.THREE_NODES)
+    assert [(m.index, m.token) for m in nodes] == list(ORIGINAL_TOKENS.items())
 
 
 def _back_to_three_nodes() -> None:
-    """Whatever happened: node 4 decommissioned if it is still a member, so that the next test finds three nodes."""
-    topology = cluster.running_topology()
-    if topology is None:
+    """Whatever happened, the three nodes as created and no other, so that the next test finds them: a missing one
+    bootstraps back with its old token, then node 4 is decommissioned."""
+    if cluster.running_topology() != config.THREE_NODES:
         return
-    if any(m.index == 4 for m in cluster.members(topology)):
+    present = {m.index for m in cluster.members(config.THREE_NODES)}
+    for index, token in ORIGINAL_TOKENS.items():
+        if index not in present:
+            cluster.add(token=token, node=index)
+    if 4 in present:
         cluster.decommission(4)

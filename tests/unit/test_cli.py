@@ -176,6 +176,7 @@ def test_a_bad_option_is_one_line_and_exit_status_2(tool: Tool, words: tuple[str
         (["-m", "cluster", "cqlsh", "6"], "argument node: 6 must be between 1 and 5"),
         (["-m", "cluster", "decommission", "6"], "argument node: 6 must be between 1 and 5"),
         (["-m", "cluster", "add", "--token", "x"], "argument --token: 'x' is not a whole number"),
+        (["-m", "cluster", "add", "--node", "0"], "argument --node: 0 must be between 1 and 5"),
         (["-m", "cluster", "add", "--token", "9223372036854775808"], "argument --token: 9223372036854775808 must be"),
         (["-m", "cluster"], "the following arguments are required: COMMAND"),
         (["-m", "bench", "--ops", "0"], "argument --ops: 0 must be at least 1"),
