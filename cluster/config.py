@@ -163,6 +163,15 @@ FAST_START_OPTIONS = [
     "-Dcassandra.load_ring_state=true",
 ]
 
+# A node that bootstraps must know the whole ring before it picks the nodes to stream from: with the 1 s ring delay
+# above, a node joining a busy machine once computed its ranges before gossip had told it of the other nodes' tokens,
+# streamed nothing and joined empty (acknowledged writes were then missing from a quorum). It waits as long as
+# Cassandra's default says (30 s) and lets gossip settle.
+JOINING_OPTIONS = [
+    "-Dcassandra.ring_delay_ms=30000",
+    "-Dcassandra.load_ring_state=true",
+]
+
 
 def heap_size() -> str:
     """The heap of each node; `CLUSTER_HEAP` overrides it (e.g. `2G`)."""

@@ -119,7 +119,8 @@ class Node:
     def serves_cql(self) -> bool:
         return _port_open(self.address, config.NATIVE_PORT)
 
-    def launch(self, java: str) -> None:
+    def launch(self, java: str, joining: bool = False) -> None:
+        """Start the node's JVM; `joining`: it is about to bootstrap into the running cluster (JOINING_OPTIONS)."""
         for sub in ("conf", "data", "commitlog", "hints", "saved_caches", "cdc_raw", "logs", "triggers", "tmp"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         yaml = self.dir / "conf" / "cassandra.yaml"
@@ -144,7 +145,7 @@ class Node:
             f"-Xmx{heap}",
             *config.JVM17_OPTIONS,
             *([f"-javaagent:{jamm}"] if jamm else []),
-            *config.FAST_START_OPTIONS,
+            *(config.JOINING_OPTIONS if joining else config.FAST_START_OPTIONS),
             f"-Dcassandra.config=file://{yaml}",
             f"-Dcassandra.storagedir={self.dir}",
             f"-Dcassandra.logdir={self.dir / 'logs'}",
@@ -603,6 +604,7 @@ def contact_points() -> list[str]:
 
 
 # -- growing and shrinking ------------------------------------------------------------------------
+STREAM_SOURCE_LINE = "Bootstrap: range "  # RangeStreamer's "range R exists on N for keyspace K", one per range
 RING_LINE = re.compile(r"^([UD][NLJM])\s+(\S+)\s.*?\b([0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12})\b", re.M)
 
 
@@ -667,9 +669,16 @@ def add(
     progress(f"adding node {new.index} on {new.address} with token {token}, bootstrapping (log: {new.log})")
     started = time.monotonic()
     try:
-        new.launch(java)
+        new.launch(java, joining=True)
         _wait_until_up([*nodes, new], timeout, progress)
         _wait_for_normal(new, nodes, started + timeout)
+        if STREAM_SOURCE_LINE not in new.recent_log():
+            # Every ring has keyspaces replicated to several nodes (system_distributed, system_auth): a bootstrap that
+            # found no range to fetch did not know the ring, and the node would serve its ranges empty.
+            raise ClusterError(
+                f"node {new.index} joined without streaming anything (it did not see the ring in time); "
+                f"taking it out again. See {new.log}"
+            )
     except BaseException:
         # Not a member after all: stopped, taken out of the others' ring, wiped and forgotten, so that `add` can be
         # tried again.
