@@ -783,9 +783,12 @@ def nodetool(index: int, arguments: list[str], timeout: float = 120) -> subproce
 
 
 def _nodetool_error(result: subprocess.CompletedProcess[str]) -> str:
-    """nodetool's own message (`error: ...`), else the last line it wrote."""
+    """nodetool's own message (`error: ...` or `nodetool: ...`), else the last line it wrote other than its pointer
+    to `nodetool help`."""
     lines = [line.strip() for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-    for line in lines:
-        if line.startswith("error:"):
-            return line.removeprefix("error:").strip()
+    for prefix in ("error:", "nodetool:"):
+        for line in lines:
+            if line.startswith(prefix):
+                return line.removeprefix(prefix).strip()
+    lines = [line for line in lines if not line.startswith("See 'nodetool help'")]
     return lines[-1] if lines else f"nodetool exited with {result.returncode}"

@@ -288,3 +288,22 @@ def test_the_members_a_cluster_remembers(tmp_path: Path, monkeypatch: pytest.Mon
     (tmp_path / "3-node" / "members.json").write_text("{")
     with pytest.raises(manager.ClusterError, match="members.json cannot be read"):
         manager.members(three)
+
+
+def test_nodetools_refusal_is_told_in_its_own_words() -> None:
+    """`python -m cluster decommission` repeats why Cassandra refused, not nodetool's pointer to its help."""
+    import subprocess
+
+    from cluster import manager
+
+    refused = subprocess.CompletedProcess(
+        [],
+        1,
+        "nodetool: Unsupported operation: Not enough live nodes to maintain replication factor in keyspace library "
+        "(RF = 3, N = 3). Perform a forceful decommission to ignore.\n"
+        "See 'nodetool help' or 'nodetool help <command>'.\n",
+        "",
+    )
+    assert manager._nodetool_error(refused).startswith("Unsupported operation: Not enough live nodes")
+    assert manager._nodetool_error(subprocess.CompletedProcess([], 2, "", "error: No such node\n")) == "No such node"
+    assert manager._nodetool_error(subprocess.CompletedProcess([], 3, "", "")) == "nodetool exited with 3"
