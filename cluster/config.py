@@ -163,6 +163,7 @@ FAST_START_OPTIONS = [
     "-Dcassandra.load_ring_state=true",
 ]
 
+# A node that bootstraps, or decommissions, runs with these (a node to be decommissioned is restarted with them first).
 # A node that bootstraps must know the whole ring before it picks the nodes to stream from: with the 1 s ring delay
 # above, a node joining a busy machine once computed its ranges before gossip had told it of the other nodes' tokens,
 # streamed nothing and joined empty (acknowledged writes were then missing from a quorum). It waits as long as
