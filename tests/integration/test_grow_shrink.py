@@ -119,7 +119,7 @@ async def test_a_fourth_node_joins_and_an_original_one_leaves_under_stress(
     it); node 2 comes back wiped, bootstrapping with its old token; node 4 leaves. Stress test 2 runs through it all."""
     loop = asyncio.get_running_loop()
     phases: list[Phase] = []
-    seen: dict[str, float] = {}
+    seen: dict[str, float | bool] = {}
 
     async def step(what: str, call: Any, *args: Any, **kwargs: Any) -> None:
         began = loop.time()
@@ -136,9 +136,13 @@ async def test_a_fourth_node_joins_and_an_original_one_leaves_under_stress(
         )
 
     async def driver_forgets(address: str, name: str) -> None:
-        seen[f"{name}_forgotten_s"] = await _until(
-            lambda: address not in _driver_hosts(library), f"the app's driver forgetting {address}"
+        # Usually the node is gone from the driver's metadata at once (REMOVED_NODE); once, with the node one of the
+        # app's contact points, the driver only had it DOWN and kept trying to reconnect: either way no request goes
+        # there.
+        seen[f"{name}_dropped_s"] = await _until(
+            lambda: _driver_hosts(library).get(address) is not True, f"the app's driver dropping {address}"
         )
+        seen[f"{name}_forgotten"] = address not in _driver_hosts(library)
 
     async def grow_and_shrink() -> None:
         await asyncio.sleep(2)  # the first run is under way
@@ -179,9 +183,10 @@ async def test_a_fourth_node_joins_and_an_original_one_leaves_under_stress(
         for p in phases
     ]
     steady = [r for r in runs if not _overlapping([r], phases[0].began, phases[-1].ended)]
+    driver = {k: round(v, 2) if isinstance(v, float) else v for k, v in seen.items()}
     print(
-        "\n" + "\n".join(lines) + f"\nthe app's driver, seconds after each change returned: "
-        f"{ {k: round(v, 2) for k, v in seen.items()} }\nruns before and after, on three nodes: {_summary(steady)}"
+        "\n" + "\n".join(lines) + f"\nthe app's driver, seconds after each change returned: {driver}"
+        f"\nruns before and after, on three nodes: {_summary(steady)}"
     )
     assert all(_overlapping(runs, p.began, p.ended) for p in phases), "a change overlapped no stress run"
     assert sum(r.report.successes for r in runs) > 0
