@@ -1,4 +1,4 @@
-"""python -m cluster: run Apache Cassandra locally, one node or three."""
+"""python -m cluster: run Apache Cassandra locally, one to five nodes or two datacenters; grow and shrink it."""
 
 from __future__ import annotations
 
@@ -31,9 +31,10 @@ def _cqlsh(node: int, extra: list[str]) -> int:
 def parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="python -m cluster",
-        description="Run Apache Cassandra 5.0 on this machine: one node on 127.0.0.1, three on "
-        "127.0.0.1-127.0.0.3, or two datacenters of two nodes each (dc1 on 127.0.0.1-2, dc2 on 127.0.0.3-4). "
-        "Data and logs live under .cassandra/ (or $CLUSTER_HOME).",
+        description="Run Apache Cassandra 5.0 on this machine: one node on 127.0.0.1, up to five on "
+        "127.0.0.1-127.0.0.5, or two datacenters of two nodes each (dc1 on 127.0.0.1-2, dc2 on 127.0.0.3-4); "
+        "add a node to the running cluster or decommission one. Data and logs live under .cassandra/ "
+        "(or $CLUSTER_HOME).",
         epilog="Exit status: 0 done, 2 a mistake in the command line, 1 the cluster could not do it (the message "
         "says why), 130 interrupted.",
     )
@@ -44,7 +45,14 @@ def parser() -> ArgumentParser:
         help="start the cluster (or reuse the running one) and wait until it is ready",
         description="Start the cluster, or reuse the one already running, and wait until every node is UP.",
     )
-    up.add_argument("--nodes", type=int, choices=(1, 3), help="how many nodes, in one datacenter (default 1)")
+    up.add_argument(
+        "--nodes",
+        type=int,
+        choices=range(1, config.MAX_NODES + 1),
+        metavar="{1-5}",
+        help="how many nodes, in one datacenter, with balanced tokens (default 1; a cluster grown or shrunk by add "
+        "or decommission comes back with the nodes it has now)",
+    )
     up.add_argument(
         "--dcs",
         type=int,
@@ -71,6 +79,38 @@ def parser() -> ArgumentParser:
         description="Start one stopped node and wait until it is UP.",
     )
     start.add_argument("node", type=node, help=f"node number, 1-{config.MAX_NODES}")
+    add = commands.add_parser(
+        "add",
+        help="bootstrap a new node into the running cluster and wait until it is NORMAL",
+        description="Start a new node (the lowest free number unless --node says) with auto_bootstrap: it streams "
+        "its ranges from the others. "
+        "Waits until it serves CQL and every node has it NORMAL, then prints how long it took. One datacenter only.",
+    )
+    add.add_argument(
+        "--node",
+        type=node,
+        help="the new node's number (default: the lowest free one); a node decommissioned earlier comes back this "
+        "way, as a new node with nothing of its old data",
+    )
+    add.add_argument(
+        "--token",
+        type=number(int, config.MURMUR3_MIN_TOKEN, 2**63 - 1),
+        help="the new node's token (default: the middle of the largest range, as ccm picks it)",
+    )
+    add.add_argument(
+        "--timeout", type=number(float, 1), default=600, help="seconds to wait for the bootstrap (default 600)"
+    )
+    decommission = commands.add_parser(
+        "decommission",
+        help="decommission one node: it streams its data to the others and leaves; then it is stopped and wiped",
+        description="Run Cassandra's decommission on one node (nodetool, through its JMX port), which hands its "
+        "ranges to the nodes that take them over; then stop the node, delete its data and forget it. Cassandra "
+        "refuses when fewer nodes would be left than a keyspace's replicas. Prints how long it took.",
+    )
+    decommission.add_argument("node", type=node, help=f"node number, 1-{config.MAX_NODES}")
+    decommission.add_argument(
+        "--timeout", type=number(float, 1), default=900, help="seconds to wait for the decommission (default 900)"
+    )
     cqlsh = commands.add_parser("cqlsh", help="open cqlsh against a node", description="Open cqlsh against a node.")
     cqlsh.add_argument("node", type=node, nargs="?", default=1, help="node number (default 1)")
     cqlsh.add_argument("cqlsh_args", nargs=argparse.REMAINDER, help="passed on to cqlsh, e.g. -e 'DESCRIBE KEYSPACES'")
@@ -109,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
             _print(f"node {args.node} stopped")
         elif args.command == "start":
             cluster.start_node(args.node, progress=_print)
+        elif args.command == "add":
+            change = cluster.add(token=args.token, timeout=args.timeout, progress=_print, node=args.node)
+            _print(f"node {change.node} added (token {change.token}) in {change.seconds:.1f}s")
+        elif args.command == "decommission":
+            change = cluster.decommission(args.node, timeout=args.timeout, progress=_print)
+            _print(f"node {change.node} decommissioned in {change.seconds:.1f}s")
         elif args.command == "cqlsh":
             return _cqlsh(args.node, args.cqlsh_args)
     except cluster.ClusterError as error:

@@ -1,7 +1,8 @@
 """Per-node configuration files: cassandra.yaml, logback.xml and the JVM options.
 
 Tuned the way Cassandra's own test tooling (ccm) tunes test clusters: one token per node with
-balanced initial tokens, no bootstrap, small heaps. What matters for correctness stays at
+balanced initial tokens, no bootstrap at creation (a node added later bootstraps, with a token that bisects the
+largest range), small heaps. What matters for correctness stays at
 Cassandra's defaults (the commit log, hinted handoff), except one: lightweight transactions run on
 Paxos v2: the whole test suite passes under it, and docs/performance.md measures it about twice as
 fast as v1 on a contended book.
@@ -17,7 +18,7 @@ CLUSTER_NAME = "library"
 DATACENTER = "datacenter1"  # SimpleSnitch names every node's datacenter this way
 STORAGE_PORT = 7000
 NATIVE_PORT = 9042
-MAX_NODES = 4
+MAX_NODES = 5
 MURMUR3_MIN_TOKEN = -(2**63)
 
 
@@ -41,6 +42,8 @@ class Topology:
         return [f"dc{i}" for i in range(1, len(self.nodes_per_datacenter) + 1)]
 
     def datacenter_of(self, index: int) -> str:
+        if len(self.nodes_per_datacenter) == 1 and index >= 1:
+            return DATACENTER  # a node added to the cluster later (`python -m cluster add`) joins the one datacenter
         first = 1
         for name, count in zip(self.datacenters, self.nodes_per_datacenter, strict=True):
             if index < first + count:
@@ -67,7 +70,27 @@ class Topology:
 ONE_NODE = Topology("1-node", (1,))
 THREE_NODES = Topology("3-node", (3,))
 TWO_DATACENTERS = Topology("2-dc", (2, 2))
-TOPOLOGIES = (ONE_NODE, THREE_NODES, TWO_DATACENTERS)
+# `up --nodes N` in one datacenter, N = 1..MAX_NODES; the 1- and 3-node ones keep the folders they always had.
+SINGLE_DATACENTER = tuple(
+    {1: ONE_NODE, 3: THREE_NODES}.get(n, Topology(f"{n}-node", (n,))) for n in range(1, MAX_NODES + 1)
+)
+TOPOLOGIES = (*SINGLE_DATACENTER, TWO_DATACENTERS)
+MURMUR3_RING = 2**64
+
+
+def bisecting_token(tokens: list[int]) -> int:
+    """The token halfway along the largest range between the given nodes' tokens (the ring wraps), as ccm gives a
+    node it adds: the new node takes over half of the most loaded node's primary range."""
+    if not tokens:
+        raise ValueError("no tokens to bisect")
+    ordered = sorted(tokens)
+    # Each range runs from one token to the next; the last wraps round to the first.
+    following = ordered[1:] + ordered[:1]
+    ranges = [(b - a if b > a else b - a + MURMUR3_RING, a) for a, b in zip(ordered, following, strict=True)]
+    width, start = max(ranges, key=lambda r: (r[0], -r[1]))
+    middle = start + width // 2
+    return (middle - MURMUR3_MIN_TOKEN) % MURMUR3_RING + MURMUR3_MIN_TOKEN
+
 
 # Cassandra's conf/jvm17-server.options and conf/jvm-server.options, the parts a node needs on JDK 17.
 JVM17_OPTIONS = [
@@ -140,6 +163,16 @@ FAST_START_OPTIONS = [
     "-Dcassandra.load_ring_state=true",
 ]
 
+# A node that bootstraps, or decommissions, runs with these (a node to be decommissioned is restarted with them first).
+# A node that bootstraps must know the whole ring before it picks the nodes to stream from: with the 1 s ring delay
+# above, a node joining a busy machine once computed its ranges before gossip had told it of the other nodes' tokens,
+# streamed nothing and joined empty (acknowledged writes were then missing from a quorum). It waits as long as
+# Cassandra's default says (30 s) and lets gossip settle.
+JOINING_OPTIONS = [
+    "-Dcassandra.ring_delay_ms=30000",
+    "-Dcassandra.load_ring_state=true",
+]
+
 
 def heap_size() -> str:
     """The heap of each node; `CLUSTER_HEAP` overrides it (e.g. `2G`)."""
@@ -166,21 +199,32 @@ def rackdc_properties(topology: Topology, index: int) -> str:
     return f"dc={topology.datacenter_of(index)}\nrack=rack1\n"
 
 
-def cassandra_yaml(topology: Topology, index: int, node_dir: Path) -> str:
+def cassandra_yaml(
+    topology: Topology,
+    index: int,
+    node_dir: Path,
+    *,
+    token: int | None = None,
+    bootstrap: bool = False,
+    seeds: list[int] | None = None,
+) -> str:
+    """A node of the topology as created (its balanced token, no bootstrap, the topology's seeds), or one added
+    later: its own token, `bootstrap` (it streams its ranges from the others) and the members it gossips with
+    first."""
     address = node_address(index)
-    seeds = ",".join(f"{node_address(i)}:{STORAGE_PORT}" for i in topology.seeds())
+    seed_list = ",".join(f"{node_address(i)}:{STORAGE_PORT}" for i in (seeds or topology.seeds()))
     return f"""\
 # Written by `python -m cluster`; rewritten at every start of this node.
 cluster_name: '{CLUSTER_NAME}'
 num_tokens: 1
-initial_token: {topology.initial_token(index)}
-auto_bootstrap: false
+initial_token: {topology.initial_token(index) if token is None else token}
+auto_bootstrap: {"true" if bootstrap else "false"}
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
 endpoint_snitch: {snitch(topology)}
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: "{seeds}"
+      - seeds: "{seed_list}"
 listen_address: {address}
 rpc_address: {address}
 storage_port: {STORAGE_PORT}
@@ -201,6 +245,22 @@ authorizer: AllowAllAuthorizer
 concurrent_compactors: 1
 auto_snapshot: false
 storage_compatibility_mode: NONE
+"""
+
+
+def jmx_port(index: int) -> int:
+    """Each node's JMX port, on 127.0.0.1 only (Cassandra's local JMX): nodetool reaches the node there."""
+    return 7199 + 100 * (index - 1)
+
+
+TOOLS_LOGBACK = """\
+<configuration>
+  <appender name="STDERR" class="ch.qos.logback.core.ConsoleAppender">
+    <target>System.err</target>
+    <encoder><pattern>%-5level %msg%n</pattern></encoder>
+  </appender>
+  <root level="WARN"><appender-ref ref="STDERR" /></root>
+</configuration>
 """
 
 
