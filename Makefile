@@ -9,7 +9,7 @@ UV := $(UV_HOME)/bin/uv
 # uv uses $(PYTHON) as it is and never downloads an interpreter of its own.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup system-packages lock run test test-unit test-schedules lint
+.PHONY: setup system-packages lock run test test-unit test-schedules test-grow-shrink lint
 
 setup: system-packages $(UV)  ## system packages (JDK 17, Maven...) when missing, then .venv/ exactly as uv.lock says
 	$(UV) sync --locked --quiet --python $(PYTHON)
@@ -53,6 +53,12 @@ test: setup  ## lint, the whole suite on the real 3-node cluster, the core again
 	$(VENV_PYTHON) -m cluster down
 	$(VENV_PYTHON) -m cluster up --dcs 2
 	$(VENV_PYTHON) -m pytest -m two_datacenters tests/integration/test_two_datacenters.py
+
+# The grow-and-shrink test in full (about 7 minutes on two cores): node 4 joins, node 2 (an original) leaves and rejoins
+# wiped, node 4 leaves, under stress test 2. `make test` runs its shorter form (node 4 joins and leaves).
+test-grow-shrink: | $(VENV_PYTHON)  ## the cluster growing and shrinking under load, an original node leaving too
+	$(VENV_PYTHON) -m cluster up --nodes 3
+	GROW_SHRINK_ORIGINAL=1 $(VENV_PYTHON) -m pytest tests/integration/test_grow_shrink.py
 
 # The quick loop while you work: no install step (run `make setup` or `make test` once first), no Cassandra.
 test-unit: | $(VENV_PYTHON)  ## the tests that need no Cassandra (tests/unit/), in seconds

@@ -4,10 +4,11 @@ Three replicas on four nodes: not every node holds every book any more. A fourth
 streams its ranges from the others), the app's driver learns of it by itself (no restart) and sends it requests, then
 node 2, one of the original three, is decommissioned (`cluster.decommission`: it streams its data to the nodes that
 take its ranges over) and the driver forgets it; node 2 then rejoins, wiped, bootstrapping with its old token, and
-node 4 is decommissioned. Stress
-test 2 runs back to back meanwhile, each run checked on its own: no violation, nothing acknowledged lost, the audit
-clean. The test prints how long the bootstrap and the decommission took and what the clients saw during each (errors,
-p99), and leaves the cluster as it found it, three nodes, even when it fails.
+node 4 is decommissioned (in CI node 4 joins and leaves, and no original node: GROW_SHRINK_ORIGINAL=1, which
+`make test-grow-shrink` sets, runs the whole). Stress test 2 runs back to back meanwhile, each run checked on its
+own: no violation, nothing acknowledged lost, the audit clean. The test prints how long the bootstrap and the
+decommission took and what the clients saw during each (errors, p99), and leaves the cluster as it found it, three
+nodes, even when it fails.
 
 Runs only on the local 3-node cluster as created (`python -m cluster up --nodes 3`); skipped on any other.
 """
@@ -15,6 +16,7 @@ Runs only on the local 3-node cluster as created (`python -m cluster up --nodes 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +37,10 @@ RUN_SIZE = 300  # requests in each stress run: a few seconds each, so that sever
 WORKERS = 6
 SETTLE_SECONDS = 4  # stress traffic on four nodes between the join and the decommission
 DRIVER_WAIT_SECONDS = 60
+# CI: node 4 joins and leaves (about 3.5 minutes here). `make test-grow-shrink`: node 2, one of the original three,
+# also leaves and rejoins wiped (about 7 minutes), the longer path that found the two data-loss problems the cluster
+# tool's ring delays now prevent (README, "Cassandra on this machine").
+AN_ORIGINAL_LEAVES = os.environ.get("GROW_SHRINK_ORIGINAL") == "1"
 
 
 @dataclass
@@ -151,6 +157,10 @@ async def test_a_fourth_node_joins_and_an_original_one_leaves_under_stress(
         coordinators = await asyncio.to_thread(_coordinators, library)
         assert NEW_NODE in coordinators, f"the app's requests never reached node 4: {coordinators}"
         await asyncio.sleep(SETTLE_SECONDS)
+        if not AN_ORIGINAL_LEAVES:
+            await step("decommission of node 4", cluster.decommission, 4)
+            await driver_forgets(NEW_NODE, "node4")
+            return
         await step(f"decommission of node {LEAVING}", cluster.decommission, LEAVING)
         await driver_forgets(config.node_address(LEAVING), f"node{LEAVING}")
         await step(f"node {LEAVING} rejoining (bootstrap)", cluster.add, token=ORIGINAL_TOKENS[LEAVING], node=LEAVING)
