@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,15 +60,34 @@ class Run:
 
 
 @pytest.fixture
-def three_nodes_as_created(cassandra_hosts: list[str]) -> list[cluster.Member]:
-    """The running cluster is the local 3-node one, with its three nodes and no other."""
+async def three_nodes_as_created(cassandra_hosts: list[str], library: Library) -> AsyncIterator[list[cluster.Member]]:
+    """The running cluster is the local 3-node one, with its three nodes and no other. A keyspace that asks for
+    more replicas than three (test_api.py's below-quorum one has 7) would make Cassandra refuse every decommission
+    ("not enough live nodes to maintain replication factor"): it has 3 for the test's length, then its own back."""
     running = cluster.running_topology()
     if running != config.THREE_NODES:
         pytest.skip("needs the local 3-node cluster (python -m cluster up --nodes 3)")
     nodes = cluster.members(running)
     if [m.index for m in nodes] != [1, 2, 3] or len(cassandra_hosts) != 3:
         pytest.skip("needs the local 3-node cluster with its three nodes as created (it has been grown or shrunk)")
-    return nodes
+    wider = {
+        name: dict(factors)
+        for name, keyspace in library.db.cluster.metadata.keyspaces.items()
+        if isinstance(factors := getattr(keyspace.replication_strategy, "dc_replication_factors", None), dict)
+        and any(int(n) > len(nodes) for n in factors.values())
+    }
+    for name, factors in wider.items():
+        await library.db.execute_raw(f"ALTER KEYSPACE {name} WITH replication = {_replication(factors, len(nodes))}")
+    try:
+        yield nodes
+    finally:
+        for name, factors in wider.items():
+            await library.db.execute_raw(f"ALTER KEYSPACE {name} WITH replication = {_replication(factors, None)}")
+
+
+def _replication(factors: dict[str, Any], at_most: int | None) -> str:
+    each = ", ".join(f"'{dc}': {min(int(n), at_most) if at_most else int(n)}" for dc, n in factors.items())
+    return f"{{'class': 'NetworkTopologyStrategy', {each}}}"
 
 
 def _driver_hosts(library: Library) -> dict[str, bool]:
