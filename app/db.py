@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 _STATEMENT_ERRORS = (InvalidRequest, SyntaxException, Unauthorized, ConfigurationException, AlreadyExists)
 
 
+# How long a schema change waits for every node to have it before the next statement is sent (app/schema.py).
+SCHEMA_AGREEMENT_WAIT_SECONDS = 60
+
+
 class NoBlindWriteRetries(RetryPolicy):
     """The driver's default policy sends a statement again to the next host after a connection error or a server
     error, whatever the statement. For a write that may already have applied (a lightweight transaction whose
@@ -153,6 +157,10 @@ class Database:
             port=settings.cassandra_port,
             protocol_version=ProtocolVersion.V5,
             execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            # After each schema change the driver waits until every node has it, then sends the next statement,
+            # perhaps to another node. Its default 10 s ran out on a fresh cluster whose nodes paused for 11 s (two
+            # shared cores), and the next statement, an index on a table just made, met a node without the table.
+            max_schema_agreement_wait=SCHEMA_AGREEMENT_WAIT_SECONDS,
         )
         try:
             # The driver's connect blocks; keep it off the event loop.
