@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from app.repository import Library
 from app.schema import apply_schema
 from app.settings import Settings
 from bench.measure import Figures, measure
-from bench.table import spread
+from bench.table import median_spread, spread
 from toolkit.arguments import ArgumentParser, number
 from toolkit.cli import CliError
 
@@ -125,9 +124,6 @@ def summarize(runs: list[list[Figures]]) -> list[dict[str, Any]]:
     rows = []
     for index, way in enumerate(WAYS):
         figures = [run[index] for run in runs]
-
-        def median_spread(values: list[float]) -> dict[str, float]:
-            return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
         ratios = [run[index].throughput / run[0].throughput for run in runs if run[0].throughput]
         rows.append(

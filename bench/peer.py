@@ -17,7 +17,6 @@ import dataclasses
 import datetime
 import json
 import os
-import statistics
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import Any
 from app.schema import apply_schema
 from app.settings import Settings
 from bench.run import PROJECT_DIR, cpu_seconds, machine, running_app
-from bench.table import spread
+from bench.table import median_spread, spread
 from stress.scenarios import TESTS
 from toolkit.arguments import ArgumentParser, number
 from toolkit.cli import CliError, open_database
@@ -168,10 +167,6 @@ def stress(
     report: dict[str, Any] = json.loads(json_path.read_text())
     report["exit_status"] = done.returncode
     return report
-
-
-def median_spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def summarize(runs: list[dict[str, Any]], tests: list[int]) -> list[dict[str, Any]]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from app.schema import apply_schema
 from app.settings import Settings
 from bench.measure import Figures, measure
 from bench.peer import cluster_hosts
-from bench.table import spread
+from bench.table import median_spread, spread
 from toolkit.arguments import ArgumentParser, number
 
 DEFAULT_EVERY = Settings().repair_every_seconds
@@ -112,9 +111,6 @@ async def one_row(
 
 
 def summarize(runs: list[list[Row]]) -> list[dict[str, Any]]:
-    def median_spread(values: list[float]) -> dict[str, float]:
-        return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
     rows = []
     for index, first in enumerate(runs[0]):
         mine = [run[index] for run in runs]

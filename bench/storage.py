@@ -9,7 +9,6 @@ All of it needs the local cluster (`python -m cluster`, $CLUSTER_HOME); against 
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,33 +20,16 @@ _PENDING = re.compile(r"pending tasks:\s*(\d+)", re.I)
 
 
 def nodetool(args: list[str], node: int = 1, timeout: float = NODETOOL_TIMEOUT) -> str | None:
-    """`nodetool ARGS` against node `node` of the local cluster (its JMX port, as cluster/ configures it); its output,
-    or None when it cannot be run here (no jars, no java, the node's JMX port not answering)."""
-    from cluster import config
-    from cluster.manager import LIB_DIR, ClusterError, find_java
+    """`nodetool ARGS` against node `node` of the local cluster (the cluster tool's own runner, `cluster.manager`);
+    its output, or None when it cannot be run here (no jars, no java, the node's JMX port not answering)."""
+    from cluster.manager import LIB_DIR, ClusterError
+    from cluster.manager import nodetool as run
 
-    try:
-        java = find_java()
-    except ClusterError:
-        return None
     if not any(LIB_DIR.glob("cassandra-all-*.jar")):
         return None
-    command = [
-        java,
-        "-Xmx256m",
-        *config.JVM17_OPTIONS,
-        "-cp",
-        f"{LIB_DIR}/*",
-        "org.apache.cassandra.tools.NodeTool",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(7199 + 100 * (node - 1)),
-        *args,
-    ]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
+        result = run(node, args, timeout)
+    except (ClusterError, OSError):  # no java, or it did not finish in time
         return None
     return result.stdout if result.returncode == 0 else None
 

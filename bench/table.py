@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 COLUMNS = ("group", "row", "c", "ops/s", "p50 ms", "p99 ms", "ratio", "outcomes")
@@ -82,6 +83,11 @@ def markdown(topology: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows(topology)]
     return "\n".join(lines)
+
+
+def median_spread(values: list[float]) -> dict[str, float]:
+    """The figure `spread` prints: the median of the runs, the lowest and the highest."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def spread(figure: dict[str, float], digits: int) -> str:
