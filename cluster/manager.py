@@ -752,6 +752,12 @@ def decommission(index: int, timeout: float = 900, progress: Progress = _quiet) 
         raise ClusterError(
             f"node {index} is stopped: it must run to hand its data over (`python -m cluster start {index}`)"
         )
+    if crowded := _replication_beyond(index, len(nodes) - 1):
+        # Checked before the restart below: Cassandra would refuse only once the node had been restarted for it.
+        raise ClusterError(
+            f"node {index} cannot leave: {'; '.join(crowded)}, and {len(nodes) - 1} nodes would be left. "
+            "Lower that replication first (ALTER KEYSPACE ... WITH replication = ...), or add a node"
+        )
     started = time.monotonic()
     if not node.started_to_leave():
         # Started with the fast-start 1 s ring delay, it would wait only 4 s (the batchlog timeout) between saying it
@@ -772,6 +778,27 @@ def decommission(index: int, timeout: float = 900, progress: Progress = _quiet) 
     _remember(topology, [m for m in current if m.index != index])
     progress(f"node {index} ({node.address}) left the ring in {seconds:.1f}s; stopped, wiped and forgotten")
     return Change(index, node.token, seconds)
+
+
+_KEYSPACE_REPLICATION = re.compile(r"^\s+(\S+) -> Replication class: \S+ \{(.*)\}\s*$", re.MULTILINE)
+
+
+def _replication_beyond(index: int, nodes_left: int) -> list[str]:
+    """The keyspaces asking for more replicas than `nodes_left` ("keyspace k asks for 4 replicas"), from nodetool
+    describecluster on node `index`; empty when it cannot tell (Cassandra then decides, as it always does)."""
+    result = nodetool(index, ["describecluster"])
+    return keyspaces_beyond(result.stdout, nodes_left) if result.returncode == 0 else []
+
+
+def keyspaces_beyond(describecluster: str, nodes_left: int) -> list[str]:
+    """`_replication_beyond` from nodetool describecluster's text ("\tks -> Replication class: NetworkTopologyStrategy
+    {datacenter1=3}")."""
+    crowded = []
+    for keyspace, options in _KEYSPACE_REPLICATION.findall(describecluster):
+        factors = [int(value) for _, _, value in (o.partition("=") for o in options.split(", ")) if value.isdigit()]
+        if factors and max(factors) > nodes_left:
+            crowded.append(f"keyspace {keyspace} asks for {max(factors)} replicas")
+    return crowded
 
 
 def nodetool(index: int, arguments: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:

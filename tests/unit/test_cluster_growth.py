@@ -60,3 +60,22 @@ def test_nodetools_refusal_is_told_in_its_own_words() -> None:
     assert manager._nodetool_error(refused).startswith("Unsupported operation: Not enough live nodes")
     assert manager._nodetool_error(subprocess.CompletedProcess([], 2, "", "error: No such node\n")) == "No such node"
     assert manager._nodetool_error(subprocess.CompletedProcess([], 3, "", "")) == "nodetool exited with 3"
+
+
+def test_a_decommission_cassandra_would_refuse_is_refused_before_the_node_restarts() -> None:
+    """nodetool describecluster's keyspaces (Cassandra 5.0's words), read before the node is restarted to leave."""
+    described = (
+        "Keyspaces:\n"
+        "\tsystem_traces -> Replication class: SimpleStrategy {replication_factor=2}\n"
+        "\tsystem_distributed -> Replication class: SimpleStrategy {replication_factor=3}\n"
+        "\tlibrary -> Replication class: NetworkTopologyStrategy {datacenter1=3}\n"
+        "\ttest_api_quorum -> Replication class: NetworkTopologyStrategy {datacenter1=7}\n"
+        "\tsystem -> Replication class: LocalStrategy {}\n"
+    )
+    assert manager.keyspaces_beyond(described, 3) == ["keyspace test_api_quorum asks for 7 replicas"]
+    assert manager.keyspaces_beyond(described, 2) == [
+        "keyspace system_distributed asks for 3 replicas",
+        "keyspace library asks for 3 replicas",
+        "keyspace test_api_quorum asks for 7 replicas",
+    ]
+    assert manager.keyspaces_beyond("", 1) == []
