@@ -24,6 +24,7 @@ from app import metrics
 from app.access import Access
 from app.settings import Settings
 from app.web.base import JsonHandler, log_request
+from app.web.guards import HostAllowList, host_name
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,18 @@ class MetricsHandler(JsonHandler):
 
 
 class AdminMetricsHandler(tornado.web.RequestHandler):
-    """GET /metrics on the admin port: nothing else is served there, and nothing there reads Cassandra."""
+    """GET /metrics on the admin port: nothing else is served there, and nothing there reads Cassandra. It answers
+    only the hosts the main port answers (ALLOWED_HOSTS, app/web/guards.py): bound to 127.0.0.1, it is still
+    reachable from a page on another site whose name is made to resolve there (DNS rebinding)."""
+
+    def initialize(self, hosts: HostAllowList) -> None:
+        self.hosts = hosts
+
+    def prepare(self) -> None:
+        host = self.request.headers.get("Host")
+        if not self.hosts.allows(host):
+            self.set_status(400)
+            self.finish(f"this service does not answer for the host {host_name(host or '')!r} (ALLOWED_HOSTS)\n")
 
     def get(self) -> None:
         body, content_type = metrics.exposition(self.request.headers.get("Accept"))
@@ -84,15 +96,16 @@ class AdminMetricsHandler(tornado.web.RequestHandler):
         self.finish(body)
 
 
-def metrics_app() -> tornado.web.Application:
-    return tornado.web.Application([(r"/metrics", AdminMetricsHandler)], serve_traceback=False)
+def metrics_app(settings: Settings) -> tornado.web.Application:
+    hosts = HostAllowList(settings.allowed_hosts)
+    return tornado.web.Application([(r"/metrics", AdminMetricsHandler, {"hosts": hosts})], serve_traceback=False)
 
 
 def metrics_server(settings: Settings) -> HTTPServer | None:
     """The admin port's server, listening on METRICS_ADDRESS:METRICS_PORT; None when METRICS_PORT is not set."""
     if settings.metrics_port is None:
         return None
-    server = HTTPServer(metrics_app())
+    server = HTTPServer(metrics_app(settings))
     server.listen(settings.metrics_port, address=settings.metrics_address)
     log.info("metrics on http://%s:%d/metrics", settings.metrics_address, settings.metrics_port)
     return server

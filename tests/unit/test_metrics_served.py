@@ -172,6 +172,8 @@ async def test_the_admin_port_serves_metrics_only() -> None:
         answer = await fetch(f"{url}/metrics")
         assert answer.code == 200 and b"library_http_requests_total" in answer.body
         assert (await fetch(f"{url}/api/books")).code == 404
+        rebound = await fetch(f"{url}/metrics", Host=f"attacker.example:{settings.metrics_port}")
+        assert rebound.code == 400 and b"library_" not in rebound.body  # DNS rebinding: not answered
     finally:
         server.stop()
     assert metrics_server(PRODUCTION_SETTINGS) is None  # off unless METRICS_PORT is set
