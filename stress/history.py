@@ -112,6 +112,17 @@ def stretches(ops: list[Op]) -> list[Stretch]:
     return result
 
 
+def unfinished(ops: list[Op]) -> set[UUID]:
+    """The reservations whose last request that changes state got no definite answer, however many attempts it had:
+    whatever that request did half-way (a cancel that freed the book but not yet its views, a reserve that took the
+    book but wrote no view) is left for the audit's repair, as in service the repair loop finds it."""
+    last: dict[UUID, Op] = {}
+    for op in sorted(ops, key=lambda o: o.received):
+        if op.changes_state and op.reservation_id is not None and op.attempt > 0:
+            last[op.reservation_id] = op
+    return {reservation_id for reservation_id, op in last.items() if op.outcome == "error"}
+
+
 def owners(ops: list[Op]) -> dict[UUID, int]:
     return {op.reservation_id: op.user_id for op in ops if op.reservation_id is not None and op.user_id is not None}
 

@@ -26,7 +26,7 @@ from app.rules import MAX_PAGE_SIZE
 from bench import naive_peer
 from stress.client import Client, History, LegacyClient, Op
 from stress.faults import Fleet, Pauses, Repairs
-from stress.history import FinalState, check
+from stress.history import FinalState, check, unfinished
 from stress.scenarios import TESTS, Context, Test, prepare_changes
 from toolkit.cli import CliError, bearer, retrying, run_bounded
 from toolkit.progress import Progress
@@ -129,6 +129,9 @@ class Report:
     ids: str = ""  # how reservation ids were chosen: "idempotency keys", or by the client on an older app
     audit: dict[str, Any] = field(default_factory=dict)
     history: dict[str, int] = field(default_factory=dict)
+    # The reservations whose last request got no definite answer (stress.history.unfinished): what such a request
+    # left half-way is the repair's to mend, so the audit may name them.
+    unfinished: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     cut_short: bool = False
@@ -350,6 +353,7 @@ async def execute(options: Options, library: Library, fleet: Fleet | None = None
     if options.history_path is not None:
         write_history(history.ops, options.history_path)
     violations, report.history = check(history.ops, final)
+    report.unfinished = sorted(str(r) for r in unfinished(history.ops))
     report.violations.extend(violations)
     report.violations.extend(test.check(ctx, final))
     report.notes.extend(ctx.notes)

