@@ -35,7 +35,7 @@ from app.repository.idempotency import CassandraKeys
 from app.repository.listings import ReservationListings
 from app.repository.locks import CassandraLockTable, LockRunner
 from app.repository.readers import ReaderRepository
-from app.repository.repair_loop import CassandraLease, RepairLoop
+from app.repository.repair_loop import REPAIR_TIME_SHARE, CassandraLease, RepairLoop
 from app.repository.reservations import Reservations, Step
 from app.repository.shared_secrets import SharedSecrets
 from app.repository.store import CassandraReservationStore
@@ -127,10 +127,16 @@ class Library:
         self.upgrade_locks = self.auditor.upgrade_locks
 
     def repair_loop(
-        self, *, every: float | None = None, lease_seconds: int | None = None, holder: str | None = None
+        self,
+        *,
+        every: float | None = None,
+        lease_seconds: int | None = None,
+        holder: str | None = None,
+        share: float = REPAIR_TIME_SHARE,
     ) -> RepairLoop:
         """The background audit-and-repair of this instance, under the repair lease, paced by REPAIR_EVERY_SECONDS
-        and REPAIR_LEASE_SECONDS unless told otherwise; not started (`start()` it)."""
+        and REPAIR_LEASE_SECONDS unless told otherwise, and never running more than `share` of the time
+        (app/repository/repair_loop.py); not started (`start()` it)."""
         settings = self.db.settings
         return RepairLoop(
             self.audit,
@@ -138,6 +144,7 @@ class Library:
             every=settings.repair_every_seconds if every is None else every,
             lease_seconds=settings.repair_lease_seconds if lease_seconds is None else lease_seconds,
             holder=holder,
+            share=share,
         )
 
     async def load_secrets(self) -> None:

@@ -193,9 +193,9 @@ def test_bench_repair_prints_every_row_with_its_ratio(cassandra_hosts: list[str]
     args = ["-m", "bench", "repair", "--books", "40", "--runs", "1", "--lease-seconds", "3", "--json", str(figures)]
     result = run_tool([*args, "--keyspace", "test_bench_repair"], tool_env(cassandra_hosts, "test_bench_repair"))
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
-    for row in ("off", "every 60 s (default)", "every 1 s"):
+    for row in ("off", "every 60 s (default)", "every 1 s, unthrottled"):
         assert row in result.stdout
     summary = json.loads(figures.read_text())["summary"]
-    assert [row["mode"] for row in summary] == ["off", "every 60 s (default)", "every 1 s"]
+    assert [row["mode"] for row in summary] == ["off", "every 60 s (default)", "every 1 s, unthrottled"]
     assert summary[0]["ratio"]["median"] == 1 and all(row["errors"] == 0 for row in summary)
     assert summary[1]["pass_seconds"] is not None

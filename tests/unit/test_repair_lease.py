@@ -15,6 +15,7 @@ from app.repository.repair_loop import (
     Lease,
     RepairLoop,
     believed_held,
+    gap_after,
     pass_due,
     renew_every,
     repairs_and_deferrals,
@@ -74,14 +75,17 @@ class MemoryLease:
 
 
 class Audits:
-    def __init__(self, report: AuditReport | None = None) -> None:
+    def __init__(self, report: AuditReport | None = None, clock: Clock | None = None, seconds: float = 0.0) -> None:
         self.calls = 0
         self.report = report or AuditReport()
         self.failing = False
+        self.clock, self.seconds = clock, seconds  # each pass moves the test's clock on by `seconds`
 
     async def __call__(self, repair: bool = False) -> AuditReport:
         assert repair
         self.calls += 1
+        if self.clock is not None:
+            self.clock.now += self.seconds
         if self.failing:
             raise DatabaseUnavailable("database unavailable: the read timed out (ReadTimeout)")
         return self.report
@@ -105,6 +109,9 @@ def test_the_decisions() -> None:
     assert not pass_due(False, False, None, 0.0, EVERY)  # not the holder
     assert not pass_due(True, True, None, 0.0, EVERY)  # one pass at a time
     assert not pass_due(True, False, 100.0, 159.0, EVERY) and pass_due(True, False, 100.0, 160.0, EVERY)
+    assert gap_after(None, EVERY) == EVERY and gap_after(1.6, EVERY) == EVERY  # a small catalogue: every 60 s
+    assert gap_after(10.0, EVERY) == pytest.approx(190.0)  # 10 s passes: 10 / (10 + 190) = 5% of the time
+    assert gap_after(10.0, EVERY, share=1) == EVERY  # the bench's back-to-back row
     report = AuditReport(
         repaired=[
             "rebuilt the views of r on book b",
@@ -251,3 +258,18 @@ def test_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("REPAIR_LEASE_SECONDS", bad)
         with pytest.raises(ValueError, match=said):
             Settings.from_env()
+
+
+async def test_a_slow_pass_spaces_the_next_so_passes_take_at_most_five_percent_of_the_time() -> None:
+    """Before: a catalogue whose pass took 10 s was read every 60 s, a sixth of the time, whatever its size."""
+    clock = Clock()
+    audits = Audits(clock=clock, seconds=10.0)
+    slow = loop("a", MemoryLease(clock), clock, audits)
+    await tick(slow)
+    assert audits.calls == 1 and slow.figures.last_pass_seconds == pytest.approx(10.0)
+    clock.now += EVERY
+    await tick(slow)
+    assert audits.calls == 1  # 60 s after a 10 s pass is too soon
+    clock.now += 190.0 - EVERY
+    await tick(slow)
+    assert audits.calls == 2
