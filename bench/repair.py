@@ -153,9 +153,12 @@ def default_cost(rows: list[dict[str, Any]], every: float) -> dict[str, float] |
     the product. A row of the default pace rarely holds a pass (a row lasts seconds, the gap a minute): its own ratio
     is mostly the machine's noise."""
     default, back_to_back = rows[1], rows[2]
-    if default["pass_seconds"] is None or not back_to_back["busy"]["median"]:
+    durations = [row["pass_seconds"]["median"] for row in (default, back_to_back) if row["pass_seconds"] is not None]
+    if not durations or not back_to_back["busy"]["median"]:
         return None
-    seconds = default["pass_seconds"]["median"]
+    # The longer of the two: the default row's pass is mostly the one it ran on taking the lease, before its row,
+    # over views the last row's cancels emptied; the back-to-back passes ran with the row's reservations held.
+    seconds = max(durations)
     busy_at_default = seconds / (gap_after(seconds, every) + seconds)
     # The unthrottled row's cost, scaled to a loop busy all the time.
     full_cost = max(0.0, 1 - back_to_back["ratio"]["median"]) / back_to_back["busy"]["median"]
