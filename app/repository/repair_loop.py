@@ -150,8 +150,9 @@ REPAIR_TIME_SHARE = 0.05
 
 def gap_after(last_pass_seconds: float | None, every: float, share: float = REPAIR_TIME_SHARE) -> float:
     """The time between the end of a pass and the start of the next: REPAIR_EVERY_SECONDS (`every`), or longer when
-    the last pass took so long that it would run more than `share` of the time (a big catalogue: 1.6 ms a book here,
-    so 60 s up to about 2,000 books, then 19 times a pass's duration). `share` 1 never waits longer than `every`."""
+    the last pass took so long that it would run more than `share` of the time (a big catalogue: about 2.8 ms a book
+    here with half of them held, so 60 s up to about 1,100 books, then 19 times a pass's duration, README
+    "Performance"). `share` 1 never waits longer than `every`."""
     if last_pass_seconds is None or share >= 1:
         return every
     return max(every, last_pass_seconds * (1 - share) / share)
