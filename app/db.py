@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -128,6 +129,16 @@ class Result:
         return self.rows[0] if self.rows else None
 
 
+# Every statement prepared on a session, by its text: one PreparedStatement object per text and session, whichever
+# Database made it. The driver keeps prepared statements by id in a weak dictionary, the last one prepared under an id
+# replacing the one before; it needs them to prepare again a statement of a batch on a node that does not know it (a
+# node just added). Were each Database (another instance on the same session, as the tests make) to keep its own,
+# the one the driver kept could be collected with its Database while the others still send its id: the driver then
+# fails the batch with a KeyError turned AttributeError (cassandra-driver 3.30, `query_id.encode('hex')`), seen as
+# reserves and cancels answering 503 on the partitions of a node that had just joined.
+_PREPARED_BY_SESSION: weakref.WeakKeyDictionary[Session, dict[str, PreparedStatement]] = weakref.WeakKeyDictionary()
+
+
 class Database:
     def __init__(
         self, cluster: Cluster, session: Session, settings: Settings, serial_consistency: int | None = None
@@ -140,7 +151,8 @@ class Database:
             serial_consistency if serial_consistency is not None else ConsistencyLevel.LOCAL_SERIAL
         )
         self.lock_consistency = lock_consistency_for(self.serial_consistency, settings.consistency)
-        self._prepared: dict[str, asyncio.Future[PreparedStatement]] = {}
+        self._prepared: dict[str, asyncio.Future[PreparedStatement]] = {}  # preparations under way, by text
+        self._statements = _PREPARED_BY_SESSION.setdefault(session, {})
 
     @classmethod
     async def connect(cls, settings: Settings) -> Database:
@@ -192,16 +204,25 @@ class Database:
         self.cluster.shutdown()
 
     async def prepare(self, cql: str) -> PreparedStatement:
-        """Prepare once per statement text; concurrent callers share one preparation."""
+        """Prepare once per statement text and session (`_PREPARED_BY_SESSION`); concurrent callers share one
+        preparation."""
+        known = self._statements.get(cql)
+        if known is not None:
+            return known
         future = self._prepared.get(cql)
         if future is None:
             future = asyncio.get_running_loop().run_in_executor(None, self.session.prepare, cql)
             self._prepared[cql] = future
         try:
-            return await future
+            prepared = await future
         except Exception as error:
             self._prepared.pop(cql, None)
             raise _translate(error, write=False) from error
+        self._prepared.pop(cql, None)
+        kept = self._statements.setdefault(cql, prepared)
+        # Another Database on this session may have prepared the same text meanwhile: the driver must hold the one kept.
+        self.cluster.add_prepared(kept.query_id, kept)
+        return kept
 
     async def execute(
         self,

@@ -463,3 +463,23 @@ async def test_a_lock_whose_first_send_lost_its_answer_and_was_finished_later_is
     assert await library.holder(book.book_id, serial=True) == r
     assert await library.get_reservation(r.reservation_id) == r
     await assert_clean(library)
+
+
+async def test_the_driver_keeps_every_statement_after_another_instance_on_its_session_is_gone(
+    library: Library,
+) -> None:
+    """Before: each Database kept its own prepared statements, and the driver (which keeps them by id, weakly, the
+    last prepared replacing the one before) lost a statement with the other instance that prepared it last. A batch
+    of that statement sent to a node that never saw it (node 4, just joined, in a CI run) then failed in the driver
+    (KeyError, then AttributeError), and every reserve's and cancel's views on that node's partitions with it: the
+    cancels freed their books and left their views."""
+    import gc
+
+    db = library.db
+    cql = f"SELECT reservation_id FROM {db.settings.keyspace}.book_reservations WHERE book_id = ? LIMIT 1"
+    first = await db.prepare(cql)
+    other = Database(db.cluster, db.session, db.settings, db.serial_consistency)
+    assert await other.prepare(cql) is first  # one statement per text and session
+    del other
+    gc.collect()
+    assert db.cluster._prepared_statements[first.query_id] is first
