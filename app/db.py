@@ -152,7 +152,8 @@ class Database:
         )
         self.lock_consistency = lock_consistency_for(self.serial_consistency, settings.consistency)
         self._prepared: dict[str, asyncio.Future[PreparedStatement]] = {}  # preparations under way, by text
-        self._statements = _PREPARED_BY_SESSION.setdefault(session, {})
+        # (The unit tier's Database has no session, and prepares nothing.)
+        self._statements = _PREPARED_BY_SESSION.setdefault(session, {}) if session is not None else {}
 
     @classmethod
     async def connect(cls, settings: Settings) -> Database:
