@@ -158,10 +158,11 @@ def gap_after(last_pass_seconds: float | None, every: float, share: float = REPA
     return max(every, last_pass_seconds * (1 - share) / share)
 
 
-def pass_due(holding: bool, running: bool, last_end: float | None, now: float, every: float) -> bool:
+def pass_due(holding: bool, running: bool, last_end: float | None, now: float, gap: float) -> bool:
     """A pass starts when this instance holds the lease, none of its passes is under way, and the last one it ran
-    ended `every` seconds ago (on taking the lease, at once: it cannot know when the last holder's pass was)."""
-    return holding and not running and (last_end is None or now - last_end >= every)  # every: gap_after's
+    ended `gap` seconds ago (`gap_after`; on taking the lease, at once: it cannot know when the last holder's pass
+    was)."""
+    return holding and not running and (last_end is None or now - last_end >= gap)
 
 
 def repairs_and_deferrals(report: AuditReport) -> tuple[int, int]:
