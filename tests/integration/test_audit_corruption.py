@@ -4,9 +4,10 @@ repair then mends each from the locks, and only after reading the lock again."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import uuid
+
+from test_interleavings import instance
 
 from app.db import Database
 from app.repository import Library
@@ -16,12 +17,19 @@ USER = 2_000_004_242  # far from the card numbers other tests hand out
 
 def settled(library: Library) -> Library:
     """An instance whose repair acts at once on whatever it verified (settle time 0)."""
-    db = library.db
-    return Library(
-        Database(
-            db.cluster, db.session, dataclasses.replace(db.settings, settle_after_seconds=0), db.serial_consistency
-        )
+    return instance(library, settle_after=0)
+
+
+async def hold_by_hand(database: Database, book_id: uuid.UUID, user_id: int) -> uuid.UUID:
+    """The book's lock set HELD by raw CQL for a new reservation of the reader, with none of its views (a version a
+    millisecond old, below anything the repository writes next); returns the reservation's id."""
+    reservation = uuid.uuid4()
+    await database.execute_raw(
+        f"UPDATE {database.settings.keyspace}.reservation_by_book_id SET state = 'held', "
+        f"reservation_id = {reservation}, user_id = {user_id}, reserved_at = toTimestamp(now()), "
+        f"version = {time.time_ns() // 1000 - 1000} WHERE book_id = {book_id}"
     )
+    return reservation
 
 
 async def _reader(library: Library) -> None:
@@ -29,15 +37,9 @@ async def _reader(library: Library) -> None:
 
 
 async def test_a_lock_without_its_reservation(library: Library, database: Database) -> None:
-    ks = database.settings.keyspace
     await _reader(library)
     book = await library.create_book("Held by hand", "Nobody", "Test", 2000)
-    reservation = uuid.uuid4()
-    version = time.time_ns() // 1000 - 1000
-    await database.execute_raw(
-        f"UPDATE {ks}.reservation_by_book_id SET state = 'held', reservation_id = {reservation}, user_id = {USER}, "
-        f"reserved_at = toTimestamp(now()), version = {version} WHERE book_id = {book.book_id}"
-    )
+    reservation = await hold_by_hand(database, book.book_id, USER)
     report = await library.audit()
     for view in ("reservations", "user_reservations", "book_reservations"):
         assert f"lock on book {book.book_id} holds reservation {reservation}, missing from {view}" in report.violations

@@ -11,12 +11,12 @@ import json
 import os
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_audit_corruption import hold_by_hand
 from tool_support import PROJECT_DIR, fresh_keyspace, run_tool, tool_env
 
 import cluster
@@ -87,15 +87,9 @@ async def test_one_loop_holds_the_lease_and_the_other_takes_over_when_it_dies(in
 
 async def test_the_loop_repairs_a_corrupted_view_by_itself(instances: list[Library], database: Database) -> None:
     library = instances[0]
-    ks = database.settings.keyspace
     await library.import_user("Repair Loop Reader", "repair.loop@example.org", USER)
     book = await library.create_book("Held by hand, mended by the loop", "Nobody", "Test", 2000)
-    reservation = uuid.uuid4()
-    version = time.time_ns() // 1000 - 1000
-    await database.execute_raw(
-        f"UPDATE {ks}.reservation_by_book_id SET state = 'held', reservation_id = {reservation}, user_id = {USER}, "
-        f"reserved_at = toTimestamp(now()), version = {version} WHERE book_id = {book.book_id}"
-    )
+    reservation = await hold_by_hand(database, book.book_id, USER)
     loop = library.repair_loop(every=EVERY, lease_seconds=TTL)
     heard: list[int] = []
     loop.listeners.append(lambda figures, report: heard.append(figures.repairs_made))
@@ -117,7 +111,6 @@ async def test_the_lease_and_the_passes_go_on_through_a_node_kill(instances: lis
     """At the default TTL (30 s, renewed every 10 s) the lease outlives the time the failure detector takes to
     convict the killed node: QUORUM and SERIAL need two replicas of three. Passes that fail meanwhile are retried."""
     library = instances[0]
-    ks = database.settings.keyspace
     loop = library.repair_loop(every=EVERY, lease_seconds=30)
     loop.start()
     try:
@@ -130,12 +123,7 @@ async def test_the_lease_and_the_passes_go_on_through_a_node_kill(instances: lis
         # Node 3 still down: a view corrupted now is mended by the loop.
         await library.import_user("Repair Loop Reader", "repair.loop@example.org", USER)
         book = await library.create_book("Mended with a node down", "Nobody", "Test", 2000)
-        reservation = uuid.uuid4()
-        await database.execute_raw(
-            f"UPDATE {ks}.reservation_by_book_id SET state = 'held', reservation_id = {reservation}, "
-            f"user_id = {USER}, reserved_at = toTimestamp(now()), version = {time.time_ns() // 1000 - 1000} "
-            f"WHERE book_id = {book.book_id}"
-        )
+        reservation = await hold_by_hand(database, book.book_id, USER)
         made = loop.figures.repairs_made
         await until(lambda: loop.figures.repairs_made > made, 2 * EVERY + 30)
         print(f"\nnode 3 down {time.monotonic() - killed:.0f} s: {loop.figures}")
