@@ -198,9 +198,10 @@ def parser() -> ArgumentParser:
         prog="python -m bench repair",
         description=(
             "What the background repair costs reserving: Library.reserve's throughput with no repair loop, with one "
-            "at the default pace and with one every --aggressive seconds, in the same run, on the running cluster. "
-            "Prints each row's median over the runs, its spread, its ratio to no loop in the same run, the passes "
-            "that fell inside it and how long one took."
+            "at the default pace and with one every --aggressive seconds not held to the 5% share (passes back to "
+            "back), in the same run, on the running cluster. Prints each row's median over the runs, its spread, its "
+            "ratio to no loop in the same run, the passes that fell inside it, how long one took and the share of "
+            "the row spent in passes; then the default pace's cost derived from them."
         ),
         epilog="Its data goes to keyspace --keyspace (default bench_repair), emptied at the start.",
     )
