@@ -106,7 +106,8 @@ HEALS = Counter(
     registry=REGISTRY,
 )
 MOVE_SETTLED, ORPHAN_DELETED, NOT_MENDED = "move_settled", "orphan_deleted", "not_mended"
-REPAIR_KINDS = (MOVE_SETTLED, VIEWS_REBUILT, ORPHAN_DELETED, NOT_MENDED)
+QUEUE_SERVED = "queue_served"  # a free book whose readers waited, given to the first of them
+REPAIR_KINDS = (MOVE_SETTLED, VIEWS_REBUILT, ORPHAN_DELETED, QUEUE_SERVED, NOT_MENDED)
 REPAIRS = Counter(
     "library_repairs",
     "What the audit's repair passes did: a move settled, views rebuilt, a row no lock backs deleted, or a problem not "

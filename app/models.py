@@ -66,6 +66,18 @@ class Reservation:
     reserved_at: datetime
 
 
+@dataclass(frozen=True)
+class Place:
+    """A reader's place in a book's queue: the reservation they will hold when the book comes to them, their
+    position (from 1) and how many wait in all."""
+
+    reservation_id: UUID
+    book_id: UUID
+    user_id: int
+    position: int
+    waiting: int
+
+
 class BookEvent(StrEnum):
     """What happened to a book's reservation."""
 
@@ -183,6 +195,10 @@ class NotFound(LibraryError):
         )
 
     @staticmethod
+    def not_waiting(book_id: UUID, user_id: int) -> NotFound:
+        return NotFound(f"user {user_id} is not in the queue for book {book_id}", book_id=book_id, user_id=user_id)
+
+    @staticmethod
     def book_or_reader(book_id: UUID, user_id: int) -> NotFound:
         """A retried keyed reserve whose first request found the book or the reader missing (it recorded which of
         the two it was not); neither UnknownBook nor UnknownReader, as either may be the one."""
@@ -209,6 +225,7 @@ class ConflictKind(StrEnum):
     BOOK_HELD = "book_held"  # a reservation holds the book (the caller's own, if `held_by_caller`)
     BOOK_WAS_HELD = "book_was_held"  # a retried keyed reserve: the book was held when the first request came
     BOOK_IN_USE = "book_in_use"  # a book a reservation holds cannot be deleted
+    ALREADY_WAITING = "already_waiting"  # a reader is in a book's queue once
     RESERVATION_CHANGED = "reservation_changed"  # a move overtaken by another change of the reservation
     READER_CLOSING = "reader_closing"  # the reader is being deleted
     READER_CHANGED = "reader_changed"  # a deletion overtaken by another change or deletion of the reader
@@ -262,6 +279,14 @@ class Conflict(LibraryError):
         )
 
     @staticmethod
+    def already_waiting(book_id: UUID, place: int) -> Conflict:
+        return Conflict(
+            f"you are already in the queue for book {book_id} (number {place})",
+            kind=ConflictKind.ALREADY_WAITING,
+            book_id=book_id,
+        )
+
+    @staticmethod
     def book_in_use(book_id: UUID, reservation_id: UUID | None) -> Conflict:
         return Conflict(
             f"book {book_id} is reserved (reservation {reservation_id}); cancel it first",
@@ -296,6 +321,14 @@ class Conflict(LibraryError):
     def reader_in_use(user_id: int) -> Conflict:
         return Conflict(
             f"user {user_id} holds reservations; cancel them first", kind=ConflictKind.READER_IN_USE, user_id=user_id
+        )
+
+    @staticmethod
+    def reader_waiting(user_id: int) -> Conflict:
+        return Conflict(
+            f"user {user_id} is waiting in the queue for books; leave those queues first",
+            kind=ConflictKind.READER_IN_USE,
+            user_id=user_id,
         )
 
     @staticmethod

@@ -29,6 +29,11 @@ the earlier version first: they would write cards without terms, which the desk'
 Issue 24 added `repair_lease`, the background repair's lease: a new table, made by its CREATE TABLE IF NOT EXISTS in
 any keyspace, with nothing to rewrite, so the schema version stays 4. Instances of the earlier version run no
 background repair and never read it.
+
+Issue 22 added the book's queue to the lock row (`waiting`, `queue_seq`, added to an existing table by
+`_add_missing_columns`) and an SAI index on the queue's keys: nothing to rewrite (every lock has an empty queue), so
+the schema version stays 4. Stop the instances of the earlier version first all the same: their take and release
+do not ask for an empty queue, and would give a book away past the readers waiting for it.
 """
 
 from __future__ import annotations

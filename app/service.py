@@ -52,6 +52,7 @@ from app.models import (
     InvalidInput,
     LibraryError,
     NotFound,
+    Place,
     Reservation,
     Role,
     Unauthenticated,
@@ -123,6 +124,14 @@ class Reservations(Protocol):
     async def move(self, reservation_id: UUID, user_id: int, new_book_id: UUID | None = None) -> Reservation: ...
 
     async def cancel(self, reservation_id: UUID, user_id: int) -> None: ...
+
+    async def join(self, book_id: UUID, user_id: int) -> Place | Reservation: ...
+
+    async def leave(self, book_id: UUID, user_id: int) -> None: ...
+
+    async def queue(self, book_id: UUID) -> list[Place]: ...
+
+    async def places(self, user_id: int) -> list[Place]: ...
 
 
 class Accounts(Protocol):
@@ -202,6 +211,36 @@ class LibraryService:
             accounts=library.accounts,
             history=library.history,
         )
+
+    # -- queues -------------------------------------------------------------------------------------------------
+    async def join(self, caller: Caller | None, book_id: UUID, named: int | None = None) -> Place | Reservation:
+        """Puts the caller (or, at the desk, the reader named) in the queue of a book another reader holds; a book
+        free with nobody waiting is reserved instead (app/repository/reservations.py, `join`)."""
+        reader = acting_for(caller, named)
+        if caller is not None and reader != caller.user_id:
+            await self.readers.get_user(reader)  # a mistyped card is told as such
+        joined = await self.reservations.join(book_id, reader)
+        if isinstance(joined, Reservation):
+            await _after_the_fact(
+                self._desk_action(caller, "reserve", joined, "reserved {book} for {reader}"),
+                self._remember(caller, BookEvent.RESERVED, joined, joined.reserved_at),
+            )
+        return joined
+
+    async def leave(self, caller: Caller | None, book_id: UUID, named: int | None = None) -> None:
+        """Takes the caller (or, at the desk, the reader named) out of the book's queue."""
+        await self.reservations.leave(book_id, acting_for(caller, named))
+
+    async def queue(self, caller: Caller | None, book_id: UUID) -> tuple[int, list[Place]]:
+        """How many wait for the book, and the places the caller may see: a reader their own, staff every one."""
+        if caller is None:
+            raise Unauthenticated.sign_in_needed()
+        places = await self.reservations.queue(book_id)
+        return len(places), [p for p in places if may_see_reader(caller, p.user_id)]
+
+    async def places(self, caller: Caller | None, named: int | None = None) -> list[Place]:
+        """The queues a reader is in, with their place in each: the caller's own, or at the desk the reader named."""
+        return await self.reservations.places(acting_for(caller, named))
 
     # -- reservations ---------------------------------------------------------------------------------------------
     async def reservation(self, caller: Caller | None, reservation_id: UUID) -> Reservation:

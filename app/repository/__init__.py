@@ -109,6 +109,10 @@ class Library:
         self.move = self.reservations.move
         self.renew_on = self.reservations.renew_on
         self.cancel = self.reservations.cancel
+        self.join = self.reservations.join
+        self.leave = self.reservations.leave
+        self.queue = self.listings.queue
+        self.places = self.listings.places
         # -- accounts
         self.sign_in = self.accounts.sign_in
         self.checked_pin = self.accounts.checked_pin

@@ -4,11 +4,13 @@ has verified again.
 Invariants: a book has at most one active reservation; every held lock has its reservation in all three views, with
 the same book, reader, time and version; no view row exists that no lock backs (a held lock, or the OUTGOING source
 of a move whose rows are still to go); no reservation holds two locks; no lock stays in a move's in-between state
-(INCOMING, OUTGOING) longer than the settle time. The scans are not taken at one instant, so under traffic the
-picture can show a request half-way. The repair therefore never acts on the picture: for each book or row it names,
-it reads the lock again at SERIAL immediately before writing, leaves alone any lock that changed within
-`settle_after`, and does only what a request meeting that lock would do (app/repository/reservations.py): a move's
-in-between state settled, views rebuilt at the lock's version, rows no lock backs deleted at their own write time.
+(INCOMING, OUTGOING) longer than the settle time; nobody waits for a book free longer than the settle time; no holder
+waits in their own book's queue (a reader is in a queue once: the queue is keyed by reader). The scans are not taken
+at one instant, so under traffic the picture can show a request half-way. The repair therefore never acts on the
+picture: for each book or row it names, it reads the lock again at SERIAL immediately before writing, leaves alone
+any lock that changed within `settle_after`, and does only what a request meeting that lock would do
+(app/repository/reservations.py): a move's in-between state settled, views rebuilt at the lock's version, rows no
+lock backs deleted at their own write time, a free book given to the first reader waiting for it.
 Run beside live traffic, it can only redo what a request would do, or undo what no request still does.
 """
 
@@ -73,6 +75,13 @@ class Audit:
                 books = ", ".join(str(lock.book_id) for lock in its_locks)
                 violations.append(f"reservation {reservation_id} holds the locks of {len(its_locks)} books: {books}")
                 suspects.update(lock.book_id for lock in its_locks)
+
+        for lock in locks:
+            if lock.state is LockState.FREE and lock.waiting and self.reservations.settled(lock):
+                violations.append(f"book {lock.book_id} is free while {len(lock.waiting)} reader(s) wait for it")
+                suspects.add(lock.book_id)
+            if lock.user_id is not None and lock.queued(lock.user_id) is not None:
+                violations.append(f"reader {lock.user_id} holds book {lock.book_id} and waits in its queue too")
 
         moving: dict[tuple[UUID, UUID], Lock] = {}  # (reservation, book) of every lock in a move's in-between state
         for lock in locks:
@@ -143,6 +152,10 @@ class Audit:
     async def _repair_book(self, book_id: UUID) -> list[str]:
         """One book's lock, verified again at SERIAL: a move's in-between state settled, a held lock's views rebuilt."""
         lock = await self.locks.read(book_id, serial=True)
+        if lock.state is LockState.FREE and lock.waiting and self.reservations.settled(lock):
+            await self.reservations.promote(book_id)
+            metrics.REPAIRS.labels(metrics.QUEUE_SERVED).inc()
+            return [f"gave free book {book_id} to the first of the {len(lock.waiting)} reader(s) waiting for it"]
         if lock.state not in (LockState.HELD, LockState.INCOMING, LockState.OUTGOING):
             return []
         if not self.reservations.settled(lock):

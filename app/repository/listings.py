@@ -9,9 +9,9 @@ from typing import Any
 from uuid import UUID
 
 from app.db import Database
-from app.models import NotFound, Page, Reservation
+from app.models import NotFound, Page, Place, Reservation
 from app.repository.base import PageTokens, RepositoryBase, Resume, reservation_from_row
-from app.repository.locks import LockRunner, LockState, token_of
+from app.repository.locks import LockRunner, LockState, place_in, token_of
 from app.repository.store import COLUMNS
 from app.rules import DEFAULT_PAGE_SIZE
 from app.search import RESULT_BOUND
@@ -41,6 +41,16 @@ class ReservationListings(RepositoryBase):
         yet confirmed is not a hold (docs/reservation-protocol.md)."""
         lock = await self.locks.read(book_id, serial=serial)
         return lock.reservation() if lock.state is LockState.HELD else None
+
+    async def queue(self, book_id: UUID) -> list[Place]:
+        """The book's queue, in order, from its lock."""
+        lock = await self.locks.read(book_id)
+        return [place_in(lock, entry.user_id) for entry in lock.waiting]
+
+    async def places(self, user_id: int) -> list[Place]:
+        """Every queue the reader is in, with their place in it, from the locks (one indexed read)."""
+        locks = await self.locks.read_waiting_for(user_id)
+        return sorted((place_in(lock, user_id) for lock in locks if lock.queued(user_id)), key=lambda p: p.position)
 
     async def holders(self, book_ids: Sequence[UUID], *, a_whole_span: bool = False) -> dict[UUID, Reservation]:
         """The reservations holding any of these books now, by book.

@@ -16,6 +16,12 @@ States (`LockState`):
   until the target is confirmed and the views follow; whoever meets it finishes the move.
 - WITHDRAWN: the book was deleted.
 
+The book's queue lives in the same row (`waiting`: each queued reader's entry, `Waiting`), so every rule of the queue
+is a condition of one transition: a reader joins a held book only if they are neither its holder nor queued already
+(JOIN), a take or a release needs an empty queue, and a hand-off (HELD to the next reader) or a promotion (a FREE lock
+to the next reader, after a move left it) names the entry it takes. The entries' order is the order of the joins:
+each join sets `queue_seq` above its value, and the entry carries it.
+
 The runner (`LockRunner.run`) is the only code that sends a transition. It chooses the new version, sends it, and
 on a lost answer reads the lock once at SERIAL, which completes or forever supersedes the unfinished Paxos round:
 the transition applied if the lock shows the state it writes at a version one of its own sends proposed. A send
@@ -46,7 +52,7 @@ from cassandra.metadata import Murmur3Token
 
 from app import metrics
 from app.db import Database, OutcomeUnknown
-from app.models import DatabaseUnavailable, Reservation
+from app.models import DatabaseUnavailable, Place, Reservation
 from app.repository.clock import VersionClock
 
 log = logging.getLogger(__name__)
@@ -78,7 +84,25 @@ LOCK_FIELDS = (
     "move_from",
     "move_from_version",
     "freed_at",
+    "waiting",
+    "queue_seq",
 )
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """One reader in a book's queue: the reservation they will hold, and `joined`, the lock's `queue_seq` that their
+    join set. Joins of one lock are linearizable and each sets `queue_seq` above its value, so entries sort in the
+    order the readers joined, whatever the instances' clocks say; a position is counted when read, never stored."""
+
+    user_id: int
+    joined: int
+    reservation_id: UUID
+    suspended_until: datetime | None = None
+
+    def cell(self) -> tuple[int, UUID, datetime | None]:
+        """The entry as the lock row stores it (the map's value; the key is the reader)."""
+        return (self.joined, self.reservation_id, self.suspended_until)
 
 
 @dataclass(frozen=True)
@@ -96,6 +120,8 @@ class Lock:
     move_from: UUID | None = None  # INCOMING: the book the reservation comes from ...
     move_from_version: int | None = None  # ... which it held at this version when the move began
     freed_at: int | None = None  # the version of the last transition into FREE: every state before it has ended
+    waiting: tuple[Waiting, ...] = ()  # the queue, in the order of the joins
+    queue_seq: int | None = None  # the `joined` of the last join (None: nobody ever joined)
 
     def holds(self, reservation_id: UUID) -> bool:
         """A confirmed hold of this reservation."""
@@ -113,6 +139,24 @@ class Lock:
         assert self.reservation_id is not None and self.user_id is not None and self.reserved_at is not None
         return Reservation(self.reservation_id, self.book_id, self.user_id, self.reserved_at)
 
+    def queued(self, user_id: int) -> Waiting | None:
+        """The reader's entry in the book's queue."""
+        return next((entry for entry in self.waiting if entry.user_id == user_id), None)
+
+    def position(self, user_id: int) -> int | None:
+        """The reader's place in the queue, from 1."""
+        return next((n for n, entry in enumerate(self.waiting, 1) if entry.user_id == user_id), None)
+
+    def next_in_line(self) -> Waiting | None:
+        """Whom the book goes to when its holder lets it go."""
+        return self.waiting[0] if self.waiting else None
+
+    def element(self, column: str, key: Any) -> Any:
+        """A map column's value at `key`, as Cassandra compares it in a condition (None: no such element)."""
+        assert column == "waiting", column
+        entry = self.queued(key)
+        return entry.cell() if entry is not None else None
+
 
 IN_USE = (LockState.HELD, LockState.INCOMING, LockState.OUTGOING)
 
@@ -120,9 +164,22 @@ IN_USE = (LockState.HELD, LockState.INCOMING, LockState.OUTGOING)
 def lock_from_row(book_id: UUID, row: Any) -> Lock:
     if row is None:
         return Lock(book_id, None)
-    values = {name: getattr(row, name, None) for name in LOCK_FIELDS}
+    values: dict[str, Any] = {name: getattr(row, name, None) for name in LOCK_FIELDS}
     state = values.pop("state")
+    values["waiting"] = queue_of(values["waiting"])
     return Lock(book_id, LockState(state) if state else None, **values)
+
+
+def place_in(lock: Lock, user_id: int) -> Place:
+    """The reader's place in the lock's queue."""
+    entry, position = lock.queued(user_id), lock.position(user_id)
+    assert entry is not None and position is not None
+    return Place(entry.reservation_id, lock.book_id, user_id, position, len(lock.waiting))
+
+
+def queue_of(cells: dict[int, tuple[int, UUID, datetime | None]] | None) -> tuple[Waiting, ...]:
+    """The `waiting` map as read (reader -> (joined, reservation, suspended until)), in the order of the joins."""
+    return tuple(sorted((Waiting(user_id, *cell) for user_id, cell in (cells or {}).items()), key=lambda w: w.joined))
 
 
 # -- the table of transitions -------------------------------------------------------------------------------------
@@ -139,18 +196,34 @@ class Param:
 
 
 @dataclass(frozen=True)
-class Condition:
+class Element:
+    """A map column's element, `column[key]`, in a condition or an assignment (None assigned: removed)."""
+
     column: str
-    op: str  # '=' or '<'
+    key: Any  # a Param
+
+
+@dataclass(frozen=True)
+class Condition:
+    column: str | Element
+    op: str  # '=', '!=' or '<'
     value: Any  # a literal, or a Param
 
     def holds(self, lock: Lock, values: dict[str, Any]) -> bool:
-        """Cassandra's own evaluation: a missing row has every column null; `null < x` is false."""
-        current = getattr(lock, self.column)
+        """Cassandra's own evaluation: a missing row has every column null, and so has an empty map; `null < x` is
+        false; `null != x` is true."""
+        current = _current(lock, self.column, values)
         wanted = _bind(self.value, values)
         if self.op == "=":
             return bool(current == wanted)
+        if self.op == "!=":
+            return bool(current != wanted)
         return current is not None and wanted is not None and current < wanted
+
+    @property
+    def below_new(self) -> bool:
+        """`column < new`: it only ever fails for a version too low, and the runner then sends again, higher."""
+        return self.op == "<" and self.value == Param(NEW)
 
 
 @dataclass(frozen=True)
@@ -166,7 +239,7 @@ class Transition:
     name: str
     leaves: tuple[LockState | None, ...]
     when: tuple[Condition, ...]
-    sets: dict[str, Any] = field(default_factory=dict)
+    sets: dict[Any, Any] = field(default_factory=dict)  # a column's name, or a map's Element
     insert: bool = False
     views: str = ""
     refused_by_read: bool = False
@@ -174,7 +247,7 @@ class Transition:
     def refuses(self, lock: Lock, values: dict[str, Any]) -> bool:
         """Whether `lock` refuses this transition whatever version the runner would choose: a condition other than
         `version < new` fails on it (that one only ever makes the runner send again, higher)."""
-        return any(not c.holds(lock, values) for c in self.when if not (c.column == "version" and c.op == "<"))
+        return any(not c.holds(lock, values) for c in self.when if not c.below_new)
 
     def failing(self, lock: Lock, values: dict[str, Any]) -> list[Condition]:
         if self.insert:
@@ -183,12 +256,28 @@ class Transition:
 
     def only_version_too_low(self, lock: Lock, values: dict[str, Any]) -> bool:
         failing = self.failing(lock, values)
-        return bool(failing) and all(c.column == "version" and c.op == "<" for c in failing)
+        return bool(failing) and all(c.below_new for c in failing)
+
+    @property
+    def stamp(self) -> str | None:
+        """The column this transition sets to the new version it proposes (`version`, or a join's `queue_seq`): the
+        runner tells its own lost send by it. None: it sets none (leave); a lost answer is never taken as its own."""
+        stamped = [column for column, value in self.sets.items() if value == Param(NEW) and isinstance(column, str)]
+        return "version" if "version" in stamped else next(iter(stamped), None)
 
     def result(self, book_id: UUID, values: dict[str, Any], before: Lock | None) -> Lock:
         """The lock this transition leaves; the columns it does not set are kept from `before`, the lock it left."""
         base = before if before is not None else Lock(book_id, None)
-        assigned = {column: _bind(value, values) for column, value in self.sets.items()}
+        assigned = {column: _bind(value, values) for column, value in self.sets.items() if isinstance(column, str)}
+        queue = {entry.user_id: entry for entry in base.waiting}
+        for column, value in self.sets.items():
+            if isinstance(column, Element):
+                user_id, cell = _bind(column.key, values), _bind(value, values)
+                if cell is None:
+                    queue.pop(user_id, None)
+                else:
+                    queue[user_id] = Waiting(user_id, *cell)
+        assigned["waiting"] = tuple(sorted(queue.values(), key=lambda w: w.joined))
         state = assigned.pop("state", base.state)
         return replace(base, book_id=book_id, state=LockState(state) if state else None, **assigned)
 
@@ -197,15 +286,26 @@ class Transition:
         that the version is one it proposed): the columns it sets, and those its condition pins and it keeps (whose
         reservation it is). A state nobody owns (FREE, WITHDRAWN) never says whose transition made it: two requests
         can propose the same version, so such a match is never taken as this request's own."""
-        if self.sets.get("state") in (LockState.FREE.value, LockState.WITHDRAWN.value):
+        if self.sets.get("state") in (LockState.FREE.value, LockState.WITHDRAWN.value) or self.stamp is None:
             return False
-        wanted = {column: _bind(value, values) for column, value in self.sets.items() if column != "version"}
+        values = {**values, NEW: getattr(lock, self.stamp)}  # a join's entry carries the version it proposed
+        wanted = {column: _bind(value, values) for column, value in self.sets.items() if column != self.stamp}
         kept = {c.column: _bind(c.value, values) for c in self.when if c.op == "=" and c.column not in self.sets}
         kept.pop("version", None)
-        return all(getattr(lock, column) == value for column, value in (wanted | kept).items())
+        return all(_current(lock, column, values) == value for column, value in (wanted | kept).items())
+
+
+def _current(lock: Lock, column: str | Element, values: dict[str, Any]) -> Any:
+    """A column's value as a condition compares it: a map's element, and an empty map as null."""
+    if isinstance(column, Element):
+        return lock.element(column.column, _bind(column.key, values))
+    current = getattr(lock, column)
+    return None if current == () else current
 
 
 def _bind(value: Any, values: dict[str, Any]) -> Any:
+    if isinstance(value, tuple):  # a map element's value (a queue entry)
+        return tuple(_bind(v, values) for v in value)
     return values[value.name] if isinstance(value, Param) else value
 
 
@@ -238,6 +338,17 @@ _FREE_OF_ANYONE = (
     Condition("move_from_version", "=", None),
 )
 _HELD_BY = (_is(LockState.HELD), Condition("reservation_id", "=", _RID))
+# Nobody waits for the book: a take, a move's take, a release and a withdrawal need it, so only the queue's own
+# transitions (hand off, promote) give a book to anyone while a reader waits for it.
+_NOBODY_WAITING = Condition("waiting", "=", None)
+# The queue's entries, by the reader they belong to: the joining or leaving reader's, and the next reader's.
+_ENTRY = Element("waiting", _UID)
+_NEXT_UID, _NEXT_RID = Param("next_user_id"), Param("next_reservation_id")
+_NEXT_ENTRY = Element("waiting", _NEXT_UID)
+# The next reader's entry exactly as read: whoever hands the book on gives it to the reader the lock names first,
+# and a reader who left (or was handed the book already) meanwhile makes it fail.
+_NEXT_IS = Condition(_NEXT_ENTRY, "=", Param("next_entry"))
+_TO_NEXT = {"reservation_id": _NEXT_RID, "user_id": _NEXT_UID, "reserved_at": _AT, _NEXT_ENTRY: None}
 # One INCOMING state exactly (its version): a late send of the same move can take the target again, with the same
 # reservation and source, after the decided take ended; the decision must never confirm, nor an abandon end, that one.
 _INCOMING_FOR = (
@@ -264,14 +375,14 @@ class T:
     WITHDRAW = Transition(
         "withdraw",
         (LockState.FREE,),
-        (_is(LockState.FREE), _version_below_new(), *_FREE_OF_ANYONE),
+        (_is(LockState.FREE), _version_below_new(), *_FREE_OF_ANYONE, _NOBODY_WAITING),
         {"state": LockState.WITHDRAWN.value, "version": Param(NEW)},
         views="none",
     )
     TAKE = Transition(
         "take",
         (LockState.FREE,),
-        (_is(LockState.FREE), _version_below_new(), *_FREE_OF_ANYONE),
+        (_is(LockState.FREE), _version_below_new(), *_FREE_OF_ANYONE, _NOBODY_WAITING),
         {
             "state": LockState.HELD.value,
             "reservation_id": _RID,
@@ -285,14 +396,14 @@ class T:
     RELEASE = Transition(
         "release",
         (LockState.HELD,),
-        (*_HELD_BY, _version_below_new()),
+        (*_HELD_BY, _version_below_new(), _NOBODY_WAITING),
         {**_NOBODY, "state": LockState.FREE.value, "version": Param(NEW)},
         views="the reservation's three rows deleted at the new version",
     )
     RELEASE_EXACT = Transition(
         "release exactly",
         (LockState.HELD,),
-        (*_HELD_BY, _version_is_expected()),
+        (*_HELD_BY, _version_is_expected(), _NOBODY_WAITING),
         {**_NOBODY, "state": LockState.FREE.value, "version": Param(NEW)},
         views="the reservation's three rows deleted at the new version",
     )
@@ -306,7 +417,7 @@ class T:
     MOVE_IN = Transition(
         "move in",
         (LockState.FREE,),
-        (_is(LockState.FREE), _version_below_new(), *_FREE_OF_ANYONE),
+        (_is(LockState.FREE), _version_below_new(), *_FREE_OF_ANYONE, _NOBODY_WAITING),
         {"state": LockState.INCOMING.value, "reservation_id": _RID, "user_id": _UID, "reserved_at": _AT}
         | {"move_from": _FROM, "move_from_version": _FROM_VERSION, "version": Param(NEW)},
         views="none: an INCOMING state is never shown",
@@ -342,6 +453,54 @@ class T:
         views="none (deleted with the confirm's views, which come first)",
     )
 
+    # The queue. Joining and leaving change `waiting` only: the hold's version stays, so a join never fails a
+    # transition conditioned on the exact version of a hold (a fence, an undo, a move's decision).
+    JOIN = Transition(
+        "join",
+        (LockState.HELD,),
+        (_is(LockState.HELD), Condition("user_id", "!=", _UID), Condition(_ENTRY, "=", None))
+        + (Condition("queue_seq", "<", Param(NEW)),),
+        {_ENTRY: (Param(NEW), _RID, None), "queue_seq": Param(NEW)},
+        views="none: the queue is read from the lock",
+    )
+    JOIN_FIRST = Transition(  # the first join a lock row ever has (`queue_seq` null, which `<` never holds for)
+        "join first",
+        (LockState.HELD,),
+        (_is(LockState.HELD), Condition("user_id", "!=", _UID), Condition(_ENTRY, "=", None))
+        + (Condition("queue_seq", "=", None),),
+        {_ENTRY: (Param(NEW), _RID, None), "queue_seq": Param(NEW)},
+        views="none: the queue is read from the lock",
+    )
+    LEAVE = Transition(
+        "leave",
+        (LockState.FREE, LockState.HELD, LockState.INCOMING, LockState.OUTGOING, LockState.WITHDRAWN),
+        (Condition(_ENTRY, "=", Param("entry")),),
+        {_ENTRY: None},
+        views="none",
+    )
+    HAND_OFF = Transition(
+        "hand off",
+        (LockState.HELD,),
+        (*_HELD_BY, _NEXT_IS, _version_below_new()),
+        {**_TO_NEXT, "version": Param(NEW)},
+        views="the next reader's three rows written and the old holder's reader and reservation rows deleted, at the "
+        "new version (one batch)",
+    )
+    HAND_OFF_EXACT = Transition(  # a reserve that takes back what it made, while someone joined the queue meanwhile
+        "hand off exactly",
+        (LockState.HELD,),
+        (*_HELD_BY, _NEXT_IS, _version_is_expected()),
+        {**_TO_NEXT, "version": Param(NEW)},
+        views="as hand off",
+    )
+    PROMOTE = Transition(  # a free lock with a queue: a move's source freed, whose queue waits
+        "promote",
+        (LockState.FREE,),
+        (_is(LockState.FREE), _NEXT_IS, _version_below_new()),
+        {**_TO_NEXT, "state": LockState.HELD.value, "version": Param(NEW)},
+        views="the next reader's three rows, at the new version",
+    )
+
     # Schema version 1 -> 2 only: a lock row of version 1 (a reservation and no state) becomes a held lock.
     ADOPT = Transition(
         "adopt",
@@ -364,6 +523,12 @@ class T:
         CONFIRM,
         ABANDON,
         FINISH_OUT,
+        JOIN,
+        JOIN_FIRST,
+        LEAVE,
+        HAND_OFF,
+        HAND_OFF_EXACT,
+        PROMOTE,
         ADOPT,
     )
 
@@ -392,6 +557,10 @@ class LockTable(Protocol):
         lock's state; None while the index cannot answer (still building, or missing from a keyspace made before it)."""
         ...
 
+    async def read_waiting_for(self, user_id: int) -> list[Lock]:
+        """The locks of the books whose queue the reader is in, read at QUORUM through the index on the queue's keys."""
+        ...
+
     async def send(self, transition: Transition, book_id: UUID, values: dict[str, Any]) -> tuple[bool, Lock]:
         """Sends the transition once: (applied, the lock it met if refused). Raises OutcomeUnknown when the answer
         was lost, DatabaseUnavailable when it certainly did not apply."""
@@ -417,18 +586,22 @@ class CassandraLockTable:
             f"SELECT {_COLUMNS} FROM {self.ks}.reservation_by_book_id "
             f"WHERE token(book_id) >= ? AND token(book_id) <= ? AND state = '{LockState.HELD}'"
         )
+        self._read_waiting_for = f"SELECT {_COLUMNS} FROM {self.ks}.reservation_by_book_id WHERE waiting CONTAINS KEY ?"
         self._cql = {t.name: self._render(t) for t in T.ALL}
 
-    def _render(self, t: Transition) -> tuple[str, list[Param]]:
+    def _render(self, t: Transition) -> tuple[str, list[Param | tuple[Any, ...]]]:
         """The statement of a transition, with its literals (states, nulls) written out so it reads as the table
         says, and the names of its bound values in order."""
-        order: list[Param] = []
+        order: list[Param | tuple[Any, ...]] = []
 
         def mark(value: Any) -> str:
-            if isinstance(value, Param):
+            if isinstance(value, Param | tuple):  # a tuple: a map element's value, bound as one
                 order.append(value)
                 return "?"
             return "null" if value is None else f"'{value}'"
+
+        def target(column: str | Element) -> str:
+            return f"{column.column}[{mark(column.key)}]" if isinstance(column, Element) else column
 
         if t.insert:
             columns = ", ".join(["book_id", *t.sets])
@@ -436,9 +609,9 @@ class CassandraLockTable:
             table = f"{self.ks}.reservation_by_book_id"
             return f"INSERT INTO {table} ({columns}) VALUES ({values}) IF NOT EXISTS", order
         in_order = sorted(t.sets.items(), key=lambda item: item[0] != "state")  # the state it leaves first
-        assignments = ", ".join(f"{column} = {mark(value)}" for column, value in in_order)
+        assignments = ", ".join(f"{target(column)} = {mark(value)}" for column, value in in_order)
         key = mark(Param("book_id"))
-        conditions = " AND ".join(f"{c.column} {c.op} {mark(c.value)}" for c in t.when)
+        conditions = " AND ".join(f"{target(c.column)} {c.op} {mark(c.value)}" for c in t.when)
         return f"UPDATE {self.ks}.reservation_by_book_id SET {assignments} WHERE book_id = {key} IF {conditions}", order
 
     async def read(self, book_id: UUID, *, serial: bool) -> Lock:
@@ -462,6 +635,12 @@ class CassandraLockTable:
             if isinstance(error.__cause__, ReadFailure):  # a replica's index is still building
                 return None
             raise
+
+    async def read_waiting_for(self, user_id: int) -> list[Lock]:
+        locks: list[Lock] = []
+        async for rows in self.db.pages(self._read_waiting_for, [user_id], page_size=HELD_PER_PAGE):
+            locks += [lock_from_row(row.book_id, row) for row in rows]
+        return locks
 
     async def send(self, transition: Transition, book_id: UUID, values: dict[str, Any]) -> tuple[bool, Lock]:
         cql, order = self._cql[transition.name]
@@ -514,6 +693,10 @@ class LockRunner:
         the index cannot answer, and the caller reads the locks by key instead."""
         return await self.table.read_held_between(first, last)
 
+    async def read_waiting_for(self, user_id: int) -> list[Lock]:
+        """The locks of the books whose queue the reader is in (one indexed read)."""
+        return await self.table.read_waiting_for(user_id)
+
     async def look(self, transition: Transition, book_id: UUID, **values: Any) -> Outcome | None:
         """For a transition marked `refused_by_read`: the lock read at QUORUM, and the refusal if it refuses the
         transition (no Paxos round); None if the transition must be sent to find out."""
@@ -551,17 +734,21 @@ class LockRunner:
                 proposed.add(new)
                 met = await self.read(book_id, serial=True)
                 lost = True
-            ours = met.version in proposed and transition.made(met, values)
+            stamp = transition.stamp
+            ours = stamp is not None and getattr(met, stamp) in proposed and transition.made(met, values)
             if lost:
                 resolved = metrics.APPLIED if ours else metrics.NOT_APPLIED
                 metrics.LOST_ANSWERS.labels(transition.name, resolved).inc()
             if ours:
                 # A send of ours whose answer was lost, finished by Paxos when this read or a later send came. Only
                 # then: a match after a definite refusal alone is another's (two instances can propose one version).
-                return Outcome(True, replace(transition.result(book_id, values, before), version=met.version))
+                return Outcome(
+                    True, transition.result(book_id, {**values, NEW: getattr(met, stamp or "version")}, before)
+                )
             self.clock.observe(met.version)
             if transition.only_version_too_low(met, values):
-                seen.append(met.version)  # our clock is behind the lock's: go again from its version
+                # our clock is behind the lock's: go again from its version (or its last join's)
+                seen += [getattr(met, str(c.column)) for c in transition.failing(met, values)]
             elif transition.failing(met, values):
                 return Outcome(False, met)
             # else: the lock still is as the transition requires, so our send never got there: send it again

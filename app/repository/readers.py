@@ -242,7 +242,9 @@ class ReaderRepository(RepositoryBase):
     async def delete_user(self, user_id: int) -> None:
         """Marks the reader 'closing' with a conditional write, then looks for their reservations. A reserve for
         them reads their row again after writing its views: it either sees the mark and gives the book back, or
-        wrote its views before this looked, and then the deletion is refused (the reservations module's docstring)."""
+        wrote its views before this looked, and then the deletion is refused (the reservations module's docstring).
+        A join of a book's queue, and a hand-off of a book to them, read the row again the same way after the
+        transition (the join or the views), and this looks for their places in queues as well as their holds."""
         user = await self.get_user(user_id)
         marked = await self.db.execute(
             self.cql("UPDATE {ks}.users SET state = 'closing' WHERE user_id = ? IF joined_at = ? AND state = null"),
@@ -251,14 +253,16 @@ class ReaderRepository(RepositoryBase):
         )
         if not marked.was_applied:
             raise Conflict.reader_changed(user_id)
-        held = await self.listings.user_reservations(user_id, page_size=1)
-        if held.items:
+        held, places = await asyncio.gather(
+            self.listings.user_reservations(user_id, page_size=1), self.listings.places(user_id)
+        )
+        if held.items or places:
             await self.db.execute(
                 self.cql("UPDATE {ks}.users SET state = null WHERE user_id = ? IF state = 'closing'"),
                 [user_id],
                 write=True,
             )
-            raise Conflict.reader_in_use(user_id)
+            raise Conflict.reader_in_use(user_id) if held.items else Conflict.reader_waiting(user_id)
         await self.db.execute(
             self.cql("DELETE FROM {ks}.users WHERE user_id = ? IF state = 'closing'"), [user_id], write=True
         )

@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -26,6 +27,7 @@ from app.models import (
     DatabaseUnavailable,
     Forbidden,
     NotFound,
+    Place,
     Reservation,
     UnknownBook,
     UnknownReader,
@@ -35,7 +37,7 @@ from app.models import (
 from app.repository.base import now
 from app.repository.clock import VersionClock
 from app.repository.idempotency import KeyOutcome, KeyStore
-from app.repository.locks import ATTEMPTS, Lock, LockRunner, LockState, Outcome, T, Transition
+from app.repository.locks import ATTEMPTS, Lock, LockRunner, LockState, Outcome, T, Transition, Waiting, place_in
 from app.repository.store import ReservationStore, ViewRow
 from app.rules import check_idempotency_key
 
@@ -167,6 +169,8 @@ class Reservations:
             return UnknownBook(book_id)
         if met.state is LockState.HELD:
             await self._heal_beside(met)
+        elif met.state is LockState.FREE and met.waiting:
+            await self.promote(book_id)  # free, and readers wait: it is theirs, in order
         return self._taken(book_id, met, user_id)  # held, or a move at work on it: taken, for now
 
     def _taken(self, book_id: UUID, held: Lock, user_id: int) -> Conflict:
@@ -216,10 +220,16 @@ class Reservations:
         assert rid is not None and user_id is not None
         try:
             released = await self.locks.run(T.RELEASE_EXACT, lock.book_id, expected=lock.version, reservation_id=rid)
+            handed = False
+            if not released.applied and released.lock.waiting and released.lock.version == lock.version:
+                # Readers joined the queue meanwhile: the book goes to them, only from the exact state it made.
+                met = replace(lock, waiting=released.lock.waiting)
+                released = await self._hand_on(met, T.HAND_OFF_EXACT, reservation_id=rid, expected=lock.version)
+                handed = released.applied
             if released.applied:
                 version = released.lock.version
                 assert version is not None
-                await self.store.delete_book_rows(user_id, lock.book_id, version)
+                await self._delete_rows_of(user_id, lock.book_id, version, handed=handed)
                 await self.store.delete_reservation_row(rid, version)
                 if keyed:
                     await self.keys.record(rid, outcome)
@@ -279,12 +289,17 @@ class Reservations:
         seen = [row]  # every version of its row read on the way: the books they name are where its rows may be
         for _ in range(ATTEMPTS):
             released = await self.locks.run(T.RELEASE, book_id, reservation_id=reservation_id)
+            handed = False
+            if not released.applied and released.lock.holds(reservation_id) and released.lock.waiting:
+                # Readers wait for the book: it goes to the first of them in the same transition, never free between.
+                released = await self._hand_on(released.lock, T.HAND_OFF, reservation_id=reservation_id)
+                handed = released.applied
             if released.applied:
                 version = released.lock.version
                 assert version is not None
                 await self._step("cancel.released", book_id=book_id, version=version)
                 await self._end_moves_into(seen, book_id)
-                await self.store.delete_book_rows(user_id, book_id, version)
+                await self._delete_rows_of(user_id, book_id, version, handed=handed)
                 for other in _books_named(seen, book_id):
                     await self.store.delete_if_naming(reservation_id, user_id, other)
                 await self.store.delete_reservation_row(reservation_id, version)
@@ -463,6 +478,8 @@ class Reservations:
             await self.store.delete_book_rows(user_id, source.book_id, source.version)
         await self._step("move.views_written", source=source, target=target)
         await self.locks.run(T.FINISH_OUT, source.book_id, before=source, reservation_id=rid)
+        if source.waiting:
+            await self.promote(source.book_id)  # readers waited for the book the reservation left
         return held
 
     async def _restamp(self, lock: Lock, *, reserved_at: datetime | None = None, above: int | None = None) -> Outcome:
@@ -508,6 +525,131 @@ class Reservations:
         if row is None:
             raise NotFound.reservation(lock.reservation_id)
         return row
+
+    # -- the queue ----------------------------------------------------------------------------------------------
+    async def join(self, book_id: UUID, user_id: int) -> Place | Reservation:
+        """Puts the reader in the queue of a book another reader holds, and says their place. A book that is free
+        with nobody waiting is reserved for them instead (the Reservation). Conflict if they hold it or wait for it
+        already. Like a reserve, the reader is read before and again after the join: a deletion of the reader marks
+        their card first and then looks for their places (app/repository/readers.py), so one of the two sees the
+        other, and a join that sees the mark leaves the queue again."""
+        reader = await self._active_reader(user_id)
+        for _ in range(ATTEMPTS):
+            lock = await self.locks.read(book_id)
+            if lock.state in _GONE:
+                raise UnknownBook(book_id)
+            if (entry := lock.queued(user_id)) is not None:
+                raise Conflict.already_waiting(book_id, lock.position(user_id) or 0)
+            if lock.in_between:
+                if not await self.settle(lock):
+                    raise self._taken(book_id, lock, user_id)  # a move at work on it: it is not free
+                continue
+            if lock.state is LockState.FREE:
+                if lock.waiting:
+                    await self.promote(book_id)
+                    continue
+                try:
+                    return await self._reserve(book_id, reader, uuid4(), keyed=False)
+                except Conflict:
+                    continue  # taken meanwhile: join its queue
+            if lock.user_id == user_id:
+                raise Conflict.book_held_by_caller(book_id, lock.reservation_id)
+            joined = await self.locks.run(
+                T.JOIN if lock.queue_seq is not None else T.JOIN_FIRST,
+                book_id,
+                before=lock,
+                above=lock.queue_seq,
+                user_id=user_id,
+                reservation_id=uuid4(),
+            )
+            if not joined.applied:
+                continue  # the lock changed since it was read: look again
+            entry = joined.lock.queued(user_id)
+            assert entry is not None
+            await self._step("join.joined", lock=joined.lock)
+            if await self.store.reader(user_id) != reader:
+                await self._leave_entry(book_id, user_id, entry)
+                raise UnknownReader(user_id)
+            return place_in(joined.lock, user_id)
+        raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
+
+    async def leave(self, book_id: UUID, user_id: int) -> None:
+        """Takes the reader out of the book's queue. NotFound if they are not in it. Should the book have come to
+        them meanwhile, the reservation it made is cancelled: they asked not to wait for it any more."""
+        lock = await self.locks.read(book_id, serial=True)
+        entry = lock.queued(user_id)
+        if entry is None:
+            raise NotFound.not_waiting(book_id, user_id)
+        await self._leave_entry(book_id, user_id, entry)
+
+    async def _leave_entry(self, book_id: UUID, user_id: int, entry: Waiting) -> None:
+        for _ in range(ATTEMPTS):
+            left = await self.locks.run(T.LEAVE, book_id, user_id=user_id, entry=entry.cell())
+            if left.applied:
+                return
+            lock = await self.locks.read(book_id, serial=True)
+            if lock.queued(user_id) == entry:
+                continue  # the send never got there
+            if lock.involves(entry.reservation_id):
+                await self.cancel(entry.reservation_id, user_id)  # handed the book meanwhile
+            return  # gone from the queue (a lost answer of ours, or a hand-off that cancel ended)
+        raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
+
+    async def promote(self, book_id: UUID) -> None:
+        """A free book with readers waiting (its holder moved away) goes to the first of them."""
+        for _ in range(ATTEMPTS):
+            lock = await self.locks.read(book_id, serial=True)
+            if lock.state is not LockState.FREE or not lock.waiting:
+                return
+            if (await self._hand_on(lock, T.PROMOTE)).applied:
+                return
+        raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
+
+    async def _hand_on(self, lock: Lock, transition: Transition, **values: Any) -> Outcome:
+        """Gives the book to the first reader in its queue, in one transition from `lock` (hand off: from the
+        reservation it holds; promote: from free), then writes their views and reads their card again. A reader
+        whose card is gone is taken out of the queue first, and the next one is tried; a card deleted while the book
+        came to them (the same race as a reserve's) has the reservation cancelled, which hands the book on again.
+        Refused: the lock is no longer as read, and the caller reads it again."""
+        for _ in range(ATTEMPTS):
+            entry = lock.next_in_line()
+            if entry is None:
+                return Outcome(False, lock)
+            reader = await self.store.reader(entry.user_id)
+            if reader is None:
+                await self.locks.run(T.LEAVE, lock.book_id, user_id=entry.user_id, entry=entry.cell())
+                lock = replace(lock, waiting=tuple(w for w in lock.waiting if w != entry))
+                continue
+            handed = await self.locks.run(
+                transition,
+                lock.book_id,
+                before=lock,
+                next_user_id=entry.user_id,
+                next_reservation_id=entry.reservation_id,
+                next_entry=entry.cell(),
+                reserved_at=now(),
+                **values,
+            )
+            if not handed.applied:
+                return handed
+            await self._step("queue.handed", lock=handed.lock)
+            await self.store.write_views(handed.lock)
+            try:
+                if await self.store.reader(entry.user_id) != reader:
+                    await self.cancel(entry.reservation_id, entry.user_id)
+            except (DatabaseUnavailable, NotFound) as error:
+                # The hand-off stands whatever happens here: the book is theirs unless their card is gone.
+                log.warning("could not check card %s after a hand-off of %s: %s", entry.user_id, lock.book_id, error)
+            return handed
+        raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
+
+    async def _delete_rows_of(self, user_id: int, book_id: UUID, version: int, *, handed: bool) -> None:
+        """The released reservation's reader and book rows, deleted at the version that released it; after a
+        hand-off, the reader's row only: the book's row is the next holder's now, written at that same version."""
+        if handed:
+            await self.store.delete_user_row(user_id, book_id, version)
+        else:
+            await self.store.delete_book_rows(user_id, book_id, version)
 
     # -- settling what a pause, a crash or a failed write left half-way -----------------------------------------
     async def settle(self, lock: Lock) -> bool:
@@ -647,6 +789,8 @@ class Reservations:
         met = withdrawn.lock
         if withdrawn.applied or met.state in _GONE:
             return met.version or 0
+        if met.state is LockState.FREE and met.waiting:
+            await self.promote(book_id)
         raise Conflict.book_in_use(book_id, met.reservation_id)
 
     async def _step(self, name: str, **facts: Any) -> None:

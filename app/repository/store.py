@@ -82,6 +82,10 @@ class ReservationStore(Protocol):
         """The reader's row for the book and the book's row, deleted at `version`."""
         ...
 
+    async def delete_user_row(self, user_id: int, book_id: UUID, version: int) -> None:
+        """The reader's row for the book, deleted at `version` (a hand-off: the book's row is the next holder's)."""
+        ...
+
     async def delete_reservation_row(self, reservation_id: UUID, version: int) -> None: ...
 
     async def delete_if_naming(self, reservation_id: UUID, user_id: int, book_id: UUID) -> None:
@@ -166,6 +170,9 @@ class CassandraReservationStore:
         batch.add(await self.db.prepare(self.cql(_DELETE_USER_ROW)), [version, user_id, book_id])
         batch.add(await self.db.prepare(self.cql(_DELETE_BOOK_ROW)), [version, book_id])
         await self.db.execute(batch, write=True)
+
+    async def delete_user_row(self, user_id: int, book_id: UUID, version: int) -> None:
+        await self.db.execute(self.cql(_DELETE_USER_ROW), [version, user_id, book_id], write=True)
 
     async def delete_reservation_row(self, reservation_id: UUID, version: int) -> None:
         await self.db.execute(self.cql(_DELETE_RESERVATION_ROW), [version, reservation_id], write=True)

@@ -18,7 +18,7 @@ from app.rules import MAX_PIN, MIN_PIN, MIN_STAFF_PIN, max_length
 from app.search import FACET_SIZE, MAX_QUERY_CHARS
 from app.service import LibraryService
 from app.settings import Settings
-from app.web import api_books, api_reservations, api_session, api_users, legacy, pages
+from app.web import api_books, api_queues, api_reservations, api_session, api_users, legacy, pages
 from app.web.base import JsonHandler
 from app.web.guards import GuardedApplication
 from app.web.health import HealthHandler
@@ -52,10 +52,12 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     (r"/metrics", MetricsHandler),  # development only: production serves it on METRICS_PORT (app/web/monitoring.py)
     (r"/api/books", api_books.BooksHandler),
     (rf"/api/books/{UUID}", api_books.BookHandler),
+    (rf"/api/books/{UUID}/queue", api_queues.BookQueueHandler),
     (r"/api/session", api_session.SessionHandler),
     (r"/api/users", api_users.UsersHandler),
     (rf"/api/users/{UUID}", api_users.UserHandler),
     (rf"/api/users/{UUID}/sessions", api_users.UserSessionsHandler),
+    (rf"/api/users/{UUID}/queues", api_queues.ReaderQueuesHandler),
     (r"/api/reservations", api_reservations.ReservationsHandler),
     (rf"/api/reservations/{UUID}", api_reservations.ReservationHandler),
     # the earlier system's endpoints

@@ -430,6 +430,55 @@ def document(*, production: bool = False) -> dict[str, Any]:
                     },
                 },
             },
+            "/api/books/{book_id}/queue": {
+                "parameters": book_path,
+                "get": {
+                    "tags": ["queues"],
+                    "summary": "How many wait for the book, and the caller's place (a librarian: every place)",
+                    "responses": {
+                        "200": _json(_ref("Queue"), "The queue"),
+                        "400": BAD_REQUEST,
+                        "503": UNAVAILABLE,
+                    },
+                },
+                "post": {
+                    "tags": ["queues"],
+                    "summary": "Join the queue of a book another reader holds; a free book is reserved at once",
+                    "requestBody": _body(_ref("QueueJoin")),
+                    "responses": {
+                        "201": _json(_ref("Joined"), "In the queue (waiting), or reserved (ready)", LOCATION),
+                        "400": BAD_REQUEST,
+                        "404": NOT_FOUND,
+                        "409": _error("The caller holds the book or waits for it already"),
+                        "503": UNAVAILABLE,
+                    },
+                },
+                "delete": {
+                    "tags": ["queues"],
+                    "summary": "Leave the queue (should the book have come meanwhile, its reservation is cancelled)",
+                    "parameters": [
+                        _param("user_id", "query", USER_ID_SCHEMA, "The reader, if not the caller (librarians)")
+                    ],
+                    "responses": {
+                        "204": {"description": "Left"},
+                        "400": BAD_REQUEST,
+                        "404": NOT_FOUND,
+                        "503": UNAVAILABLE,
+                    },
+                },
+            },
+            "/api/users/{user_id}/queues": {
+                "parameters": user_path,
+                "get": {
+                    "tags": ["queues"],
+                    "summary": "The queues a reader is in, with their place in each",
+                    "responses": {
+                        "200": _json(_ref("Places"), "Their places"),
+                        "400": BAD_REQUEST,
+                        "503": UNAVAILABLE,
+                    },
+                },
+            },
             "/api/reservations/{reservation_id}": {
                 "parameters": reservation_path,
                 "get": {
@@ -660,6 +709,56 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["user_id", "sessions_ended"],
             "properties": {"user_id": {"type": "integer"}, "sessions_ended": {"type": "integer"}},
+        },
+        "Place": {
+            "type": "object",
+            "required": ["status", "reservation_id", "book_id", "user_id", "position", "waiting"],
+            "properties": {
+                "status": {"type": "string", "enum": ["waiting"]},
+                "reservation_id": {
+                    **UUID_SCHEMA,
+                    "description": "The reservation they will hold when it is their turn",
+                },
+                "book_id": UUID_SCHEMA,
+                "user_id": {"type": "integer"},
+                "position": {"type": "integer", "description": "1: next in line"},
+                "waiting": {"type": "integer", "description": "How many wait in all"},
+            },
+        },
+        "Joined": {
+            "oneOf": [
+                _ref("Place"),
+                {
+                    "type": "object",
+                    "required": ["status", "reservation_id", "book_id", "user_id", "reserved_at"],
+                    "properties": {
+                        "status": {"type": "string", "enum": ["ready"]},
+                        "reservation_id": UUID_SCHEMA,
+                        "book_id": UUID_SCHEMA,
+                        "user_id": {"type": "integer"},
+                        "reserved_at": timestamp,
+                    },
+                },
+            ]
+        },
+        "Queue": {
+            "type": "object",
+            "required": ["waiting", "places"],
+            "properties": {
+                "waiting": {"type": "integer"},
+                "places": {"type": "array", "items": _ref("Place")},
+            },
+        },
+        "Places": {
+            "type": "object",
+            "required": ["places"],
+            "properties": {"places": {"type": "array", "items": _ref("Place")}},
+        },
+        "QueueJoin": {
+            "type": "object",
+            "properties": {
+                "user_id": {**USER_ID_SCHEMA, "description": "The reader, if not the caller (librarians only)"},
+            },
         },
         "Reservation": {
             "type": "object",

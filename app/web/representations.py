@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.access import Caller
-from app.models import Book, Reservation, User
+from app.models import Book, Place, Reservation, User
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -50,6 +50,23 @@ def reservation_json(reservation: Reservation) -> dict[str, Any]:
         "user_id": reservation.user_id,
         "reserved_at": timestamp(reservation.reserved_at),
     }
+
+
+def place_json(place: Place) -> dict[str, Any]:
+    """A reader's place in a book's queue: `status` 'waiting', beside a reservation's 'ready' (`joined_json`)."""
+    return {
+        "status": "waiting",
+        "reservation_id": str(place.reservation_id),
+        "book_id": str(place.book_id),
+        "user_id": place.user_id,
+        "position": place.position,
+        "waiting": place.waiting,
+    }
+
+
+def joined_json(joined: Place | Reservation) -> dict[str, Any]:
+    """What a join made: a place in the queue, or, for a book that was free, the reservation itself (`ready`)."""
+    return place_json(joined) if isinstance(joined, Place) else {"status": "ready", **reservation_json(joined)}
 
 
 def caller_json(caller: Caller) -> dict[str, Any]:

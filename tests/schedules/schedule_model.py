@@ -35,7 +35,7 @@ from uuid import UUID
 from app.db import OutcomeUnknown
 from app.models import DatabaseUnavailable, User
 from app.repository.idempotency import Claim, KeyOutcome
-from app.repository.locks import Lock, LockState, Transition, token_of
+from app.repository.locks import Element, Lock, LockState, Transition, token_of
 from app.repository.store import VIEWS, ViewRow
 
 ANY = "*"  # a partition key matching every partition of a table (a scan)
@@ -119,6 +119,10 @@ class ModelLocks:
         await self.gate.point("read held locks", frozenset(p for b in self.rows for p in _lock(b)), False, ())
         return [lock for b, lock in self.rows.items() if lock.state is LockState.HELD and first <= token_of(b) <= last]
 
+    async def read_waiting_for(self, user_id: int) -> list[Lock]:
+        await self.gate.point(f"read locks {user_id} waits for", frozenset({("lock", ANY)}), False, ())
+        return [lock for lock in self.rows.values() if lock.queued(user_id) is not None]
+
     async def send(self, transition: Transition, book_id: UUID, values: dict[str, Any]) -> tuple[bool, Lock]:
         label = f"{transition.name} on lock {self.name(book_id)}"
         fault = await self.gate.point(label, _lock(book_id), True, LWT_FAULTS)
@@ -128,7 +132,9 @@ class ModelLocks:
             _raise_after(fault, label)  # (a refusal whose answer is lost: the runner reads it back)
             if transition.insert:
                 return False, current
-            named = {c.column: getattr(current, c.column) for c in transition.when}
+            # Cassandra answers the columns the condition names (a map's element: the whole map)
+            columns = [c.column.column if isinstance(c.column, Element) else c.column for c in transition.when]
+            named = {column: getattr(current, column) for column in columns}
             return False, Lock(book_id, named.pop("state", None), **named)
         self.rows[book_id] = transition.result(book_id, values, current)
         _raise_after(fault, label)
@@ -267,6 +273,9 @@ class ModelStore:
             self._delete("user_reservations", (user_id, book_id), version),
             self._delete("book_reservations", book_id, version),
         )
+
+    async def delete_user_row(self, user_id: int, book_id: UUID, version: int) -> None:
+        await self._delete("user_reservations", (user_id, book_id), version)
 
     async def delete_reservation_row(self, reservation_id: UUID, version: int) -> None:
         await self._delete("reservations", reservation_id, version)

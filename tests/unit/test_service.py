@@ -21,6 +21,7 @@ from app.models import (
     Forbidden,
     InvalidInput,
     NotFound,
+    Place,
     Reservation,
     Role,
     TooManyAttempts,
@@ -64,6 +65,7 @@ class MemoryLibrary:
         self.users: dict[int, User] = {}
         self.pins: dict[int, str] = {}
         self.reservations: dict[UUID, Reservation] = {}
+        self.queues: dict[UUID, list[int]] = {}  # the readers waiting for each book, in order
         self.sessions: dict[int, int] = {}  # card -> sessions open
         self.attempts: dict[int, int] = {}  # card -> PIN checks since the last success
         self.log: list[Logged] = []
@@ -178,6 +180,31 @@ class MemoryLibrary:
     async def cancel(self, reservation_id: UUID, user_id: int) -> None:
         await self._owned(reservation_id, user_id)
         del self.reservations[reservation_id]
+
+    async def join(self, book_id: UUID, user_id: int) -> Place | Reservation:
+        # As the repository: a free book is reserved; a held one is joined, once, never by its holder.
+        holder = self._holder(book_id)
+        if holder is None:
+            return await self.reserve(book_id, user_id)
+        if holder.user_id == user_id:
+            raise Conflict.book_held_by_caller(book_id, holder.reservation_id)
+        queue = self.queues.setdefault(book_id, [])
+        if user_id in queue:
+            raise Conflict.already_waiting(book_id, queue.index(user_id) + 1)
+        queue.append(user_id)
+        return Place(uuid4(), book_id, user_id, len(queue), len(queue))
+
+    async def leave(self, book_id: UUID, user_id: int) -> None:
+        if user_id not in self.queues.get(book_id, []):
+            raise NotFound.not_waiting(book_id, user_id)
+        self.queues[book_id].remove(user_id)
+
+    async def queue(self, book_id: UUID) -> list[Place]:
+        queue = self.queues.get(book_id, [])
+        return [Place(uuid4(), book_id, u, n, len(queue)) for n, u in enumerate(queue, 1)]
+
+    async def places(self, user_id: int) -> list[Place]:
+        return [p for book_id in self.queues for p in await self.queue(book_id) if p.user_id == user_id]
 
     # -- Accounts
     async def checked_pin(self, card: int, pin: str) -> User:
@@ -645,3 +672,30 @@ async def test_only_the_staff_change_the_catalogue_and_each_change_is_logged(wor
         ("edit book", "edited “Sanditon (unfinished)”", book.book_id),
         ("delete book", "deleted “Emma”", world.emma.book_id),
     ]
+
+
+async def test_a_reader_queues_and_leaves_for_themselves_only_and_sees_only_their_own_place(world: World) -> None:
+    s, ada, bob, desk = world.service, world.ada, world.bob, world.desk
+    await s.reserve(bob, world.emma.book_id)
+    with pytest.raises(Forbidden):
+        await s.join(ada, world.emma.book_id, named=bob.user_id)
+    place = await s.join(ada, world.emma.book_id)
+    assert isinstance(place, Place) and place.position == 1
+    waiting, seen = await s.queue(ada, world.emma.book_id)
+    assert [p.user_id for p in seen] == [ada.user_id] and waiting >= 1
+    assert [p.user_id for p in (await s.queue(desk, world.emma.book_id))[1]][0] == ada.user_id
+    with pytest.raises(Forbidden):
+        await s.leave(bob, world.emma.book_id, named=ada.user_id)
+    with pytest.raises(Forbidden):
+        await s.places(bob, ada.user_id)
+    assert [p.book_id for p in await s.places(ada)] == [world.emma.book_id]
+    await s.leave(ada, world.emma.book_id)
+    assert await s.places(ada) == []
+    with pytest.raises(Unauthenticated):
+        await s.queue(None, world.emma.book_id)
+
+
+async def test_the_desk_naming_a_card_that_does_not_exist_is_told_so_when_joining(world: World) -> None:
+    await world.service.reserve(world.bob, world.emma.book_id)
+    with pytest.raises(UnknownReader):
+        await world.service.join(world.desk, world.emma.book_id, named=999_999)

@@ -1,0 +1,48 @@
+"""/api/books/{id}/queue and /api/users/{id}/queues: a book's queue (join, leave, look), and the queues a reader is in.
+
+A reader joins and leaves on their own card; a librarian may name any reader (`user_id`). Who may act for whom is the
+service's (app/service.py); the queue's rules are the lock's (app/repository/locks.py). This module parses and answers.
+"""
+
+from __future__ import annotations
+
+from app.access import Access
+from app.web.base import JsonHandler
+from app.web.parsing import parse_user_id, parse_user_id_text, parse_uuid
+from app.web.representations import joined_json, place_json
+
+
+class BookQueueHandler(JsonHandler):
+    ACCESS = {"get": Access.READER, "post": Access.READER, "delete": Access.READER}
+
+    async def get(self, raw_id: str) -> None:
+        """How many wait, and the places the caller may see (their own; for staff, everyone's, in order)."""
+        waiting, places = await self.service.queue(self.caller, parse_uuid(raw_id, "book_id"))
+        self.write_json({"waiting": waiting, "places": [place_json(p) for p in places]})
+
+    async def post(self, raw_id: str) -> None:
+        """Join the queue; a book free with nobody waiting is reserved at once (status 'ready')."""
+        book_id = parse_uuid(raw_id, "book_id")
+        data = self.json_body()
+        named = parse_user_id(data["user_id"]) if data.get("user_id") is not None else None
+        joined = await self.service.join(self.caller, book_id, named)
+        body = joined_json(joined)
+        if body["status"] == "ready":
+            self.created(f"/api/reservations/{body['reservation_id']}", body)
+        else:
+            self.created(f"/api/books/{book_id}/queue", body)
+
+    async def delete(self, raw_id: str) -> None:
+        book_id = parse_uuid(raw_id, "book_id")
+        raw_user = self.query("user_id")
+        named = parse_user_id_text(raw_user) if raw_user is not None else None
+        await self.service.leave(self.caller, book_id, named)
+        self.no_content()
+
+
+class ReaderQueuesHandler(JsonHandler):
+    ACCESS = {"get": Access.READER}
+
+    async def get(self, raw_id: str) -> None:
+        places = await self.service.places(self.caller, parse_user_id_text(raw_id))
+        self.write_json({"places": [place_json(p) for p in places]})

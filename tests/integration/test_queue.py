@@ -1,0 +1,281 @@
+"""A book's queue against real Cassandra (issue 22): joining and leaving, the hand-off when the holder lets go, and
+the races the lock's conditions close (docs/reservation-protocol.md, rows join to promote). Each ends with a clean
+audit."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from integration.api_support import assert_error, call, new_user
+from integration.test_reservations import new_book, new_users, settled
+
+from app.models import Conflict, ConflictKind, NotFound, Place, Reservation
+from app.repository import Library
+from app.repository.locks import LockState, T
+
+
+async def clean(library: Library) -> None:
+    report = await settled(library).audit()
+    assert report.clean, report.violations
+
+
+async def held_by_someone(library: Library) -> tuple[uuid.UUID, Reservation]:
+    book = await new_book(library)
+    (holder,) = await new_users(library, 1)
+    return book.book_id, await library.reserve(book.book_id, holder.user_id)
+
+
+async def test_readers_queue_in_the_order_they_joined_and_the_first_gets_the_book_when_the_holder_cancels(
+    library: Library,
+) -> None:
+    book_id, held = await held_by_someone(library)
+    first, second, third = await new_users(library, 3)
+    one = await library.join(book_id, first.user_id)
+    two = await library.join(book_id, second.user_id)
+    three = await library.join(book_id, third.user_id)
+    assert isinstance(one, Place) and isinstance(two, Place) and isinstance(three, Place)
+    assert [(p.position, p.waiting) for p in (one, two, three)] == [(1, 1), (2, 2), (3, 3)]
+    assert [p.user_id for p in await library.queue(book_id)] == [first.user_id, second.user_id, third.user_id]
+    assert [(p.book_id, p.position, p.waiting) for p in await library.places(second.user_id)] == [(book_id, 2, 3)]
+
+    await library.cancel(held.reservation_id, held.user_id)
+    lock = await library.locks.read(book_id, serial=True)
+    assert lock.holds(one.reservation_id) and lock.user_id == first.user_id  # never free in between
+    now_held = await library.get_reservation(one.reservation_id)
+    assert now_held.book_id == book_id and now_held.user_id == first.user_id
+    assert [r.reservation_id for r in await library.book_reservations(book_id)] == [one.reservation_id]
+    assert [r.reservation_id for r in (await library.user_reservations(first.user_id)).items] == [one.reservation_id]
+    assert (await library.user_reservations(held.user_id)).items == []
+    with pytest.raises(NotFound):
+        await library.get_reservation(held.reservation_id)
+    assert [(p.user_id, p.position, p.waiting) for p in await library.queue(book_id)] == [
+        (second.user_id, 1, 2),
+        (third.user_id, 2, 2),
+    ]
+    assert await library.places(first.user_id) == []
+
+    # A repeated or late hand-off does nothing: it names the reservation that held the book, which no longer does.
+    entry = lock.next_in_line()
+    assert entry is not None
+    late = await library.locks.run(
+        T.HAND_OFF,
+        book_id,
+        reservation_id=held.reservation_id,
+        next_user_id=entry.user_id,
+        next_reservation_id=entry.reservation_id,
+        next_entry=entry.cell(),
+        reserved_at=held.reserved_at,
+    )
+    assert not late.applied
+    assert (await library.locks.read(book_id, serial=True)).holds(one.reservation_id)
+
+    # The last one out frees the book; nobody waits then.
+    await library.leave(book_id, third.user_id)
+    await library.cancel(one.reservation_id, first.user_id)
+    await library.cancel(two.reservation_id, second.user_id)
+    lock = await library.locks.read(book_id, serial=True)
+    assert lock.state is LockState.FREE and lock.waiting == ()
+    await clean(library)
+
+
+async def test_joining_twice_or_the_queue_of_ones_own_book_is_refused_and_a_free_book_is_reserved(
+    library: Library,
+) -> None:
+    book_id, held = await held_by_someone(library)
+    (reader,) = await new_users(library, 1)
+    with pytest.raises(Conflict) as own:
+        await library.join(book_id, held.user_id)
+    assert own.value.held_by_caller
+    await library.join(book_id, reader.user_id)
+    with pytest.raises(Conflict) as twice:
+        await library.join(book_id, reader.user_id)
+    assert twice.value.kind is ConflictKind.ALREADY_WAITING
+    await library.leave(book_id, reader.user_id)
+    with pytest.raises(NotFound):
+        await library.leave(book_id, reader.user_id)
+
+    free = await new_book(library)
+    reserved = await library.join(free.book_id, reader.user_id)
+    assert isinstance(reserved, Reservation) and reserved.book_id == free.book_id
+    await library.cancel(reserved.reservation_id, reader.user_id)
+    await library.cancel(held.reservation_id, held.user_id)
+    await clean(library)
+
+
+async def test_a_reader_joins_a_queue_once_however_many_requests_race(library: Library) -> None:
+    book_id, held = await held_by_someone(library)
+    (reader,) = await new_users(library, 1)
+    others = settled(library)  # a second instance
+    results = await asyncio.gather(
+        *[(library if i % 2 else others).join(book_id, reader.user_id) for i in range(20)], return_exceptions=True
+    )
+    kinds = Counter(type(r).__name__ for r in results)
+    assert kinds == Counter({"Place": 1, "Conflict": 19}), results
+    lock = await library.locks.read(book_id, serial=True)
+    assert [w.user_id for w in lock.waiting] == [reader.user_id]
+    await library.leave(book_id, reader.user_id)
+    await library.cancel(held.reservation_id, held.user_id)
+    await clean(library)
+
+
+async def test_a_cancel_racing_a_join_never_leaves_the_book_free_while_someone_waits(library: Library) -> None:
+    """The cancel meets the join's entry (and hands the book over), or the join meets the book free (and takes it):
+    each of the two reads the lock after the other could have changed it, in one linearizable row."""
+    (holder, reader) = await new_users(library, 2)
+    for _ in range(15):
+        book = await new_book(library)
+        held = await library.reserve(book.book_id, holder.user_id)
+        cancelled, joined = await asyncio.gather(
+            library.cancel(held.reservation_id, holder.user_id), settled(library).join(book.book_id, reader.user_id)
+        )
+        lock = await library.locks.read(book.book_id, serial=True)
+        assert lock.state is LockState.HELD and lock.user_id == reader.user_id and lock.waiting == (), lock
+        await library.cancel(lock.reservation_id, reader.user_id)  # type: ignore[arg-type]
+    await clean(library)
+
+
+async def test_six_readers_looping_reserve_and_cancel_cannot_keep_a_queued_seventh_from_the_book(
+    library: Library,
+) -> None:
+    book = await new_book(library)
+    looping = await new_users(library, 6)
+    (seventh,) = await new_users(library, 1)
+    stop = asyncio.Event()
+    won = Counter[int]()
+
+    async def loop(user_id: int, instance: Library) -> None:
+        while not stop.is_set():
+            try:
+                r = await instance.reserve(book.book_id, user_id)
+            except Conflict:
+                await asyncio.sleep(0.005)
+                continue
+            won[user_id] += 1
+            await instance.cancel(r.reservation_id, user_id)
+
+    instances = [library, settled(library)]
+    tasks = [asyncio.create_task(loop(u.user_id, instances[i % 2])) for i, u in enumerate(looping)]
+    await asyncio.sleep(0.5)
+    place = None
+    for _ in range(200):  # join while the book is held (a free one is simply reserved)
+        try:
+            joined = await library.join(book.book_id, seventh.user_id)
+        except Conflict:
+            continue
+        place = joined
+        break
+    assert place is not None
+    cancels_before = sum(won.values())
+    lock = await library.locks.read(book.book_id, serial=True)
+    for _ in range(200):
+        lock = await library.locks.read(book.book_id, serial=True)
+        if lock.holds(place.reservation_id):
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.gather(*tasks)
+    assert lock.holds(place.reservation_id), f"the seventh reader never got the book ({won})"
+    # At their turn: at most the one reservation that held the book when they joined came between.
+    assert sum(won.values()) - cancels_before <= 1 or isinstance(place, Reservation)
+    await library.cancel(place.reservation_id, seventh.user_id)
+    await clean(library)
+
+
+async def test_a_book_the_holder_moves_away_from_goes_to_its_queue(library: Library) -> None:
+    book_id, held = await held_by_someone(library)
+    other = await new_book(library)
+    (reader,) = await new_users(library, 1)
+    place = await library.join(book_id, reader.user_id)
+    moved = await library.move(held.reservation_id, held.user_id, other.book_id)
+    assert moved.book_id == other.book_id
+    lock = await library.locks.read(book_id, serial=True)
+    assert lock.holds(place.reservation_id) and lock.waiting == ()
+    await library.cancel(moved.reservation_id, held.user_id)
+    await library.cancel(place.reservation_id, reader.user_id)
+    await clean(library)
+
+
+async def test_a_reader_who_waits_cannot_be_deleted_and_a_leave_after_the_hand_off_cancels_it(
+    library: Library,
+) -> None:
+    book_id, held = await held_by_someone(library)
+    (reader,) = await new_users(library, 1)
+    place = await library.join(book_id, reader.user_id)
+    with pytest.raises(Conflict) as waiting:
+        await library.delete_user(reader.user_id)
+    assert waiting.value.kind is ConflictKind.READER_IN_USE
+    with pytest.raises(Conflict):
+        await library.delete_book(book_id)
+    await library.cancel(held.reservation_id, held.user_id)
+    assert (await library.locks.read(book_id, serial=True)).holds(place.reservation_id)
+    with pytest.raises(NotFound):  # not waiting any more: the book is theirs, and a leave says so
+        await library.leave(book_id, reader.user_id)
+    await library.cancel(place.reservation_id, reader.user_id)
+    await library.delete_user(reader.user_id)
+    await clean(library)
+
+
+# -- the API ------------------------------------------------------------------------------------------------------
+@pytest.fixture
+async def http(web_url: str, staff_headers: dict[str, str]) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(base_url=web_url, headers=staff_headers) as session:
+        yield session
+
+
+async def test_the_queue_over_http(http: aiohttp.ClientSession, library: Library) -> None:
+    book_id, held = await held_by_someone(library)
+    reader = await new_user(http, "Quinn Queue", "quinn@example.org")
+    path = f"/api/books/{book_id}/queue"
+    status, joined, response = await call(http, "POST", path, {"user_id": reader["user_id"]})
+    assert status == 201 and joined["status"] == "waiting" and joined["position"] == 1 and joined["waiting"] == 1
+    assert response.headers["Location"] == path
+    status, again, _ = await call(http, "POST", path, {"user_id": reader["user_id"]})
+    assert_error(status, again, 409)
+    status, queue, _ = await call(http, "GET", path)
+    assert status == 200 and queue["waiting"] == 1 and [p["user_id"] for p in queue["places"]] == [reader["user_id"]]
+    status, places, _ = await call(http, "GET", f"/api/users/{reader['user_id']}/queues")
+    assert status == 200 and [p["book_id"] for p in places["places"]] == [str(book_id)]
+    status, body, _ = await call(http, "DELETE", path, params={"user_id": reader["user_id"]})
+    assert status == 204, body
+    status, body, _ = await call(http, "DELETE", path, params={"user_id": reader["user_id"]})
+    assert_error(status, body, 404)
+    status, body, _ = await call(http, "POST", "/api/books/not-a-uuid/queue", {"user_id": reader["user_id"]})
+    assert_error(status, body, 400, "book_id")
+    free = await new_book(library)
+    status, ready, _ = await call(http, "POST", f"/api/books/{free.book_id}/queue", {"user_id": reader["user_id"]})
+    assert status == 201 and ready["status"] == "ready" and ready["book_id"] == str(free.book_id)
+    await library.cancel(uuid.UUID(ready["reservation_id"]), reader["user_id"])
+    await library.cancel(held.reservation_id, held.user_id)
+
+
+async def test_a_free_book_left_with_readers_waiting_goes_to_them_by_the_repair_or_the_next_reserve(
+    library: Library,
+) -> None:
+    """What a crash between a move's freeing of its source and the promotion of the source's queue leaves: a free lock
+    with an entry. The audit names it and its repair gives the book to the reader; a reserve meeting it does the same,
+    and is refused."""
+    (reader, other) = await new_users(library, 2)
+    for mend in ("repair", "reserve"):
+        book = await new_book(library)
+        rid, joined = uuid.uuid4(), library.clock.next()
+        await library.db.execute(
+            f"UPDATE {library.ks}.reservation_by_book_id SET waiting[?] = (?, ?, null), queue_seq = ? "
+            "WHERE book_id = ?",
+            [reader.user_id, joined, rid, joined, book.book_id],
+        )
+        if mend == "repair":
+            report = await settled(library).audit(repair=True)
+            assert any("free while 1 reader(s) wait" in v for v in report.violations), report.violations
+        else:
+            with pytest.raises(Conflict):
+                await library.reserve(book.book_id, other.user_id)
+        lock = await library.locks.read(book.book_id, serial=True)
+        assert lock.holds(rid) and lock.user_id == reader.user_id and lock.waiting == ()
+        assert (await library.get_reservation(rid)).book_id == book.book_id
+        await library.cancel(rid, reader.user_id)
+    await clean(library)
