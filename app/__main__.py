@@ -86,6 +86,11 @@ async def serve(settings: Settings) -> None:
         log.info("serving on http://localhost:%d/ (debug %s); Ctrl-C stops", settings.http_port, settings.debug)
         admin = metrics_server(settings)
         repair = library.repair_loop() if settings.repair_every_seconds > 0 else None
+        sweeper = library.sweeper() if settings.hold_sweep_seconds > 0 else None
+        if sweeper is not None:
+            sweeper.start()
+        else:
+            log.info("sweep of expired holds off on this instance (HOLD_SWEEP_SECONDS=0)")
         if repair is not None:
             repair.start()
             metrics.watch_repair(repair)
@@ -98,6 +103,8 @@ async def serve(settings: Settings) -> None:
         server.stop()
         if repair is not None:
             await repair.stop()  # releases the lease: another instance takes it at once
+        if sweeper is not None:
+            await sweeper.stop()
         try:
             await asyncio.wait_for(server.close_all_connections(), timeout=10)
         except TimeoutError:

@@ -105,9 +105,28 @@ HEALS = Counter(
     ["kind"],
     registry=REGISTRY,
 )
+# -- holds ----------------------------------------------------------------------------------------------------------
+HANDED_ON, PROMOTED = "handed_on", "promoted"
+HAND_OFF_KINDS = (HANDED_ON, PROMOTED)
+HAND_OFFS = Counter(
+    "library_hand_offs",
+    "Books given to the first reader in their queue (`Reservations._hand_on`): handed_on from the holder who let it go "
+    "(a cancel, an expiry, an undone reserve), promoted when it was free (its holder moved away)",
+    ["kind"],
+    registry=REGISTRY,
+)
+EXPIRED = Counter(
+    "library_holds_expired",
+    "Holds ended because their pickup window passed (`Reservations.expire`: a sweep, or a reserve or join meeting one)",
+    registry=REGISTRY,
+)
+for _kind in HAND_OFF_KINDS:
+    HAND_OFFS.labels(_kind)
+
 MOVE_SETTLED, ORPHAN_DELETED, NOT_MENDED = "move_settled", "orphan_deleted", "not_mended"
 QUEUE_SERVED = "queue_served"  # a free book whose readers waited, given to the first of them
-REPAIR_KINDS = (MOVE_SETTLED, VIEWS_REBUILT, ORPHAN_DELETED, QUEUE_SERVED, NOT_MENDED)
+HOLD_ENDED = "hold_ended"  # a hold past its pickup window, ended
+REPAIR_KINDS = (MOVE_SETTLED, VIEWS_REBUILT, ORPHAN_DELETED, QUEUE_SERVED, HOLD_ENDED, NOT_MENDED)
 REPAIRS = Counter(
     "library_repairs",
     "What the audit's repair passes did: a move settled, views rebuilt, a row no lock backs deleted, or a problem not "

@@ -64,6 +64,7 @@ class Reservation:
     book_id: UUID
     user_id: int
     reserved_at: datetime
+    ready_until: datetime | None = None  # the end of its pickup window (None: made before holds had one)
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,7 @@ class ConflictKind(StrEnum):
     BOOK_WAS_HELD = "book_was_held"  # a retried keyed reserve: the book was held when the first request came
     BOOK_IN_USE = "book_in_use"  # a book a reservation holds cannot be deleted
     ALREADY_WAITING = "already_waiting"  # a reader is in a book's queue once
+    RENEWED_ENOUGH = "renewed_enough"  # a hold renewed as often as allowed
     RESERVATION_CHANGED = "reservation_changed"  # a move overtaken by another change of the reservation
     READER_CLOSING = "reader_closing"  # the reader is being deleted
     READER_CHANGED = "reader_changed"  # a deletion overtaken by another change or deletion of the reader
@@ -284,6 +286,14 @@ class Conflict(LibraryError):
             f"you are already in the queue for book {book_id} (number {place})",
             kind=ConflictKind.ALREADY_WAITING,
             book_id=book_id,
+        )
+
+    @staticmethod
+    def renewed_enough(reservation_id: UUID, most: int) -> Conflict:
+        return Conflict(
+            f"reservation {reservation_id} has been renewed {most} times, the most allowed",
+            kind=ConflictKind.RENEWED_ENOUGH,
+            reservation_id=reservation_id,
         )
 
     @staticmethod

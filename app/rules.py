@@ -93,6 +93,13 @@ def is_sane_request_id(value: str | None) -> bool:
 # -- reservations ---------------------------------------------------------------------------------------------------
 # Long enough for a UUID or a client's own request id with a prefix; it is hashed into the reservation's id.
 MAX_IDEMPOTENCY_KEY = 200
+# A hold's pickup window: how long a book that has become a reader's (reserved free, or handed to them from its
+# queue) waits to be collected, and how often the reader may renew it (each renewal starts a new window). Settings
+# may change both (HOLD_PICKUP_SECONDS, HOLD_RENEWALS).
+PICKUP_SECONDS = 7 * 24 * 3600
+MAX_RENEWALS = 2
+# How often each instance looks for holds whose pickup window has passed (HOLD_SWEEP_SECONDS).
+SWEEP_SECONDS = 30
 # How long a book's reservation history keeps a line (its TTL): a year of who held the book, for the desk.
 BOOK_HISTORY_DAYS = 365
 # The most lines of a book's history its page shows, newest first.

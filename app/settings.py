@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cassandra import ConsistencyLevel
 
-from app.rules import LOCKOUT_SECONDS, replication_for
+from app.rules import LOCKOUT_SECONDS, MAX_RENEWALS, PICKUP_SECONDS, SWEEP_SECONDS, replication_for
 
 
 def _env(name: str, default: str) -> str:
@@ -99,6 +99,20 @@ def _seconds(name: str, default: str) -> float:
     if not 0 <= seconds < float("inf"):
         raise ValueError(f"{name}={value!r} must be 0 or more seconds")
     return seconds
+
+
+def _positive_seconds(name: str, default: str) -> float:
+    seconds = _seconds(name, default)
+    if seconds <= 0:
+        raise ValueError(f"{name}={seconds:g} must be more than 0 seconds")
+    return seconds
+
+
+def _whole_number(name: str, default: str) -> int:
+    value = _env(name, default)
+    if not value.isdigit():
+        raise ValueError(f"{name}={value!r} is not a whole number (0 or more)")
+    return int(value)
 
 
 def _positive_int(name: str, default: str) -> int:
@@ -242,6 +256,11 @@ class Settings:
     # The lease's time to live: its holder renews it every third of it, and another instance takes it over at most
     # this long after the holder died. A whole number of seconds (Cassandra's TTL), at least 3.
     repair_lease_seconds: int = 30
+    # A hold's pickup window and how often it may be renewed (app/rules.py); each instance's sweep of holds past their
+    # window runs every hold_sweep_seconds (0: off on this instance; a reserve or join that meets one still ends it).
+    hold_pickup_seconds: float = PICKUP_SECONDS
+    hold_renewals: int = MAX_RENEWALS
+    hold_sweep_seconds: float = SWEEP_SECONDS
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -291,6 +310,9 @@ class Settings:
             metrics_address=_address("METRICS_ADDRESS", "127.0.0.1"),
             repair_every_seconds=_seconds("REPAIR_EVERY_SECONDS", "60"),
             repair_lease_seconds=_lease_seconds("REPAIR_LEASE_SECONDS", "30"),
+            hold_pickup_seconds=_positive_seconds("HOLD_PICKUP_SECONDS", str(PICKUP_SECONDS)),
+            hold_renewals=_whole_number("HOLD_RENEWALS", str(MAX_RENEWALS)),
+            hold_sweep_seconds=_seconds("HOLD_SWEEP_SECONDS", str(SWEEP_SECONDS)),
         )
 
     @property

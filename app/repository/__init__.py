@@ -39,6 +39,7 @@ from app.repository.repair_loop import REPAIR_TIME_SHARE, CassandraLease, Repair
 from app.repository.reservations import Reservations, Step
 from app.repository.shared_secrets import SharedSecrets
 from app.repository.store import CassandraReservationStore
+from app.repository.sweeper import Sweeper
 from app.rules import TOOL_LIBRARIAN_CARD
 from app.schema import SCHEMA_VERSION
 
@@ -65,6 +66,9 @@ class Library:
             CassandraKeys(db),
             self.clock,
             settle_after_seconds=db.settings.settle_after_seconds,
+            pickup_seconds=db.settings.hold_pickup_seconds,
+            max_renewals=db.settings.hold_renewals,
+            sweep_seconds=db.settings.hold_sweep_seconds,
         )
         self.listings = ReservationListings(db, self.pages, self.locks)
         self.catalogue = CatalogueRepository(db, self.clock, self.pages, self.reservations, self.listings)
@@ -110,6 +114,7 @@ class Library:
         self.renew_on = self.reservations.renew_on
         self.cancel = self.reservations.cancel
         self.join = self.reservations.join
+        self.sweep = self.reservations.sweep
         self.leave = self.reservations.leave
         self.queue = self.listings.queue
         self.places = self.listings.places
@@ -129,6 +134,11 @@ class Library:
         # -- audit, repair, upgrade
         self.audit = self.auditor.audit
         self.upgrade_locks = self.auditor.upgrade_locks
+
+    def sweeper(self, every: float | None = None) -> Sweeper:
+        """This instance's sweep of holds past their pickup window, every HOLD_SWEEP_SECONDS unless told otherwise
+        (app/repository/sweeper.py); not started (`start()` it)."""
+        return Sweeper(self.reservations.sweep, self.db.settings.hold_sweep_seconds if every is None else every)
 
     def repair_loop(
         self,

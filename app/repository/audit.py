@@ -4,13 +4,14 @@ has verified again.
 Invariants: a book has at most one active reservation; every held lock has its reservation in all three views, with
 the same book, reader, time and version; no view row exists that no lock backs (a held lock, or the OUTGOING source
 of a move whose rows are still to go); no reservation holds two locks; no lock stays in a move's in-between state
-(INCOMING, OUTGOING) longer than the settle time; nobody waits for a book free longer than the settle time; no holder
-waits in their own book's queue (a reader is in a queue once: the queue is keyed by reader). The scans are not taken
-at one instant, so under traffic the picture can show a request half-way. The repair therefore never acts on the
-picture: for each book or row it names, it reads the lock again at SERIAL immediately before writing, leaves alone
-any lock that changed within `settle_after`, and does only what a request meeting that lock would do
-(app/repository/reservations.py): a move's in-between state settled, views rebuilt at the lock's version, rows no
-lock backs deleted at their own write time, a free book given to the first reader waiting for it.
+(INCOMING, OUTGOING) longer than the settle time; nobody waits for a book free longer than the settle time; no hold
+is past its pickup window for longer than the sweep takes to end it; no holder waits in their own book's queue (a
+reader is in a queue once: the queue is keyed by reader). The scans are not taken at one instant, so under traffic
+the picture can show a request half-way. The repair therefore never acts on the picture: for each book or row it
+names, it reads the lock again at SERIAL immediately before writing, leaves alone any lock that changed within
+`settle_after`, and does only what a request meeting that lock would do (app/repository/reservations.py): a move's
+in-between state settled, views rebuilt at the lock's version, rows no lock backs deleted at their own write time, a
+free book given to the first reader waiting for it.
 Run beside live traffic, it can only redo what a request would do, or undo what no request still does.
 """
 
@@ -79,6 +80,12 @@ class Audit:
         for lock in locks:
             if lock.state is LockState.FREE and lock.waiting and self.reservations.settled(lock):
                 violations.append(f"book {lock.book_id} is free while {len(lock.waiting)} reader(s) wait for it")
+                suspects.add(lock.book_id)
+            if self.reservations.overdue(lock):
+                violations.append(
+                    f"reservation {lock.reservation_id} on book {lock.book_id} is past its pickup window "
+                    f"({lock.ready_until}) for longer than a sweep takes to end it"
+                )
                 suspects.add(lock.book_id)
             if lock.user_id is not None and lock.queued(lock.user_id) is not None:
                 violations.append(f"reader {lock.user_id} holds book {lock.book_id} and waits in its queue too")
@@ -164,6 +171,9 @@ class Audit:
             await self.reservations.settle(lock)
             metrics.REPAIRS.labels(metrics.MOVE_SETTLED).inc()
             return [f"settled the move of {lock.reservation_id} left {lock.state} on book {book_id}"]
+        if await self.reservations.expire(lock):
+            metrics.REPAIRS.labels(metrics.HOLD_ENDED).inc()
+            return [f"ended reservation {lock.reservation_id} on book {book_id}: its pickup window had passed"]
         if await self._views_agree(lock):
             return []  # the scans, taken one after another, only caught a request half-way: nothing to mend
         return await self._rebuild(lock)

@@ -86,6 +86,8 @@ LOCK_FIELDS = (
     "freed_at",
     "waiting",
     "queue_seq",
+    "ready_until",
+    "renewals",
 )
 
 
@@ -122,6 +124,8 @@ class Lock:
     freed_at: int | None = None  # the version of the last transition into FREE: every state before it has ended
     waiting: tuple[Waiting, ...] = ()  # the queue, in the order of the joins
     queue_seq: int | None = None  # the `joined` of the last join (None: nobody ever joined)
+    ready_until: datetime | None = None  # HELD: the end of the pickup window (None: a hold made before it existed)
+    renewals: int | None = None  # HELD: how often the hold was renewed
 
     def holds(self, reservation_id: UUID) -> bool:
         """A confirmed hold of this reservation."""
@@ -137,7 +141,11 @@ class Lock:
 
     def reservation(self) -> Reservation:
         assert self.reservation_id is not None and self.user_id is not None and self.reserved_at is not None
-        return Reservation(self.reservation_id, self.book_id, self.user_id, self.reserved_at)
+        return Reservation(self.reservation_id, self.book_id, self.user_id, self.reserved_at, self.ready_until)
+
+    def expired(self, at: datetime) -> bool:
+        """A hold whose pickup window ended before `at`."""
+        return self.state is LockState.HELD and self.ready_until is not None and self.ready_until < at
 
     def queued(self, user_id: int) -> Waiting | None:
         """The reader's entry in the book's queue."""
@@ -322,6 +330,8 @@ def _version_is_expected() -> Condition:
 
 
 _RID, _UID, _AT = Param("reservation_id"), Param("user_id"), Param("reserved_at")
+# Every transition into HELD, and a renewal, sets the pickup window and the count of renewals.
+_WINDOW = {"ready_until": Param("ready_until"), "renewals": Param("renewals")}
 _FROM, _FROM_VERSION, _TO = Param("move_from"), Param("move_from_version"), Param("moved_to")
 # Each transition into FREE nulls only what its source state has set: every null is a tombstone cell that reads of
 # the row step over, so a reserve/cancel cycle leaves three, as before the move's columns existed. It also records
@@ -348,7 +358,8 @@ _NEXT_ENTRY = Element("waiting", _NEXT_UID)
 # The next reader's entry exactly as read: whoever hands the book on gives it to the reader the lock names first,
 # and a reader who left (or was handed the book already) meanwhile makes it fail.
 _NEXT_IS = Condition(_NEXT_ENTRY, "=", Param("next_entry"))
-_TO_NEXT = {"reservation_id": _NEXT_RID, "user_id": _NEXT_UID, "reserved_at": _AT, _NEXT_ENTRY: None}
+_TO_NEXT: dict[Any, Any] = {"reservation_id": _NEXT_RID, "user_id": _NEXT_UID, "reserved_at": _AT, **_WINDOW}
+_TO_NEXT[_NEXT_ENTRY] = None  # the next reader leaves the queue as they take the book
 # One INCOMING state exactly (its version): a late send of the same move can take the target again, with the same
 # reservation and source, after the decided take ended; the decision must never confirm, nor an abandon end, that one.
 _INCOMING_FOR = (
@@ -388,6 +399,7 @@ class T:
             "reservation_id": _RID,
             "user_id": _UID,
             "reserved_at": _AT,
+            **_WINDOW,
             "version": Param(NEW),
         },
         views="the reservation's three rows, at the new version",
@@ -411,14 +423,14 @@ class T:
         "restamp",
         (LockState.HELD,),
         (*_HELD_BY, _version_is_expected()),
-        {"reserved_at": _AT, "version": Param(NEW)},
+        {"reserved_at": _AT, **_WINDOW, "version": Param(NEW)},
         views="the reservation's three rows rewritten at the new version",
     )
     MOVE_IN = Transition(
         "move in",
         (LockState.FREE,),
         (_is(LockState.FREE), _version_below_new(), *_FREE_OF_ANYONE, _NOBODY_WAITING),
-        {"state": LockState.INCOMING.value, "reservation_id": _RID, "user_id": _UID, "reserved_at": _AT}
+        {"state": LockState.INCOMING.value, "reservation_id": _RID, "user_id": _UID, "reserved_at": _AT, **_WINDOW}
         | {"move_from": _FROM, "move_from_version": _FROM_VERSION, "version": Param(NEW)},
         views="none: an INCOMING state is never shown",
         refused_by_read=True,

@@ -17,7 +17,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -39,7 +39,7 @@ from app.repository.clock import VersionClock
 from app.repository.idempotency import KeyOutcome, KeyStore
 from app.repository.locks import ATTEMPTS, Lock, LockRunner, LockState, Outcome, T, Transition, Waiting, place_in
 from app.repository.store import ReservationStore, ViewRow
-from app.rules import check_idempotency_key
+from app.rules import MAX_RENEWALS, PICKUP_SECONDS, SWEEP_SECONDS, check_idempotency_key
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,10 @@ WHOLE_STATES_KEPT = 10_000
 
 class Reservations:
     """The use cases. Given the lock runner, the view store, the idempotency keys, the instance's version clock, and
-    `settle_after_seconds`: the age below which a move's undecided state is left to the request making it. `steps`
-    are the named points where a test may pause an operation."""
+    `settle_after_seconds`: the age below which a move's undecided state is left to the request making it;
+    `pickup_seconds`: how long a hold waits to be collected once the book is the reader's (its `ready_until`), and
+    `max_renewals`: how often a reader may extend that. `steps` are the named points where a test may pause an
+    operation."""
 
     def __init__(
         self,
@@ -64,12 +66,18 @@ class Reservations:
         clock: VersionClock,
         *,
         settle_after_seconds: float,
+        pickup_seconds: float = PICKUP_SECONDS,
+        max_renewals: int = MAX_RENEWALS,
+        sweep_seconds: float = SWEEP_SECONDS,
     ) -> None:
         self.locks = locks
         self.store = store
         self.keys = keys
         self.clock = clock
         self.settle_after_seconds = settle_after_seconds
+        self.pickup_seconds = pickup_seconds
+        self.max_renewals = max_renewals
+        self.sweep_seconds = sweep_seconds
         self.steps: dict[str, Step] = {}
         # The held locks (book, version) whose views this instance found up to date: a book refused again and again
         # (held for days) has its views looked at once per state, not on every refusal (`heal`). Nothing but a later
@@ -138,12 +146,28 @@ class Reservations:
     async def _take(self, book_id: UUID, reservation_id: UUID, user_id: int, *, ready: Ready | None = None) -> Lock:
         """free -> held. A book that does not exist has no lock row, so the condition fails and nothing is taken: no
         existence check needs a round trip of its own. `ready`: what must hold before the take is sent."""
-        taken = await self._run_past_moves(
-            T.TAKE, book_id, ready=ready, reservation_id=reservation_id, user_id=user_id, reserved_at=now()
-        )
-        if taken.applied:
-            return taken.lock
+        for _ in range(2):
+            taken = await self._run_past_moves(
+                T.TAKE,
+                book_id,
+                ready=ready,
+                reservation_id=reservation_id,
+                user_id=user_id,
+                reserved_at=now(),
+                **self.window(),
+            )
+            if taken.applied:
+                return taken.lock
+            ready = None  # awaited already, if the take was sent
+            if not await self.expire(taken.lock):
+                break
+            # the hold it met had outlived its pickup window, and is ended now: the book may be free
         raise await self._refusal(book_id, taken.lock, user_id)
+
+    def window(self, renewals: int = 0) -> dict[str, Any]:
+        """The pickup window and renewal count of a hold that becomes the reader's now (a take, a move, a hand-off),
+        or that is renewed (`renewals` its new count)."""
+        return {"ready_until": now() + timedelta(seconds=self.pickup_seconds), "renewals": renewals}
 
     async def _run_past_moves(
         self, transition: Transition, book_id: UUID, *, ready: Ready | None = None, **values: Any
@@ -219,13 +243,7 @@ class Reservations:
         rid, user_id = lock.reservation_id, lock.user_id
         assert rid is not None and user_id is not None
         try:
-            released = await self.locks.run(T.RELEASE_EXACT, lock.book_id, expected=lock.version, reservation_id=rid)
-            handed = False
-            if not released.applied and released.lock.waiting and released.lock.version == lock.version:
-                # Readers joined the queue meanwhile: the book goes to them, only from the exact state it made.
-                met = replace(lock, waiting=released.lock.waiting)
-                released = await self._hand_on(met, T.HAND_OFF_EXACT, reservation_id=rid, expected=lock.version)
-                handed = released.applied
+            released, handed = await self._end_exactly(lock)
             if released.applied:
                 version = released.lock.version
                 assert version is not None
@@ -236,6 +254,17 @@ class Reservations:
         except DatabaseUnavailable:
             # The lock stays the truth; the heal at the next conflict or the audit's repair rebuilds its views.
             log.warning("could not undo reservation %s on book %s", rid, lock.book_id)
+
+    async def _end_exactly(self, lock: Lock) -> tuple[Outcome, bool]:
+        """Ends the hold `lock` shows, only at its exact version: the book freed, or, when readers joined its queue
+        meanwhile, handed to the first of them. Says how it went, and whether it was handed on."""
+        rid = lock.reservation_id
+        released = await self.locks.run(T.RELEASE_EXACT, lock.book_id, expected=lock.version, reservation_id=rid)
+        if not released.applied and released.lock.waiting and released.lock.version == lock.version:
+            met = replace(lock, waiting=released.lock.waiting)
+            handed = await self._hand_on(met, T.HAND_OFF_EXACT, reservation_id=rid, expected=lock.version)
+            return handed, handed.applied
+        return released, False
 
     async def _replay(self, reservation_id: UUID, book_id: UUID, user_id: int) -> Reservation:
         """A retry of a keyed reserve: say what became of the first request, never take a lock. Once the first request
@@ -298,11 +327,7 @@ class Reservations:
                 version = released.lock.version
                 assert version is not None
                 await self._step("cancel.released", book_id=book_id, version=version)
-                await self._end_moves_into(seen, book_id)
-                await self._delete_rows_of(user_id, book_id, version, handed=handed)
-                for other in _books_named(seen, book_id):
-                    await self.store.delete_if_naming(reservation_id, user_id, other)
-                await self.store.delete_reservation_row(reservation_id, version)
+                await self._clear_ended(seen, book_id, version, handed=handed)
                 return
             try:
                 book_id = (await self.locate(seen[-1], seen=seen)).book_id
@@ -310,6 +335,17 @@ class Reservations:
                 await self._remove_released(seen)
                 return
         raise DatabaseUnavailable("database unavailable: the cancellation could not be confirmed; try again")
+
+    async def _clear_ended(self, seen: list[ViewRow], book_id: UUID, version: int, *, handed: bool) -> None:
+        """The views of a reservation whose hold on `book_id` ended at `version` (released, handed on, expired): a
+        move its rows name ended too, its rows on the book and on any other book they name deleted, its own row
+        last."""
+        rid, user_id = seen[0].reservation_id, seen[0].user_id
+        await self._end_moves_into(seen, book_id)
+        await self._delete_rows_of(user_id, book_id, version, handed=handed)
+        for other in _books_named(seen, book_id):
+            await self.store.delete_if_naming(rid, user_id, other)
+        await self.store.delete_reservation_row(rid, version)
 
     async def _remove_released(self, seen: list[ViewRow]) -> None:
         """No lock holds the reservation any more, yet its row is there: released by this cancel itself (an answer
@@ -430,6 +466,7 @@ class Reservations:
             reserved_at=now(),
             move_from=source.book_id,
             move_from_version=source.version,
+            **self.window(),
         )
         if taken.applied:
             return taken.lock
@@ -482,9 +519,14 @@ class Reservations:
             await self.promote(source.book_id)  # readers waited for the book the reservation left
         return held
 
-    async def _restamp(self, lock: Lock, *, reserved_at: datetime | None = None, above: int | None = None) -> Outcome:
+    async def _restamp(self, lock: Lock, *, renew: bool = False, above: int | None = None) -> Outcome:
         """held -> held at a new version, only at the version read: a fence (a late write of the version read can no
-        longer apply), a renewal (`reserved_at`), or a lift above a view row written at `above`."""
+        longer apply), a renewal (`renew`: a new time and pickup window, one more renewal), or a lift above a view row
+        written at `above`. The lock must have been read whole (not a refusal's columns): what it does not renew, it
+        writes again as read."""
+        kept = {"reserved_at": lock.reserved_at, "ready_until": lock.ready_until, "renewals": lock.renewals}
+        if renew:
+            kept = {"reserved_at": now(), **self.window((lock.renewals or 0) + 1)}
         return await self.locks.run(
             T.RESTAMP,
             lock.book_id,
@@ -492,7 +534,7 @@ class Reservations:
             above=above,
             expected=lock.version,
             reservation_id=lock.reservation_id,
-            reserved_at=reserved_at or lock.reserved_at,
+            **kept,
         )
 
     async def _abandon(self, target: Lock) -> bool:
@@ -512,7 +554,10 @@ class Reservations:
 
     async def _renew(self, lock: Lock) -> Reservation:
         for _ in range(ATTEMPTS):
-            renewed = await self._restamp(lock, reserved_at=now())
+            if (lock.renewals or 0) >= self.max_renewals:
+                assert lock.reservation_id is not None
+                raise Conflict.renewed_enough(lock.reservation_id, self.max_renewals)
+            renewed = await self._restamp(lock, renew=True)
             if renewed.applied:
                 await self.store.write_views(renewed.lock)
                 return renewed.lock.reservation()
@@ -525,6 +570,50 @@ class Reservations:
         if row is None:
             raise NotFound.reservation(lock.reservation_id)
         return row
+
+    # -- the pickup window -------------------------------------------------------------------------------------
+    async def expire(self, lock: Lock) -> bool:
+        """Ends a hold whose pickup window has passed, from the state `lock` (read whole) shows and only from it: a
+        renewal, cancel or move meanwhile changed its version, and the hold stands. The book goes to the next reader
+        waiting, or is freed. Nothing waits for this to be correct: a hold past its window is still the reader's
+        until it ends, and whoever meets it first (a sweep, a reserve or join refused by it) ends it. Says whether
+        this call did."""
+        if not lock.expired(now()):
+            return False
+        rid, user_id, version = lock.reservation_id, lock.user_id, lock.version
+        assert rid is not None and user_id is not None and version is not None
+        ended, handed = await self._end_exactly(lock)
+        if not ended.applied:
+            return False
+        assert ended.lock.version is not None
+        await self._step("expire.ended", lock=lock, version=ended.lock.version)
+        row = await self.store.reservation_row(rid)
+        seen = [row] if row is not None else [ViewRow(rid, lock.book_id, user_id, None, None, None)]
+        await self._clear_ended(seen, lock.book_id, ended.lock.version, handed=handed)
+        metrics.EXPIRED.inc()
+        return True
+
+    def overdue(self, lock: Lock) -> bool:
+        """A hold past its pickup window for longer than a sweep takes to end it (two sweep intervals, each with its
+        pass, and the settle time): the audit's line for a hold nobody ended in time."""
+        late = timedelta(seconds=self.settle_after_seconds + 2 * self.sweep_seconds)
+        return lock.expired(now() - late)
+
+    async def sweep(self) -> int:
+        """Ends every hold whose pickup window has passed (one indexed read of the held locks, or a scan of every
+        lock while that index cannot answer). Harmless beside any number of other sweeps: each end is conditioned on
+        the exact state read. Returns how many this sweep ended."""
+        held = await self.locks.read_held_between(-(2**63), 2**63 - 1)
+        if held is None:
+            held = [lock async for page in self.locks.scan() for lock in page if lock.state is LockState.HELD]
+        at, ended = now(), 0
+        for lock in held:
+            if lock.expired(at):
+                try:
+                    ended += await self.expire(lock)
+                except DatabaseUnavailable as error:  # the next sweep tries again
+                    log.warning("could not end the expired hold %s on %s: %s", lock.reservation_id, lock.book_id, error)
+        return ended
 
     # -- the queue ----------------------------------------------------------------------------------------------
     async def join(self, book_id: UUID, user_id: int) -> Place | Reservation:
@@ -628,10 +717,12 @@ class Reservations:
                 next_reservation_id=entry.reservation_id,
                 next_entry=entry.cell(),
                 reserved_at=now(),
+                **self.window(),
                 **values,
             )
             if not handed.applied:
                 return handed
+            metrics.HAND_OFFS.labels(metrics.PROMOTED if transition is T.PROMOTE else metrics.HANDED_ON).inc()
             await self._step("queue.handed", lock=handed.lock)
             await self.store.write_views(handed.lock)
             try:

@@ -21,7 +21,7 @@ from app.db import Database
 from app.models import Reservation, User
 from app.repository.locks import Lock
 
-COLUMNS = "reservation_id, book_id, user_id, reserved_at"
+COLUMNS = "reservation_id, book_id, user_id, reserved_at, ready_until"
 # A view row with its version and its write time (which a repair deletes at, removing that write and nothing newer).
 VIEW_COLUMNS = f"{COLUMNS}, version, WRITETIME(reserved_at) AS written"
 VIEWS = ("reservations", "user_reservations", "book_reservations")
@@ -40,18 +40,21 @@ class ViewRow:
     written: int | None
     moving_to: UUID | None = None
     hinted: int | None = None
+    ready_until: datetime | None = None
 
     def reservation(self) -> Reservation:
         assert self.reserved_at is not None
-        return Reservation(self.reservation_id, self.book_id, self.user_id, self.reserved_at)
+        return Reservation(self.reservation_id, self.book_id, self.user_id, self.reserved_at, self.ready_until)
 
     def shows(self, lock: Lock) -> bool:
         """Whether the row says exactly what the HELD lock says, at its version."""
-        return (self.reservation_id, self.book_id, self.user_id, self.reserved_at, self.version) == (
+        said = (self.reservation_id, self.book_id, self.user_id, self.reserved_at, self.ready_until, self.version)
+        return said == (
             lock.reservation_id,
             lock.book_id,
             lock.user_id,
             lock.reserved_at,
+            lock.ready_until,
             lock.version,
         )
 
@@ -68,6 +71,7 @@ def view_row(row: Any) -> ViewRow | None:
         row.written,
         getattr(row, "moving_to", None),
         getattr(row, "hinted", None),
+        row.ready_until,
     )
 
 
@@ -117,12 +121,12 @@ class ReservationStore(Protocol):
 
 
 _INSERTS = (
-    "INSERT INTO {ks}.reservations (reservation_id, book_id, user_id, reserved_at, version) "
-    "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
-    "INSERT INTO {ks}.user_reservations (user_id, book_id, reservation_id, reserved_at, version) "
-    "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
-    "INSERT INTO {ks}.book_reservations (book_id, reservation_id, user_id, reserved_at, version) "
-    "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
+    "INSERT INTO {ks}.reservations (reservation_id, book_id, user_id, reserved_at, ready_until, version) "
+    "VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+    "INSERT INTO {ks}.user_reservations (user_id, book_id, reservation_id, reserved_at, ready_until, version) "
+    "VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+    "INSERT INTO {ks}.book_reservations (book_id, reservation_id, user_id, reserved_at, ready_until, version) "
+    "VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
 )
 _DELETE_RESERVATION_ROW = "DELETE FROM {ks}.reservations USING TIMESTAMP ? WHERE reservation_id = ?"
 _DELETE_USER_ROW = "DELETE FROM {ks}.user_reservations USING TIMESTAMP ? WHERE user_id = ? AND book_id = ?"
@@ -148,9 +152,9 @@ class CassandraReservationStore:
         # replays, not at all.
         r, v = lock.reservation(), lock.version
         values = (
-            [r.reservation_id, r.book_id, r.user_id, r.reserved_at, v, v],
-            [r.user_id, r.book_id, r.reservation_id, r.reserved_at, v, v],
-            [r.book_id, r.reservation_id, r.user_id, r.reserved_at, v, v],
+            [r.reservation_id, r.book_id, r.user_id, r.reserved_at, r.ready_until, v, v],
+            [r.user_id, r.book_id, r.reservation_id, r.reserved_at, r.ready_until, v, v],
+            [r.book_id, r.reservation_id, r.user_id, r.reserved_at, r.ready_until, v, v],
         )
         batch = self.db.batch()
         for cql, params in zip(_INSERTS, values, strict=True):

@@ -60,6 +60,12 @@ EXPECTED: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {
     ("/api/users/([^/]+)", "patch"): (401, 403, 200, 200),
     ("/api/users/([^/]+)", "delete"): (401, 403, 403, 409),  # the owner holds a reservation
     ("/api/users/([^/]+)/sessions", "delete"): (401, 403, 200, 200),
+    # the queue of the owner's book: the caller joins or leaves it themselves (the owner holds it: a 409; nobody
+    # waits to leave: a 404); a reader sees their own places only
+    ("/api/books/([^/]+)/queue", "get"): (401, 200, 200, 200),
+    ("/api/books/([^/]+)/queue", "post"): (401, 201, 409, 201),
+    ("/api/books/([^/]+)/queue", "delete"): (401, 404, 404, 404),
+    ("/api/users/([^/]+)/queues", "get"): (401, 403, 200, 200),
     ("/api/reservations", "get"): (401, 403, 200, 200),
     ("/api/reservations", "post"): (401, 403, 201, 201),
     # another reader's reservation is a 404, as one that does not exist (PATCH names the owner: a 403 for that)
@@ -177,6 +183,7 @@ def body_for(pattern: str, method: str, cell: Cell) -> dict[str, Any] | None:
         ("/api/users/([^/]+)", "patch"): {"name": "Owen Owner"},
         ("/api/reservations", "post"): {"book_id": str(cell.free_book), "user_id": cell.owner.user_id},
         ("/api/reservations/([^/]+)", "patch"): {"user_id": cell.owner.user_id},
+        ("/api/books/([^/]+)/queue", "post"): {},
         ("/make_reservation", "post"): {"book_id": str(cell.free_book), "user_id": cell.owner.user_id},
         ("/update_reservation", "post"): {"book_id": str(cell.book), "user_id": cell.owner.user_id},
         ("/remove_reservation", "post"): {"book_id": str(cell.book), "user_id": cell.owner.user_id},

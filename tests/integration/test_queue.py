@@ -5,15 +5,18 @@ audit."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
 from integration.api_support import assert_error, call, new_user
 from integration.test_reservations import new_book, new_users, settled
 
+from app.db import Database
 from app.models import Conflict, ConflictKind, NotFound, Place, Reservation
 from app.repository import Library
 from app.repository.locks import LockState, T
@@ -70,6 +73,7 @@ async def test_readers_queue_in_the_order_they_joined_and_the_first_gets_the_boo
         next_reservation_id=entry.reservation_id,
         next_entry=entry.cell(),
         reserved_at=held.reserved_at,
+        **library.reservations.window(),
     )
     assert not late.applied
     assert (await library.locks.read(book_id, serial=True)).holds(one.reservation_id)
@@ -279,3 +283,121 @@ async def test_a_free_book_left_with_readers_waiting_goes_to_them_by_the_repair_
         assert (await library.get_reservation(rid)).book_id == book.book_id
         await library.cancel(rid, reader.user_id)
     await clean(library)
+
+
+# -- the pickup window ----------------------------------------------------------------------------------------------
+def with_window(library: Library, pickup: float, renewals: int = 2) -> Library:
+    """Another instance on the same session whose holds wait `pickup` seconds to be collected."""
+    db = library.db
+    settings = dataclasses.replace(
+        db.settings, settle_after_seconds=0.0, hold_pickup_seconds=pickup, hold_renewals=renewals
+    )
+    return Library(Database(db.cluster, db.session, settings, db.serial_consistency))
+
+
+async def test_a_hold_carries_its_pickup_window_and_a_renewal_extends_it_a_set_number_of_times(
+    library: Library,
+) -> None:
+    lib = with_window(library, 3600, renewals=2)
+    book = await new_book(lib)
+    (reader,) = await new_users(lib, 1)
+    before = datetime.now(UTC).replace(tzinfo=None)
+    held = await lib.reserve(book.book_id, reader.user_id)
+    assert held.ready_until is not None
+    assert timedelta(seconds=3590) < held.ready_until - before < timedelta(seconds=3610)
+    shown = await lib.get_reservation(held.reservation_id)
+    assert shown.ready_until == held.ready_until  # the views show the window the lock gave
+    await asyncio.sleep(0.01)
+    once = await lib.move(held.reservation_id, reader.user_id)
+    assert once.ready_until is not None and once.ready_until > held.ready_until
+    await lib.move(held.reservation_id, reader.user_id)
+    with pytest.raises(Conflict) as enough:
+        await lib.move(held.reservation_id, reader.user_id)
+    assert enough.value.kind is ConflictKind.RENEWED_ENOUGH
+    await lib.cancel(held.reservation_id, reader.user_id)
+    await clean(lib)
+
+
+async def test_a_hold_past_its_window_ends_at_the_sweep_or_at_the_next_reserve_and_passes_to_the_queue(
+    library: Library,
+) -> None:
+    lib = with_window(library, 0.5)
+    holder, first, late = await new_users(lib, 3)
+    queued, lone, met = await new_book(lib), await new_book(lib), await new_book(lib)
+    held = await lib.reserve(queued.book_id, holder.user_id)
+    place = await lib.join(queued.book_id, first.user_id)
+    alone = await lib.reserve(lone.book_id, holder.user_id)
+    stale = await lib.reserve(met.book_id, holder.user_id)
+    await asyncio.sleep(0.7)
+    assert await lib.sweep() >= 2
+    lock = await lib.locks.read(queued.book_id, serial=True)
+    # the next reader's hold has a window of its own, from the hand-off
+    assert lock.holds(place.reservation_id) and lock.ready_until is not None and held.ready_until is not None
+    assert lock.ready_until > held.ready_until
+    assert (await lib.locks.read(lone.book_id, serial=True)).state is LockState.FREE
+    for gone in (held, alone):
+        with pytest.raises(NotFound):
+            await lib.get_reservation(gone.reservation_id)
+    # A sweep may not have reached the third yet; a reserve that meets it ends it and takes the book.
+    taken = await lib.reserve(met.book_id, late.user_id)
+    assert taken.book_id == met.book_id
+    with pytest.raises(NotFound):
+        await lib.get_reservation(stale.reservation_id)
+    await lib.cancel(taken.reservation_id, late.user_id)
+    await lib.cancel(place.reservation_id, first.user_id)
+    await clean(lib)
+
+
+async def test_two_instances_sweeping_at_once_hand_each_book_on_once_in_queue_order(library: Library) -> None:
+    """Each end of an expired hold is conditioned on the exact state read: three sweeps on two instances at once end
+    each hold once, and each book goes to its first reader, never on to the second (the handed-on holds get the
+    sweepers' long window, so none of them expires during the test)."""
+    short = with_window(library, 0.5)
+    one, two = with_window(library, 600), with_window(library, 600)
+    holder, first, second = await new_users(short, 3)
+    books = [await new_book(short) for _ in range(8)]
+    places = {}
+    for book in books:
+        await short.reserve(book.book_id, holder.user_id)
+        places[book.book_id] = (
+            await short.join(book.book_id, first.user_id),
+            await short.join(book.book_id, second.user_id),
+        )
+    await asyncio.sleep(0.7)
+    ended = await asyncio.gather(one.sweep(), two.sweep(), one.sweep())
+    assert sum(ended) == len(books), ended
+    for book in books:
+        lock = await one.locks.read(book.book_id, serial=True)
+        first_place, second_place = places[book.book_id]
+        assert lock.holds(first_place.reservation_id), lock
+        assert [w.reservation_id for w in lock.waiting] == [second_place.reservation_id]
+        await one.cancel(first_place.reservation_id, first.user_id)
+        await one.cancel(second_place.reservation_id, second.user_id)
+        assert (await one.locks.read(book.book_id, serial=True)).state is LockState.FREE
+    await clean(one)
+
+
+async def test_a_renewal_racing_the_sweep_either_renews_or_finds_the_hold_ended_never_both(library: Library) -> None:
+    lib = with_window(library, 0.3, renewals=50)
+    (reader,) = await new_users(lib, 1)
+    renewed = ended = 0
+    for _ in range(10):
+        book = await new_book(lib)
+        held = await lib.reserve(book.book_id, reader.user_id)
+        await asyncio.sleep(0.35)
+        renewal, swept = await asyncio.gather(
+            lib.move(held.reservation_id, reader.user_id), with_window(library, 0.3).sweep(), return_exceptions=True
+        )
+        assert not isinstance(swept, BaseException), swept
+        lock = await lib.locks.read(book.book_id, serial=True)
+        if isinstance(renewal, Reservation):
+            renewed += 1
+            assert lock.holds(held.reservation_id) or lock.ready_until is None or lock.state is LockState.FREE
+            if lock.holds(held.reservation_id):
+                await lib.cancel(held.reservation_id, reader.user_id)
+        else:
+            ended += 1
+            assert isinstance(renewal, NotFound | Conflict), renewal
+            assert not lock.holds(held.reservation_id)
+    assert renewed + ended == 10
+    await clean(lib)

@@ -206,16 +206,21 @@ class ModelStore:
             return None
         reserved_at, written = found.get("reserved_at")
         version = found.get("version")[0]
+        until = found.get("ready_until")[0]
+        window = {"ready_until": until}
         if table == "reservations":
             book_id = found.get("book_id")[0]
             if book_id is None:
                 return None  # only a move's hint is left of it
             moving_to, hinted = found.get("moving_to")
-            return ViewRow(key, book_id, found.get("user_id")[0], reserved_at, version, written, moving_to, hinted)
+            user_id = found.get("user_id")[0]
+            return ViewRow(key, book_id, user_id, reserved_at, version, written, moving_to, hinted, until)
         if table == "user_reservations":
             user_id, book_id = key
-            return ViewRow(found.get("reservation_id")[0], book_id, user_id, reserved_at, version, written)
-        return ViewRow(found.get("reservation_id")[0], key, found.get("user_id")[0], reserved_at, version, written)
+            return ViewRow(found.get("reservation_id")[0], book_id, user_id, reserved_at, version, written, **window)
+        return ViewRow(
+            found.get("reservation_id")[0], key, found.get("user_id")[0], reserved_at, version, written, **window
+        )
 
     def rows(self, table: str) -> list[ViewRow]:
         """The table's rows in the order of their keys, as Cassandra scans in the order of the partitions' tokens: in
@@ -245,7 +250,7 @@ class ModelStore:
             label += f", drop {self.name(came_from)} at {drop_at}"
         fault = await self.gate.point(label, frozenset(parts), True, PLAIN_FAULTS, blind=True)
         _raise_before(fault, label)  # a logged batch: whole, or not at all
-        common = {"reserved_at": r.reserved_at, "version": v}
+        common = {"reserved_at": r.reserved_at, "ready_until": r.ready_until, "version": v}
         self._at("reservations", r.reservation_id).insert({"book_id": r.book_id, "user_id": r.user_id} | common, v)
         self._at("user_reservations", (r.user_id, r.book_id)).insert({"reservation_id": r.reservation_id} | common, v)
         self._at("book_reservations", r.book_id).insert(

@@ -112,6 +112,7 @@ class LegacyReservations(Reservations):
             reservation_id=reservation_id,
             user_id=user_id,
             reserved_at=reservations_module.now(),
+            **self.window(),
         )
         if not taken.applied:
             met = taken.lock
@@ -144,6 +145,8 @@ class LegacyReservations(Reservations):
             expected=target.version,
             reservation_id=reservation_id,
             reserved_at=target.reserved_at,
+            ready_until=target.ready_until,
+            renewals=target.renewals,
         )
         if not confirmed.applied:
             await self.store.delete_book_rows(user_id, source.book_id, away_version)

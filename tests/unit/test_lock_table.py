@@ -108,10 +108,11 @@ def test_the_queue_is_ordered_by_its_joins_and_taken_only_by_the_queues_own_tran
     entry = two.next_in_line()
     assert entry is not None
     hand = {"reservation_id": holder, "next_user_id": 2, "next_reservation_id": first, "next_entry": entry.cell()}
-    handed = T.HAND_OFF.result(book, {**hand, "reserved_at": None, NEW: 50}, two)
+    hand |= {"reserved_at": None, "ready_until": None, "renewals": 0}
+    handed = T.HAND_OFF.result(book, {**hand, NEW: 50}, two)
     assert handed.holds(first) and handed.user_id == 2 and [w.user_id for w in handed.waiting] == [3]
     assert T.HAND_OFF.refuses(handed, hand)  # a repeated or late hand-off does nothing
-    assert T.HAND_OFF.made(handed, {**hand, "reserved_at": None})
+    assert T.HAND_OFF.made(handed, hand)
     assert T.PROMOTE.refuses(handed, {**hand, "next_user_id": 3})
 
 
@@ -130,6 +131,6 @@ def test_a_lost_answer_is_recognised_with_an_empty_queue_as_cassandra_compares_i
     an empty map: null). The runner's check of a lost answer must compare it so, or it takes its own take for a
     refusal (found by tests/integration/test_reservations.py's lost answers)."""
     book, mine = uuid4(), uuid4()
-    values = {"reservation_id": mine, "user_id": 1, "reserved_at": None, NEW: 10}
+    values = {"reservation_id": mine, "user_id": 1, "reserved_at": None, "ready_until": None, "renewals": 0, NEW: 10}
     taken = T.TAKE.result(book, values, Lock(book, LockState.FREE, version=5))
     assert taken.waiting == () and T.TAKE.made(taken, values)
