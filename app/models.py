@@ -232,6 +232,7 @@ class ConflictKind(StrEnum):
     READER_CLOSING = "reader_closing"  # the reader is being deleted
     READER_CHANGED = "reader_changed"  # a deletion overtaken by another change or deletion of the reader
     READER_IN_USE = "reader_in_use"  # a reader holding reservations cannot be deleted
+    READER_WAITING = "reader_waiting"  # a reader waiting in a book's queue cannot be deleted
     NO_FREE_CARD = "no_free_card"  # no free card number was found for a new reader
     CARD_TAKEN = "card_taken"  # a new reader asked for a card number that is another reader's
     OTHER = "other"
@@ -337,7 +338,7 @@ class Conflict(LibraryError):
     def reader_waiting(user_id: int) -> Conflict:
         return Conflict(
             f"user {user_id} is waiting in the queue for books; leave those queues first",
-            kind=ConflictKind.READER_IN_USE,
+            kind=ConflictKind.READER_WAITING,
             user_id=user_id,
         )
 

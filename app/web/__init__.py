@@ -72,6 +72,8 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     (r"/books/add", pages.AddBookHandler),
     (rf"/books/{UUID}", pages.BookPageHandler),
     (rf"/books/{UUID}/reserve", pages.ReserveHandler),
+    (rf"/books/{UUID}/queue", pages.JoinQueueHandler),
+    (rf"/books/{UUID}/leave", pages.LeaveQueueHandler),
     (rf"/books/{UUID}/edit", pages.EditBookHandler),
     (rf"/books/{UUID}/delete", pages.DeleteBookHandler),
     (r"/me", pages.MyReservationsHandler),

@@ -36,6 +36,7 @@ from app.models import (
     InvalidInput,
     LibraryError,
     NotFound,
+    Place,
     Reservation,
     Role,
     Unauthenticated,
@@ -65,6 +66,7 @@ from app.web.wording import (
     error_words,
     history_words,
     no_card,
+    place_words,
     query_notes,
     too_many_books,
     too_many_readers,
@@ -468,11 +470,13 @@ class BookPageHandler(PageHandler):
         book_id = parse_uuid(raw_id, "book_id")
         # Who holds a book is the holder's and the staff's business: others see only "reserved".
         staff = self.caller is not None and self.caller.is_staff
-        book, holder, history = await asyncio.gather(
+        book, holder, queue, history = await asyncio.gather(
             self.library.get_book(book_id),
             self.library.holder(book_id),
+            self.library.queue(book_id),
             self._history(book_id) if staff else _nothing(),
         )
+        mine = next((p for p in queue if self.caller is not None and p.user_id == self.caller.user_id), None)
         # The author's other books are counted up to a few (a page view reads no more), "more than" beyond.
         by_author, holder_card = await asyncio.gather(
             self.library.matching_books(author=book.author, bound=BY_AUTHOR_COUNTED),
@@ -483,12 +487,20 @@ class BookPageHandler(PageHandler):
             book=book,
             holder=holder,
             holder_card=holder_card,
+            waiting=len(queue),
+            place=place_words(mine) if mine is not None else None,
+            queue=await self._queue_lines(queue) if staff else [],
             history=history,
             by_author=min(len(by_author), BY_AUTHOR_COUNTED),
             by_author_more=len(by_author) > BY_AUTHOR_COUNTED,
             back=back_to(self.query("back"), "/?", "/reservations"),
             history_shown=BOOK_HISTORY_SHOWN,
         )
+
+    async def _queue_lines(self, queue: list[Place]) -> list[dict[str, Any]]:
+        """The book's queue for the desk, in order, each reader named as their card says now."""
+        users = await asyncio.gather(*(_user_or_none(self.library, p.user_id) for p in queue))
+        return [{"place": p, "user": user} for p, user in zip(queue, users, strict=True)]
 
     async def _history(self, book_id: UUID) -> list[dict[str, Any]]:
         """The book's latest history lines, each in the desk's words, with the cards named as they are now."""
@@ -514,10 +526,16 @@ class MyReservationsHandler(PageHandler):
 
     async def get(self) -> None:
         reader = self.require_reader()
-        listing = ReservationList(self, await self.library.some_reservations(reader.user_id))
-        shown, entries = await listing.page()
+        held, places = await asyncio.gather(
+            self.library.some_reservations(reader.user_id), self.service.places(reader)
+        )
+        listing = ReservationList(self, held)
+        (shown, entries), books = await asyncio.gather(
+            listing.page(), _books_by_id(self.library, [p.book_id for p in places])
+        )
         await self.show(
             "my_reservations.html",
+            waiting=[{"place": p, "words": place_words(p), "book": books.get(p.book_id)} for p in places],
             entries=entries,
             shown=shown,
             order=listing.order,
@@ -879,6 +897,39 @@ class ReserveHandler(ActionHandler):
         except Conflict as error:
             return Done(error_words(error, book=book), kind="error")
         return Done(f"You reserved “{book.title}”. It is listed under My reservations.", focus=self.item(raw_id))
+
+
+class JoinQueueHandler(ActionHandler):
+    """A reader joins the queue of a book another reader holds (a book free meanwhile is simply reserved)."""
+
+    ITEM = "book-{}"
+
+    async def act(self, raw_id: str) -> Done:
+        reader = self.require_reader()
+        book = await self.library.get_book(parse_uuid(raw_id, "book_id"))
+        try:
+            joined = await self.service.join(reader, book.book_id)
+        except Conflict as error:
+            return Done(error_words(error, book=book), kind="error")
+        if isinstance(joined, Place):
+            return Done(
+                f"You joined the queue for “{book.title}”: you are {place_words(joined)}. It is listed under My "
+                "reservations, and it is yours when your turn comes.",
+                focus=self.item(raw_id),
+            )
+        return Done(f"“{book.title}” was free, so you reserved it. It is listed under My reservations.")
+
+
+class LeaveQueueHandler(ActionHandler):
+    """A reader leaves the queue of a book."""
+
+    ITEM = "book-{}"
+
+    async def act(self, raw_id: str) -> Done:
+        reader = self.require_reader()
+        book = await self.library.get_book(parse_uuid(raw_id, "book_id"))
+        await self.service.leave(reader, book.book_id)
+        return Done(f"You left the queue for “{book.title}”.")
 
 
 class CancelHandler(ActionHandler):

@@ -23,6 +23,7 @@ from app.models import (
     InvalidInput,
     LibraryError,
     NotFound,
+    Place,
     TooManyAttempts,
     Unauthenticated,
     UnknownBook,
@@ -147,8 +148,14 @@ def _conflict_words(error: Conflict, book: str) -> str:
         return "Your reservation was changed by another request meanwhile, so it was not moved. Try again."
     if kind is ConflictKind.BOOK_IN_USE:
         return f"{book} is reserved, so it cannot be deleted yet: cancel the reservation first."
+    if kind is ConflictKind.ALREADY_WAITING:
+        return f"You are already in the queue for {book if book != 'That book' else 'that book'}."
+    if kind is ConflictKind.RENEWED_ENOUGH:
+        return "This reservation has been renewed as often as the library allows: collect the book before its date."
     if kind is ConflictKind.READER_IN_USE:
         return "This reader still holds reservations: cancel them first."
+    if kind is ConflictKind.READER_WAITING:
+        return "This reader is waiting in the queue for books: take them out of those queues first."
     if kind is ConflictKind.CARD_TAKEN:
         return f"Card {error.user_id} belongs to another reader already: leave the number out to get a free one."
     return sentence(_UUID.sub("", str(error)))
@@ -161,6 +168,19 @@ def when(moment: datetime | None, time_zone: str) -> str:
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     local = aware.astimezone(ZoneInfo(time_zone))
     return f"{local.day} {local:%B %Y, %H:%M}"
+
+
+def ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st."""
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def place_words(place: Place) -> str:
+    """A reader's place in a book's queue, as they read it: "next in line", "2nd of 4 in the queue"."""
+    if place.position == 1:
+        return "next in line" if place.waiting == 1 else f"next in line ({count(place.waiting, 'reader')} waiting)"
+    return f"{ordinal(place.position)} of {place.waiting} in the queue"
 
 
 def count(number: int, noun: str, plural: str | None = None) -> str:

@@ -85,6 +85,8 @@ EXPECTED: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {
     ("/books/add", "post"): (SIGN_IN, 403, 403, 302),
     ("/books/([^/]+)", "get"): (200, 200, 200, 200),
     ("/books/([^/]+)/reserve", "post"): (SIGN_IN, 302, 302, 302),  # a free book: anyone signed in may take it
+    ("/books/([^/]+)/queue", "post"): (SIGN_IN, 302, 302, 302),  # the owner's book: others join, the owner is told
+    ("/books/([^/]+)/leave", "post"): (SIGN_IN, 302, 302, 302),  # nobody waits: a message says so
     ("/books/([^/]+)/edit", "post"): (SIGN_IN, 403, 403, 302),
     ("/books/([^/]+)/delete", "post"): (SIGN_IN, 403, 403, 302),
     ("/me", "get"): (SIGN_IN, 200, 200, 200),

@@ -804,3 +804,48 @@ async def test_the_words_a_reader_reads(page: Page, web_url: str, library: Libra
         f"{librarian.name} (card {librarian.user_id}) cancelled the reservation of {reader.name}"
     )
     await shot(page, "43-book-history")
+
+
+async def test_a_reader_joins_a_queue_leaves_it_and_finds_the_book_ready_when_their_turn_comes(
+    page: Page, web_url: str, library: Library
+) -> None:
+    """Issue 22: "Reserved by another reader" is no longer a dead end. A reader joins the queue of a book another
+    reader holds and reads their place; leaves and joins again; and when the holder cancels, the book is theirs,
+    shown ready with the date to collect it by."""
+    word = "q" + uuid.uuid4().hex[:8]
+    book = await library.create_book(f"The {word} Queue", "Wanda Waiting", "Drama", 2001)
+    holder = await new_account(library, name="Hal Holder", pin=None)
+    reader = await new_account(library, name="Quinn Queue")
+    held = await library.reserve(book.book_id, holder.user_id)
+    await sign_in(page, web_url, reader)
+    await page.goto(f"{web_url}/books/{book.book_id}")
+    await expect(page.locator("#book-status")).to_contain_text("Reserved by another reader")
+    await expect(page.locator("#book-status")).to_contain_text("Nobody is waiting for it.")
+    await press(page, page.locator("article button:has-text('Join the queue (0 waiting)')"))
+    await expect(page.locator(".flash-success")).to_contain_text(f"You joined the queue for “{book.title}”")
+    await expect(page.locator(".flash-success")).to_contain_text("you are next in line")
+    await expect(page.locator("#book-status")).to_contain_text("You are next in line.")
+    await shot(page, "20-in-the-queue")
+
+    await page.goto(f"{web_url}/me")
+    await expect(page.locator("#waiting-heading")).to_have_text("Waiting for")
+    await expect(page.locator(f"#place-{book.book_id}")).to_contain_text("You are next in line.")
+    await shot(page, "21-my-places")
+    await press(page, page.locator(f"#place-{book.book_id} button:has-text('Leave the queue')"))
+    await expect(page.locator(".flash-success")).to_contain_text(f"You left the queue for “{book.title}”.")
+    await expect(page.locator("#waiting-heading")).to_have_count(0)
+
+    await page.goto(f"{web_url}/books/{book.book_id}")
+    await press(page, page.locator("article button:has-text('Join the queue')"))
+    await library.cancel(held.reservation_id, holder.user_id)  # the holder lets go: the book is handed on
+    await page.goto(f"{web_url}/me")
+    mine = page.locator("ul.reservations li.item")
+    await expect(mine).to_have_count(1)
+    await expect(mine).to_contain_text(book.title)
+    await expect(mine).to_contain_text("ready — collect by")
+    await shot(page, "22-ready-to-collect")
+    await page.goto(f"{web_url}/books/{book.book_id}")
+    await expect(page.locator("#book-status")).to_contain_text("Ready for you")
+    await expect(page.locator("#book-status")).to_contain_text("Collect it by")
+    (now_held,) = (await library.user_reservations(reader.user_id)).items
+    await library.cancel(now_held.reservation_id, reader.user_id)

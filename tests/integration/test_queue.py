@@ -212,7 +212,7 @@ async def test_a_reader_who_waits_cannot_be_deleted_and_a_leave_after_the_hand_o
     place = await library.join(book_id, reader.user_id)
     with pytest.raises(Conflict) as waiting:
         await library.delete_user(reader.user_id)
-    assert waiting.value.kind is ConflictKind.READER_IN_USE
+    assert waiting.value.kind is ConflictKind.READER_WAITING
     with pytest.raises(Conflict):
         await library.delete_book(book_id)
     await library.cancel(held.reservation_id, held.user_id)

@@ -161,3 +161,18 @@ def test_a_box_with_nothing_to_search_says_so_and_a_searchable_one_says_nothing(
 def test_the_desks_filters_say_how_much_they_kept_in_words_that_agree() -> None:
     assert too_many_readers("ro", 50).startswith("More than 50 readers match “ro”: these are the reservations of 50")
     assert too_many_books("the", 1000).startswith("More than 1,000 books match “the”: only their first 1,000")
+
+
+def test_a_place_in_a_queue_in_words() -> None:
+    from uuid import uuid4
+
+    from app.models import Place
+    from app.web.wording import ordinal, place_words
+
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"
+    ]  # fmt: skip
+    book = uuid4()
+    assert place_words(Place(uuid4(), book, 1, 1, 1)) == "next in line"
+    assert place_words(Place(uuid4(), book, 1, 1, 3)) == "next in line (3 readers waiting)"
+    assert place_words(Place(uuid4(), book, 1, 2, 4)) == "2nd of 4 in the queue"
