@@ -40,7 +40,7 @@ LIST_PAGE_SIZE = MAX_PAGE_SIZE  # the largest page the API gives
 class Op:
     """One HTTP attempt. Times are seconds since the run started (monotonic clock)."""
 
-    kind: str  # reserve, cancel, move, renew, read_user, read_book, list_books
+    kind: str  # reserve, cancel, move, renew, join, read_user, read_book, read_places, list_books
     user_id: int | None
     book_id: UUID | None  # reserve: the book asked for; move: the new book; read_book: the book read
     reservation_id: UUID | None
@@ -56,6 +56,7 @@ class Op:
     instance: int = 0  # which of the client's app instances (0-based) the attempt was sent to
     result_id: UUID | None = None  # reserve acknowledged: the reservation id the service answered with
     keyed: bool = False  # reserve: the service derives the id from an idempotency key (not the client)
+    joined: str | None = None  # join acknowledged: "waiting" (a place in the queue) or "ready" (the book was free)
 
     @property
     def outcome(self) -> str:
@@ -241,6 +242,30 @@ class Client:
         )
         if op.outcome == "ok":
             op.result_book = _uuid(body, "book_id")
+        return op
+
+    async def join(self, user_id: int, book_id: UUID) -> Op:
+        """Join the book's queue (a free book is reserved instead: `joined` says which). The answer's reservation id
+        is the hold's, in `result_id`. Not idempotent: a retry after a lost answer is refused (409) if the first got
+        there, and the reader's places say where they are."""
+        op, body = await self._call(
+            lambda: Op("join", user_id, book_id, None, 0.0),
+            "POST",
+            f"/api/books/{book_id}/queue",
+            json={"user_id": user_id},
+        )
+        if op.outcome == "ok" and isinstance(body, dict):
+            op.result_id = op.reservation_id = _uuid(body, "reservation_id")  # whose the hold is, for the clean-up
+            op.joined = body.get("status")
+        return op
+
+    async def places(self, user_id: int) -> Op:
+        """The queues the reader is in: `seen` holds (reservation id, book) of each place."""
+        op, body = await self._call(
+            lambda: Op("read_places", user_id, None, None, 0.0), "GET", f"/api/users/{user_id}/queues"
+        )
+        if op.outcome == "ok" and isinstance(body, dict):
+            op.seen = [(UUID(p["reservation_id"]), UUID(p["book_id"])) for p in body.get("places", [])]
         return op
 
     async def user_reservations(self, user_id: int) -> Op:

@@ -54,8 +54,11 @@ class Fleet:
     """`count` processes of `python -m app` on free ports against one keyspace, started together; stopped as
     Ctrl-C would stop them when the `with` block ends (after being woken if one was frozen)."""
 
-    def __init__(self, hosts: list[str], keyspace: str, count: int, skew: float = 0.0) -> None:
+    def __init__(
+        self, hosts: list[str], keyspace: str, count: int, skew: float = 0.0, env: dict[str, str] | None = None
+    ) -> None:
         self.hosts, self.keyspace, self.count, self.skew = hosts, keyspace, count, skew
+        self.env = env or {}  # what the test needs of the app (test 7: a short pickup window)
         self.instances: list[Instance] = []
         self._stack = contextlib.ExitStack()
         self._tag = secrets.token_hex(4)
@@ -68,7 +71,7 @@ class Fleet:
         marker = f"{self._tag}/{number}"
         # No background repair in the instances (running_app's default): the run's verdict is the audit of what the
         # requests left, and the repair beside the traffic is --repair-every's, counted in the summary.
-        env = {MARKER: marker, "LOG_LEVEL": "WARNING"}
+        env = {MARKER: marker, "LOG_LEVEL": "WARNING", **self.env}
         if skew:
             env.update(LIBRARY_CLOCK_SKEW=repr(skew), PYTHONPATH=f"{SKEW_DIR}{os.pathsep}{PROJECT_DIR}")
         log = LOG_DIR / f"stress-{self._tag}-instance-{number}.log"

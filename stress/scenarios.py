@@ -1,4 +1,4 @@
-"""The five stress tests: what each needs, what its clients do, and what it must find at the end.
+"""The seven stress tests: what each needs, what its clients do, and what it must find at the end.
 
 Each test is bounded twice: by its request count (from --size) and by the run's deadline. Test-specific
 checks come on top of the checks every test gets (stress/history.py and the audit).
@@ -11,12 +11,14 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 from app.repository import Library
 from stress.client import Client, History, Op
 from stress.history import FinalState
 from toolkit.cli import run_bounded
+from toolkit.stats import percentile
 
 # Test 2: the share of each request kind while a reader holds something, and the most one reader holds.
 MIX = (("reserve", 25), ("cancel", 25), ("move", 20), ("renew", 5), ("read_user", 10), ("read_book", 10), ("books", 5))
@@ -24,6 +26,8 @@ MIX = (("reserve", 25), ("cancel", 25), ("move", 20), ("renew", 5), ("read_user"
 # their shares go to renewing (its update) and to the books page.
 MIX_LEGACY = (("reserve", 25), ("cancel", 25), ("renew", 25), ("books", 25))
 MAX_HELD = 3
+# The units of the tests that advance their progress themselves (`Context.tick`), not one request at a time.
+SELF_COUNTED = ("cycles", "turns", "joins")
 # Test 4: attempts allowed per completed cycle before the test gives up (losing races is expected, often).
 ATTEMPTS_PER_CYCLE = 50
 
@@ -49,6 +53,8 @@ class Context:
     # The client speaks the earlier system's endpoints (stress.client.LegacyClient): no move, and no listing but
     # every reservation, so the tests ask only what those endpoints can answer.
     legacy: bool = False
+    # Tests 6 and 7: each reader's holds through the queue, as they saw them.
+    turns: list[Any] = field(default_factory=list)
 
     def take(self, limit: int | None = None) -> bool:
         """Claims one more request of the test's budget; False once it is spent or time is up."""
@@ -74,6 +80,8 @@ class Test:
     unit: str
     run: Callable[[Context], Awaitable[None]]
     check: Callable[[Context, FinalState], list[str]]
+    # What the app's copies need to run this test (`--instances`): test 7's short pickup window.
+    app_env: dict[str, str] = field(default_factory=dict)
 
 
 # -- 1: one reader, the same reservation, many times at once ---------------------------------------
@@ -307,6 +315,223 @@ def check_changes(ctx: Context, final: FinalState) -> list[str]:
     return violations
 
 
+# -- 6 and 7: queues ------------------------------------------------------------------------------------------
+# How often a reader waiting in a queue looks whether the book has come (seconds, at random within): well under the
+# pickup window of test 7, so no hold comes and goes unseen.
+POLL = (0.05, 0.15)
+NEITHER_FOR = 1.0
+# Test 7: the pickup window and sweep the app's copies run with (Test.app_env), and the longest window the test
+# accepts from an app it did not start.
+EXPIRY_ENV = {"HOLD_PICKUP_SECONDS": "2", "HOLD_SWEEP_SECONDS": "0.5"}
+LONGEST_WINDOW = 10.0
+
+
+@dataclass
+class Turn:
+    """One reader's hold of one book through the queue, as that reader saw it: when the join was sent and answered,
+    the bounds of when the book came to them (after `came_after`, the last look that did not show it, and before
+    `came_by`, the first that did), and, for test 6, when they sent its cancel."""
+
+    book: UUID
+    user: int
+    reservation_id: UUID
+    joined_sent: float
+    joined_received: float
+    queued: bool  # False: the book was free, and the join reserved it
+    came_after: float = 0.0
+    came_by: float | None = None
+    gone_by: float | None = None  # test 7: the first look that no longer showed the hold (it expired)
+    cancel_sent: float | None = None
+    left_queue: bool = False  # no longer in the queue, and not holding the book either (for NEITHER_FOR)
+    neither_since: float | None = None  # when a look first saw neither the place nor the hold
+
+
+async def _join(ctx: Context, user: int, book: UUID) -> Turn | None:
+    op = await ctx.client.join(user, book)
+    if op.outcome == "conflict":  # waits or holds already, perhaps by an attempt whose answer was lost: look
+        places = await ctx.client.places(user)
+        found = [r for r, b in places.seen or [] if b == book]
+        if not found:
+            return None
+        return Turn(book, user, found[0], op.sent, places.received, True)
+    if op.outcome != "ok" or op.result_id is None:
+        return None
+    return Turn(book, user, op.result_id, op.sent, op.received, op.joined == "waiting")
+
+
+async def _look(
+    ctx: Context, user: int, turns: list[Turn], *, until_gone: bool, joining: asyncio.Event | None = None
+) -> None:
+    """Polls the reader's places and reservations (two reads a look, for all of `turns` at once) until each book has
+    come to them (test 6), or has come and its hold has ended (test 7, `until_gone`), or the run's time is up.
+    `joining`: set once the reader has joined all it will (`turns` grows until then, and is looked at meanwhile: a
+    hold of a book joined early may come and go while the reader still joins others)."""
+    rng = ctx.rng(f"look {user}")
+
+    def done(turn: Turn) -> bool:
+        if until_gone:
+            return turn.gone_by is not None or (turn.came_by is None and turn.left_queue)
+        return turn.came_by is not None
+
+    def finished() -> bool:
+        return (joining is None or joining.is_set()) and all(done(t) for t in turns)
+
+    while ctx.history.now() < ctx.deadline and not finished():
+        places, held = await asyncio.gather(ctx.client.places(user), ctx.client.user_reservations(user))
+        if places.outcome == "ok" and held.outcome == "ok":
+            for turn in turns:
+                waiting = (turn.reservation_id, turn.book) in (places.seen or [])
+                holding = (turn.reservation_id, turn.book) in (held.seen or [])
+                # A hand-off takes the reader out of the queue, then writes the views that list the hold: a look in
+                # between sees neither. Only a look that sees neither for longer (NEITHER_FOR) says the reader left
+                # the queue without the book.
+                if waiting or holding:
+                    turn.neither_since = None
+                elif turn.neither_since is None:
+                    turn.neither_since = min(places.sent, held.sent)
+                elif max(places.received, held.received) - turn.neither_since > NEITHER_FOR:
+                    turn.left_queue = True
+                if holding and turn.came_by is None:
+                    turn.came_by = max(places.received, held.received)
+                elif not holding and turn.came_by is None:
+                    turn.came_after = min(places.sent, held.sent)
+                elif not holding and turn.gone_by is None:
+                    turn.gone_by = held.received
+        await asyncio.sleep(rng.uniform(*POLL))
+
+
+async def run_queue_churn(ctx: Context) -> None:
+    turns: list[Turn] = ctx.turns
+
+    async def reader(index: int) -> None:
+        user, rng = ctx.users[index], ctx.rng(f"queuer {index}")
+        while ctx.take():
+            turn = await _join(ctx, user, rng.choice(ctx.books))
+            if turn is None:
+                continue
+            turns.append(turn)
+            if turn.queued:
+                await _look(ctx, user, [turn], until_gone=False)
+            else:
+                turn.came_after, turn.came_by = turn.joined_sent, turn.joined_received
+            if turn.came_by is None:
+                return  # the run's time is up while waiting
+            await asyncio.sleep(rng.uniform(0, 0.02))  # holds it a moment
+            turn.cancel_sent = ctx.history.now()
+            await ctx.client.cancel(turn.reservation_id, user)
+            ctx.tick()
+
+    await asyncio.gather(*(reader(i) for i in range(len(ctx.users))))
+
+
+async def run_expiry(ctx: Context) -> None:
+    turns: list[Turn] = ctx.turns
+
+    async def reader(index: int) -> None:
+        user, rng = ctx.users[index], ctx.rng(f"waiter {index}")
+        mine: list[Turn] = []
+        joined_all = asyncio.Event()
+        # nobody collects: every hold comes, waits out its window, and passes on, looked at from the first join on
+        looking = asyncio.create_task(_look(ctx, user, mine, until_gone=True, joining=joined_all))
+        while ctx.take():
+            turn = await _join(ctx, user, rng.choice(ctx.books))
+            ctx.tick()
+            if turn is not None and all(t.reservation_id != turn.reservation_id for t in mine):
+                if not turn.queued:  # reserved at once: it came with the answer
+                    turn.came_after, turn.came_by = turn.joined_sent, turn.joined_received
+                mine.append(turn)
+                turns.append(turn)
+        joined_all.set()
+        await looking
+
+    await asyncio.gather(*(reader(i) for i in range(len(ctx.users))))
+    windows = [t for t in turns if not t.queued]
+    ctx.notes.append(f"holds made free and left to expire: {len(windows)}; joined a queue: {len(turns) - len(windows)}")
+
+
+def _order_violations(turns: list[Turn], *, released: str) -> list[str]:
+    """Each book passes in the order its readers joined: when a reader's join was answered before another's was sent,
+    the book comes to the first before the second (certainly: the second saw it before the first could have), and
+    never to the second while the first, still waiting, is passed over."""
+    violations = []
+    by_book: dict[UUID, list[Turn]] = {}
+    for turn in turns:
+        if turn.queued:
+            by_book.setdefault(turn.book, []).append(turn)
+    for book, queued in by_book.items():
+        for a in queued:
+            for b in queued:
+                if a is b or not a.joined_received < b.joined_sent or b.came_by is None:
+                    continue
+                if a.came_by is None and a.left_queue:
+                    violations.append(
+                        f"book {book}: reader {b.user} got it though reader {a.user}, who joined first, left the queue "
+                        "without ever holding it: skipped"
+                    )
+                elif a.came_by is not None and b.came_by < a.came_after:
+                    violations.append(
+                        f"book {book}: reader {b.user} held it by {b.came_by:.3f}s, before reader {a.user} (who joined "
+                        f"first) could have, after {a.came_after:.3f}s"
+                    )
+                elif released == "cancel" and a.cancel_sent is not None and b.came_by < a.cancel_sent:
+                    violations.append(
+                        f"book {book}: reader {b.user} held it by {b.came_by:.3f}s, before reader {a.user} (ahead of "
+                        f"them) cancelled at {a.cancel_sent:.3f}s: two holders"
+                    )
+    return violations
+
+
+def check_queue_churn(ctx: Context, final: FinalState) -> list[str]:
+    turns: list[Turn] = ctx.turns
+    violations = _order_violations(turns, released="cancel")
+    queued = [t for t in turns if t.queued]
+    came = [t for t in queued if t.came_by is not None]
+    waits = sorted(t.came_by - t.joined_received for t in came if t.came_by is not None)
+    handed = sorted(
+        op.latency for op in ctx.history.ops if op.kind == "cancel" and op.outcome == "ok" and op.attempt > 0
+    )
+    ctx.notes.append(
+        f"joins: {len(turns)} ({len(queued)} queued, {len(turns) - len(queued)} found the book free); "
+        f"the book came to {len(came)} of the queued"
+        + (f", after a median wait of {waits[len(waits) // 2]:.2f}s" if waits else "")
+    )
+    if handed:
+        ctx.notes.append(
+            f"cancels (each hands the book on before it answers when someone waits): p50 "
+            f"{1000 * percentile(handed, 50):.0f} ms, p99 {1000 * percentile(handed, 99):.0f} ms"
+        )
+    if not ctx.cut_short:
+        violations += [
+            f"reader {t.user} waited for book {t.book} and it never came" for t in queued if t.came_by is None
+        ]
+    return violations
+
+
+def check_expiry(ctx: Context, final: FinalState) -> list[str]:
+    turns: list[Turn] = ctx.turns
+    violations = _order_violations(turns, released="expiry")
+    if turns and not any(t.gone_by is not None for t in turns):
+        violations.append(
+            "no hold expired during the run: the app must run with a short pickup window for this test "
+            f"({' '.join(f'{k}={v}' for k, v in EXPIRY_ENV.items())}; --instances starts its copies so)"
+        )
+    elif not ctx.cut_short:
+        for t in turns:
+            if t.came_by is None:
+                violations.append(f"reader {t.user} waited for book {t.book} and it never came")
+            elif t.gone_by is None:
+                violations.append(f"reader {t.user}'s hold of book {t.book} never expired")
+        held = [b for b in ctx.books if final.locks.get(b) is not None]
+        if held:
+            violations.append(f"{len(held)} book(s) still held after every hold's window had passed")
+    lasted = sorted(t.gone_by - t.came_by for t in turns if t.came_by is not None and t.gone_by is not None)
+    if lasted:
+        ctx.notes.append(
+            f"holds lasted (seen by their reader) p50 {lasted[len(lasted) // 2]:.2f}s, longest {lasted[-1]:.2f}s"
+        )
+    return violations
+
+
 # -- shared ----------------------------------------------------------------------------------------------
 def _weighted(rng: random.Random, table: tuple[tuple[str, int], ...]) -> str:
     return rng.choices([k for k, _ in table], weights=[w for _, w in table])[0]
@@ -380,5 +605,26 @@ TESTS: dict[int, Test] = {
         "changes",
         run_changes,
         check_changes,
+    ),
+    6: Test(
+        6,
+        "readers queue for a few books while their holders cancel: each book passes in queue order",
+        lambda size, workers: max(2, workers // 4),
+        lambda size, workers: workers,
+        lambda size: size,
+        "turns",
+        run_queue_churn,
+        check_queue_churn,
+    ),
+    7: Test(
+        7,
+        "holders never collect: each book passes down its queue as pickup windows of 2 s expire",
+        lambda size, workers: max(2, size // 5),
+        lambda size, workers: workers,
+        lambda size: size,
+        "joins",
+        run_expiry,
+        check_expiry,
+        EXPIRY_ENV,
     ),
 }

@@ -737,6 +737,7 @@ def _schemas() -> dict[str, Any]:
                         "book_id": UUID_SCHEMA,
                         "user_id": {"type": "integer"},
                         "reserved_at": timestamp,
+                        "ready_until": timestamp,
                     },
                 },
             ]
@@ -768,6 +769,10 @@ def _schemas() -> dict[str, Any]:
                 "book_id": UUID_SCHEMA,
                 "user_id": {"type": "integer"},
                 "reserved_at": timestamp,
+                "ready_until": {
+                    **timestamp,
+                    "description": "Collect it by then: after that it goes to the next reader",
+                },
             },
         },
         "ReservationCreate": {

@@ -526,9 +526,7 @@ class MyReservationsHandler(PageHandler):
 
     async def get(self) -> None:
         reader = self.require_reader()
-        held, places = await asyncio.gather(
-            self.library.some_reservations(reader.user_id), self.service.places(reader)
-        )
+        held, places = await asyncio.gather(self.library.some_reservations(reader.user_id), self.service.places(reader))
         listing = ReservationList(self, held)
         (shown, entries), books = await asyncio.gather(
             listing.page(), _books_by_id(self.library, [p.book_id for p in places])
