@@ -228,6 +228,7 @@ class ConflictKind(StrEnum):
     BOOK_IN_USE = "book_in_use"  # a book a reservation holds cannot be deleted
     ALREADY_WAITING = "already_waiting"  # a reader is in a book's queue once
     RENEWED_ENOUGH = "renewed_enough"  # a hold renewed as often as allowed
+    LIMIT_REACHED = "limit_reached"  # a reader holds (or waits for) as many books as the library allows
     RESERVATION_CHANGED = "reservation_changed"  # a move overtaken by another change of the reservation
     READER_CLOSING = "reader_closing"  # the reader is being deleted
     READER_CHANGED = "reader_changed"  # a deletion overtaken by another change or deletion of the reader
@@ -287,6 +288,15 @@ class Conflict(LibraryError):
             f"you are already in the queue for book {book_id} (number {place})",
             kind=ConflictKind.ALREADY_WAITING,
             book_id=book_id,
+        )
+
+    @staticmethod
+    def limit_reached(user_id: int, kind: str, limit: int) -> Conflict:
+        what = f"holds {limit} reservations" if kind == "ready" else f"waits in {limit} queues"
+        return Conflict(
+            f"user {user_id} {what}, the most allowed at once",
+            kind=ConflictKind.LIMIT_REACHED,
+            user_id=user_id,
         )
 
     @staticmethod

@@ -33,7 +33,10 @@ background repair and never read it.
 Issue 22 added the book's queue to the lock row (`waiting`, `queue_seq`, added to an existing table by
 `_add_missing_columns`) and an SAI index on the queue's keys: nothing to rewrite (every lock has an empty queue), so
 the schema version stays 4. Stop the instances of the earlier version first all the same: their take and release
-do not ask for an empty queue, and would give a book away past the readers waiting for it.
+do not ask for an empty queue, and would give a book away past the readers waiting for it. It also added the pickup
+window (`ready_until`, `renewals` on the lock, `ready_until` on the three views: a hold made before has none, and never
+expires) and `reader_seats`, the per-reader limits (a new table; holds made before have no seat, so a reader's first
+holds under a new limit may exceed it by those until they end).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ DATA_TABLES = (
     "pin_attempts",
     "staff_actions",
     "book_history",
+    "reader_seats",
 )
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
 # Version 1 -> 2: views whose keys changed, made anew (columns added to other tables are added by

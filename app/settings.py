@@ -261,6 +261,10 @@ class Settings:
     hold_pickup_seconds: float = PICKUP_SECONDS
     hold_renewals: int = MAX_RENEWALS
     hold_sweep_seconds: float = SWEEP_SECONDS
+    # The per-reader limits (app/repository/seats.py): reservations a reader may hold at once (placed on a free
+    # book), and queues they may wait in at once; 0: no limit, and a reserve pays nothing for it.
+    hold_limit_ready: int = 0
+    hold_limit_waiting: int = 0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -313,6 +317,8 @@ class Settings:
             hold_pickup_seconds=_positive_seconds("HOLD_PICKUP_SECONDS", str(PICKUP_SECONDS)),
             hold_renewals=_whole_number("HOLD_RENEWALS", str(MAX_RENEWALS)),
             hold_sweep_seconds=_seconds("HOLD_SWEEP_SECONDS", str(SWEEP_SECONDS)),
+            hold_limit_ready=_whole_number("HOLD_LIMIT_READY", "0"),
+            hold_limit_waiting=_whole_number("HOLD_LIMIT_WAITING", "0"),
         )
 
     @property

@@ -43,7 +43,8 @@ def parser() -> ArgumentParser:
             "`python -m bench peer` measures this service against the naive peer instead, and `python -m bench "
             "statements` counts the statements each kind of request sends to Cassandra, in each; `python -m bench "
             "datacenters` prices a reservation in two datacenters at SERIAL, and `python -m bench repair` what the "
-            "background repair costs reserving (see their --help). "
+            "background repair costs reserving, and `python -m bench limits` what the per-reader limit does (see "
+            "their --help). "
             "Without $CASSANDRA_HOSTS the bench starts the local cluster of each topology (`python -m cluster`), "
             "stopping the other first. With it, it measures that cluster only. Its data goes to keyspace "
             "--keyspace (default bench), emptied at the start."
@@ -197,6 +198,10 @@ async def main(argv: list[str] | None = None) -> int:
         from bench import repair
 
         return await repair.main(argv[1:])
+    if argv[:1] == ["limits"]:
+        from bench import limits
+
+        return await limits.main(argv[1:])
     args = parser().parse_args(argv)
     options = options_from(args)
     report = await execute(options, lambda message: print(message, file=sys.stderr, flush=True))

@@ -193,6 +193,16 @@ def render(rows: list[dict[str, Any]], books: int, concurrency: int, runs: int) 
     return "\n".join(lines)
 
 
+def rows_of_reserves(p: ArgumentParser) -> None:
+    """The options of a bench that reserves every book once per row (`one_row`), row against row, in runs: this one
+    and `python -m bench limits`."""
+    p.add_argument(
+        "--books", type=number(int, 32, 100_000), default=1000, help="books, each reserved once per row (default 1000)"
+    )
+    p.add_argument("--concurrency", type=number(int, 1, 1024), default=16, help="reserves in flight (default 16)")
+    p.add_argument("--runs", type=number(int, 1, 20), default=3, help="runs of every row (default 3)")
+
+
 def parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="python -m bench repair",
@@ -205,11 +215,7 @@ def parser() -> ArgumentParser:
         ),
         epilog="Its data goes to keyspace --keyspace (default bench_repair), emptied at the start.",
     )
-    p.add_argument(
-        "--books", type=number(int, 32, 100_000), default=1000, help="books, each reserved once per row (default 1000)"
-    )
-    p.add_argument("--concurrency", type=number(int, 1, 1024), default=16, help="reserves in flight (default 16)")
-    p.add_argument("--runs", type=number(int, 1, 20), default=3, help="runs of every row (default 3)")
+    rows_of_reserves(p)
     p.add_argument(
         "--aggressive",
         type=number(float, 0.1, 3600),

@@ -37,6 +37,7 @@ from app.repository.locks import CassandraLockTable, LockRunner
 from app.repository.readers import ReaderRepository
 from app.repository.repair_loop import REPAIR_TIME_SHARE, CassandraLease, RepairLoop
 from app.repository.reservations import Reservations, Step
+from app.repository.seats import READY, WAITING, CassandraSeats
 from app.repository.shared_secrets import SharedSecrets
 from app.repository.store import CassandraReservationStore
 from app.repository.sweeper import Sweeper
@@ -69,6 +70,8 @@ class Library:
             pickup_seconds=db.settings.hold_pickup_seconds,
             max_renewals=db.settings.hold_renewals,
             sweep_seconds=db.settings.hold_sweep_seconds,
+            seats=CassandraSeats(db),
+            limits={READY: db.settings.hold_limit_ready, WAITING: db.settings.hold_limit_waiting},
         )
         self.listings = ReservationListings(db, self.pages, self.locks)
         self.catalogue = CatalogueRepository(db, self.clock, self.pages, self.reservations, self.listings)

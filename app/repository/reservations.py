@@ -24,6 +24,7 @@ from uuid import UUID, uuid4
 from app import metrics
 from app.models import (
     Conflict,
+    ConflictKind,
     DatabaseUnavailable,
     Forbidden,
     NotFound,
@@ -38,6 +39,7 @@ from app.repository.base import now
 from app.repository.clock import VersionClock
 from app.repository.idempotency import KeyOutcome, KeyStore
 from app.repository.locks import ATTEMPTS, Lock, LockRunner, LockState, Outcome, T, Transition, Waiting, place_in
+from app.repository.seats import READY, WAITING, Seat, SeatStore
 from app.repository.store import ReservationStore, ViewRow
 from app.rules import MAX_RENEWALS, PICKUP_SECONDS, SWEEP_SECONDS, check_idempotency_key
 
@@ -47,6 +49,9 @@ Step = Callable[[str, dict[str, Any]], Awaitable[None]]
 Ready = Callable[[], Awaitable[None]]  # what must hold before a take is sent
 
 _GONE = (None, LockState.WITHDRAWN)
+# How many expired holds a sweep ends at once: a sweep's length, and so the worst-case delay of an expiry, grows with
+# the holds to end divided by this (each end is a few round trips and one or two lightweight transactions).
+SWEEP_CONCURRENCY = 16
 # How many lock states `heal` remembers as having their views whole (about 100 bytes each).
 WHOLE_STATES_KEPT = 10_000
 
@@ -69,6 +74,8 @@ class Reservations:
         pickup_seconds: float = PICKUP_SECONDS,
         max_renewals: int = MAX_RENEWALS,
         sweep_seconds: float = SWEEP_SECONDS,
+        seats: SeatStore | None = None,
+        limits: dict[str, int] | None = None,
     ) -> None:
         self.locks = locks
         self.store = store
@@ -78,6 +85,10 @@ class Reservations:
         self.pickup_seconds = pickup_seconds
         self.max_renewals = max_renewals
         self.sweep_seconds = sweep_seconds
+        # The per-reader limits (app/repository/seats.py): how many seats of each kind a reader has; 0 or missing:
+        # no limit, and no seat is taken.
+        self.seats = seats
+        self.limits = {kind: n for kind, n in (limits or {}).items() if n > 0} if seats is not None else {}
         self.steps: dict[str, Step] = {}
         # The held locks (book, version) whose views this instance found up to date: a book refused again and again
         # (held for days) has its views looked at once per state, not on every refusal (`heal`). Nothing but a later
@@ -126,19 +137,23 @@ class Reservations:
         read, and a reader that does not exist never takes the lock."""
         checked = [reader] if isinstance(reader, User) else []
         user_id = reader.user_id if isinstance(reader, User) else reader
+        claimed: list[Seat] = []
 
-        async def reader_exists() -> None:
-            checked.append(await self._active_reader(user_id))
+        async def ready() -> None:
+            """Once the look shows the book may be taken: the reader exists, and has a seat free under the limit."""
+            if not checked:
+                checked.append(await self._active_reader(user_id))
+            claimed.extend(await self._claim_seat(user_id, READY, reservation_id, book_id))
 
         try:
-            lock = await self._take(book_id, reservation_id, user_id, ready=None if checked else reader_exists)
-        except Conflict:
-            if keyed:
-                await self.keys.record(reservation_id, KeyOutcome.TAKEN)
-            raise
-        except NotFound:
-            if keyed:
-                await self.keys.record(reservation_id, KeyOutcome.MISSING)
+            lock = await self._take(book_id, reservation_id, user_id, ready=ready)
+        except (Conflict, NotFound) as refused:
+            await self._free_seats(claimed)
+            if keyed and not (isinstance(refused, Conflict) and refused.kind is ConflictKind.LIMIT_REACHED):
+                outcome = KeyOutcome.TAKEN if isinstance(refused, Conflict) else KeyOutcome.MISSING
+                await self.keys.record(reservation_id, outcome)
+            elif keyed:
+                await self.keys.record(reservation_id, KeyOutcome.UNDONE)
             raise
         await self._step("reserve.locked", lock=lock)
         return await self._complete(lock, keyed=keyed, reader=checked[0])
@@ -217,6 +232,13 @@ class Reservations:
                 await self._undo_reserve(lock, keyed, KeyOutcome.MISSING)
                 raise UnknownReader(user_id)
         try:
+            await self._confirm_seat(user_id, READY, rid, lock.book_id)
+        except (Conflict, DatabaseUnavailable):
+            # No seat under the limit holds it (a paused request's claim expired, and another took the seat): a
+            # hold is never acknowledged without one, so this one is taken back.
+            await self._undo_reserve(lock, keyed, KeyOutcome.UNDONE)
+            raise
+        try:
             await self.store.write_views(lock)
         except DatabaseUnavailable:
             await self._undo_reserve(lock, keyed, KeyOutcome.UNDONE)
@@ -249,6 +271,7 @@ class Reservations:
                 assert version is not None
                 await self._delete_rows_of(user_id, lock.book_id, version, handed=handed)
                 await self.store.delete_reservation_row(rid, version)
+                await self._free_seat_of(user_id, rid)
                 if keyed:
                     await self.keys.record(rid, outcome)
         except DatabaseUnavailable:
@@ -346,6 +369,7 @@ class Reservations:
         for other in _books_named(seen, book_id):
             await self.store.delete_if_naming(rid, user_id, other)
         await self.store.delete_reservation_row(rid, version)
+        await self._free_seat_of(user_id, rid)
 
     async def _remove_released(self, seen: list[ViewRow]) -> None:
         """No lock holds the reservation any more, yet its row is there: released by this cancel itself (an answer
@@ -606,14 +630,95 @@ class Reservations:
         held = await self.locks.read_held_between(-(2**63), 2**63 - 1)
         if held is None:
             held = [lock async for page in self.locks.scan() for lock in page if lock.state is LockState.HELD]
-        at, ended = now(), 0
-        for lock in held:
-            if lock.expired(at):
+        at, gate = now(), asyncio.Semaphore(SWEEP_CONCURRENCY)
+
+        async def end(lock: Lock) -> bool:
+            async with gate:
                 try:
-                    ended += await self.expire(lock)
+                    return await self.expire(lock)
                 except DatabaseUnavailable as error:  # the next sweep tries again
                     log.warning("could not end the expired hold %s on %s: %s", lock.reservation_id, lock.book_id, error)
-        return ended
+                    return False
+
+        return sum(await asyncio.gather(*(end(lock) for lock in held if lock.expired(at))))
+
+    # -- the per-reader limits (app/repository/seats.py) ----------------------------------------------------------
+    async def _claim_seat(self, user_id: int, kind: str, rid: UUID, book_id: UUID) -> list[Seat]:
+        """One of the reader's seats of `kind` for the reservation, before it takes a book or a place: [] when that
+        kind has no limit. Conflict (the limit reached) when every seat is taken by a hold still alive."""
+        limit = self.limits.get(kind, 0)
+        if not limit:
+            return []
+        assert self.seats is not None
+        for attempt in range(2):
+            seats = await self.seats.read(user_id, kind)
+            mine = next((s for s in seats if s.reservation_id == rid), None)
+            if mine is not None:
+                return [mine]  # claimed already, by an earlier attempt of this request
+            taken = {s.seat for s in seats}
+            for index in range(limit):
+                if index not in taken and await self.seats.claim(user_id, kind, index, rid, book_id):
+                    return [Seat(user_id, kind, index, rid, book_id, False)]
+            if attempt == 0 and not await self._free_ended_seats(await self.seats.read(user_id, kind)):
+                break
+        raise Conflict.limit_reached(user_id, kind, limit)
+
+    async def _confirm_seat(self, user_id: int, kind: str, rid: UUID, book_id: UUID) -> None:
+        """The reservation's seat confirmed, once its hold or place exists: its claim, or a seat claimed now if the
+        claim expired (the request was paused that long, or it is a keyed retry finishing the first request).
+        Conflict if no seat is free; DatabaseUnavailable if the one claimed cannot be confirmed."""
+        if not self.limits.get(kind, 0):
+            return
+        assert self.seats is not None
+        mine = next((s for s in await self.seats.read(user_id, kind) if s.reservation_id == rid), None)
+        if mine is not None and (mine.confirmed or await self.seats.confirm(mine)):
+            return
+        (claimed,) = await self._claim_seat(user_id, kind, rid, book_id)
+        if not await self.seats.confirm(claimed):
+            raise DatabaseUnavailable("database unavailable: the reader's limit could not be checked; try again")
+
+    async def _free_seats(self, seats: list[Seat]) -> None:
+        for seat in seats:
+            try:
+                await self.seats.free(seat)  # type: ignore[union-attr]
+            except DatabaseUnavailable as error:  # expires with its claim's TTL, or the next claim frees it
+                log.warning("could not free seat %s of reader %s: %s", seat.seat, seat.user_id, error)
+
+    async def _free_seat_of(self, user_id: int, rid: UUID) -> None:
+        """The seat of a hold or place that has ended, freed (any kind)."""
+        if self.seats is None:
+            return
+        for kind in self.limits:
+            try:
+                seats = await self.seats.read(user_id, kind)
+            except DatabaseUnavailable as error:
+                log.warning("could not read the seats of reader %s: %s", user_id, error)
+                continue
+            await self._free_seats([s for s in seats if s.reservation_id == rid])
+
+    async def _free_ended_seats(self, seats: list[Seat]) -> bool:
+        """Frees the confirmed seats whose hold or place has ended without freeing them (a crash in between): each
+        one's reservation is looked for in the locks it may be on, read at SERIAL, and a reservation that ended
+        never holds or waits again, so a seat found ended stays ended. Unconfirmed claims are left to their TTL (a
+        request may be at work on them). Says whether any was freed."""
+        ended = []
+        for seat in seats:
+            if not seat.confirmed or seat.reservation_id is None or seat.book_id is None:
+                continue
+            rid = seat.reservation_id
+            lock = await self.locks.read(seat.book_id, serial=True)
+            if lock.involves(rid) or any(w.reservation_id == rid for w in lock.waiting):
+                continue
+            row = await self.store.reservation_row(rid)
+            if row is not None:
+                try:
+                    await self.locate(row)
+                    continue  # held on another book (moved there)
+                except NotFound:
+                    pass
+            ended.append(seat)
+        await self._free_seats(ended)
+        return bool(ended)
 
     # -- the queue ----------------------------------------------------------------------------------------------
     async def join(self, book_id: UUID, user_id: int) -> Place | Reservation:
@@ -643,19 +748,27 @@ class Reservations:
                     continue  # taken meanwhile: join its queue
             if lock.user_id == user_id:
                 raise Conflict.book_held_by_caller(book_id, lock.reservation_id)
+            rid = uuid4()
+            claimed = await self._claim_seat(user_id, WAITING, rid, book_id)
             joined = await self.locks.run(
                 T.JOIN if lock.queue_seq is not None else T.JOIN_FIRST,
                 book_id,
                 before=lock,
                 above=lock.queue_seq,
                 user_id=user_id,
-                reservation_id=uuid4(),
+                reservation_id=rid,
             )
             if not joined.applied:
+                await self._free_seats(claimed)
                 continue  # the lock changed since it was read: look again
             entry = joined.lock.queued(user_id)
             assert entry is not None
             await self._step("join.joined", lock=joined.lock)
+            try:
+                await self._confirm_seat(user_id, WAITING, rid, book_id)
+            except (Conflict, DatabaseUnavailable):
+                await self._leave_entry(book_id, user_id, entry)  # never a place without a seat under the limit
+                raise
             if await self.store.reader(user_id) != reader:
                 await self._leave_entry(book_id, user_id, entry)
                 raise UnknownReader(user_id)
@@ -675,12 +788,15 @@ class Reservations:
         for _ in range(ATTEMPTS):
             left = await self.locks.run(T.LEAVE, book_id, user_id=user_id, entry=entry.cell())
             if left.applied:
+                await self._free_seat_of(user_id, entry.reservation_id)
                 return
             lock = await self.locks.read(book_id, serial=True)
             if lock.queued(user_id) == entry:
                 continue  # the send never got there
             if lock.involves(entry.reservation_id):
                 await self.cancel(entry.reservation_id, user_id)  # handed the book meanwhile
+            else:
+                await self._free_seat_of(user_id, entry.reservation_id)
             return  # gone from the queue (a lost answer of ours, or a hand-off that cancel ended)
         raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
 

@@ -150,6 +150,11 @@ def _conflict_words(error: Conflict, book: str) -> str:
         return f"{book} is reserved, so it cannot be deleted yet: cancel the reservation first."
     if kind is ConflictKind.ALREADY_WAITING:
         return f"You are already in the queue for {book if book != 'That book' else 'that book'}."
+    if kind is ConflictKind.LIMIT_REACHED:
+        return (
+            "You have as many reservations or places in queues as the library allows at once: cancel one, or wait "
+            "until one ends."
+        )
     if kind is ConflictKind.RENEWED_ENOUGH:
         return "This reservation has been renewed as often as the library allows: collect the book before its date."
     if kind is ConflictKind.READER_IN_USE:

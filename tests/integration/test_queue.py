@@ -20,6 +20,7 @@ from app.db import Database
 from app.models import Conflict, ConflictKind, NotFound, Place, Reservation
 from app.repository import Library
 from app.repository.locks import LockState, T
+from app.repository.seats import CassandraSeats
 
 
 async def clean(library: Library) -> None:
@@ -400,4 +401,98 @@ async def test_a_renewal_racing_the_sweep_either_renews_or_finds_the_hold_ended_
             assert isinstance(renewal, NotFound | Conflict), renewal
             assert not lock.holds(held.reservation_id)
     assert renewed + ended == 10
+    await clean(lib)
+
+
+# -- the per-reader limits ------------------------------------------------------------------------------------------
+def with_limits(library: Library, ready: int, waiting: int = 0, claim_seconds: int = 60) -> Library:
+    """Another instance on the same session whose readers may hold `ready` reservations and wait in `waiting` queues
+    at once (0: no limit); an unconfirmed seat claim lives `claim_seconds`."""
+    db = library.db
+    settings = dataclasses.replace(
+        db.settings, settle_after_seconds=0.0, hold_limit_ready=ready, hold_limit_waiting=waiting
+    )
+    other = Library(Database(db.cluster, db.session, settings, db.serial_consistency))
+    other.reservations.seats = CassandraSeats(other.db, claim_seconds)
+    return other
+
+
+async def test_a_hundred_parallel_reserves_by_one_reader_on_two_instances_give_exactly_the_limit(
+    library: Library,
+) -> None:
+    one, two = with_limits(library, 5), with_limits(library, 5)
+    (reader,) = await new_users(one, 1)
+    books = [await new_book(one) for _ in range(100)]
+    results = await asyncio.gather(
+        *[(one if i % 2 else two).reserve(b.book_id, reader.user_id) for i, b in enumerate(books)],
+        return_exceptions=True,
+    )
+    made = [r for r in results if isinstance(r, Reservation)]
+    refused = [r for r in results if isinstance(r, Conflict) and r.kind is ConflictKind.LIMIT_REACHED]
+    others = [r for r in results if not isinstance(r, Reservation | Conflict)]
+    assert len(made) == 5 and len(refused) == 95, (len(made), len(refused), others[:3])
+    held = [b for b in books if (await one.locks.read(b.book_id, serial=True)).state is LockState.HELD]
+    assert len(held) == 5
+    # A cancel frees a seat: the next reserve is made, the one after is refused again.
+    await one.cancel(made[0].reservation_id, reader.user_id)
+    free = [b for b in books if b.book_id not in {r.book_id for r in made[1:]}]
+    again = await two.reserve(free[0].book_id, reader.user_id)
+    with pytest.raises(Conflict):
+        await one.reserve(free[1].book_id, reader.user_id)
+    for r in [*made[1:], again]:
+        await one.cancel(r.reservation_id, reader.user_id)
+    await clean(one)
+
+
+async def test_a_reserve_paused_past_its_seat_claim_takes_its_hold_back_when_another_has_the_seat(
+    library: Library,
+) -> None:
+    """The claim of a seat expires (here after a second) if its request stalls: the seat may then be another's. A
+    request that took the book and finds its seat gone cannot confirm it, claims none (the limit is 1 and taken), and
+    gives the book back: the reader never holds more than the limit. Without the confirm after the take, the reader
+    ends with two."""
+    paused, other = with_limits(library, 1, claim_seconds=1), with_limits(library, 1, claim_seconds=1)
+    (reader,) = await new_users(paused, 1)
+    first, second = await new_book(paused), await new_book(paused)
+    gate = asyncio.Event()
+
+    async def stall(name: str, facts: dict[str, object]) -> None:
+        await gate.wait()
+
+    paused.reservations.steps["reserve.locked"] = stall
+    stalled = asyncio.create_task(paused.reserve(first.book_id, reader.user_id))
+    await asyncio.sleep(1.5)  # the stalled request holds the first book; its seat's claim has expired
+    made = await other.reserve(second.book_id, reader.user_id)
+    gate.set()
+    with pytest.raises(Conflict) as refused:
+        await stalled
+    assert refused.value.kind is ConflictKind.LIMIT_REACHED
+    assert (await paused.locks.read(first.book_id, serial=True)).state is LockState.FREE
+    assert [r.reservation_id for r in (await paused.user_reservations(reader.user_id)).items] == [made.reservation_id]
+    await other.cancel(made.reservation_id, reader.user_id)
+    await clean(paused)
+
+
+async def test_parallel_joins_by_one_reader_give_exactly_the_limit_of_places_and_a_leave_frees_one(
+    library: Library,
+) -> None:
+    lib = with_limits(library, 0, waiting=2)
+    holder, reader = await new_users(lib, 2)
+    books = [await new_book(lib) for _ in range(10)]
+    for book in books:
+        await lib.reserve(book.book_id, holder.user_id)
+    results = await asyncio.gather(*[lib.join(b.book_id, reader.user_id) for b in books], return_exceptions=True)
+    places = [r for r in results if isinstance(r, Place)]
+    assert len(places) == 2, results
+    assert len(await lib.places(reader.user_id)) == 2
+    await lib.leave(places[0].book_id, reader.user_id)
+    rest = [b for b in books if b.book_id not in {p.book_id for p in places}]
+    assert isinstance(await lib.join(rest[0].book_id, reader.user_id), Place)
+    with pytest.raises(Conflict):
+        await lib.join(rest[1].book_id, reader.user_id)
+    for place in await lib.places(reader.user_id):
+        await lib.leave(place.book_id, reader.user_id)
+    for book in books:
+        held = await lib.locks.read(book.book_id, serial=True)
+        await lib.cancel(held.reservation_id, holder.user_id)  # type: ignore[arg-type]
     await clean(lib)

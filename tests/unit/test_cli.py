@@ -184,7 +184,7 @@ def test_a_bad_option_is_one_line_and_exit_status_2(tool: Tool, words: tuple[str
         (["-m", "bench.streaming", "--reservations", "x"], "argument --reservations: 'x' is not a whole number"),
         (["-m", "bench.report"], "the following arguments are required: [LABEL=]FILE.json"),
         (["-m", "bench.naive_peer", "--port", "0"], "argument --port: 0 must be between 1 and 65535"),
-        (["stress_test.py", "6"], "argument test: invalid choice: 6"),
+        (["stress_test.py", "8"], "argument test: invalid choice: 8"),
         (["unreserve_all.py", "--concurrency", "2000"], "argument --concurrency: 2000 must be between 1 and 1024"),
         (["-m", "app", "extra"], "unrecognized arguments: extra"),
         (["add_librarian.py", "--email", "a@b.c"], "the following arguments are required: --name"),
