@@ -106,6 +106,11 @@ async def serve(settings: Settings) -> None:
         if sweeper is not None:
             await sweeper.stop()
         try:
+            async with asyncio.timeout(5):
+                await library.notices.drain()  # the notices of books handed on just now
+        except TimeoutError:
+            log.warning("some notices were still being sent after 5 s; not sent")
+        try:
             await asyncio.wait_for(server.close_all_connections(), timeout=10)
         except TimeoutError:
             log.warning("some connections were still open after 10 s; closing anyway")

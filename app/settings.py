@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cassandra import ConsistencyLevel
@@ -99,6 +100,24 @@ def _seconds(name: str, default: str) -> float:
     if not 0 <= seconds < float("inf"):
         raise ValueError(f"{name}={value!r} must be 0 or more seconds")
     return seconds
+
+
+def smtp_address(url: str) -> tuple[str, int]:
+    """`smtp://host[:port]` as (host, port), for the notices (app/notices.py); ValueError for anything else."""
+    parts = urlsplit(url)
+    if parts.scheme != "smtp" or not parts.hostname:
+        raise ValueError(f"SMTP_URL={url!r} must be smtp://host or smtp://host:port")
+    try:
+        return parts.hostname, parts.port or 25
+    except ValueError:
+        raise ValueError(f"SMTP_URL={url!r} has a port that is not a number") from None
+
+
+def _smtp_url(name: str) -> str:
+    value = _env(name, "").strip()
+    if value:
+        smtp_address(value)  # a malformed address is a bad setting at start-up, not a failed notice later
+    return value
 
 
 def _positive_seconds(name: str, default: str) -> float:
@@ -265,6 +284,9 @@ class Settings:
     # book), and queues they may wait in at once; 0: no limit, and a reserve pays nothing for it.
     hold_limit_ready: int = 0
     hold_limit_waiting: int = 0
+    # Where the notice "your book is ready" goes (app/notices.py): smtp://host[:port]; empty: written to the log.
+    smtp_url: str = ""
+    mail_from: str = "The library <library@localhost>"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -319,6 +341,8 @@ class Settings:
             hold_sweep_seconds=_seconds("HOLD_SWEEP_SECONDS", str(SWEEP_SECONDS)),
             hold_limit_ready=_whole_number("HOLD_LIMIT_READY", "0"),
             hold_limit_waiting=_whole_number("HOLD_LIMIT_WAITING", "0"),
+            smtp_url=_smtp_url("SMTP_URL"),
+            mail_from=_env("MAIL_FROM", "The library <library@localhost>"),
         )
 
     @property

@@ -24,7 +24,8 @@ from collections.abc import Callable
 
 from app.access import Caller
 from app.db import Database
-from app.models import Role
+from app.models import Book, Reservation, Role, User
+from app.notices import Notices
 from app.repository.accounts import AccountRepository
 from app.repository.audit import AuditRepository
 from app.repository.base import PageTokens, Seal
@@ -81,6 +82,13 @@ class Library:
         self.shared_secrets = SharedSecrets(db)
         self.history = BookHistory(db)
         self.repair_lease = CassandraLease(db)
+        self.notices = Notices(
+            self._reader_and_book,
+            smtp_url=db.settings.smtp_url,
+            sender=db.settings.mail_from,
+            time_zone=db.settings.time_zone,
+        )
+        self.reservations.ready_listeners.append(self.notices.book_ready)
         # Named points inside operations where a test may pause one (see Reservations._step).
         self.steps: dict[str, Step] = self.reservations.steps
 
@@ -137,6 +145,12 @@ class Library:
         # -- audit, repair, upgrade
         self.audit = self.auditor.audit
         self.upgrade_locks = self.auditor.upgrade_locks
+
+    async def _reader_and_book(self, reservation: Reservation) -> tuple[User, Book]:
+        """The reader and the book a notice names."""
+        return await asyncio.gather(
+            self.readers.get_user(reservation.user_id), self.catalogue.get_book(reservation.book_id)
+        )
 
     def sweeper(self, every: float | None = None) -> Sweeper:
         """This instance's sweep of holds past their pickup window, every HOLD_SWEEP_SECONDS unless told otherwise

@@ -90,6 +90,9 @@ class Reservations:
         self.seats = seats
         self.limits = {kind: n for kind, n in (limits or {}).items() if n > 0} if seats is not None else {}
         self.steps: dict[str, Step] = {}
+        # Told of each hold that comes to a reader from the queue, once it is theirs (app/notices.py sends the
+        # e-mail); a listener must return at once, and nothing it does can undo the hand-off.
+        self.ready_listeners: list[Callable[[Reservation], None]] = []
         # The held locks (book, version) whose views this instance found up to date: a book refused again and again
         # (held for days) has its views looked at once per state, not on every refusal (`heal`). Nothing but a later
         # transition (a new version) removes views written at a version, so a state found whole stays whole.
@@ -844,9 +847,12 @@ class Reservations:
             try:
                 if await self.store.reader(entry.user_id) != reader:
                     await self.cancel(entry.reservation_id, entry.user_id)
+                    return handed
             except (DatabaseUnavailable, NotFound) as error:
                 # The hand-off stands whatever happens here: the book is theirs unless their card is gone.
                 log.warning("could not check card %s after a hand-off of %s: %s", entry.user_id, lock.book_id, error)
+            for listener in self.ready_listeners:
+                listener(handed.lock.reservation())
             return handed
         raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
 

@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from typing import Any
 
 import aiohttp
 import pytest
+from aiosmtpd.controller import Controller
 from integration.api_support import assert_error, call, new_user
 from integration.test_reservations import new_book, new_users, settled
 
@@ -495,4 +501,58 @@ async def test_parallel_joins_by_one_reader_give_exactly_the_limit_of_places_and
     for book in books:
         held = await lib.locks.read(book.book_id, serial=True)
         await lib.cancel(held.reservation_id, holder.user_id)  # type: ignore[arg-type]
+    await clean(lib)
+
+
+# -- the notice when it is your turn ---------------------------------------------------------------------------------
+class Inbox:
+    """A real SMTP server's handler (aiosmtpd): keeps every message it is given."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+        self.messages.append(message_from_bytes(envelope.content, policy=default_policy))  # type: ignore[arg-type]
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def with_smtp(library: Library, port: int) -> Library:
+    db = library.db
+    settings = dataclasses.replace(db.settings, settle_after_seconds=0.0, smtp_url=f"smtp://127.0.0.1:{port}")
+    other = Library(Database(db.cluster, db.session, settings, db.serial_consistency))
+    other.notices.first_retry = 0.3
+    return other
+
+
+async def test_the_next_reader_gets_an_e_mail_when_the_book_is_theirs_and_a_failed_send_is_retried(
+    library: Library,
+) -> None:
+    port = free_port()
+    lib = with_smtp(library, port)
+    holder, reader = await new_users(lib, 2)
+    book = await lib.create_book("The Notice", "Mae Mailer", "Drama", 1999)
+    held = await lib.reserve(book.book_id, holder.user_id)
+    place = await lib.join(book.book_id, reader.user_id)
+    # Nothing listens yet: the hand-off does not wait for the notice, nor does its failure undo it.
+    await lib.cancel(held.reservation_id, holder.user_id)
+    assert (await lib.locks.read(book.book_id, serial=True)).holds(place.reservation_id)
+    inbox = Inbox()
+    await asyncio.sleep(0.4)  # the first attempt failed; the next comes after 0.3 s, then 0.6 s
+    server = Controller(inbox, hostname="127.0.0.1", port=port)
+    server.start()
+    try:
+        await asyncio.wait_for(lib.notices.drain(), timeout=20)
+    finally:
+        server.stop()
+    (mail,) = inbox.messages
+    assert mail["To"] == reader.email and "“The Notice” is ready for you to collect" in mail["Subject"]
+    body = mail.get_content()
+    assert f"Dear {reader.name}" in body and "Please collect it by" in body and str(place.reservation_id) in body
+    await lib.cancel(place.reservation_id, reader.user_id)
     await clean(lib)
