@@ -40,7 +40,7 @@ import logging
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
@@ -127,7 +127,7 @@ class Reservations(Protocol):
 
     async def join(self, book_id: UUID, user_id: int) -> Place | Reservation: ...
 
-    async def leave(self, book_id: UUID, user_id: int) -> None: ...
+    async def leave(self, book_id: UUID, user_id: int) -> UUID: ...
 
     async def queue(self, book_id: UUID) -> list[Place]: ...
 
@@ -225,11 +225,17 @@ class LibraryService:
                 self._desk_action(caller, "reserve", joined, "reserved {book} for {reader}"),
                 self._remember(caller, BookEvent.RESERVED, joined, joined.reserved_at),
             )
+        else:
+            placed = Reservation(joined.reservation_id, book_id, reader, datetime.now(UTC))
+            await _after_the_fact(self._desk_action(caller, "join", placed, "put {reader} in the queue for {book}"))
         return joined
 
     async def leave(self, caller: Caller | None, book_id: UUID, named: int | None = None) -> None:
         """Takes the caller (or, at the desk, the reader named) out of the book's queue."""
-        await self.reservations.leave(book_id, acting_for(caller, named))
+        reader = acting_for(caller, named)
+        left = await self.reservations.leave(book_id, reader)
+        placed = Reservation(left, book_id, reader, datetime.now(UTC))
+        await _after_the_fact(self._desk_action(caller, "leave", placed, "took {reader} out of the queue for {book}"))
 
     async def queue(self, caller: Caller | None, book_id: UUID) -> tuple[int, list[Place]]:
         """How many wait for the book, and the places the caller may see: a reader their own, staff every one."""

@@ -778,14 +778,16 @@ class Reservations:
             return place_in(joined.lock, user_id)
         raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
 
-    async def leave(self, book_id: UUID, user_id: int) -> None:
-        """Takes the reader out of the book's queue. NotFound if they are not in it. Should the book have come to
-        them meanwhile, the reservation it made is cancelled: they asked not to wait for it any more."""
+    async def leave(self, book_id: UUID, user_id: int) -> UUID:
+        """Takes the reader out of the book's queue; returns the reservation their place was for. NotFound if they
+        are not in it. Should the book have come to them meanwhile, the reservation it made is cancelled: they asked
+        not to wait for it any more."""
         lock = await self.locks.read(book_id, serial=True)
         entry = lock.queued(user_id)
         if entry is None:
             raise NotFound.not_waiting(book_id, user_id)
         await self._leave_entry(book_id, user_id, entry)
+        return entry.reservation_id
 
     async def _leave_entry(self, book_id: UUID, user_id: int, entry: Waiting) -> None:
         for _ in range(ATTEMPTS):

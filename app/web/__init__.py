@@ -74,6 +74,7 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     (rf"/books/{UUID}/reserve", pages.ReserveHandler),
     (rf"/books/{UUID}/queue", pages.JoinQueueHandler),
     (rf"/books/{UUID}/leave", pages.LeaveQueueHandler),
+    (rf"/books/{UUID}/hold", pages.DeskHoldHandler),
     (rf"/books/{UUID}/edit", pages.EditBookHandler),
     (rf"/books/{UUID}/delete", pages.DeleteBookHandler),
     (r"/me", pages.MyReservationsHandler),

@@ -918,6 +918,23 @@ class JoinQueueHandler(ActionHandler):
         return Done(f"“{book.title}” was free, so you reserved it. It is listed under My reservations.")
 
 
+class DeskHoldHandler(ActionHandler):
+    """At the desk, a librarian places a hold for a reader, named by their card: the book reserved for them if it is
+    free, else a place in its queue. Recorded in the desk log."""
+
+    ACCESS = {"post": Access.STAFF}
+    FORM = True
+
+    async def act(self, raw_id: str) -> Done:
+        book = await self.library.get_book(parse_uuid(raw_id, "book_id"))
+        card = parse_user_id_text(self.get_body_argument("card", "").strip(), "card")
+        joined = await self.service.join(self.caller, book.book_id, named=card)
+        reader = await self.library.get_user(card)
+        if isinstance(joined, Place):
+            return Done(f"{reader.name} (card {card}) is now {place_words(joined)} for “{book.title}”.")
+        return Done(f"“{book.title}” was free: it is reserved for {reader.name} (card {card}).")
+
+
 class LeaveQueueHandler(ActionHandler):
     """A reader leaves the queue of a book."""
 

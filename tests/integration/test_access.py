@@ -87,6 +87,7 @@ EXPECTED: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {
     ("/books/([^/]+)/reserve", "post"): (SIGN_IN, 302, 302, 302),  # a free book: anyone signed in may take it
     ("/books/([^/]+)/queue", "post"): (SIGN_IN, 302, 302, 302),  # the owner's book: others join, the owner is told
     ("/books/([^/]+)/leave", "post"): (SIGN_IN, 302, 302, 302),  # nobody waits: a message says so
+    ("/books/([^/]+)/hold", "post"): (SIGN_IN, 403, 403, 302),  # the desk's: a hold for the card named
     ("/books/([^/]+)/edit", "post"): (SIGN_IN, 403, 403, 302),
     ("/books/([^/]+)/delete", "post"): (SIGN_IN, 403, 403, 302),
     ("/me", "get"): (SIGN_IN, 200, 200, 200),
@@ -194,6 +195,7 @@ def body_for(pattern: str, method: str, cell: Cell) -> dict[str, Any] | None:
         "/sign-in": {"card": str(cell.owner.user_id), "pin": PIN},
         "/books/add": {"title": "Matrix Book", "author": "M. Author", "genre": "Matrix"},
         "/books/([^/]+)/edit": {"title": "Matrix Book", "author": "M. Author", "genre": "Edited"},
+        "/books/([^/]+)/hold": {"card": str(cell.other.user_id)},
         "/readers/add": {"name": "New Reader", "email": "new@example.org", "pin": "1234"},
         "/readers/([^/]+)/edit": {"name": "Owen Owner", "email": "owen@example.org"},
         "/readers/([^/]+)/active": {"active": "no"},

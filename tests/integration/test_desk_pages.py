@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import aiohttp
 import pytest
-from integration.ui_support import new_account, sign_in
+from integration.ui_support import new_account, sign_in, xsrf
 
 from app.models import Role, User
 from app.repository import Library
@@ -88,3 +88,29 @@ async def test_a_readers_page_keeps_the_search_it_was_opened_from_when_sorted(
     assert f'<input type="hidden" name="back" value="{back}">' in page
     sorted_page = await text_of(desk, f"/readers/{reader.user_id}?order=title&back={quote(back)}")
     assert f'href="{back}">« Back to your search' in sorted_page
+
+
+async def test_the_desk_places_a_hold_for_a_reader_from_the_books_page(
+    desk: aiohttp.ClientSession, library: Library, reader: User
+) -> None:
+    """Issue 22: a librarian places a hold for a reader by card number: a place in the queue of a book someone holds
+    (the queue shown in order on the page, the action in the desk log), and a mistyped card said as such."""
+    word = "Hd" + uuid.uuid4().hex[:6]
+    book = await library.create_book(f"{word} Hold", "Hal Holder", "Drama", 2002)
+    holder = await new_account(library, Role.READER, "Hank Holding", pin=None)
+    held = await library.reserve(book.book_id, holder.user_id)
+    token = await xsrf(desk)
+    form = {"_xsrf": token, "next": f"/books/{book.book_id}", "card": str(reader.user_id)}
+    async with desk.post(f"/books/{book.book_id}/hold", data=form, allow_redirects=True) as response:
+        page = html.unescape(await response.text())
+    assert f"{reader.name} (card {reader.user_id}) is now next in line for “{book.title}”." in page
+    assert "Queue" in page and f"{reader.name} (card {reader.user_id})" in page
+    assert [p.user_id for p in await library.queue(book.book_id)] == [reader.user_id]
+    logged = [a for a in await library.staff_actions() if a.book_id == book.book_id]
+    assert [a.action for a in logged] == ["join"]
+    form["card"] = "999999999"
+    async with desk.post(f"/books/{book.book_id}/hold", data=form, allow_redirects=True) as response:
+        page = html.unescape(await response.text())
+    assert "There is no reader with that card number." in page
+    await library.leave(book.book_id, reader.user_id)
+    await library.cancel(held.reservation_id, holder.user_id)

@@ -194,10 +194,11 @@ class MemoryLibrary:
         queue.append(user_id)
         return Place(uuid4(), book_id, user_id, len(queue), len(queue))
 
-    async def leave(self, book_id: UUID, user_id: int) -> None:
+    async def leave(self, book_id: UUID, user_id: int) -> UUID:
         if user_id not in self.queues.get(book_id, []):
             raise NotFound.not_waiting(book_id, user_id)
         self.queues[book_id].remove(user_id)
+        return uuid4()
 
     async def queue(self, book_id: UUID) -> list[Place]:
         queue = self.queues.get(book_id, [])
