@@ -100,6 +100,25 @@ class HistoryLine:
     by_id: int | None  # who did it: that reader, or a librarian at the desk
 
 
+class HoldEnd(StrEnum):
+    """How a reader's hold ended, for their history of past holds."""
+
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"  # its pickup window passed
+    LEFT = "left"  # a place in a queue, given up before the book came
+
+
+@dataclass(frozen=True)
+class PastHold:
+    """A line of a reader's history of past holds (app/repository/history.py)."""
+
+    ended_at: datetime  # UTC
+    outcome: HoldEnd
+    reservation_id: UUID
+    book_id: UUID
+    since: datetime | None  # when it began (None: a place in a queue)
+
+
 @dataclass(frozen=True)
 class Page(Generic[T]):
     """One page of a listing; `next_page` is an opaque token for the following page, None at the end."""

@@ -104,6 +104,9 @@ SWEEP_SECONDS = 30
 BOOK_HISTORY_DAYS = 365
 # The most lines of a book's history its page shows, newest first.
 BOOK_HISTORY_SHOWN = 50
+# How long a reader's history of past holds keeps a line (its TTL), and how many lines a page of it shows.
+READER_HISTORY_DAYS = 365
+READER_HISTORY_SHOWN = 20
 
 # -- accounts: PINs, sessions, sign-in lockout -------------------------------------------------------------------------
 # A reader's PIN (or password): at least 4 characters, as a library card's PIN; a librarian's at least 10, since a

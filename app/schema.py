@@ -71,6 +71,7 @@ DATA_TABLES = (
     "staff_actions",
     "book_history",
     "reader_seats",
+    "reader_history",
 )
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
 # Version 1 -> 2: views whose keys changed, made anew (columns added to other tables are added by

@@ -52,6 +52,7 @@ from app.models import (
     InvalidInput,
     LibraryError,
     NotFound,
+    PastHold,
     Place,
     Reservation,
     Role,
@@ -132,6 +133,10 @@ class Reservations(Protocol):
     async def queue(self, book_id: UUID) -> list[Place]: ...
 
     async def places(self, user_id: int) -> list[Place]: ...
+
+    async def past_holds(
+        self, user_id: int, *, before: UUID | None = None, limit: int = ...
+    ) -> tuple[list[PastHold], UUID | None]: ...
 
 
 class Accounts(Protocol):
@@ -247,6 +252,13 @@ class LibraryService:
     async def places(self, caller: Caller | None, named: int | None = None) -> list[Place]:
         """The queues a reader is in, with their place in each: the caller's own, or at the desk the reader named."""
         return await self.reservations.places(acting_for(caller, named))
+
+    async def past_holds(
+        self, caller: Caller | None, named: int | None = None, before: UUID | None = None
+    ) -> tuple[list[PastHold], UUID | None]:
+        """A reader's past holds, newest first, a page at a time (`before`: the page's cursor): the caller's own, or at
+        the desk the reader named."""
+        return await self.reservations.past_holds(acting_for(caller, named), before=before)
 
     # -- reservations ---------------------------------------------------------------------------------------------
     async def reservation(self, caller: Caller | None, reservation_id: UUID) -> Reservation:

@@ -31,7 +31,7 @@ from app.repository.audit import AuditRepository
 from app.repository.base import PageTokens, Seal
 from app.repository.catalogue import CatalogueRepository
 from app.repository.clock import VersionClock
-from app.repository.history import BookHistory
+from app.repository.history import BookHistory, ReaderHistory
 from app.repository.idempotency import CassandraKeys
 from app.repository.listings import ReservationListings
 from app.repository.locks import CassandraLockTable, LockRunner
@@ -81,6 +81,7 @@ class Library:
         self.accounts = AccountRepository(db, self.readers, self.seal)
         self.shared_secrets = SharedSecrets(db)
         self.history = BookHistory(db)
+        self.reader_history = ReaderHistory(db)
         self.repair_lease = CassandraLease(db)
         self.notices = Notices(
             self._reader_and_book,
@@ -89,6 +90,7 @@ class Library:
             time_zone=db.settings.time_zone,
         )
         self.reservations.ready_listeners.append(self.notices.book_ready)
+        self.reservations.ended_listeners.append(self.reader_history.remember)
         # Named points inside operations where a test may pause one (see Reservations._step).
         self.steps: dict[str, Step] = self.reservations.steps
 
@@ -142,6 +144,7 @@ class Library:
         self.staff_actions = self.accounts.staff_actions
         # -- the books' reservation history (written by the service after each change)
         self.book_history = self.history.book_history
+        self.past_holds = self.reader_history.past_holds
         # -- audit, repair, upgrade
         self.audit = self.auditor.audit
         self.upgrade_locks = self.auditor.upgrade_locks

@@ -15,15 +15,17 @@ retried keyed reserve (which answers the first request's reservation) leaves one
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import datetime
 from uuid import UUID, uuid1
 
 from cassandra.util import datetime_from_uuid1, uuid_from_time
 
-from app.models import BookEvent, HistoryLine
+from app.models import BookEvent, HistoryLine, HoldEnd, PastHold
 from app.repository.base import RepositoryBase
-from app.rules import BOOK_HISTORY_DAYS, BOOK_HISTORY_SHOWN
+from app.rules import BOOK_HISTORY_DAYS, BOOK_HISTORY_SHOWN, READER_HISTORY_DAYS, READER_HISTORY_SHOWN
 
+log = logging.getLogger(__name__)
 _TTL = BOOK_HISTORY_DAYS * 86400
 
 
@@ -80,3 +82,48 @@ class BookHistory(RepositoryBase):
             for r in result.rows
             if r.event in BookEvent._value2member_map_
         ]
+
+
+class ReaderHistory(RepositoryBase):
+    """The `reader_history` table: each reader's past holds, newest first; the only code that reads or writes it.
+    Lines are told by the reservations' use cases as holds end (`Reservations.ended_listeners`), after the change:
+    a record, never part of it, so a line Cassandra refuses is logged and lost, and the hold has ended all the same.
+    The use case waits for the line, so the reader's page read next shows it."""
+
+    async def remember(
+        self, user_id: int, outcome: HoldEnd, reservation_id: UUID, book_id: UUID, since: datetime | None
+    ) -> None:
+        try:
+            await self.db.execute(
+                self.cql(
+                    "INSERT INTO {ks}.reader_history (user_id, ended_at, outcome, reservation_id, book_id, since)"
+                    " VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
+                ),
+                [user_id, uuid1(), outcome.value, reservation_id, book_id, since, READER_HISTORY_DAYS * 86400],
+                write=True,
+            )
+        except Exception as error:  # a record: the hold ended all the same
+            log.warning("the history line of %s (%s) was not written: %s", reservation_id, outcome, error)
+
+    async def past_holds(
+        self, user_id: int, *, before: UUID | None = None, limit: int = READER_HISTORY_SHOWN
+    ) -> tuple[list[PastHold], UUID | None]:
+        """The reader's latest `limit` lines ended before `before` (a line's key; None: the newest), and the key to
+        ask for the page after (None: no more)."""
+        columns = "ended_at, outcome, reservation_id, book_id, since"
+        older = "" if before is None else " AND ended_at < ?"
+        cql = f"SELECT {columns} FROM {{ks}}.reader_history WHERE user_id = ?{older} LIMIT ?"
+        params: list[object] = [user_id] if before is None else [user_id, before]
+        rows = (await self.db.execute(self.cql(cql), [*params, limit + 1])).rows
+        lines = [
+            PastHold(
+                datetime_from_uuid1(r.ended_at).replace(tzinfo=None),
+                HoldEnd(r.outcome),
+                r.reservation_id,
+                r.book_id,
+                r.since,
+            )
+            for r in rows[:limit]
+            if r.outcome in HoldEnd._value2member_map_
+        ]
+        return lines, (rows[limit - 1].ended_at if len(rows) > limit else None)

@@ -17,7 +17,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -27,6 +27,7 @@ from app.models import (
     ConflictKind,
     DatabaseUnavailable,
     Forbidden,
+    HoldEnd,
     NotFound,
     Place,
     Reservation,
@@ -93,6 +94,9 @@ class Reservations:
         # Told of each hold that comes to a reader from the queue, once it is theirs (app/notices.py sends the
         # e-mail); a listener must return at once, and nothing it does can undo the hand-off.
         self.ready_listeners: list[Callable[[Reservation], None]] = []
+        # Told of each hold or place that ends (cancelled, expired, left), for the reader's history
+        # (app/repository/history.py): (reader, how it ended, reservation, book, when it began).
+        self.ended_listeners: list[Callable[[int, HoldEnd, UUID, UUID, datetime | None], Awaitable[None]]] = []
         # The held locks (book, version) whose views this instance found up to date: a book refused again and again
         # (held for days) has its views looked at once per state, not on every refusal (`heal`). Nothing but a later
         # transition (a new version) removes views written at a version, so a state found whole stays whole.
@@ -354,6 +358,7 @@ class Reservations:
                 assert version is not None
                 await self._step("cancel.released", book_id=book_id, version=version)
                 await self._clear_ended(seen, book_id, version, handed=handed)
+                await self._ended(user_id, HoldEnd.CANCELLED, reservation_id, book_id, seen[-1].reserved_at)
                 return
             try:
                 book_id = (await self.locate(seen[-1], seen=seen)).book_id
@@ -618,6 +623,7 @@ class Reservations:
         seen = [row] if row is not None else [ViewRow(rid, lock.book_id, user_id, None, None, None)]
         await self._clear_ended(seen, lock.book_id, ended.lock.version, handed=handed)
         metrics.EXPIRED.inc()
+        await self._ended(user_id, HoldEnd.EXPIRED, rid, lock.book_id, lock.reserved_at)
         return True
 
     def overdue(self, lock: Lock) -> bool:
@@ -794,6 +800,7 @@ class Reservations:
             left = await self.locks.run(T.LEAVE, book_id, user_id=user_id, entry=entry.cell())
             if left.applied:
                 await self._free_seat_of(user_id, entry.reservation_id)
+                await self._ended(user_id, HoldEnd.LEFT, entry.reservation_id, book_id, None)
                 return
             lock = await self.locks.read(book_id, serial=True)
             if lock.queued(user_id) == entry:
@@ -857,6 +864,10 @@ class Reservations:
                 listener(handed.lock.reservation())
             return handed
         raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
+
+    async def _ended(self, user_id: int, how: HoldEnd, rid: UUID, book_id: UUID, since: datetime | None) -> None:
+        """Tells the listeners a hold has ended; they record it and never fail the change (ReaderHistory logs)."""
+        await asyncio.gather(*(listener(user_id, how, rid, book_id, since) for listener in self.ended_listeners))
 
     async def _delete_rows_of(self, user_id: int, book_id: UUID, version: int, *, handed: bool) -> None:
         """The released reservation's reader and book rows, deleted at the version that released it; after a

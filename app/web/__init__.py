@@ -58,6 +58,7 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     (rf"/api/users/{UUID}", api_users.UserHandler),
     (rf"/api/users/{UUID}/sessions", api_users.UserSessionsHandler),
     (rf"/api/users/{UUID}/queues", api_queues.ReaderQueuesHandler),
+    (rf"/api/users/{UUID}/history", api_queues.ReaderHistoryHandler),
     (r"/api/reservations", api_reservations.ReservationsHandler),
     (rf"/api/reservations/{UUID}", api_reservations.ReservationHandler),
     # the earlier system's endpoints

@@ -1,4 +1,5 @@
-"""/api/books/{id}/queue and /api/users/{id}/queues: a book's queue (join, leave, look), and the queues a reader is in.
+"""/api/books/{id}/queue, /api/users/{id}/queues and /api/users/{id}/history: a book's queue (join, leave, look), the
+queues a reader is in, and a reader's past holds.
 
 A reader joins and leaves on their own card; a librarian may name any reader (`user_id`). Who may act for whom is the
 service's (app/service.py); the queue's rules are the lock's (app/repository/locks.py). This module parses and answers.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from app.access import Access
 from app.web.base import JsonHandler
 from app.web.parsing import parse_user_id, parse_user_id_text, parse_uuid
-from app.web.representations import joined_json, place_json
+from app.web.representations import joined_json, past_hold_json, place_json
 
 
 class BookQueueHandler(JsonHandler):
@@ -46,3 +47,14 @@ class ReaderQueuesHandler(JsonHandler):
     async def get(self, raw_id: str) -> None:
         places = await self.service.places(self.caller, parse_user_id_text(raw_id))
         self.write_json({"places": [place_json(p) for p in places]})
+
+
+class ReaderHistoryHandler(JsonHandler):
+    ACCESS = {"get": Access.READER}
+
+    async def get(self, raw_id: str) -> None:
+        """A reader's past holds, newest first: `before` (the last answer's `older`) asks for the ones before."""
+        raw_before = self.query("before")
+        before = parse_uuid(raw_before, "before") if raw_before else None
+        lines, older = await self.service.past_holds(self.caller, parse_user_id_text(raw_id), before)
+        self.write_json({"items": [past_hold_json(line) for line in lines], "older": str(older) if older else None})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.models import Role
+from app.models import HoldEnd, Role
 from app.rules import (
     DEFAULT_PAGE_SIZE,
     EMAIL_PATTERN,
@@ -467,6 +467,21 @@ def document(*, production: bool = False) -> dict[str, Any]:
                     },
                 },
             },
+            "/api/users/{user_id}/history": {
+                "parameters": user_path,
+                "get": {
+                    "tags": ["queues"],
+                    "summary": "A reader's past holds, newest first (cancelled, expired, left the queue)",
+                    "parameters": [
+                        _param("before", "query", UUID_SCHEMA, "The `older` of the last answer: the holds before it")
+                    ],
+                    "responses": {
+                        "200": _json(_ref("PastHolds"), "Their past holds"),
+                        "400": BAD_REQUEST,
+                        "503": UNAVAILABLE,
+                    },
+                },
+            },
             "/api/users/{user_id}/queues": {
                 "parameters": user_path,
                 "get": {
@@ -754,6 +769,27 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["places"],
             "properties": {"places": {"type": "array", "items": _ref("Place")}},
+        },
+        "PastHolds": {
+            "type": "object",
+            "required": ["items", "older"],
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["ended_at", "outcome", "reservation_id", "book_id", "since"],
+                        "properties": {
+                            "ended_at": timestamp,
+                            "outcome": {"type": "string", "enum": [e.value for e in HoldEnd]},
+                            "reservation_id": UUID_SCHEMA,
+                            "book_id": UUID_SCHEMA,
+                            "since": timestamp,
+                        },
+                    },
+                },
+                "older": {"type": ["string", "null"], "description": "Ask with before=this for the older ones"},
+            },
         },
         "QueueJoin": {
             "type": "object",

@@ -60,6 +60,7 @@ from app.web.encoding import encode_json
 from app.web.parsing import parse_user_id_text, parse_uuid, same_site_path
 from app.web.wording import (
     BOOK_EXAMPLE,
+    HOLD_END_WORDS,
     READER_EXAMPLE,
     card_words,
     count,
@@ -521,6 +522,22 @@ class BookPageHandler(PageHandler):
         ]
 
 
+async def past_holds_shown(page: PageHandler, caller: Caller | None, user_id: int) -> dict[str, Any]:
+    """A reader's past holds for their page or the desk's: the lines of the page `before` names (the newest without
+    it), each with its book and words, and the address of the older ones."""
+    raw = page.query("before")
+    before = parse_uuid(raw, "before") if raw else None
+    lines, older = await page.service.past_holds(caller, user_id, before)
+    books = await _books_by_id(page.library, list({line.book_id for line in lines}))
+    return {
+        "past": [
+            {"line": line, "book": books.get(line.book_id), "words": HOLD_END_WORDS[line.outcome]} for line in lines
+        ],
+        "older": f"{page.request.path}?before={older}#past-heading" if older else None,
+        "newer": f"{page.request.path}#past-heading" if before else None,
+    }
+
+
 class MyReservationsHandler(PageHandler):
     ACCESS = {"get": Access.READER}
 
@@ -531,8 +548,10 @@ class MyReservationsHandler(PageHandler):
         (shown, entries), books = await asyncio.gather(
             listing.page(), _books_by_id(self.library, [p.book_id for p in places])
         )
+        past = await past_holds_shown(self, reader, reader.user_id)
         await self.show(
             "my_reservations.html",
+            **past,
             waiting=[{"place": p, "words": place_words(p), "book": books.get(p.book_id)} for p in places],
             entries=entries,
             shown=shown,
@@ -667,8 +686,10 @@ class ReaderPageHandler(PageHandler):
         (shown, entries), locks = await asyncio.gather(
             listing.page(), self.service.sign_in_locks(self.caller, [user.user_id])
         )
+        past = await past_holds_shown(self, self.caller, user.user_id)
         await self.show(
             "reader.html",
+            **past,
             card=user,
             entries=entries,
             shown=shown,

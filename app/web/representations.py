@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.access import Caller
-from app.models import Book, Place, Reservation, User
+from app.models import Book, PastHold, Place, Reservation, User
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -61,6 +61,16 @@ def place_json(place: Place) -> dict[str, Any]:
         "user_id": place.user_id,
         "position": place.position,
         "waiting": place.waiting,
+    }
+
+
+def past_hold_json(line: PastHold) -> dict[str, Any]:
+    return {
+        "ended_at": timestamp(line.ended_at),
+        "outcome": line.outcome.value,
+        "reservation_id": str(line.reservation_id),
+        "book_id": str(line.book_id),
+        "since": timestamp(line.since),
     }
 
 

@@ -20,6 +20,7 @@ from app.models import (
     Conflict,
     ConflictKind,
     Forbidden,
+    HoldEnd,
     InvalidInput,
     LibraryError,
     NotFound,
@@ -186,6 +187,13 @@ def place_words(place: Place) -> str:
     if place.position == 1:
         return "next in line" if place.waiting == 1 else f"next in line ({count(place.waiting, 'reader')} waiting)"
     return f"{ordinal(place.position)} of {place.waiting} in the queue"
+
+
+HOLD_END_WORDS = {
+    HoldEnd.CANCELLED: "cancelled",
+    HoldEnd.EXPIRED: "not collected in time: it went to the next reader",
+    HoldEnd.LEFT: "left the queue",
+}
 
 
 def count(number: int, noun: str, plural: str | None = None) -> str:

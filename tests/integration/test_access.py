@@ -66,6 +66,7 @@ EXPECTED: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {
     ("/api/books/([^/]+)/queue", "post"): (401, 201, 409, 201),
     ("/api/books/([^/]+)/queue", "delete"): (401, 404, 404, 404),
     ("/api/users/([^/]+)/queues", "get"): (401, 403, 200, 200),
+    ("/api/users/([^/]+)/history", "get"): (401, 403, 200, 200),
     ("/api/reservations", "get"): (401, 403, 200, 200),
     ("/api/reservations", "post"): (401, 403, 201, 201),
     # another reader's reservation is a 404, as one that does not exist (PATCH names the owner: a 403 for that)

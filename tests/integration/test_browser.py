@@ -834,6 +834,7 @@ async def test_a_reader_joins_a_queue_leaves_it_and_finds_the_book_ready_when_th
     await press(page, page.locator(f"#place-{book.book_id} button:has-text('Leave the queue')"))
     await expect(page.locator(".flash-success")).to_contain_text(f"You left the queue for “{book.title}”.")
     await expect(page.locator("#waiting-heading")).to_have_count(0)
+    await expect(page.locator("ol.past-holds")).to_contain_text(f"{book.title}: left the queue")
 
     await page.goto(f"{web_url}/books/{book.book_id}")
     await press(page, page.locator("article button:has-text('Join the queue')"))

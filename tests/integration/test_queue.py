@@ -23,7 +23,7 @@ from integration.api_support import assert_error, call, new_user
 from integration.test_reservations import new_book, new_users, settled
 
 from app.db import Database
-from app.models import Conflict, ConflictKind, NotFound, Place, Reservation
+from app.models import Conflict, ConflictKind, HoldEnd, NotFound, Place, Reservation
 from app.repository import Library
 from app.repository.locks import LockState, T
 from app.repository.seats import CassandraSeats
@@ -555,4 +555,38 @@ async def test_the_next_reader_gets_an_e_mail_when_the_book_is_theirs_and_a_fail
     body = mail.get_content()
     assert f"Dear {reader.name}" in body and "Please collect it by" in body and str(place.reservation_id) in body
     await lib.cancel(place.reservation_id, reader.user_id)
+    await clean(lib)
+
+
+# -- a reader's past holds ------------------------------------------------------------------------------------------
+async def test_a_readers_past_holds_say_how_each_ended_newest_first_a_page_at_a_time(
+    library: Library, http: aiohttp.ClientSession
+) -> None:
+    lib = with_window(library, 0.5)
+    holder, reader = await new_users(lib, 2)
+    cancelled, expired, left = await new_book(lib), await new_book(lib), await new_book(lib)
+    one = await lib.reserve(cancelled.book_id, reader.user_id)
+    await lib.cancel(one.reservation_id, reader.user_id)
+    two = await lib.reserve(expired.book_id, reader.user_id)
+    await asyncio.sleep(0.7)
+    await lib.sweep()
+    other = await lib.reserve(left.book_id, holder.user_id)
+    place = await lib.join(left.book_id, reader.user_id)
+    await lib.leave(left.book_id, reader.user_id)
+    lines, older = await lib.past_holds(reader.user_id)
+    assert [(line.outcome, line.book_id) for line in lines] == [
+        (HoldEnd.LEFT, left.book_id),
+        (HoldEnd.EXPIRED, expired.book_id),
+        (HoldEnd.CANCELLED, cancelled.book_id),
+    ]
+    assert older is None and lines[1].reservation_id == two.reservation_id and lines[0].since is None
+    first, older = await lib.past_holds(reader.user_id, limit=2)
+    assert [line.reservation_id for line in first] == [place.reservation_id, two.reservation_id] and older
+    rest, _ = await lib.past_holds(reader.user_id, before=older, limit=2)
+    assert [line.reservation_id for line in rest] == [one.reservation_id]
+    status, body, _ = await call(http, "GET", f"/api/users/{reader.user_id}/history")
+    assert status == 200 and [i["outcome"] for i in body["items"]] == ["left", "expired", "cancelled"]
+    status, body, _ = await call(http, "GET", f"/api/users/{reader.user_id}/history", params={"before": "nope"})
+    assert_error(status, body, 400, "before")
+    await lib.cancel(other.reservation_id, holder.user_id)
     await clean(lib)

@@ -19,8 +19,10 @@ from app.models import (
     Conflict,
     DatabaseUnavailable,
     Forbidden,
+    HoldEnd,
     InvalidInput,
     NotFound,
+    PastHold,
     Place,
     Reservation,
     Role,
@@ -66,6 +68,7 @@ class MemoryLibrary:
         self.pins: dict[int, str] = {}
         self.reservations: dict[UUID, Reservation] = {}
         self.queues: dict[UUID, list[int]] = {}  # the readers waiting for each book, in order
+        self.past: dict[int, list[PastHold]] = {}  # each reader's past holds, newest first
         self.sessions: dict[int, int] = {}  # card -> sessions open
         self.attempts: dict[int, int] = {}  # card -> PIN checks since the last success
         self.log: list[Logged] = []
@@ -203,6 +206,11 @@ class MemoryLibrary:
     async def queue(self, book_id: UUID) -> list[Place]:
         queue = self.queues.get(book_id, [])
         return [Place(uuid4(), book_id, u, n, len(queue)) for n, u in enumerate(queue, 1)]
+
+    async def past_holds(
+        self, user_id: int, *, before: UUID | None = None, limit: int = 20
+    ) -> tuple[list[PastHold], UUID | None]:
+        return self.past.get(user_id, []), None
 
     async def places(self, user_id: int) -> list[Place]:
         return [p for book_id in self.queues for p in await self.queue(book_id) if p.user_id == user_id]
@@ -700,3 +708,13 @@ async def test_the_desk_naming_a_card_that_does_not_exist_is_told_so_when_joinin
     await world.service.reserve(world.bob, world.emma.book_id)
     with pytest.raises(UnknownReader):
         await world.service.join(world.desk, world.emma.book_id, named=999_999)
+
+
+async def test_a_reader_reads_their_own_past_holds_and_the_desk_anyones(world: World) -> None:
+    s, ada, bob, desk = world.service, world.ada, world.bob, world.desk
+    line = PastHold(WHEN, HoldEnd.EXPIRED, uuid4(), world.emma.book_id, WHEN)
+    world.repo.past[ada.user_id] = [line]
+    assert await s.past_holds(ada) == ([line], None)
+    assert await s.past_holds(desk, ada.user_id) == ([line], None)
+    with pytest.raises(Forbidden):
+        await s.past_holds(bob, ada.user_id)
