@@ -4,8 +4,8 @@ cancelled), by whom and for which reader, newest first, for the librarians' view
 A record, not a truth: the service writes a line after a change has been made (app/service.py), and nothing in the
 reservations' protocol reads or writes it (app/repository/reservations.py and locks.py know nothing of it). So a
 change whose line could not be written is still made, and what holds a book is always the lock's to say. Each line
-lives BOOK_HISTORY_DAYS (a TTL), so the oldest lines expire at the end of the partition that a newest-first read of
-the latest lines never reaches.
+lives BOOK_HISTORY_DAYS (a TTL), so the oldest lines expire at the end of the partition, and a newest-first read
+stops at the TTL's horizon (`horizon`), so it never reaches them.
 
 A line that a reservation's own time stamps (reserved, renewed, moved: the `reserved_at` the lock took) is keyed by a
 time UUID made from that time and the reservation and event alone, so writing it twice writes the same row: a
@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from datetime import datetime
 from uuid import UUID, uuid1
 
-from cassandra.util import datetime_from_uuid1, uuid_from_time
+from cassandra.query import UNSET_VALUE
+from cassandra.util import datetime_from_uuid1, min_uuid_from_time, uuid_from_time
 
 from app.models import BookEvent, HistoryLine, HoldEnd, PastHold
 from app.repository.base import RepositoryBase
@@ -37,6 +39,14 @@ def line_key(event: BookEvent, reservation_id: UUID, at: datetime | None) -> UUI
     digest = hashlib.sha256(f"{reservation_id}/{event.value}".encode()).digest()
     node = int.from_bytes(digest[:6], "big") | 0x010000000000  # the multicast bit: not a real machine's address
     return uuid_from_time(at, node=node, clock_seq=int.from_bytes(digest[6:8], "big") & 0x3FFF)
+
+
+def horizon(days: int) -> UUID:
+    """The smallest time UUID of `days` ago: lines keyed before it have outlived their TTL. A read of the newest lines
+    stops there, so it never steps over the expired lines (tombstones until compaction purges them) that pile up at
+    the old end of a busy partition: without it, a page asking for more lines than the partition has alive read every
+    expired one (20,000 tombstone cells for 5,000 expired lines, measured; Cassandra fails a read at 100,000)."""
+    return min_uuid_from_time(time.time() - days * 86400)
 
 
 class BookHistory(RepositoryBase):
@@ -67,9 +77,9 @@ class BookHistory(RepositoryBase):
         result = await self.db.execute(
             self.cql(
                 "SELECT happened_at, event, reservation_id, user_id, by_id FROM {ks}.book_history"
-                " WHERE book_id = ? LIMIT ?"
+                " WHERE book_id = ? AND happened_at > ? LIMIT ?"
             ),
-            [book_id, limit],
+            [book_id, horizon(BOOK_HISTORY_DAYS), limit],
         )
         return [
             HistoryLine(
@@ -99,7 +109,16 @@ class ReaderHistory(RepositoryBase):
                     "INSERT INTO {ks}.reader_history (user_id, ended_at, outcome, reservation_id, book_id, since)"
                     " VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
                 ),
-                [user_id, uuid1(), outcome.value, reservation_id, book_id, since, READER_HISTORY_DAYS * 86400],
+                # An unset `since` (a place in a queue) writes no cell, where a null would write a tombstone.
+                [
+                    user_id,
+                    uuid1(),
+                    outcome.value,
+                    reservation_id,
+                    book_id,
+                    since or UNSET_VALUE,
+                    READER_HISTORY_DAYS * 86400,
+                ],
                 write=True,
             )
         except Exception as error:  # a record: the hold ended all the same
@@ -112,8 +131,8 @@ class ReaderHistory(RepositoryBase):
         ask for the page after (None: no more)."""
         columns = "ended_at, outcome, reservation_id, book_id, since"
         older = "" if before is None else " AND ended_at < ?"
-        cql = f"SELECT {columns} FROM {{ks}}.reader_history WHERE user_id = ?{older} LIMIT ?"
-        params: list[object] = [user_id] if before is None else [user_id, before]
+        cql = f"SELECT {columns} FROM {{ks}}.reader_history WHERE user_id = ? AND ended_at > ?{older} LIMIT ?"
+        params: list[object] = [user_id, horizon(READER_HISTORY_DAYS), *([before] if before is not None else [])]
         rows = (await self.db.execute(self.cql(cql), [*params, limit + 1])).rows
         lines = [
             PastHold(
