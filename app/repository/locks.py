@@ -88,6 +88,7 @@ LOCK_FIELDS = (
     "queue_seq",
     "ready_until",
     "renewals",
+    "handed_at",
 )
 
 
@@ -126,6 +127,7 @@ class Lock:
     queue_seq: int | None = None  # the `joined` of the last join (None: nobody ever joined)
     ready_until: datetime | None = None  # HELD: the end of the pickup window (None: a hold made before it existed)
     renewals: int | None = None  # HELD: how often the hold was renewed
+    handed_at: int | None = None  # the version of the last hand-off: every hold it ended ended at or below it
 
     def holds(self, reservation_id: UUID) -> bool:
         """A confirmed hold of this reservation."""
@@ -297,10 +299,19 @@ class Transition:
         if self.sets.get("state") in (LockState.FREE.value, LockState.WITHDRAWN.value) or self.stamp is None:
             return False
         values = {**values, NEW: getattr(lock, self.stamp)}  # a join's entry carries the version it proposed
-        wanted = {column: _bind(value, values) for column, value in self.sets.items() if column != self.stamp}
+        wanted = {
+            column: _bind(value, values)
+            for column, value in self.sets.items()
+            if column != self.stamp and column not in _NOT_IDENTITY
+        }
         kept = {c.column: _bind(c.value, values) for c in self.when if c.op == "=" and c.column not in self.sets}
         kept.pop("version", None)
         return all(_current(lock, column, values) == value for column, value in (wanted | kept).items())
+
+
+# Columns a transition sets that say nothing of whose transition it was, and that a refusal's answer (the columns its
+# condition names) does not carry: `made` leaves them out, or it would never know its own take in a refused answer.
+_NOT_IDENTITY = frozenset({"ready_until", "renewals", "handed_at"})
 
 
 def _current(lock: Lock, column: str | Element, values: dict[str, Any]) -> Any:
@@ -358,7 +369,11 @@ _NEXT_ENTRY = Element("waiting", _NEXT_UID)
 # The next reader's entry exactly as read: whoever hands the book on gives it to the reader the lock names first,
 # and a reader who left (or was handed the book already) meanwhile makes it fail.
 _NEXT_IS = Condition(_NEXT_ENTRY, "=", Param("next_entry"))
+# A hand-off also records its version in `handed_at`, as a release does in `freed_at`: a cancel that lost its answer
+# (or failed after it) deletes the old holder's reader row above every state of theirs that ended (Reservations.
+# _remove_released).
 _TO_NEXT: dict[Any, Any] = {"reservation_id": _NEXT_RID, "user_id": _NEXT_UID, "reserved_at": _AT, **_WINDOW}
+_TO_NEXT["handed_at"] = Param(NEW)
 _TO_NEXT[_NEXT_ENTRY] = None  # the next reader leaves the queue as they take the book
 # One INCOMING state exactly (its version): a late send of the same move can take the target again, with the same
 # reservation and source, after the decided take ended; the decision must never confirm, nor an abandon end, that one.

@@ -39,7 +39,18 @@ from app.models import (
 from app.repository.base import now
 from app.repository.clock import VersionClock
 from app.repository.idempotency import KeyOutcome, KeyStore
-from app.repository.locks import ATTEMPTS, Lock, LockRunner, LockState, Outcome, T, Transition, Waiting, place_in
+from app.repository.locks import (
+    ATTEMPTS,
+    Lock,
+    LockRunner,
+    LockState,
+    Outcome,
+    T,
+    Transition,
+    Waiting,
+    backoff,
+    place_in,
+)
 from app.repository.seats import READY, WAITING, Seat, SeatStore
 from app.repository.store import ReservationStore, ViewRow
 from app.rules import MAX_RENEWALS, PICKUP_SECONDS, SWEEP_SECONDS, check_idempotency_key
@@ -189,7 +200,8 @@ class Reservations:
     def window(self, renewals: int = 0) -> dict[str, Any]:
         """The pickup window and renewal count of a hold that becomes the reader's now (a take, a move, a hand-off),
         or that is renewed (`renewals` its new count)."""
-        return {"ready_until": now() + timedelta(seconds=self.pickup_seconds), "renewals": renewals}
+        until = now() + timedelta(milliseconds=round(self.pickup_seconds * 1000))  # Cassandra keeps milliseconds
+        return {"ready_until": until, "renewals": renewals}
 
     async def _run_past_moves(
         self, transition: Transition, book_id: UUID, *, ready: Ready | None = None, **values: Any
@@ -384,8 +396,11 @@ class Reservations:
         lost, and the book taken by another since), by a concurrent cancel, or by a crash half-way. It is cancelled
         either way, and its rows go above every state that has ended: at each book's `freed_at` (the version of its
         last release, which a take leaves alone, so a view write of any ended state, however late, is below it and
-        the current holder's rows above it). Rows of a lock older than `freed_at` are deleted at their own write time,
-        which removes those writes and nothing newer (the book's and the reader's rows may be another's by now)."""
+        the current holder's rows above it), and the reader's row at its `handed_at` (the last hand-off's version,
+        above every hold it ended; the next holder's rows are written at it, under another reader's key, unless the
+        book came back to this reader, whose row is then deleted only if it still names the reservation). Rows of a
+        lock with neither are deleted at their own write time, which removes those writes and nothing newer (the
+        book's and the reader's rows may be another's by now)."""
         rid, user_id = seen[0].reservation_id, seen[0].user_id
         if (last := await self.store.reservation_row(rid)) is not None:
             seen = [*seen, last]
@@ -393,12 +408,22 @@ class Reservations:
         above = max(max(row.written or 0, row.hinted or 0) for row in seen)
         for book_id in _books_named(seen, None):
             lock = await self.locks.read(book_id, serial=True)
+            if lock.freed_at is None and lock.handed_at is None:
+                await self.store.delete_if_naming(rid, user_id, book_id)
+                continue
             if lock.freed_at is not None:
                 await self.store.delete_book_rows(user_id, book_id, lock.freed_at)
-                above = max(above, lock.freed_at)
-            else:
-                await self.store.delete_if_naming(rid, user_id, book_id)
+            if lock.handed_at is not None and lock.handed_at > (lock.freed_at or 0):
+                if lock.user_id == user_id:
+                    # The book came back to this reader since, at the hand-off's version: that row is the new hold's.
+                    await self.store.delete_if_naming(rid, user_id, book_id)
+                else:
+                    # Handed on: the reader's row goes above the hand-off; the book's is the next holder's, at that
+                    # same version, and theirs to keep.
+                    await self.store.delete_user_row(user_id, book_id, lock.handed_at)
+            above = max(above, lock.freed_at or 0, lock.handed_at or 0)
         await self.store.delete_reservation_row(rid, above)
+        await self._free_seat_of(user_id, rid)
 
     async def _end_moves_into(self, rows: list[ViewRow], released: UUID | None) -> None:
         """The other books the reservation's row names as its hint (a move's target while the move is at work, its
@@ -547,8 +572,9 @@ class Reservations:
             await self.store.delete_book_rows(user_id, source.book_id, source.version)
         await self._step("move.views_written", source=source, target=target)
         await self.locks.run(T.FINISH_OUT, source.book_id, before=source, reservation_id=rid)
-        if source.waiting:
-            await self.promote(source.book_id)  # readers waited for the book the reservation left
+        # Readers may wait for the book the reservation left, joined after the mover read the source (a join leaves
+        # the version, so the decision did not fail for it): the lock, read again, says.
+        await self.promote(source.book_id)
         return held
 
     async def _restamp(self, lock: Lock, *, renew: bool = False, above: int | None = None) -> Outcome:
@@ -753,7 +779,9 @@ class Reservations:
                     continue
                 try:
                     return await self._reserve(book_id, reader, uuid4(), keyed=False)
-                except Conflict:
+                except Conflict as refused:
+                    if refused.kind is ConflictKind.LIMIT_REACHED:
+                        raise
                     continue  # taken meanwhile: join its queue
             if lock.user_id == user_id:
                 raise Conflict.book_held_by_caller(book_id, lock.reservation_id)
@@ -768,8 +796,17 @@ class Reservations:
                 reservation_id=rid,
             )
             if not joined.applied:
-                await self._free_seats(claimed)
-                continue  # the lock changed since it was read: look again
+                # A lost answer is judged by queue_seq, which any later join moves on: the entry, naming this join's
+                # fresh reservation, says whether it landed after all (or the book came to the reader already).
+                mine = joined.lock.queued(user_id)
+                if mine is not None and mine.reservation_id == rid:
+                    joined = Outcome(True, joined.lock)
+                elif joined.lock.involves(rid):
+                    await self._confirm_seat(user_id, WAITING, rid, book_id)
+                    return joined.lock.reservation()
+                else:
+                    await self._free_seats(claimed)
+                    continue  # the lock changed since it was read: look again
             entry = joined.lock.queued(user_id)
             assert entry is not None
             await self._step("join.joined", lock=joined.lock)
@@ -806,10 +843,25 @@ class Reservations:
             if lock.queued(user_id) == entry:
                 continue  # the send never got there
             if lock.involves(entry.reservation_id):
-                await self.cancel(entry.reservation_id, user_id)  # handed the book meanwhile
+                await self._give_back(lock, entry, user_id)  # handed the book meanwhile
             else:
                 await self._free_seat_of(user_id, entry.reservation_id)
             return  # gone from the queue (a lost answer of ours, or a hand-off that cancel ended)
+        raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
+
+    async def _give_back(self, lock: Lock, entry: Waiting, user_id: int) -> None:
+        """A reader who left the queue just as the book came to them: the reservation it made is cancelled. Its views
+        may not be written yet (the hand-off is at work): the cancel, which starts from them, is tried again until
+        they are, or until the lock no longer involves the reservation (ended by someone else)."""
+        rid = entry.reservation_id
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                await self.cancel(rid, user_id)
+                return
+            except NotFound:
+                await backoff(attempt)
+                if not (await self.locks.read(lock.book_id, serial=True)).involves(rid):
+                    return
         raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
 
     async def promote(self, book_id: UUID) -> None:
@@ -832,7 +884,7 @@ class Reservations:
             entry = lock.next_in_line()
             if entry is None:
                 return Outcome(False, lock)
-            reader = await self.store.reader(entry.user_id)
+            reader = await self._settled_card(entry.user_id)
             if reader is None:
                 await self.locks.run(T.LEAVE, lock.book_id, user_id=entry.user_id, entry=entry.cell())
                 lock = replace(lock, waiting=tuple(w for w in lock.waiting if w != entry))
@@ -854,7 +906,7 @@ class Reservations:
             await self._step("queue.handed", lock=handed.lock)
             await self.store.write_views(handed.lock)
             try:
-                if await self.store.reader(entry.user_id) != reader:
+                if await self._settled_card(entry.user_id) != reader:
                     await self.cancel(entry.reservation_id, entry.user_id)
                     return handed
             except (DatabaseUnavailable, NotFound) as error:
@@ -868,6 +920,18 @@ class Reservations:
     async def _ended(self, user_id: int, how: HoldEnd, rid: UUID, book_id: UUID, since: datetime | None) -> None:
         """Tells the listeners a hold has ended; they record it and never fail the change (ReaderHistory logs)."""
         await asyncio.gather(*(listener(user_id, how, rid, book_id, since) for listener in self.ended_listeners))
+
+    async def _settled_card(self, user_id: int) -> User | None:
+        """The reader's card for a hand-off: None once it is gone. A card a deletion has marked closing is read again
+        until the deletion is over: deleted (None), or refused, which clears the mark (the reader keeps their turn:
+        a deletion is refused while they wait or hold, so its mark alone must not cost them the book). A mark that
+        stays (a deletion that died half-way) counts as gone, as it does for a reserve."""
+        for attempt in range(1, ATTEMPTS + 1):
+            user, closing = await self.store.card(user_id)
+            if not closing:
+                return user
+            await backoff(attempt)
+        return None
 
     async def _delete_rows_of(self, user_id: int, book_id: UUID, version: int, *, handed: bool) -> None:
         """The released reservation's reader and book rows, deleted at the version that released it; after a

@@ -111,6 +111,10 @@ class ReservationStore(Protocol):
         """The reader's row as a reserve sees it; None for no reader, or one being deleted."""
         ...
 
+    async def card(self, user_id: int) -> tuple[User | None, bool]:
+        """The reader's row whatever its state (None: no such card), and whether a deletion has marked it closing."""
+        ...
+
     def scan(self, table: str) -> AsyncIterator[list[ViewRow]]:
         """Every row of one of the VIEWS, a page at a time, for the audit."""
         ...
@@ -201,10 +205,14 @@ class CassandraReservationStore:
         return view_row((await self.db.execute(self.cql(_USER_ROW), [user_id, book_id])).one())
 
     async def reader(self, user_id: int) -> User | None:
+        user, closing = await self.card(user_id)
+        return None if closing else user
+
+    async def card(self, user_id: int) -> tuple[User | None, bool]:
         row = (await self.db.execute(self.cql(_READER), [user_id])).one()
-        if row is None or row.state is not None:
-            return None
-        return User(row.user_id, "", "", row.joined_at)
+        if row is None:
+            return None, False
+        return User(row.user_id, "", "", row.joined_at), row.state is not None
 
     async def scan(self, table: str) -> AsyncIterator[list[ViewRow]]:
         assert table in VIEWS

@@ -846,7 +846,7 @@ async def test_a_reader_joins_a_queue_leaves_it_and_finds_the_book_ready_when_th
     await expect(mine).to_contain_text("ready — collect by")
     await shot(page, "22-ready-to-collect")
     await page.goto(f"{web_url}/books/{book.book_id}")
-    await expect(page.locator("#book-status")).to_contain_text("Ready for you")
+    await expect(page.locator("#book-status")).to_contain_text("Reserved by you")
     await expect(page.locator("#book-status")).to_contain_text("Collect it by")
     (now_held,) = (await library.user_reservations(reader.user_id)).items
     await library.cancel(now_held.reservation_id, reader.user_id)

@@ -20,13 +20,13 @@ import aiohttp
 import pytest
 from aiosmtpd.controller import Controller
 from integration.api_support import assert_error, call, new_user
-from integration.test_reservations import new_book, new_users, settled
+from integration.reservation_support import new_book, new_users, settled
 
-from app.db import Database
+from app.db import Database, OutcomeUnknown
 from app.models import Conflict, ConflictKind, HoldEnd, NotFound, Place, Reservation
 from app.repository import Library
 from app.repository.locks import LockState, T
-from app.repository.seats import CassandraSeats
+from app.repository.seats import WAITING, CassandraSeats
 
 
 async def clean(library: Library) -> None:
@@ -589,4 +589,60 @@ async def test_a_readers_past_holds_say_how_each_ended_newest_first_a_page_at_a_
     status, body, _ = await call(http, "GET", f"/api/users/{reader.user_id}/history", params={"before": "nope"})
     assert_error(status, body, 400, "before")
     await lib.cancel(other.reservation_id, holder.user_id)
+    await clean(lib)
+
+
+async def test_a_join_whose_answer_was_lost_while_another_joined_is_still_the_readers_place_with_its_seat(
+    library: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner judges a lost answer by the column the transition stamps, and a join's (queue_seq) is moved on by
+    any later join: a join that landed, whose answer was lost while another reader joined, was judged refused, and
+    the reader was answered 409 (already waiting) with their seat freed under them. Its entry names its fresh
+    reservation, which settles it (found by review)."""
+    lib, other = with_limits(library, 0, waiting=1), with_limits(library, 0, waiting=1)
+    holder, reader, second = await new_users(lib, 3)
+    book = await new_book(lib)
+    held = await lib.reserve(book.book_id, holder.user_id)
+    real = lib.db.execute
+    lost: list[str] = []
+
+    async def execute(statement: Any, *args: Any, **kwargs: Any) -> Any:
+        text = statement if isinstance(statement, str) else getattr(statement, "query_string", "")
+        if not lost and "SET waiting[?] = ?" in text:
+            lost.append(text)
+            await real(statement, *args, **kwargs)  # it lands...
+            await other.join(book.book_id, second.user_id)  # ...another reader joins after it...
+            raise OutcomeUnknown("injected: the answer was lost")  # ...and its answer never comes
+        return await real(statement, *args, **kwargs)
+
+    monkeypatch.setattr(lib.db, "execute", execute)
+    place = await lib.join(book.book_id, reader.user_id)
+    assert lost, "the fault was not injected"
+    assert isinstance(place, Place) and place.position == 1 and place.waiting == 2
+    (seat,) = await lib.reservations.seats.read(reader.user_id, WAITING)  # type: ignore[union-attr]
+    assert seat.confirmed and seat.reservation_id == place.reservation_id
+    monkeypatch.undo()
+    await lib.leave(book.book_id, reader.user_id)
+    await lib.leave(book.book_id, second.user_id)
+    await lib.cancel(held.reservation_id, holder.user_id)
+    await clean(lib)
+
+
+async def test_a_deletion_that_is_refused_does_not_cost_a_waiting_reader_their_turn(library: Library) -> None:
+    """A deletion marks the card closing before it looks for the reader's holds and places, and a waiting reader's
+    is refused, which clears the mark. A hand-off meeting the mark waits for the deletion to be over: before, it took
+    the reader out of the queue at once, and the book went past them (found by review)."""
+    lib = settled(library)
+    holder, reader = await new_users(lib, 2)
+    book = await new_book(lib)
+    held = await lib.reserve(book.book_id, holder.user_id)
+    place = await lib.join(book.book_id, reader.user_id)
+    mark = f"UPDATE {lib.ks}.users SET state = ? WHERE user_id = ?"
+    await lib.db.execute(mark, ["closing", reader.user_id], write=True)  # a deletion at work...
+    cancelling = asyncio.create_task(lib.cancel(held.reservation_id, holder.user_id))
+    await asyncio.sleep(0.15)
+    await lib.db.execute(mark, [None, reader.user_id], write=True)  # ...refused: the mark is cleared
+    await cancelling
+    assert (await lib.locks.read(book.book_id, serial=True)).holds(place.reservation_id)
+    await lib.cancel(place.reservation_id, reader.user_id)
     await clean(lib)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import uuid
 from collections import Counter
@@ -12,50 +11,14 @@ from typing import Any
 
 import pytest
 from cassandra import WriteTimeout
-from integration.cards import chosen_cards
+from integration.reservation_support import new_book, new_users, outcomes, settled
 
 import app.db
 from app.db import Database
-from app.models import Book, Conflict, DatabaseUnavailable, Forbidden, NotFound, Reservation, User, reservation_id_for
+from app.models import Conflict, DatabaseUnavailable, Forbidden, NotFound, Reservation, User, reservation_id_for
 from app.repository import Library
 from app.repository.locks import T
 from app.schema import statements as schema_statements
-
-_user_ids = chosen_cards(1000)
-
-
-async def new_book(library: Library, title: str = "A Tale of Two Cities") -> Book:
-    return await library.create_book(title, "Charles Dickens", "Classic", 1859)
-
-
-async def new_users(library: Library, n: int) -> list[User]:
-    return list(
-        await asyncio.gather(
-            *[library.create_user(f"Reader {i}", f"reader{i}@example.org", user_id=next(_user_ids)) for i in range(n)]
-        )
-    )
-
-
-async def outcomes(calls: list[Awaitable[Any]]) -> Counter[str]:
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    for r in results:
-        if isinstance(r, Exception) and not isinstance(r, Conflict | NotFound | Forbidden):
-            raise r
-    return Counter(type(r).__name__ for r in results)
-
-
-def settled(library: Library, settle_after: float = 0.0) -> Library:
-    """Another instance of the service on the same session, whose heal and repair act on states older than
-    `settle_after` seconds (0: on everything), as a test of an old reservation needs."""
-    db = library.db
-    return Library(
-        Database(
-            db.cluster,
-            db.session,
-            dataclasses.replace(db.settings, settle_after_seconds=settle_after),
-            db.serial_consistency,
-        )
-    )
 
 
 async def assert_clean(library: Library) -> None:

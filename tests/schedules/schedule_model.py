@@ -336,6 +336,9 @@ class ModelStore:
         await self.gate.point(f"read reader {user_id}", frozenset({("users", user_id)}), False, ())
         return User(user_id, "", "", JOINED)
 
+    async def card(self, user_id: int) -> tuple[User | None, bool]:
+        return await self.reader(user_id), False
+
     async def scan(self, table: str) -> AsyncIterator[list[ViewRow]]:
         await self.gate.point(f"scan {table}", frozenset({(table, ANY)}), False, ())
         yield self.rows(table)
