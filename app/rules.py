@@ -107,6 +107,8 @@ BOOK_HISTORY_SHOWN = 50
 # How long a reader's history of past holds keeps a line (its TTL), and how many lines a page of it shows.
 READER_HISTORY_DAYS = 365
 READER_HISTORY_SHOWN = 20
+# A page cursor of that history: a time UUID (version 1, RFC 4122's variant), which Cassandra compares with its keys.
+TIME_UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-1[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$"
 
 # -- accounts: PINs, sessions, sign-in lockout -------------------------------------------------------------------------
 # A reader's PIN (or password): at least 4 characters, as a library card's PIN; a librarian's at least 10, since a

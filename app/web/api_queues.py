@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from app.access import Access
 from app.web.base import JsonHandler
-from app.web.parsing import parse_user_id, parse_user_id_text, parse_uuid
+from app.web.parsing import parse_time_uuid, parse_user_id, parse_user_id_text, parse_uuid
 from app.web.representations import joined_json, past_hold_json, place_json
 
 
@@ -55,6 +55,6 @@ class ReaderHistoryHandler(JsonHandler):
     async def get(self, raw_id: str) -> None:
         """A reader's past holds, newest first: `before` (the last answer's `older`) asks for the ones before."""
         raw_before = self.query("before")
-        before = parse_uuid(raw_before, "before") if raw_before else None
+        before = parse_time_uuid(raw_before, "before") if raw_before is not None else None
         lines, older = await self.service.past_holds(self.caller, parse_user_id_text(raw_id), before)
         self.write_json({"items": [past_hold_json(line) for line in lines], "older": str(older) if older else None})

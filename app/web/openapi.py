@@ -26,6 +26,7 @@ from app.rules import (
     MIN_STAFF_PIN,
     MIN_YEAR,
     NOT_BLANK,
+    TIME_UUID_PATTERN,
     UNPAGED_BOOKS,
     latest_year,
     max_length,
@@ -473,7 +474,12 @@ def document(*, production: bool = False) -> dict[str, Any]:
                     "tags": ["queues"],
                     "summary": "A reader's past holds, newest first (cancelled, expired, left the queue)",
                     "parameters": [
-                        _param("before", "query", UUID_SCHEMA, "The `older` of the last answer: the holds before it")
+                        _param(
+                            "before",
+                            "query",
+                            {"type": "string", "pattern": TIME_UUID_PATTERN},
+                            "The `older` of the last answer: the holds before it",
+                        )
                     ],
                     "responses": {
                         "200": _json(_ref("PastHolds"), "Their past holds"),

@@ -57,7 +57,7 @@ from app.service import AccountChange
 from app.web.api_books import availability
 from app.web.base import RETRY_AFTER_SECONDS, BaseHandler, describe, status_for
 from app.web.encoding import encode_json
-from app.web.parsing import parse_user_id_text, parse_uuid, same_site_path
+from app.web.parsing import parse_time_uuid, parse_user_id_text, parse_uuid, same_site_path
 from app.web.wording import (
     BOOK_EXAMPLE,
     HOLD_END_WORDS,
@@ -526,7 +526,7 @@ async def past_holds_shown(page: PageHandler, caller: Caller | None, user_id: in
     """A reader's past holds for their page or the desk's: the lines of the page `before` names (the newest without
     it), each with its book and words, and the address of the older ones."""
     raw = page.query("before")
-    before = parse_uuid(raw, "before") if raw else None
+    before = parse_time_uuid(raw, "before") if raw else None
     lines, older = await page.service.past_holds(caller, user_id, before)
     books = await _books_by_id(page.library, list({line.book_id for line in lines}))
     return {

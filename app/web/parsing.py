@@ -7,6 +7,7 @@ mistake is always a 400 with a message, never an exception deeper down.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from uuid import UUID
 
@@ -17,6 +18,7 @@ from app.rules import (
     MAX_CARD,
     MAX_PAGE_SIZE,
     MAX_TEXT,
+    TIME_UUID_PATTERN,
     check_email,
     check_storable,
     check_text,
@@ -49,6 +51,13 @@ def parse_uuid(value: object, field: str) -> UUID:
         return UUID(value.strip())
     except ValueError as error:
         raise InvalidInput(f"{field} is not a valid UUID: {value!r}", field=field) from error
+
+
+def parse_time_uuid(value: object, field: str) -> UUID:
+    """A time UUID (version 1), such as a history page's cursor: Cassandra compares a timeuuid only with another."""
+    if not isinstance(value, str) or not re.fullmatch(TIME_UUID_PATTERN, value.strip()):
+        raise InvalidInput(f"{field} must be a time UUID, as an earlier answer gave it: {value!r}", field=field)
+    return parse_uuid(value, field)
 
 
 def parse_user_id(value: object, field: str = "user_id", *, minimum: int = FIRST_CARD) -> int:

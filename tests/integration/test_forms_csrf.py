@@ -96,18 +96,23 @@ class Scene:
     free_book_id: uuid.UUID
     held_book_id: uuid.UUID
     reservation_id: uuid.UUID
+    others_book_id: uuid.UUID  # held by the librarian: the reader may join its queue
 
 
 @pytest.fixture
 async def scene(library: Library) -> Scene:
-    """A reader holding one book, a free book beside it, and a librarian."""
+    """A reader holding one book, a free book beside it, and a librarian who waits in the queue of the reader's book
+    and holds a third (so the pages show the forms to join a queue and to leave one)."""
     word = "Forged" + uuid.uuid4().hex[:6]
     held = await library.create_book(f"{word} Ledger", "Cyra Forge", "Mystery", 1950)
     free = await library.create_book(f"{word} Almanac", "Cyra Forge", "Mystery", 1951)
     reader = await new_account(library, Role.READER, f"Ciro Reader {word[-6:]}")
     librarian = await new_account(library, Role.LIBRARIAN, f"Cleo Librarian {word[-6:]}")
     reservation = await library.reserve(held.book_id, reader.user_id)
-    return Scene(word, reader, librarian, free.book_id, held.book_id, reservation.reservation_id)
+    others = await library.create_book(f"{word} Annals", "Cyra Forge", "Mystery", 1952)
+    await library.reserve(others.book_id, librarian.user_id)
+    await library.join(held.book_id, librarian.user_id)
+    return Scene(word, reader, librarian, free.book_id, held.book_id, reservation.reservation_id, others.book_id)
 
 
 @pytest.fixture
@@ -126,7 +131,15 @@ def pages_to_walk(scene: Scene) -> dict[str, list[str]]:
     q = quote(scene.word)
     book_pages = [f"/books/{scene.free_book_id}", f"/books/{scene.held_book_id}"]
     return {
-        "reader": ["/", f"/?q={q}", f"/?q={q}&move={scene.reservation_id}", *book_pages, "/me", "/sign-in"],
+        "reader": [
+            "/",
+            f"/?q={q}",
+            f"/?q={q}&move={scene.reservation_id}",
+            *book_pages,
+            f"/books/{scene.others_book_id}",
+            "/me",
+            "/sign-in",
+        ],
         "librarian": [
             "/",
             f"/?q={q}",

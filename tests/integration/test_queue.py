@@ -588,6 +588,10 @@ async def test_a_readers_past_holds_say_how_each_ended_newest_first_a_page_at_a_
     assert status == 200 and [i["outcome"] for i in body["items"]] == ["left", "expired", "cancelled"]
     status, body, _ = await call(http, "GET", f"/api/users/{reader.user_id}/history", params={"before": "nope"})
     assert_error(status, body, 400, "before")
+    status, body, _ = await call(
+        http, "GET", f"/api/users/{reader.user_id}/history", params={"before": str(uuid.uuid4())}
+    )
+    assert_error(status, body, 400, "before")
     await lib.cancel(other.reservation_id, holder.user_id)
     await clean(lib)
 
