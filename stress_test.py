@@ -17,7 +17,7 @@ from app.repository import Library
 from bench import naive_peer
 from stress.faults import Fleet
 from stress.run import Options, execute, summary, write_json
-from stress.scenarios import TESTS
+from stress.scenarios import LEGACY_TESTS, TESTS
 from toolkit.arguments import ArgumentParser, number
 from toolkit.cli import (
     CliError,
@@ -138,6 +138,10 @@ def parser() -> ArgumentParser:
 def options_from(args: argparse.Namespace) -> Options:
     if args.workers > 1000:
         raise CliError("--workers must be at most 1000")
+    if (args.legacy or args.naive_peer) and args.test not in LEGACY_TESTS:
+        raise CliError(
+            f"test {args.test} needs the queue, which the earlier system's endpoints do not have: leave out --legacy"
+        )
     if (args.stop_node is None) != (args.at is None):
         raise CliError("--stop-node and --at go together: --stop-node N --at SECONDS")
     if args.crash and args.stop_node is None:
