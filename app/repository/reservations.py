@@ -1,10 +1,12 @@
 """The reservation use cases, composed of the lock's transitions (app/repository/locks.py).
 
 Reserve, cancel, renew, move and withdraw each run transitions of the table, then write or delete the views at the
-version of the state they describe (app/repository/store.py). Whoever meets a move's in-between state settles it
-first, the same way every time (`settle`): from what the source lock says, read at SERIAL, the move went through
-and is finished, or it never will and its target is abandoned. The argument for every path, and the test that shows
-it, is a row of docs/reservation-protocol.md.
+version of the state they describe (app/repository/store.py). The queue's use cases (join, leave, the hand-off a
+cancel or an expiry makes, promote) and the pickup window's (expire, sweep) are built the same way, and the per-
+reader limits take a seat of the reader's around each (app/repository/seats.py). Whoever meets a move's in-between
+state settles it first, the same way every time (`settle`): from what the source lock says, read at SERIAL, the move
+went through and is finished, or it never will and its target is abandoned. The argument for every path, and the
+test that shows it, is a row of docs/reservation-protocol.md.
 
 Nothing here knows Cassandra: the locks, the views and the keys are interfaces, so the schedule search
 (tests/schedules/) runs these same use cases on a model of what Cassandra promises.
