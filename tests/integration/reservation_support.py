@@ -40,15 +40,10 @@ async def outcomes(calls: list[Awaitable[Any]]) -> Counter[str]:
     return Counter(type(r).__name__ for r in results)
 
 
-def settled(library: Library, settle_after: float = 0.0) -> Library:
+def settled(library: Library, settle_after: float = 0.0, **settings: Any) -> Library:
     """Another instance of the service on the same session, whose heal and repair act on states older than
-    `settle_after` seconds (0: on everything), as a test of an old reservation needs."""
+    `settle_after` seconds (0: on everything), as a test of an old reservation needs; `settings`: any other setting
+    of its own (a pickup window, limits, an SMTP server)."""
     db = library.db
-    return Library(
-        Database(
-            db.cluster,
-            db.session,
-            dataclasses.replace(db.settings, settle_after_seconds=settle_after),
-            db.serial_consistency,
-        )
-    )
+    own = dataclasses.replace(db.settings, settle_after_seconds=settle_after, **settings)
+    return Library(Database(db.cluster, db.session, own, db.serial_consistency))

@@ -5,7 +5,6 @@ audit."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import socket
 import uuid
 from collections import Counter
@@ -22,7 +21,7 @@ from aiosmtpd.controller import Controller
 from integration.api_support import assert_error, call, new_user
 from integration.reservation_support import new_book, new_users, settled
 
-from app.db import Database, OutcomeUnknown
+from app.db import OutcomeUnknown
 from app.models import Conflict, ConflictKind, HoldEnd, NotFound, Place, Reservation
 from app.repository import Library
 from app.repository.locks import LockState, T
@@ -295,11 +294,7 @@ async def test_a_free_book_left_with_readers_waiting_goes_to_them_by_the_repair_
 # -- the pickup window ----------------------------------------------------------------------------------------------
 def with_window(library: Library, pickup: float, renewals: int = 2) -> Library:
     """Another instance on the same session whose holds wait `pickup` seconds to be collected."""
-    db = library.db
-    settings = dataclasses.replace(
-        db.settings, settle_after_seconds=0.0, hold_pickup_seconds=pickup, hold_renewals=renewals
-    )
-    return Library(Database(db.cluster, db.session, settings, db.serial_consistency))
+    return settled(library, hold_pickup_seconds=pickup, hold_renewals=renewals)
 
 
 async def test_a_hold_carries_its_pickup_window_and_a_renewal_extends_it_a_set_number_of_times(
@@ -414,11 +409,7 @@ async def test_a_renewal_racing_the_sweep_either_renews_or_finds_the_hold_ended_
 def with_limits(library: Library, ready: int, waiting: int = 0, claim_seconds: int = 60) -> Library:
     """Another instance on the same session whose readers may hold `ready` reservations and wait in `waiting` queues
     at once (0: no limit); an unconfirmed seat claim lives `claim_seconds`."""
-    db = library.db
-    settings = dataclasses.replace(
-        db.settings, settle_after_seconds=0.0, hold_limit_ready=ready, hold_limit_waiting=waiting
-    )
-    other = Library(Database(db.cluster, db.session, settings, db.serial_consistency))
+    other = settled(library, hold_limit_ready=ready, hold_limit_waiting=waiting)
     other.reservations.seats = CassandraSeats(other.db, claim_seconds)
     return other
 
@@ -523,9 +514,7 @@ def free_port() -> int:
 
 
 def with_smtp(library: Library, port: int) -> Library:
-    db = library.db
-    settings = dataclasses.replace(db.settings, settle_after_seconds=0.0, smtp_url=f"smtp://127.0.0.1:{port}")
-    other = Library(Database(db.cluster, db.session, settings, db.serial_consistency))
+    other = settled(library, smtp_url=f"smtp://127.0.0.1:{port}")
     other.notices.first_retry = 0.3
     return other
 
