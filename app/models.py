@@ -64,19 +64,22 @@ class Reservation:
     book_id: UUID
     user_id: int
     reserved_at: datetime
-    ready_until: datetime | None = None  # the end of its pickup window (None: made before holds had one)
+    ready_until: datetime | None = None  # the end of its pickup window (None: made before holds had one, or on loan)
+    lent_at: datetime | None = None  # when the reader collected the book at the desk (None: not collected)
 
 
 @dataclass(frozen=True)
 class Place:
     """A reader's place in a book's queue: the reservation they will hold when the book comes to them, their
-    position (from 1) and how many wait in all."""
+    position (from 1, counting suspended places before it), how many are in the queue in all, and the date their
+    place is suspended until (None: active; a suspended place is skipped until then, and keeps its position)."""
 
     reservation_id: UUID
     book_id: UUID
     user_id: int
     position: int
     waiting: int
+    suspended_until: datetime | None = None
 
 
 class BookEvent(StrEnum):
@@ -106,6 +109,8 @@ class HoldEnd(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED = "expired"  # its pickup window passed
     LEFT = "left"  # a place in a queue, given up before the book came
+    COLLECTED = "collected"  # the reader took the book home (it is on loan until returned)
+    RETURNED = "returned"  # the loan of a collected book ended at the desk
 
 
 @dataclass(frozen=True)
@@ -246,6 +251,9 @@ class ConflictKind(StrEnum):
     BOOK_WAS_HELD = "book_was_held"  # a retried keyed reserve: the book was held when the first request came
     BOOK_IN_USE = "book_in_use"  # a book a reservation holds cannot be deleted
     ALREADY_WAITING = "already_waiting"  # a reader is in a book's queue once
+    PLACE_SUSPENDED = "place_suspended"  # the reader's place in the book's queue is suspended: resume it first
+    ON_LOAN = "on_loan"  # the book is on loan to the reader: only the desk's return ends it
+    NOT_ON_LOAN = "not_on_loan"  # a return of a book that is not on loan, or a collection of one that is
     RENEWED_ENOUGH = "renewed_enough"  # a hold renewed as often as allowed
     LIMIT_REACHED = "limit_reached"  # a reader holds (or waits for) as many books as the library allows
     RESERVATION_CHANGED = "reservation_changed"  # a move overtaken by another change of the reservation
@@ -308,6 +316,29 @@ class Conflict(LibraryError):
             kind=ConflictKind.ALREADY_WAITING,
             book_id=book_id,
         )
+
+    @staticmethod
+    def place_suspended(book_id: UUID, until: datetime | None) -> Conflict:
+        return Conflict(
+            f"your place in the queue for book {book_id} is suspended until {until:%Y-%m-%d %H:%M} UTC; resume it "
+            "first" if until else f"your place in the queue for book {book_id} is suspended; resume it first",
+            kind=ConflictKind.PLACE_SUSPENDED,
+            book_id=book_id,
+        )
+
+    @staticmethod
+    def on_loan(book_id: UUID, reservation_id: UUID | None) -> Conflict:
+        return Conflict(
+            f"book {book_id} is on loan (reservation {reservation_id}): it is returned at the desk",
+            kind=ConflictKind.ON_LOAN,
+            book_id=book_id,
+            reservation_id=reservation_id,
+        )
+
+    @staticmethod
+    def not_on_loan(book_id: UUID, lent: bool) -> Conflict:
+        what = "is on loan already" if lent else "is not on loan"
+        return Conflict(f"book {book_id} {what}", kind=ConflictKind.NOT_ON_LOAN, book_id=book_id)
 
     @staticmethod
     def limit_reached(user_id: int, kind: str, limit: int) -> Conflict:

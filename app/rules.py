@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sized
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from app.models import InvalidInput
 
@@ -100,6 +101,8 @@ PICKUP_SECONDS = 7 * 24 * 3600
 MAX_RENEWALS = 2
 # How often each instance looks for holds whose pickup window has passed (HOLD_SWEEP_SECONDS).
 SWEEP_SECONDS = 30
+# A reader may suspend their place in a book's queue until a date at most this far ahead (it keeps its place meanwhile).
+MAX_SUSPEND_DAYS = 365
 # How long a book's reservation history keeps a line (its TTL): a year of who held the book, for the desk.
 BOOK_HISTORY_DAYS = 365
 # The most lines of a book's history its page shows, newest first.
@@ -230,3 +233,27 @@ def check_year(value: object, field: str = "published_year") -> int | None:
 def is_card_number(value: object, minimum: int = FIRST_CARD) -> bool:
     """Whether `value` is a card number (an int, not a bool) from `minimum` to MAX_CARD."""
     return not isinstance(value, bool) and isinstance(value, int) and minimum <= value <= MAX_CARD
+
+
+def check_suspension(value: object, time_zone: str, *, now: datetime, field: str = "until") -> datetime:
+    """The end of a suspension, as UTC: a date ("2026-12-20": from the start of that day, the library's time) or a time
+    with its offset ("2026-12-20T09:00:00+01:00"); after `now`, and at most MAX_SUSPEND_DAYS ahead."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{field} must be a date such as 2026-12-20", field=field)
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = datetime.strptime(text, "%Y-%m-%d")
+            until = day.replace(tzinfo=ZoneInfo(time_zone))
+        else:
+            until = datetime.fromisoformat(text)
+            if until.tzinfo is None:
+                raise ValueError("no offset")
+    except ValueError:
+        raise InvalidInput(f"{field} must be a date such as 2026-12-20", field=field) from None
+    until = until.astimezone(UTC)
+    if until <= now:
+        raise InvalidInput(f"{field} must be a date to come, not one that has passed", field=field)
+    if until > now + timedelta(days=MAX_SUSPEND_DAYS):
+        raise InvalidInput(f"{field} must be at most {MAX_SUSPEND_DAYS} days ahead", field=field)
+    return until

@@ -59,7 +59,7 @@ from app.models import (
     Unauthenticated,
     User,
 )
-from app.rules import check_pin, check_pin_as_typed
+from app.rules import check_pin, check_pin_as_typed, check_suspension
 
 if TYPE_CHECKING:
     from app.repository import Library
@@ -131,6 +131,14 @@ class Reservations(Protocol):
     async def leave(self, book_id: UUID, user_id: int) -> UUID: ...
 
     async def queue(self, book_id: UUID) -> list[Place]: ...
+
+    async def suspend(self, book_id: UUID, user_id: int, until: datetime) -> Place: ...
+
+    async def resume(self, book_id: UUID, user_id: int) -> Place | Reservation: ...
+
+    async def lend(self, book_id: UUID) -> Reservation: ...
+
+    async def take_back(self, book_id: UUID) -> Reservation: ...
 
     async def places(self, user_id: int) -> list[Place]: ...
 
@@ -241,6 +249,42 @@ class LibraryService:
         left = await self.reservations.leave(book_id, reader)
         placed = Reservation(left, book_id, reader, datetime.now(UTC))
         await _after_the_fact(self._desk_action(caller, "leave", placed, "took {reader} out of the queue for {book}"))
+
+    async def suspend(
+        self, caller: Caller | None, book_id: UUID, until: object, named: int | None = None, *, time_zone: str
+    ) -> Place:
+        """Suspends the caller's (or, at the desk, the reader named) place in the book's queue until a date to come
+        (app/rules.py, `check_suspension`): it keeps its position, and the book passes it by until then."""
+        reader = acting_for(caller, named)
+        end = check_suspension(until, time_zone, now=datetime.now(UTC))
+        place = await self.reservations.suspend(book_id, reader, end)
+        held = Reservation(place.reservation_id, book_id, reader, datetime.now(UTC))
+        detail = f"suspended the place of {{reader}} in the queue for {{book}} until {end:%Y-%m-%d %H:%M} UTC"
+        await _after_the_fact(self._desk_action(caller, "suspend", held, detail))
+        return place
+
+    async def resume(self, caller: Caller | None, book_id: UUID, named: int | None = None) -> Place | Reservation:
+        """Makes the caller's (or the named reader's) suspended place active again; a free book is then theirs."""
+        reader = acting_for(caller, named)
+        resumed = await self.reservations.resume(book_id, reader)
+        held = Reservation(resumed.reservation_id, book_id, reader, datetime.now(UTC))
+        await _after_the_fact(self._desk_action(caller, "resume", held, "resumed the place of {reader} for {book}"))
+        return resumed
+
+    # -- the loan (the desk only) -----------------------------------------------------------------------------
+    async def lend(self, caller: Caller | None, book_id: UUID) -> Reservation:
+        """The reader holding the book collected it at the desk: on loan until returned. Librarians only."""
+        librarian = _librarian(caller)
+        loan = await self.reservations.lend(book_id)
+        await _after_the_fact(self._desk_action(librarian, "collect", loan, "lent {book} to {reader}: collected"))
+        return loan
+
+    async def take_back(self, caller: Caller | None, book_id: UUID) -> Reservation:
+        """The book on loan came back: the next reader in its queue gets it, or it is free. Librarians only."""
+        librarian = _librarian(caller)
+        loan = await self.reservations.take_back(book_id)
+        await _after_the_fact(self._desk_action(librarian, "return", loan, "{reader} returned {book}"))
+        return loan
 
     async def queue(self, caller: Caller | None, book_id: UUID) -> tuple[int, list[Place]]:
         """How many wait for the book, and the places the caller may see: a reader their own, staff every one."""

@@ -129,6 +129,10 @@ class Library:
         self.join = self.reservations.join
         self.sweep = self.reservations.sweep
         self.leave = self.reservations.leave
+        self.suspend = self.reservations.suspend
+        self.resume = self.reservations.resume
+        self.lend = self.reservations.lend
+        self.take_back = self.reservations.take_back
         self.queue = self.listings.queue
         self.places = self.listings.places
         # -- accounts

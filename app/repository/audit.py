@@ -5,8 +5,9 @@ Invariants: a book has at most one active reservation; every held lock has its r
 the same book, reader, time and version; no view row exists that no lock backs (a held lock, or the OUTGOING source
 of a move whose rows are still to go); no reservation holds two locks; no lock stays in a move's in-between state
 (INCOMING, OUTGOING) longer than the settle time; nobody waits for a book free longer than the settle time; no hold
-is past its pickup window for longer than the sweep takes to end it; no holder waits in their own book's queue (a
-reader is in a queue once: the queue is keyed by reader). The scans are not taken at one instant, so under traffic
+is past its pickup window for longer than the sweep takes to end it, and no suspended place past its end; no holder
+waits in their own book's queue, and no reader is in a queue twice (active and suspended); no reader is over the
+per-reader limits. The scans are not taken at one instant, so under traffic
 the picture can show a request half-way. The repair therefore never acts on the picture: for each book or row it
 names, it reads the lock again at SERIAL immediately before writing, leaves alone any lock that changed within
 `settle_after`, and does only what a request meeting that lock would do (app/repository/reservations.py): a move's
@@ -30,6 +31,7 @@ from app.repository.base import RepositoryBase
 from app.repository.clock import VersionClock
 from app.repository.locks import Lock, LockRunner, LockState, T
 from app.repository.reservations import Reservations
+from app.repository.seats import READY, WAITING
 from app.repository.store import VIEWS, ViewRow
 
 _KEY_OF_ROW = {
@@ -87,8 +89,17 @@ class Audit:
                     f"({lock.ready_until}) for longer than a sweep takes to end it"
                 )
                 suspects.add(lock.book_id)
-            if lock.user_id is not None and lock.queued(lock.user_id) is not None:
+            if lock.user_id is not None and lock.in_queue(lock.user_id) is not None:
                 violations.append(f"reader {lock.user_id} holds book {lock.book_id} and waits in its queue too")
+            for twice in {w.user_id for w in lock.waiting} & {w.user_id for w in lock.suspended}:
+                violations.append(f"reader {twice} is in the queue for book {lock.book_id} twice")
+            for late in self.reservations.late_resumptions(lock):
+                violations.append(
+                    f"the place of reader {late.user_id} in the queue for book {lock.book_id} is still suspended, "
+                    f"past its end ({late.suspended_until}) for longer than a sweep takes to resume it"
+                )
+                suspects.add(lock.book_id)
+        violations.extend(self._over_the_limits(locks))
 
         moving: dict[tuple[UUID, UUID], Lock] = {}  # (reservation, book) of every lock in a move's in-between state
         for lock in locks:
@@ -140,6 +151,32 @@ class Audit:
             metrics.LAST_REPAIR.set(time.time())
         return report
 
+    def _over_the_limits(self, locks: list[Lock]) -> list[str]:
+        """Readers over the per-reader limits: more places in queues than WAITING, or more ready holds and places
+        together than READY + WAITING (a hold handed on from the queue keeps its place's seat: docs/reservation-
+        protocol.md, "Per-reader limits"). A book on loan is no hold. Nothing to check without limits."""
+        limits = self.reservations.limits
+        if not limits:
+            return []
+        places: dict[int, int] = defaultdict(int)
+        ready: dict[int, int] = defaultdict(int)
+        for lock in locks:
+            for entry in lock.queue:
+                places[entry.user_id] += 1
+            if lock.state is LockState.HELD and lock.lent_at is None and lock.user_id is not None:
+                ready[lock.user_id] += 1
+        most_places, most_ready = limits.get(WAITING, 0), limits.get(READY, 0)
+        over = []
+        for reader in sorted(set(places) | set(ready)):
+            if most_places and places[reader] > most_places:
+                over.append(f"reader {reader} is in {places[reader]} queues, above the limit of {most_places}")
+            if most_places and most_ready and ready[reader] + places[reader] > most_ready + most_places:
+                over.append(
+                    f"reader {reader} has {ready[reader]} ready holds and {places[reader]} places, above the limits "
+                    f"of {most_ready} and {most_places}"
+                )
+        return over
+
     async def _repair(self, books: list[UUID], orphans: list[tuple[str, ViewRow]], report: AuditReport) -> None:
         # Every failure is reported (and left for the next pass), never swallowed.
         for book_id in books:
@@ -159,6 +196,10 @@ class Audit:
     async def _repair_book(self, book_id: UUID) -> list[str]:
         """One book's lock, verified again at SERIAL: a move's in-between state settled, a held lock's views rebuilt."""
         lock = await self.locks.read(book_id, serial=True)
+        if self.reservations.late_resumptions(lock):
+            resumed = await self.reservations.resume_due(lock)
+            metrics.REPAIRS.labels(metrics.QUEUE_SERVED).inc()
+            return [f"resumed {resumed} suspended place(s) in the queue for book {book_id}"]
         if lock.state is LockState.FREE and lock.waiting and self.reservations.settled(lock):
             await self.reservations.promote(book_id)
             metrics.REPAIRS.labels(metrics.QUEUE_SERVED).inc()

@@ -209,4 +209,5 @@ def book_from_row(row: Any) -> Book:
 
 
 def reservation_from_row(row: Any) -> Reservation:
-    return Reservation(row.reservation_id, row.book_id, row.user_id, row.reserved_at, row.ready_until)
+    lent_at = getattr(row, "lent_at", None)
+    return Reservation(row.reservation_id, row.book_id, row.user_id, row.reserved_at, row.ready_until, lent_at)

@@ -45,12 +45,12 @@ class ReservationListings(RepositoryBase):
     async def queue(self, book_id: UUID) -> list[Place]:
         """The book's queue, in order, from its lock."""
         lock = await self.locks.read(book_id)
-        return [place_in(lock, entry.user_id) for entry in lock.waiting]
+        return [place_in(lock, entry.user_id) for entry in lock.queue]
 
     async def places(self, user_id: int) -> list[Place]:
         """Every queue the reader is in, with their place in it, from the locks (one indexed read)."""
         locks = await self.locks.read_waiting_for(user_id)
-        return sorted((place_in(lock, user_id) for lock in locks if lock.queued(user_id)), key=lambda p: p.position)
+        return sorted((place_in(lock, user_id) for lock in locks if lock.in_queue(user_id)), key=lambda p: p.position)
 
     async def holders(self, book_ids: Sequence[UUID], *, a_whole_span: bool = False) -> dict[UUID, Reservation]:
         """The reservations holding any of these books now, by book.

@@ -9,7 +9,8 @@ which version, why every race with every other transition is safe, and the test 
 
 States (`LockState`):
 - FREE: nobody holds the book.
-- HELD: a confirmed hold of `reservation_id`; the only state whose views exist.
+- HELD: a confirmed hold of `reservation_id`; the only state whose views exist. A held book the reader collected at
+  the desk is on loan (`lent_at` set): only the desk's return ends that hold, never the reader's cancel or an expiry.
 - INCOMING: the target of a move not yet confirmed: taken for `reservation_id`, coming from `move_from`, which it
   held at `move_from_version`. Nothing writes views for it. The move's fate is decided on the source lock.
 - OUTGOING: the source of a move that is decided: `reservation_id` goes to `moved_to`. Nobody may take the book
@@ -20,7 +21,8 @@ The book's queue lives in the same row (`waiting`: each queued reader's entry, `
 is a condition of one transition: a reader joins a held book only if they are neither its holder nor queued already
 (JOIN), a take or a release needs an empty queue, and a hand-off (HELD to the next reader) or a promotion (a FREE lock
 to the next reader, after a move left it) names the entry it takes. The entries' order is the order of the joins:
-each join sets `queue_seq` above its value, and the entry carries it.
+each join sets `queue_seq` above its value, and the entry carries it. A reader who suspends their place has their
+entry moved to `suspended`, which hand-offs never read and takes do not ask to be empty, and back when they resume.
 
 The runner (`LockRunner.run`) is the only code that sends a transition. It chooses the new version, sends it, and
 on a lost answer reads the lock once at SERIAL, which completes or forever supersedes the unfinished Paxos round:
@@ -89,6 +91,10 @@ LOCK_FIELDS = (
     "ready_until",
     "renewals",
     "handed_at",
+    "suspended",
+    "resume_at",
+    "suspend_seq",
+    "lent_at",
 )
 
 
@@ -128,6 +134,10 @@ class Lock:
     ready_until: datetime | None = None  # HELD: the end of the pickup window (None: a hold made before it existed)
     renewals: int | None = None  # HELD: how often the hold was renewed
     handed_at: int | None = None  # the version of the last hand-off: every hold it ended ended at or below it
+    suspended: tuple[Waiting, ...] = ()  # the queue's suspended entries, skipped by hand-offs, in the order of joins
+    resume_at: datetime | None = None  # the earliest end of a suspension here (the sweep finds it by its index)
+    suspend_seq: int | None = None  # raised by each change of `suspended`, which each requires as read
+    lent_at: datetime | None = None  # HELD: when the reader collected the book at the desk (on loan until returned)
 
     def holds(self, reservation_id: UUID) -> bool:
         """A confirmed hold of this reservation."""
@@ -143,19 +153,38 @@ class Lock:
 
     def reservation(self) -> Reservation:
         assert self.reservation_id is not None and self.user_id is not None and self.reserved_at is not None
-        return Reservation(self.reservation_id, self.book_id, self.user_id, self.reserved_at, self.ready_until)
+        return Reservation(
+            self.reservation_id, self.book_id, self.user_id, self.reserved_at, self.ready_until, self.lent_at
+        )
 
     def expired(self, at: datetime) -> bool:
         """A hold whose pickup window ended before `at`."""
         return self.state is LockState.HELD and self.ready_until is not None and self.ready_until < at
 
     def queued(self, user_id: int) -> Waiting | None:
-        """The reader's entry in the book's queue."""
+        """The reader's active entry in the book's queue (not suspended)."""
         return next((entry for entry in self.waiting if entry.user_id == user_id), None)
 
+    def suspension(self, user_id: int) -> Waiting | None:
+        """The reader's suspended entry in the book's queue."""
+        return next((entry for entry in self.suspended if entry.user_id == user_id), None)
+
+    def in_queue(self, user_id: int) -> Waiting | None:
+        """The reader's entry, active or suspended."""
+        return self.queued(user_id) or self.suspension(user_id)
+
+    @property
+    def queue(self) -> tuple[Waiting, ...]:
+        """Every entry, active or suspended, in the order of the joins: a suspended reader keeps their place."""
+        return tuple(sorted(self.waiting + self.suspended, key=lambda w: w.joined))
+
     def position(self, user_id: int) -> int | None:
-        """The reader's place in the queue, from 1."""
-        return next((n for n, entry in enumerate(self.waiting, 1) if entry.user_id == user_id), None)
+        """The reader's place in the queue, from 1, counting the suspended entries before it."""
+        return next((n for n, entry in enumerate(self.queue, 1) if entry.user_id == user_id), None)
+
+    def due(self, at: datetime) -> tuple[Waiting, ...]:
+        """The suspended entries whose suspension ended before `at`."""
+        return tuple(w for w in self.suspended if w.suspended_until is not None and w.suspended_until <= at)
 
     def next_in_line(self) -> Waiting | None:
         """Whom the book goes to when its holder lets it go."""
@@ -163,9 +192,13 @@ class Lock:
 
     def element(self, column: str, key: Any) -> Any:
         """A map column's value at `key`, as Cassandra compares it in a condition (None: no such element)."""
-        assert column == "waiting", column
-        entry = self.queued(key)
+        assert column in _QUEUE_MAPS, column
+        entry = self.queued(key) if column == "waiting" else self.suspension(key)
         return entry.cell() if entry is not None else None
+
+
+# The lock's two maps of queue entries (reader -> Waiting.cell()): the active ones, and the suspended ones.
+_QUEUE_MAPS = ("waiting", "suspended")
 
 
 IN_USE = (LockState.HELD, LockState.INCOMING, LockState.OUTGOING)
@@ -177,14 +210,15 @@ def lock_from_row(book_id: UUID, row: Any) -> Lock:
     values: dict[str, Any] = {name: getattr(row, name, None) for name in LOCK_FIELDS}
     state = values.pop("state")
     values["waiting"] = queue_of(values["waiting"])
+    values["suspended"] = queue_of(values["suspended"])
     return Lock(book_id, LockState(state) if state else None, **values)
 
 
 def place_in(lock: Lock, user_id: int) -> Place:
-    """The reader's place in the lock's queue."""
-    entry, position = lock.queued(user_id), lock.position(user_id)
+    """The reader's place in the lock's queue (a suspended entry keeps its place, and says until when)."""
+    entry, position = lock.in_queue(user_id), lock.position(user_id)
     assert entry is not None and position is not None
-    return Place(entry.reservation_id, lock.book_id, user_id, position, len(lock.waiting))
+    return Place(entry.reservation_id, lock.book_id, user_id, position, len(lock.queue), entry.suspended_until)
 
 
 def queue_of(cells: dict[int, tuple[int, UUID, datetime | None]] | None) -> tuple[Waiting, ...]:
@@ -279,15 +313,16 @@ class Transition:
         """The lock this transition leaves; the columns it does not set are kept from `before`, the lock it left."""
         base = before if before is not None else Lock(book_id, None)
         assigned = {column: _bind(value, values) for column, value in self.sets.items() if isinstance(column, str)}
-        queue = {entry.user_id: entry for entry in base.waiting}
+        maps = {name: {entry.user_id: entry for entry in getattr(base, name)} for name in _QUEUE_MAPS}
         for column, value in self.sets.items():
             if isinstance(column, Element):
                 user_id, cell = _bind(column.key, values), _bind(value, values)
                 if cell is None:
-                    queue.pop(user_id, None)
+                    maps[column.column].pop(user_id, None)
                 else:
-                    queue[user_id] = Waiting(user_id, *cell)
-        assigned["waiting"] = tuple(sorted(queue.values(), key=lambda w: w.joined))
+                    maps[column.column][user_id] = Waiting(user_id, *cell)
+        for name, entries in maps.items():
+            assigned[name] = tuple(sorted(entries.values(), key=lambda w: w.joined))
         state = assigned.pop("state", base.state)
         return replace(base, book_id=book_id, state=LockState(state) if state else None, **assigned)
 
@@ -311,7 +346,7 @@ class Transition:
 
 # Columns a transition sets that say nothing of whose transition it was, and that a refusal's answer (the columns its
 # condition names) does not carry: `made` leaves them out, or it would never know its own take in a refused answer.
-_NOT_IDENTITY = frozenset({"ready_until", "renewals", "handed_at"})
+_NOT_IDENTITY = frozenset({"ready_until", "renewals", "handed_at", "lent_at"})
 
 
 def _current(lock: Lock, column: str | Element, values: dict[str, Any]) -> Any:
@@ -364,6 +399,17 @@ _HELD_BY = (_is(LockState.HELD), Condition("reservation_id", "=", _RID))
 _NOBODY_WAITING = Condition("waiting", "=", None)
 # The queue's entries, by the reader they belong to: the joining or leaving reader's, and the next reader's.
 _ENTRY = Element("waiting", _UID)
+_SUSPENDED_ENTRY = Element("suspended", _UID)
+# A reader with a suspended place may not take the book past it (nor join twice): they resume it instead.
+_NOT_SUSPENDED = Condition(_SUSPENDED_ENTRY, "=", None)
+_NOBODY_SUSPENDED = Condition("suspended", "=", None)
+# Every change of `suspended` requires it exactly as read (by `suspend_seq`, which each raises by one) and sets
+# `resume_at`, the earliest end of the suspensions it leaves, computed from that read: so `resume_at` is always exact,
+# and the sweep's indexed read of `resume_at <= now` finds every suspension that has ended, on any lock.
+_SUSPENSIONS_AS_READ = Condition("suspend_seq", "=", Param("suspend_seq_read"))
+_NEXT_SUSPENSIONS = {"resume_at": Param("resume_at"), "suspend_seq": Param("suspend_seq")}
+# A reader's cancel never ends a loan: the book is at their home until the desk takes it back (RETURN).
+_NOT_LENT = Condition("lent_at", "=", None)
 _NEXT_UID, _NEXT_RID = Param("next_user_id"), Param("next_reservation_id")
 _NEXT_ENTRY = Element("waiting", _NEXT_UID)
 # The next reader's entry exactly as read: whoever hands the book on gives it to the reader the lock names first,
@@ -401,14 +447,14 @@ class T:
     WITHDRAW = Transition(
         "withdraw",
         (LockState.FREE,),
-        (_is(LockState.FREE), _version_below_new(), *_FREE_OF_ANYONE, _NOBODY_WAITING),
+        (_is(LockState.FREE), _version_below_new(), *_FREE_OF_ANYONE, _NOBODY_WAITING, _NOBODY_SUSPENDED),
         {"state": LockState.WITHDRAWN.value, "version": Param(NEW)},
         views="none",
     )
     TAKE = Transition(
         "take",
         (LockState.FREE,),
-        (_is(LockState.FREE), _version_below_new(), *_FREE_OF_ANYONE, _NOBODY_WAITING),
+        (_is(LockState.FREE), _version_below_new(), *_FREE_OF_ANYONE, _NOBODY_WAITING, _NOT_SUSPENDED),
         {
             "state": LockState.HELD.value,
             "reservation_id": _RID,
@@ -423,28 +469,28 @@ class T:
     RELEASE = Transition(
         "release",
         (LockState.HELD,),
-        (*_HELD_BY, _version_below_new(), _NOBODY_WAITING),
+        (*_HELD_BY, _NOT_LENT, _version_below_new(), _NOBODY_WAITING),
         {**_NOBODY, "state": LockState.FREE.value, "version": Param(NEW)},
         views="the reservation's three rows deleted at the new version",
     )
     RELEASE_EXACT = Transition(
         "release exactly",
         (LockState.HELD,),
-        (*_HELD_BY, _version_is_expected(), _NOBODY_WAITING),
+        (*_HELD_BY, _NOT_LENT, _version_is_expected(), _NOBODY_WAITING),
         {**_NOBODY, "state": LockState.FREE.value, "version": Param(NEW)},
         views="the reservation's three rows deleted at the new version",
     )
     RESTAMP = Transition(
         "restamp",
         (LockState.HELD,),
-        (*_HELD_BY, _version_is_expected()),
+        (*_HELD_BY, _NOT_LENT, _version_is_expected()),
         {"reserved_at": _AT, **_WINDOW, "version": Param(NEW)},
         views="the reservation's three rows rewritten at the new version",
     )
     MOVE_IN = Transition(
         "move in",
         (LockState.FREE,),
-        (_is(LockState.FREE), _version_below_new(), *_FREE_OF_ANYONE, _NOBODY_WAITING),
+        (_is(LockState.FREE), _version_below_new(), *_FREE_OF_ANYONE, _NOBODY_WAITING, _NOT_SUSPENDED),
         {"state": LockState.INCOMING.value, "reservation_id": _RID, "user_id": _UID, "reserved_at": _AT, **_WINDOW}
         | {"move_from": _FROM, "move_from_version": _FROM_VERSION, "version": Param(NEW)},
         views="none: an INCOMING state is never shown",
@@ -453,7 +499,7 @@ class T:
     MOVE_OUT = Transition(
         "move out",
         (LockState.HELD,),
-        (*_HELD_BY, _version_is_expected()),
+        (*_HELD_BY, _NOT_LENT, _version_is_expected()),
         {"state": LockState.OUTGOING.value, "moved_to": _TO, "version": Param(NEW)},
         views="none yet: the source's rows go when the move finishes",
     )
@@ -485,7 +531,7 @@ class T:
     JOIN = Transition(
         "join",
         (LockState.HELD,),
-        (_is(LockState.HELD), Condition("user_id", "!=", _UID), Condition(_ENTRY, "=", None))
+        (_is(LockState.HELD), Condition("user_id", "!=", _UID), Condition(_ENTRY, "=", None), _NOT_SUSPENDED)
         + (Condition("queue_seq", "<", Param(NEW)),),
         {_ENTRY: (Param(NEW), _RID, None), "queue_seq": Param(NEW)},
         views="none: the queue is read from the lock",
@@ -493,7 +539,7 @@ class T:
     JOIN_FIRST = Transition(  # the first join a lock row ever has (`queue_seq` null, which `<` never holds for)
         "join first",
         (LockState.HELD,),
-        (_is(LockState.HELD), Condition("user_id", "!=", _UID), Condition(_ENTRY, "=", None))
+        (_is(LockState.HELD), Condition("user_id", "!=", _UID), Condition(_ENTRY, "=", None), _NOT_SUSPENDED)
         + (Condition("queue_seq", "=", None),),
         {_ENTRY: (Param(NEW), _RID, None), "queue_seq": Param(NEW)},
         views="none: the queue is read from the lock",
@@ -508,7 +554,7 @@ class T:
     HAND_OFF = Transition(
         "hand off",
         (LockState.HELD,),
-        (*_HELD_BY, _NEXT_IS, _version_below_new()),
+        (*_HELD_BY, _NOT_LENT, _NEXT_IS, _version_below_new()),
         {**_TO_NEXT, "version": Param(NEW)},
         views="the next reader's three rows written and the old holder's reader and reservation rows deleted, at the "
         "new version (one batch)",
@@ -516,7 +562,7 @@ class T:
     HAND_OFF_EXACT = Transition(  # a reserve that takes back what it made, while someone joined the queue meanwhile
         "hand off exactly",
         (LockState.HELD,),
-        (*_HELD_BY, _NEXT_IS, _version_is_expected()),
+        (*_HELD_BY, _NOT_LENT, _NEXT_IS, _version_is_expected()),
         {**_TO_NEXT, "version": Param(NEW)},
         views="as hand off",
     )
@@ -526,6 +572,54 @@ class T:
         (_is(LockState.FREE), _NEXT_IS, _version_below_new()),
         {**_TO_NEXT, "state": LockState.HELD.value, "version": Param(NEW)},
         views="the next reader's three rows, at the new version",
+    )
+    # Suspending keeps the reader's place (their entry, with its `joined`) in the other map, which hand-offs and
+    # promotions never read, and which a take, a move's take and a release do not ask to be empty: a book whose only
+    # readers are suspended is free for anyone. Like joining and leaving, these leave the hold's version alone.
+    SUSPEND = Transition(
+        "suspend",
+        (LockState.FREE, LockState.HELD, LockState.INCOMING, LockState.OUTGOING),
+        (Condition(_ENTRY, "=", Param("entry")), _SUSPENSIONS_AS_READ),
+        {_ENTRY: None, _SUSPENDED_ENTRY: Param("suspended_entry"), **_NEXT_SUSPENSIONS},
+        views="none",
+    )
+    RESUME = Transition(
+        "resume",
+        (LockState.FREE, LockState.HELD, LockState.INCOMING, LockState.OUTGOING, LockState.WITHDRAWN),
+        (Condition(_SUSPENDED_ENTRY, "=", Param("entry")), _SUSPENSIONS_AS_READ),
+        {_SUSPENDED_ENTRY: None, _ENTRY: Param("resumed_entry"), **_NEXT_SUSPENSIONS},
+        views="none (a free book it leaves with a reader waiting is then promoted)",
+    )
+    LEAVE_SUSPENDED = Transition(
+        "leave suspended",
+        (LockState.FREE, LockState.HELD, LockState.INCOMING, LockState.OUTGOING, LockState.WITHDRAWN),
+        (Condition(_SUSPENDED_ENTRY, "=", Param("entry")), _SUSPENSIONS_AS_READ),
+        {_SUSPENDED_ENTRY: None, **_NEXT_SUSPENSIONS},
+        views="none",
+    )
+
+    # The loan. A ready hold the reader collects at the desk is lent: it no longer expires (no `ready_until`), and a
+    # reader's cancel (release, hand off) never ends it; only the desk's return does, from the exact state it read.
+    LEND = Transition(
+        "lend",
+        (LockState.HELD,),
+        (*_HELD_BY, _NOT_LENT, _version_is_expected()),
+        {"lent_at": Param("lent_at"), "ready_until": None, "version": Param(NEW)},
+        views="the reservation's three rows rewritten (on loan) at the new version",
+    )
+    RETURN = Transition(
+        "return",
+        (LockState.HELD,),
+        (*_HELD_BY, _version_is_expected(), _NOBODY_WAITING),
+        {**_NOBODY, "lent_at": None, "state": LockState.FREE.value, "version": Param(NEW)},
+        views="the reservation's three rows deleted at the new version",
+    )
+    RETURN_HAND_OFF = Transition(
+        "return and hand off",
+        (LockState.HELD,),
+        (*_HELD_BY, _NEXT_IS, _version_is_expected()),
+        {**_TO_NEXT, "lent_at": None, "version": Param(NEW)},
+        views="as hand off",
     )
 
     # Schema version 1 -> 2 only: a lock row of version 1 (a reservation and no state) becomes a held lock.
@@ -556,6 +650,12 @@ class T:
         HAND_OFF,
         HAND_OFF_EXACT,
         PROMOTE,
+        SUSPEND,
+        RESUME,
+        LEAVE_SUSPENDED,
+        LEND,
+        RETURN,
+        RETURN_HAND_OFF,
         ADOPT,
     )
 
@@ -585,7 +685,12 @@ class LockTable(Protocol):
         ...
 
     async def read_waiting_for(self, user_id: int) -> list[Lock]:
-        """The locks of the books whose queue the reader is in, read at QUORUM through the index on the queue's keys."""
+        """The locks of the books whose queue the reader is in (active or suspended), read at QUORUM through the
+        indexes on the queue maps' keys."""
+        ...
+
+    async def read_resuming_by(self, at: datetime) -> list[Lock]:
+        """The locks with a suspension that ends at or before `at`, read through the index on `resume_at`."""
         ...
 
     async def send(self, transition: Transition, book_id: UUID, values: dict[str, Any]) -> tuple[bool, Lock]:
@@ -613,7 +718,11 @@ class CassandraLockTable:
             f"SELECT {_COLUMNS} FROM {self.ks}.reservation_by_book_id "
             f"WHERE token(book_id) >= ? AND token(book_id) <= ? AND state = '{LockState.HELD}'"
         )
-        self._read_waiting_for = f"SELECT {_COLUMNS} FROM {self.ks}.reservation_by_book_id WHERE waiting CONTAINS KEY ?"
+        self._read_waiting_for = [
+            f"SELECT {_COLUMNS} FROM {self.ks}.reservation_by_book_id WHERE {column} CONTAINS KEY ?"
+            for column in _QUEUE_MAPS
+        ]
+        self._read_resuming_by = f"SELECT {_COLUMNS} FROM {self.ks}.reservation_by_book_id WHERE resume_at <= ?"
         self._cql = {t.name: self._render(t) for t in T.ALL}
 
     def _render(self, t: Transition) -> tuple[str, list[Param | tuple[Any, ...]]]:
@@ -664,8 +773,15 @@ class CassandraLockTable:
             raise
 
     async def read_waiting_for(self, user_id: int) -> list[Lock]:
+        locks: dict[UUID, Lock] = {}
+        for cql in self._read_waiting_for:  # active places, then suspended ones (an entry moves between them)
+            async for rows in self.db.pages(cql, [user_id], page_size=HELD_PER_PAGE):
+                locks.update((row.book_id, lock_from_row(row.book_id, row)) for row in rows)
+        return list(locks.values())
+
+    async def read_resuming_by(self, at: datetime) -> list[Lock]:
         locks: list[Lock] = []
-        async for rows in self.db.pages(self._read_waiting_for, [user_id], page_size=HELD_PER_PAGE):
+        async for rows in self.db.pages(self._read_resuming_by, [at], page_size=HELD_PER_PAGE):
             locks += [lock_from_row(row.book_id, row) for row in rows]
         return locks
 
@@ -723,6 +839,10 @@ class LockRunner:
     async def read_waiting_for(self, user_id: int) -> list[Lock]:
         """The locks of the books whose queue the reader is in (one indexed read)."""
         return await self.table.read_waiting_for(user_id)
+
+    async def read_resuming_by(self, at: datetime) -> list[Lock]:
+        """The locks with a suspension that ends at or before `at` (one indexed read)."""
+        return await self.table.read_resuming_by(at)
 
     async def look(self, transition: Transition, book_id: UUID, **values: Any) -> Outcome | None:
         """For a transition marked `refused_by_read`: the lock read at QUORUM, and the refusal if it refuses the

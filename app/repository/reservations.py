@@ -19,7 +19,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -231,6 +231,8 @@ class Reservations:
             await self._heal_beside(met)
         elif met.state is LockState.FREE and met.waiting:
             await self.promote(book_id)  # free, and readers wait: it is theirs, in order
+        if (paused := met.suspension(user_id)) is not None:
+            return Conflict.place_suspended(book_id, paused.suspended_until)
         return self._taken(book_id, met, user_id)  # held, or a move at work on it: taken, for now
 
     def _taken(self, book_id: UUID, held: Lock, user_id: int) -> Conflict:
@@ -299,14 +301,17 @@ class Reservations:
             # The lock stays the truth; the heal at the next conflict or the audit's repair rebuilds its views.
             log.warning("could not undo reservation %s on book %s", rid, lock.book_id)
 
-    async def _end_exactly(self, lock: Lock) -> tuple[Outcome, bool]:
+    async def _end_exactly(
+        self, lock: Lock, release: Transition = T.RELEASE_EXACT, hand_off: Transition = T.HAND_OFF_EXACT
+    ) -> tuple[Outcome, bool]:
         """Ends the hold `lock` shows, only at its exact version: the book freed, or, when readers joined its queue
-        meanwhile, handed to the first of them. Says how it went, and whether it was handed on."""
+        meanwhile, handed to the first of them (a loan: `RETURN`, `RETURN_HAND_OFF`). Says how it went, and whether
+        it was handed on."""
         rid = lock.reservation_id
-        released = await self.locks.run(T.RELEASE_EXACT, lock.book_id, expected=lock.version, reservation_id=rid)
+        released = await self.locks.run(release, lock.book_id, expected=lock.version, reservation_id=rid)
         if not released.applied and released.lock.waiting and released.lock.version == lock.version:
             met = replace(lock, waiting=released.lock.waiting)
-            handed = await self._hand_on(met, T.HAND_OFF_EXACT, reservation_id=rid, expected=lock.version)
+            handed = await self._hand_on(met, hand_off, reservation_id=rid, expected=lock.version)
             return handed, handed.applied
         return released, False
 
@@ -363,6 +368,8 @@ class Reservations:
         for _ in range(ATTEMPTS):
             released = await self.locks.run(T.RELEASE, book_id, reservation_id=reservation_id)
             handed = False
+            if not released.applied and released.lock.holds(reservation_id) and released.lock.lent_at is not None:
+                raise Conflict.on_loan(book_id, reservation_id)  # the book is at the reader's: the desk ends it
             if not released.applied and released.lock.holds(reservation_id) and released.lock.waiting:
                 # Readers wait for the book: it goes to the first of them in the same transition, never free between.
                 released = await self._hand_on(released.lock, T.HAND_OFF, reservation_id=reservation_id)
@@ -481,6 +488,8 @@ class Reservations:
         # A move of this reservation that stopped half-way leaves its other book in-between: finished or abandoned
         # first, so that no later move overwrites the only pointer to it (the row's hint).
         await self._end_moves_into([row], source.book_id)
+        if source.lent_at is not None:
+            raise Conflict.on_loan(source.book_id, reservation_id)  # a loan is neither renewed nor moved here
         if new_book_id is None or new_book_id == source.book_id:
             return await self._renew(source)
         assert source.version is not None
@@ -660,14 +669,30 @@ class Reservations:
         late = timedelta(seconds=self.settle_after_seconds + 2 * self.sweep_seconds)
         return lock.expired(now() - late)
 
+    def late_resumptions(self, lock: Lock) -> tuple[Waiting, ...]:
+        """The suspended places of `lock` past their end for longer than a sweep takes to resume them (as `overdue`)."""
+        late = timedelta(seconds=self.settle_after_seconds + 2 * self.sweep_seconds)
+        return lock.due(now() - late)
+
     async def sweep(self) -> int:
         """Ends every hold whose pickup window has passed (one indexed read of the held locks, or a scan of every
         lock while that index cannot answer). Harmless beside any number of other sweeps: each end is conditioned on
         the exact state read. Returns how many this sweep ended."""
+        at, gate = now(), asyncio.Semaphore(SWEEP_CONCURRENCY)
+        # Suspensions that ended first, so that a hold expiring on the same book goes to a reader just resumed.
+        resuming = await self.locks.read_resuming_by(at)
+
+        async def resume(lock: Lock) -> None:
+            async with gate:
+                try:
+                    await self.resume_due(lock)
+                except DatabaseUnavailable as error:  # the next sweep tries again
+                    log.warning("could not resume the suspended places on %s: %s", lock.book_id, error)
+
+        await asyncio.gather(*(resume(lock) for lock in resuming))
         held = await self.locks.read_held_between(-(2**63), 2**63 - 1)
         if held is None:
             held = [lock async for page in self.locks.scan() for lock in page if lock.state is LockState.HELD]
-        at, gate = now(), asyncio.Semaphore(SWEEP_CONCURRENCY)
 
         async def end(lock: Lock) -> bool:
             async with gate:
@@ -678,6 +703,67 @@ class Reservations:
                     return False
 
         return sum(await asyncio.gather(*(end(lock) for lock in held if lock.expired(at))))
+
+    # -- the loan: collected at the desk, returned at the desk ----------------------------------------------------
+    async def lend(self, book_id: UUID) -> Reservation:
+        """The reader collected their ready hold on the book at the desk: it is on loan until the desk marks it
+        returned (it no longer expires, and the reader's cancel or move no longer ends it). The hold ends in the
+        reader's history as collected, and frees its seat under the limit. Conflict if nobody holds the book, or it
+        is on loan already."""
+        for _ in range(ATTEMPTS):
+            lock = await self.locks.read(book_id, serial=True)
+            if lock.state in _GONE:
+                raise UnknownBook(book_id)
+            if lock.in_between:
+                if not await self.settle(lock):
+                    raise Conflict.reservation_changed(lock.reservation_id)  # type: ignore[arg-type]
+                continue
+            if lock.state is not LockState.HELD or lock.lent_at is not None:
+                raise Conflict.not_on_loan(book_id, lent=lock.lent_at is not None)
+            rid, user_id = lock.reservation_id, lock.user_id
+            assert rid is not None and user_id is not None
+            lent = await self.locks.run(
+                T.LEND, book_id, before=lock, expected=lock.version, reservation_id=rid, lent_at=now()
+            )
+            if not lent.applied:
+                continue  # renewed, cancelled or handed on meanwhile: look again
+            await self.store.write_views(lent.lock)
+            await self._free_seat_of(user_id, rid)
+            await self._ended(user_id, HoldEnd.COLLECTED, rid, book_id, lock.reserved_at)
+            return lent.lock.reservation()
+        raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
+
+    async def take_back(self, book_id: UUID) -> Reservation:
+        """The desk marks the book on loan returned: the loan ends, from the exact state read, and the book goes to
+        the first reader waiting (a ready hold for them, with its notice), or is free. Returns the loan that ended.
+        Conflict if the book is not on loan."""
+        tried: Reservation | None = None
+        for _ in range(ATTEMPTS):
+            lock = await self.locks.read(book_id, serial=True)
+            if lock.state in _GONE:
+                raise UnknownBook(book_id)
+            if tried is not None and not lock.involves(tried.reservation_id):
+                # Ended by a send whose answer was lost (this request's or another desk's): its rows go as a
+                # cancel's do then, above every state of the book that has ended.
+                row = await self.store.reservation_row(tried.reservation_id)
+                if row is not None:
+                    await self._remove_released([row])
+                return tried
+            if lock.state is not LockState.HELD or lock.lent_at is None:
+                raise Conflict.not_on_loan(book_id, lent=False)
+            tried = lock.reservation()
+            ended, handed = await self._end_exactly(lock, T.RETURN, T.RETURN_HAND_OFF)
+            if not ended.applied:
+                continue  # another desk's return, or a reader joining the queue meanwhile: look again
+            version, loan = ended.lock.version, lock.reservation()
+            assert version is not None
+            await self._step("return.ended", lock=lock, version=version)
+            row = await self.store.reservation_row(loan.reservation_id)
+            seen = [row] if row is not None else [ViewRow(loan.reservation_id, book_id, loan.user_id, None, None, None)]
+            await self._clear_ended(seen, book_id, version, handed=handed)
+            await self._ended(loan.user_id, HoldEnd.RETURNED, loan.reservation_id, book_id, loan.lent_at)
+            return loan
+        raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
 
     # -- the per-reader limits (app/repository/seats.py) ----------------------------------------------------------
     async def _claim_seat(self, user_id: int, kind: str, rid: UUID, book_id: UUID) -> list[Seat]:
@@ -744,7 +830,7 @@ class Reservations:
                 continue
             rid = seat.reservation_id
             lock = await self.locks.read(seat.book_id, serial=True)
-            if lock.involves(rid) or any(w.reservation_id == rid for w in lock.waiting):
+            if lock.involves(rid) or any(w.reservation_id == rid for w in lock.queue):
                 continue
             row = await self.store.reservation_row(rid)
             if row is not None:
@@ -771,6 +857,8 @@ class Reservations:
                 raise UnknownBook(book_id)
             if (entry := lock.queued(user_id)) is not None:
                 raise Conflict.already_waiting(book_id, lock.position(user_id) or 0)
+            if (paused := lock.suspension(user_id)) is not None:
+                raise Conflict.place_suspended(book_id, paused.suspended_until)
             if lock.in_between:
                 if not await self.settle(lock):
                     raise self._taken(book_id, lock, user_id)  # a move at work on it: it is not free
@@ -827,7 +915,29 @@ class Reservations:
         """Takes the reader out of the book's queue; returns the reservation their place was for. NotFound if they
         are not in it. Should the book have come to them meanwhile, the reservation it made is cancelled: they asked
         not to wait for it any more."""
-        lock = await self.locks.read(book_id, serial=True)
+        tried: Waiting | None = None
+        for _ in range(ATTEMPTS):
+            lock = await self.locks.read(book_id, serial=True)
+            paused = lock.suspension(user_id)
+            if paused is None:
+                if tried is not None and lock.in_queue(user_id) is None:
+                    paused = tried  # left by this request's own send, whose answer was lost
+                    await self._free_seat_of(user_id, paused.reservation_id)
+                    await self._ended(user_id, HoldEnd.LEFT, paused.reservation_id, book_id, None)
+                    return paused.reservation_id
+                break
+            tried = paused
+            # A suspended place: taken out of the other map, as read (`suspend_seq`); a change of it meanwhile (its
+            # resumption, another reader's suspension) makes it look again.
+            left = await self.locks.run(
+                T.LEAVE_SUSPENDED, book_id, user_id=user_id, entry=paused.cell(), **_suspensions_without(lock, paused)
+            )
+            if left.applied:
+                await self._free_seat_of(user_id, paused.reservation_id)
+                await self._ended(user_id, HoldEnd.LEFT, paused.reservation_id, book_id, None)
+                return paused.reservation_id
+        else:
+            raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
         entry = lock.queued(user_id)
         if entry is None:
             raise NotFound.not_waiting(book_id, user_id)
@@ -865,6 +975,91 @@ class Reservations:
                 if not (await self.locks.read(lock.book_id, serial=True)).involves(rid):
                     return
         raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
+
+    # -- suspending a place -----------------------------------------------------------------------------------
+    async def suspend(self, book_id: UUID, user_id: int, until: datetime) -> Place:
+        """Suspends the reader's place in the book's queue until `until` (a time to come; the service checks it):
+        hand-offs skip it meanwhile, it keeps its position, and it becomes active again then (`resume_due`, run by
+        the sweep), or sooner if the reader resumes it. NotFound if they are not in the queue (the book may have
+        come to them meanwhile); Conflict if the place is suspended already."""
+        until = until.astimezone(UTC).replace(tzinfo=None) if until.tzinfo else until
+        until = until.replace(microsecond=until.microsecond // 1000 * 1000)  # as Cassandra keeps it
+        for _ in range(ATTEMPTS):
+            lock = await self.locks.read(book_id, serial=True)
+            if (paused := lock.suspension(user_id)) is not None:
+                if paused.suspended_until == until:
+                    return place_in(lock, user_id)  # this request's own, whose answer was lost
+                raise Conflict.place_suspended(book_id, paused.suspended_until)
+            entry = lock.queued(user_id)
+            if entry is None:
+                raise NotFound.not_waiting(book_id, user_id)
+            suspended = replace(entry, suspended_until=until)
+            done = await self.locks.run(
+                T.SUSPEND,
+                book_id,
+                before=lock,
+                user_id=user_id,
+                entry=entry.cell(),
+                suspended_entry=suspended.cell(),
+                **_suspensions_with(lock, suspended),
+            )
+            if done.applied:
+                return place_in(done.lock, user_id)
+        raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
+
+    async def resume(self, book_id: UUID, user_id: int) -> Place | Reservation:
+        """Makes the reader's suspended place active again, where it was. A free book is then theirs if nobody is
+        before them (the Reservation it became); otherwise their place. NotFound if they are not in the queue."""
+        for _ in range(ATTEMPTS):
+            lock = await self.locks.read(book_id, serial=True)
+            paused = lock.suspension(user_id)
+            if paused is None:
+                if lock.queued(user_id) is not None:
+                    return place_in(lock, user_id)  # active already (this request's own, whose answer was lost)
+                raise NotFound.not_waiting(book_id, user_id)
+            resumed = await self._resume(lock, paused)
+            if resumed is None:
+                continue  # the queue changed meanwhile: look again
+            if resumed.state is LockState.FREE:
+                await self.promote(book_id)
+                now_lock = await self.locks.read(book_id, serial=True)
+                if now_lock.holds(paused.reservation_id):
+                    return now_lock.reservation()
+                resumed = now_lock
+            if resumed.in_queue(user_id) is None:
+                raise NotFound.not_waiting(book_id, user_id)
+            return place_in(resumed, user_id)
+        raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
+
+    async def resume_due(self, lock: Lock) -> int:
+        """Resumes every suspended place of `lock` whose date has come (the sweep's part, from its indexed read); a
+        free book then goes to the first reader waiting. Each resumption is conditioned on the queue's suspensions
+        exactly as read, so sweeps on many instances resume each place once. Says how many this call resumed."""
+        done = 0
+        for _ in range(ATTEMPTS):
+            lock = await self.locks.read(lock.book_id, serial=True)
+            due = lock.due(now())
+            if not due:
+                break
+            resumed = await self._resume(lock, due[0])
+            done += resumed is not None
+        if lock.state is LockState.FREE and lock.waiting:
+            await self.promote(lock.book_id)
+        return done
+
+    async def _resume(self, lock: Lock, paused: Waiting) -> Lock | None:
+        """suspended -> waiting for one entry, from the suspensions as read: the lock it made, or None if refused."""
+        active = replace(paused, suspended_until=None)
+        done = await self.locks.run(
+            T.RESUME,
+            lock.book_id,
+            before=lock,
+            user_id=paused.user_id,
+            entry=paused.cell(),
+            resumed_entry=active.cell(),
+            **_suspensions_without(lock, paused),
+        )
+        return done.lock if done.applied else None
 
     async def promote(self, book_id: UUID) -> None:
         """A free book with readers waiting (its holder moved away) goes to the first of them."""
@@ -1083,13 +1278,32 @@ class Reservations:
             return met.version or 0
         if met.state is LockState.FREE and met.waiting:
             await self.promote(book_id)
-        raise Conflict.book_in_use(book_id, met.reservation_id)
+        raise Conflict.book_in_use(book_id, met.reservation_id)  # held, or readers wait (suspended or not)
 
     async def _step(self, name: str, **facts: Any) -> None:
         """A named point in an operation, where a test can pause it (`Library.steps`)."""
         hook = self.steps.get(name)
         if hook is not None:
             await hook(name, facts)
+
+
+def _suspensions_with(lock: Lock, entry: Waiting) -> dict[str, Any]:
+    """The values of a change that adds `entry` to the lock's suspended places: as read, and what they become."""
+    return _suspensions_as(lock, (*lock.suspended, entry))
+
+
+def _suspensions_without(lock: Lock, entry: Waiting) -> dict[str, Any]:
+    """The values of a change that takes `entry` out of the lock's suspended places."""
+    return _suspensions_as(lock, tuple(w for w in lock.suspended if w.user_id != entry.user_id))
+
+
+def _suspensions_as(lock: Lock, left: tuple[Waiting, ...]) -> dict[str, Any]:
+    ends = [w.suspended_until for w in left if w.suspended_until is not None]
+    return {
+        "suspend_seq_read": lock.suspend_seq,
+        "suspend_seq": (lock.suspend_seq or 0) + 1,
+        "resume_at": min(ends) if ends else None,
+    }
 
 
 def _books_named(rows: list[ViewRow], released: UUID | None) -> list[UUID]:

@@ -21,7 +21,7 @@ from app.db import Database
 from app.models import Reservation, User
 from app.repository.locks import Lock
 
-COLUMNS = "reservation_id, book_id, user_id, reserved_at, ready_until"
+COLUMNS = "reservation_id, book_id, user_id, reserved_at, ready_until, lent_at"
 # A view row with its version and its write time (which a repair deletes at, removing that write and nothing newer).
 VIEW_COLUMNS = f"{COLUMNS}, version, WRITETIME(reserved_at) AS written"
 VIEWS = ("reservations", "user_reservations", "book_reservations")
@@ -41,20 +41,24 @@ class ViewRow:
     moving_to: UUID | None = None
     hinted: int | None = None
     ready_until: datetime | None = None
+    lent_at: datetime | None = None
 
     def reservation(self) -> Reservation:
-        assert self.reserved_at is not None
-        return Reservation(self.reservation_id, self.book_id, self.user_id, self.reserved_at, self.ready_until)
+        r = self
+        assert r.reserved_at is not None
+        return Reservation(r.reservation_id, r.book_id, r.user_id, r.reserved_at, r.ready_until, r.lent_at)
 
     def shows(self, lock: Lock) -> bool:
         """Whether the row says exactly what the HELD lock says, at its version."""
-        said = (self.reservation_id, self.book_id, self.user_id, self.reserved_at, self.ready_until, self.version)
+        r = self
+        said = (r.reservation_id, r.book_id, r.user_id, r.reserved_at, r.ready_until, r.lent_at, r.version)
         return said == (
             lock.reservation_id,
             lock.book_id,
             lock.user_id,
             lock.reserved_at,
             lock.ready_until,
+            lock.lent_at,
             lock.version,
         )
 
@@ -72,6 +76,7 @@ def view_row(row: Any) -> ViewRow | None:
         getattr(row, "moving_to", None),
         getattr(row, "hinted", None),
         row.ready_until,
+        getattr(row, "lent_at", None),
     )
 
 
@@ -125,12 +130,12 @@ class ReservationStore(Protocol):
 
 
 _INSERTS = (
-    "INSERT INTO {ks}.reservations (reservation_id, book_id, user_id, reserved_at, ready_until, version) "
-    "VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
-    "INSERT INTO {ks}.user_reservations (user_id, book_id, reservation_id, reserved_at, ready_until, version) "
-    "VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
-    "INSERT INTO {ks}.book_reservations (book_id, reservation_id, user_id, reserved_at, ready_until, version) "
-    "VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+    "INSERT INTO {ks}.reservations (reservation_id, book_id, user_id, reserved_at, ready_until, lent_at, version) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+    "INSERT INTO {ks}.user_reservations (user_id, book_id, reservation_id, reserved_at, ready_until, lent_at, version) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+    "INSERT INTO {ks}.book_reservations (book_id, reservation_id, user_id, reserved_at, ready_until, lent_at, version) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
 )
 _DELETE_RESERVATION_ROW = "DELETE FROM {ks}.reservations USING TIMESTAMP ? WHERE reservation_id = ?"
 _DELETE_USER_ROW = "DELETE FROM {ks}.user_reservations USING TIMESTAMP ? WHERE user_id = ? AND book_id = ?"
@@ -156,9 +161,9 @@ class CassandraReservationStore:
         # replays, not at all.
         r, v = lock.reservation(), lock.version
         values = (
-            [r.reservation_id, r.book_id, r.user_id, r.reserved_at, r.ready_until, v, v],
-            [r.user_id, r.book_id, r.reservation_id, r.reserved_at, r.ready_until, v, v],
-            [r.book_id, r.reservation_id, r.user_id, r.reserved_at, r.ready_until, v, v],
+            [r.reservation_id, r.book_id, r.user_id, r.reserved_at, r.ready_until, r.lent_at, v, v],
+            [r.user_id, r.book_id, r.reservation_id, r.reserved_at, r.ready_until, r.lent_at, v, v],
+            [r.book_id, r.reservation_id, r.user_id, r.reserved_at, r.ready_until, r.lent_at, v, v],
         )
         batch = self.db.batch()
         for cql, params in zip(_INSERTS, values, strict=True):

@@ -24,7 +24,7 @@ from app.web.guards import GuardedApplication
 from app.web.health import HealthHandler
 from app.web.monitoring import MetricsHandler, finished, route_labels
 from app.web.openapi import document
-from app.web.wording import count, when
+from app.web.wording import count, tomorrow, when
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = PROJECT_DIR / "templates"
@@ -53,6 +53,8 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     (r"/api/books", api_books.BooksHandler),
     (rf"/api/books/{UUID}", api_books.BookHandler),
     (rf"/api/books/{UUID}/queue", api_queues.BookQueueHandler),
+    (rf"/api/books/{UUID}/queue/suspension", api_queues.QueueSuspensionHandler),
+    (rf"/api/books/{UUID}/loan", api_queues.BookLoanHandler),
     (r"/api/session", api_session.SessionHandler),
     (r"/api/users", api_users.UsersHandler),
     (rf"/api/users/{UUID}", api_users.UserHandler),
@@ -76,6 +78,10 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     (rf"/books/{UUID}/queue", pages.JoinQueueHandler),
     (rf"/books/{UUID}/leave", pages.LeaveQueueHandler),
     (rf"/books/{UUID}/hold", pages.DeskHoldHandler),
+    (rf"/books/{UUID}/suspend", pages.SuspendPlaceHandler),
+    (rf"/books/{UUID}/resume", pages.ResumePlaceHandler),
+    (rf"/books/{UUID}/collect", pages.CollectHandler),
+    (rf"/books/{UUID}/return", pages.ReturnHandler),
     (rf"/books/{UUID}/edit", pages.EditBookHandler),
     (rf"/books/{UUID}/delete", pages.DeleteBookHandler),
     (r"/me", pages.MyReservationsHandler),
@@ -112,6 +118,7 @@ def make_app(library: Library, settings: Settings) -> tornado.web.Application:
         FACET_SIZE=FACET_SIZE,
         max_length=max_length,
         count=count,
+        tomorrow=lambda: tomorrow(settings.time_zone),
     )
     # Every request passes app/web/guards.py (host, body size, content type) and every answer gets its headers.
     return GuardedApplication(

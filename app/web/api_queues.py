@@ -10,7 +10,7 @@ from __future__ import annotations
 from app.access import Access
 from app.web.base import JsonHandler
 from app.web.parsing import parse_time_uuid, parse_user_id, parse_user_id_text, parse_uuid
-from app.web.representations import joined_json, past_hold_json, place_json
+from app.web.representations import joined_json, loan_json, past_hold_json, place_json
 
 
 class BookQueueHandler(JsonHandler):
@@ -39,6 +39,40 @@ class BookQueueHandler(JsonHandler):
         named = parse_user_id_text(raw_user) if raw_user is not None else None
         await self.service.leave(self.caller, book_id, named)
         self.no_content()
+
+
+class QueueSuspensionHandler(JsonHandler):
+    ACCESS = {"put": Access.READER, "delete": Access.READER}
+
+    async def put(self, raw_id: str) -> None:
+        """Suspend one's place until a date (`until`); a librarian may name the reader (`user_id`)."""
+        book_id = parse_uuid(raw_id, "book_id")
+        data = self.json_body()
+        named = parse_user_id(data["user_id"]) if data.get("user_id") is not None else None
+        time_zone = self.app_settings.time_zone
+        place = await self.service.suspend(self.caller, book_id, data.get("until"), named, time_zone=time_zone)
+        self.write_json(place_json(place))
+
+    async def delete(self, raw_id: str) -> None:
+        """Resume the suspended place: waiting again where it was, or, for a free book, reserved at once."""
+        book_id = parse_uuid(raw_id, "book_id")
+        raw_user = self.query("user_id")
+        named = parse_user_id_text(raw_user) if raw_user is not None else None
+        self.write_json(joined_json(await self.service.resume(self.caller, book_id, named)))
+
+
+class BookLoanHandler(JsonHandler):
+    ACCESS = {"post": Access.STAFF, "delete": Access.STAFF}
+
+    async def post(self, raw_id: str) -> None:
+        """The desk: the reader holding the book collected it."""
+        loan = await self.service.lend(self.caller, parse_uuid(raw_id, "book_id"))
+        self.write_json(loan_json(loan, "on_loan"))
+
+    async def delete(self, raw_id: str) -> None:
+        """The desk: the book on loan came back."""
+        loan = await self.service.take_back(self.caller, parse_uuid(raw_id, "book_id"))
+        self.write_json(loan_json(loan, "returned"))
 
 
 class ReaderQueuesHandler(JsonHandler):

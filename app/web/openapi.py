@@ -468,6 +468,59 @@ def document(*, production: bool = False) -> dict[str, Any]:
                     },
                 },
             },
+            "/api/books/{book_id}/queue/suspension": {
+                "parameters": book_path,
+                "put": {
+                    "tags": ["queues"],
+                    "summary": "Suspend one's place in the queue until a date: it is kept, and passed over until then",
+                    "requestBody": _body(_ref("Suspension")),
+                    "responses": {
+                        "200": _json(_ref("Place"), "The place, suspended"),
+                        "400": BAD_REQUEST,
+                        "404": _error("Not in the book's queue"),
+                        "409": _error("The place is suspended already"),
+                        "503": UNAVAILABLE,
+                    },
+                },
+                "delete": {
+                    "tags": ["queues"],
+                    "summary": "Resume a suspended place; a free book is reserved for the reader at once",
+                    "parameters": [
+                        _param("user_id", "query", USER_ID_SCHEMA, "The reader, if not the caller (librarians)")
+                    ],
+                    "responses": {
+                        "200": _json(_ref("Joined"), "In the queue again (waiting), or reserved (ready)"),
+                        "400": BAD_REQUEST,
+                        "404": _error("Not in the book's queue"),
+                        "503": UNAVAILABLE,
+                    },
+                },
+            },
+            "/api/books/{book_id}/loan": {
+                "parameters": book_path,
+                "post": {
+                    "tags": ["desk"],
+                    "summary": "The reader holding the book collected it: on loan until returned (librarians)",
+                    "responses": {
+                        "200": _json(_ref("Loan"), "On loan"),
+                        "400": BAD_REQUEST,
+                        "404": NOT_FOUND,
+                        "409": _error("Nobody holds the book ready, or it is on loan already"),
+                        "503": UNAVAILABLE,
+                    },
+                },
+                "delete": {
+                    "tags": ["desk"],
+                    "summary": "The book on loan came back: it goes to the next reader in its queue (librarians)",
+                    "responses": {
+                        "200": _json(_ref("Loan"), "The loan that ended"),
+                        "400": BAD_REQUEST,
+                        "404": NOT_FOUND,
+                        "409": _error("The book is not on loan"),
+                        "503": UNAVAILABLE,
+                    },
+                },
+            },
             "/api/users/{user_id}/history": {
                 "parameters": user_path,
                 "get": {
@@ -743,7 +796,36 @@ def _schemas() -> dict[str, Any]:
                 "book_id": UUID_SCHEMA,
                 "user_id": {"type": "integer"},
                 "position": {"type": "integer", "description": "1: next in line"},
-                "waiting": {"type": "integer", "description": "How many wait in all"},
+                "waiting": {"type": "integer", "description": "How many are in the queue in all"},
+                "suspended_until": {
+                    "type": ["string", "null"],
+                    "format": "date-time",
+                    "description": "Suspended until then: passed over, keeping its position (null: active)",
+                },
+            },
+        },
+        "Suspension": {
+            "type": "object",
+            "required": ["until"],
+            "properties": {
+                "until": {
+                    "type": "string",
+                    "description": "A date (2026-12-20: from the start of that day, the library's time) or a time with "
+                    "its offset, to come, at most a year ahead",
+                },
+                "user_id": {**USER_ID_SCHEMA, "description": "The reader, if not the caller (librarians only)"},
+            },
+        },
+        "Loan": {
+            "type": "object",
+            "required": ["status", "reservation_id", "book_id", "user_id", "reserved_at"],
+            "properties": {
+                "status": {"type": "string", "enum": ["on_loan", "returned"]},
+                "reservation_id": UUID_SCHEMA,
+                "book_id": UUID_SCHEMA,
+                "user_id": {"type": "integer"},
+                "reserved_at": timestamp,
+                "lent_at": timestamp,
             },
         },
         "Joined": {

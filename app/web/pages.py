@@ -72,6 +72,7 @@ from app.web.wording import (
     too_many_books,
     too_many_readers,
     unsearchable,
+    when,
 )
 
 SESSION_COOKIE = "session"
@@ -490,6 +491,7 @@ class BookPageHandler(PageHandler):
             holder_card=holder_card,
             waiting=len(queue),
             place=place_words(mine) if mine is not None else None,
+            mine=mine,
             queue=await self._queue_lines(queue) if staff else [],
             history=history,
             by_author=min(len(by_author), BY_AUTHOR_COUNTED),
@@ -954,6 +956,61 @@ class DeskHoldHandler(ActionHandler):
         if isinstance(joined, Place):
             return Done(f"{reader.name} (card {card}) is now {place_words(joined)} for “{book.title}”.")
         return Done(f"“{book.title}” was free: it is reserved for {reader.name} (card {card}).")
+
+
+class SuspendPlaceHandler(ActionHandler):
+    """A reader suspends their place in a book's queue until a date: kept, and passed over until then."""
+
+    FORM = True
+
+    async def act(self, raw_id: str) -> Done:
+        reader = self.require_reader()
+        book = await self.library.get_book(parse_uuid(raw_id, "book_id"))
+        until = self.get_body_argument("until", "")
+        time_zone = self.app_settings.time_zone
+        place = await self.service.suspend(reader, book.book_id, until, time_zone=time_zone)
+        return Done(
+            f"Your place in the queue for “{book.title}” is suspended until {when(place.suspended_until, time_zone)}: "
+            f"you keep it ({place_words(place)}), and the book passes you by until then."
+        )
+
+
+class ResumePlaceHandler(ActionHandler):
+    """A reader resumes their suspended place; a book free by then is theirs at once."""
+
+    async def act(self, raw_id: str) -> Done:
+        reader = self.require_reader()
+        book = await self.library.get_book(parse_uuid(raw_id, "book_id"))
+        resumed = await self.service.resume(reader, book.book_id)
+        if isinstance(resumed, Place):
+            return Done(f"Your place in the queue for “{book.title}” is active again: you are {place_words(resumed)}.")
+        return Done(f"“{book.title}” was free, so it is yours now: collect it at the desk. It is listed below.")
+
+
+class CollectHandler(ActionHandler):
+    """At the desk: the reader holding the book collected it; it is on loan until returned. In the desk log."""
+
+    ACCESS = {"post": Access.STAFF}
+
+    async def act(self, raw_id: str) -> Done:
+        book = await self.library.get_book(parse_uuid(raw_id, "book_id"))
+        loan = await self.service.lend(self.caller, book.book_id)
+        reader = await _user_or_none(self.library, loan.user_id)
+        who = f"{reader.name} (card {loan.user_id})" if reader else f"card {loan.user_id}"
+        return Done(f"“{book.title}” is on loan to {who} until it is returned here.")
+
+
+class ReturnHandler(ActionHandler):
+    """At the desk: the book on loan came back; it goes to the next reader in its queue. In the desk log."""
+
+    ACCESS = {"post": Access.STAFF}
+
+    async def act(self, raw_id: str) -> Done:
+        book = await self.library.get_book(parse_uuid(raw_id, "book_id"))
+        await self.service.take_back(self.caller, book.book_id)
+        holder = await self.library.holder(book.book_id)
+        after = "it is ready for the next reader in its queue" if holder else "nobody waits for it: it is available"
+        return Done(f"“{book.title}” is back: {after}.")
 
 
 class LeaveQueueHandler(ActionHandler):

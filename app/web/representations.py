@@ -61,7 +61,13 @@ def place_json(place: Place) -> dict[str, Any]:
         "user_id": place.user_id,
         "position": place.position,
         "waiting": place.waiting,
+        "suspended_until": timestamp(place.suspended_until) if place.suspended_until else None,
     }
+
+
+def loan_json(loan: Reservation, status: str) -> dict[str, Any]:
+    """A book collected at the desk ('on_loan'), or whose loan ended ('returned')."""
+    return {"status": status, **reservation_json(loan), "lent_at": timestamp(loan.lent_at) if loan.lent_at else None}
 
 
 def past_hold_json(line: PastHold) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from app.models import (
@@ -39,6 +39,7 @@ FIELD_WORDS = {
     "author": "The author",
     "genre": "The genre",
     "published_year": "The year",
+    "until": "The date you are away until",
     "name": "The name",
     "email": "The e-mail address",
     "pin": "The PIN",
@@ -148,9 +149,18 @@ def _conflict_words(error: Conflict, book: str) -> str:
     if kind is ConflictKind.RESERVATION_CHANGED:
         return "Your reservation was changed by another request meanwhile, so it was not moved. Try again."
     if kind is ConflictKind.BOOK_IN_USE:
-        return f"{book} is reserved, so it cannot be deleted yet: cancel the reservation first."
+        return f"{book} is reserved or readers are in its queue, so it cannot be deleted yet."
     if kind is ConflictKind.ALREADY_WAITING:
         return f"You are already in the queue for {book if book != 'That book' else 'that book'}."
+    if kind is ConflictKind.PLACE_SUSPENDED:
+        return "Your place in the queue for this book is suspended: resume it, and you keep your place in line."
+    if kind is ConflictKind.ON_LOAN:
+        return "This book is on loan to you: it stays yours until it is returned at the library's desk."
+    if kind is ConflictKind.NOT_ON_LOAN:
+        return (
+            f"{book} is on loan already." if "already" in str(error) else f"{book} is not ready to be collected or "
+            "returned: check whose reservation it is."
+        )
     if kind is ConflictKind.LIMIT_REACHED:
         return (
             "You have as many reservations or places in queues as the library allows at once: cancel one, or wait "
@@ -176,6 +186,11 @@ def when(moment: datetime | None, time_zone: str) -> str:
     return f"{local.day} {local:%B %Y, %H:%M}"
 
 
+def tomorrow(time_zone: str) -> str:
+    """Tomorrow's date in the library's time zone, as a date field takes it (the earliest end of a suspension)."""
+    return (datetime.now(ZoneInfo(time_zone)) + timedelta(days=1)).date().isoformat()
+
+
 def ordinal(number: int) -> str:
     """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st."""
     suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
@@ -193,6 +208,8 @@ HOLD_END_WORDS = {
     HoldEnd.CANCELLED: "cancelled",
     HoldEnd.EXPIRED: "not collected in time: it went to the next reader",
     HoldEnd.LEFT: "left the queue",
+    HoldEnd.COLLECTED: "collected at the desk",
+    HoldEnd.RETURNED: "returned",
 }
 
 

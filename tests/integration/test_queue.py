@@ -639,3 +639,208 @@ async def test_a_deletion_that_is_refused_does_not_cost_a_waiting_reader_their_t
     assert (await lib.locks.read(book.book_id, serial=True)).holds(place.reservation_id)
     await lib.cancel(place.reservation_id, reader.user_id)
     await clean(lib)
+
+
+# -- suspending a place (rows suspend, resume, leave suspended of docs/reservation-protocol.md) ----------------------
+def soon(seconds: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+async def test_a_suspended_place_is_passed_over_keeps_its_position_and_lets_the_book_go_free(
+    library: Library,
+) -> None:
+    book_id, held = await held_by_someone(library)
+    away, next_one, walk_in = await new_users(library, 3)
+    mine = await library.join(book_id, away.user_id)
+    theirs = await library.join(book_id, next_one.user_id)
+    assert isinstance(mine, Place) and isinstance(theirs, Place)
+    paused = await library.suspend(book_id, away.user_id, soon(3600))
+    assert (paused.position, paused.waiting) == (1, 2) and paused.suspended_until is not None  # its place is kept
+    with pytest.raises(Conflict) as twice:
+        await library.suspend(book_id, away.user_id, soon(7200))
+    assert twice.value.kind is ConflictKind.PLACE_SUSPENDED
+    with pytest.raises(Conflict) as rejoin:
+        await library.join(book_id, away.user_id)
+    assert rejoin.value.kind is ConflictKind.PLACE_SUSPENDED
+
+    await library.cancel(held.reservation_id, held.user_id)  # the book passes the suspended reader by
+    lock = await library.locks.read(book_id, serial=True)
+    assert lock.holds(theirs.reservation_id) and lock.suspension(away.user_id) is not None
+    await library.cancel(theirs.reservation_id, next_one.user_id)  # nobody active waits: the book is free
+    lock = await library.locks.read(book_id, serial=True)
+    assert lock.state is LockState.FREE and [w.user_id for w in lock.suspended] == [away.user_id]
+    await clean(library)
+    with pytest.raises(Conflict) as own:  # the suspended reader resumes, rather than reserving past their place
+        await library.reserve(book_id, away.user_id)
+    assert own.value.kind is ConflictKind.PLACE_SUSPENDED
+    taken = await library.reserve(book_id, walk_in.user_id)  # anyone else may take a free book
+    resumed = await library.resume(book_id, away.user_id)
+    assert isinstance(resumed, Place) and (resumed.position, resumed.suspended_until) == (1, None)
+    assert [p.user_id for p in await library.places(away.user_id)] == [away.user_id]
+    await library.cancel(taken.reservation_id, walk_in.user_id)
+    lock = await library.locks.read(book_id, serial=True)
+    assert lock.holds(mine.reservation_id) and not lock.suspended and lock.resume_at is None
+    await library.cancel(mine.reservation_id, away.user_id)
+    await clean(library)
+
+
+async def test_a_suspension_that_ends_is_resumed_by_the_sweep_once_on_two_instances_and_a_free_book_goes_to_it(
+    library: Library,
+) -> None:
+    one, two = settled(library), settled(library)
+    readers = await new_users(one, 4)
+    books = []
+    for reader in readers:
+        book_id, held = await held_by_someone(one)
+        place = await one.join(book_id, reader.user_id)
+        assert isinstance(place, Place)
+        await one.suspend(book_id, reader.user_id, soon(1.5))
+        await one.cancel(held.reservation_id, held.user_id)  # free, with only a suspended reader
+        books.append((book_id, reader, place))
+    assert (await one.locks.read(books[0][0])).resume_at is not None
+    await asyncio.sleep(1.6)
+    await asyncio.gather(one.sweep(), two.sweep(), one.sweep())
+    for book_id, reader, place in books:
+        lock = await one.locks.read(book_id, serial=True)
+        assert lock.holds(place.reservation_id) and not lock.suspended and lock.resume_at is None, lock
+        assert [r.reservation_id for r in await one.book_reservations(book_id)] == [place.reservation_id]
+        await one.cancel(place.reservation_id, reader.user_id)
+    await clean(one)
+
+
+async def test_a_suspension_racing_the_hand_off_to_that_reader_either_suspends_or_gives_the_book_never_both(
+    library: Library,
+) -> None:
+    suspended = handed = 0
+    for _ in range(8):
+        book_id, held = await held_by_someone(library)
+        reader, after = await new_users(library, 2)
+        place = await library.join(book_id, reader.user_id)
+        other = await library.join(book_id, after.user_id)
+        assert isinstance(place, Place) and isinstance(other, Place)
+        paused, _ = await asyncio.gather(
+            library.suspend(book_id, reader.user_id, soon(3600)),
+            library.cancel(held.reservation_id, held.user_id),
+            return_exceptions=True,
+        )
+        lock = await library.locks.read(book_id, serial=True)
+        if isinstance(paused, Place):
+            suspended += 1
+            assert lock.holds(other.reservation_id) and lock.suspension(reader.user_id) is not None
+            await library.leave(book_id, reader.user_id)
+            await library.cancel(other.reservation_id, after.user_id)
+        else:
+            handed += 1
+            assert isinstance(paused, NotFound), paused
+            assert lock.holds(place.reservation_id) and lock.in_queue(reader.user_id) is None
+            await library.cancel(place.reservation_id, reader.user_id)
+            await library.leave(book_id, after.user_id)
+        assert (await library.locks.read(book_id, serial=True)).state is LockState.FREE
+    assert suspended + handed == 8
+    await clean(library)
+
+
+async def test_suspending_over_http_refuses_a_past_date_a_second_suspension_and_a_place_one_does_not_have(
+    http: aiohttp.ClientSession, library: Library
+) -> None:
+    book_id, held = await held_by_someone(library)
+    reader = await new_user(http, "Sam Suspend", "sam@example.org")
+    path = f"/api/books/{book_id}/queue/suspension"
+    soon_day = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
+    status, body, _ = await call(http, "PUT", path, {"until": soon_day, "user_id": reader["user_id"]})
+    assert_error(status, body, 404)  # not in the queue
+    await call(http, "POST", f"/api/books/{book_id}/queue", {"user_id": reader["user_id"]})
+    for bad in ("2020-01-01", "tomorrow", "", None, (datetime.now(UTC) + timedelta(days=400)).date().isoformat()):
+        status, body, _ = await call(http, "PUT", path, {"until": bad, "user_id": reader["user_id"]})
+        assert_error(status, body, 400, "until")
+    until = (datetime.now(UTC) + timedelta(days=10)).date().isoformat()
+    status, place, _ = await call(http, "PUT", path, {"until": until, "user_id": reader["user_id"]})
+    assert status == 200 and place["status"] == "waiting" and place["suspended_until"].startswith(until), place
+    status, body, _ = await call(http, "PUT", path, {"until": until, "user_id": reader["user_id"]})
+    assert status == 200 and body == place  # the same suspension again: what it made (a retry of a lost answer)
+    later = (datetime.now(UTC) + timedelta(days=12)).date().isoformat()
+    status, body, _ = await call(http, "PUT", path, {"until": later, "user_id": reader["user_id"]})
+    assert_error(status, body, 409)
+    status, queue, _ = await call(http, "GET", f"/api/books/{book_id}/queue")
+    assert queue["waiting"] == 1 and queue["places"][0]["suspended_until"] is not None
+    status, resumed, _ = await call(http, "DELETE", path, params={"user_id": reader["user_id"]})
+    assert status == 200 and resumed["status"] == "waiting" and resumed["suspended_until"] is None
+    await library.leave(book_id, reader["user_id"])
+    await library.cancel(held.reservation_id, held.user_id)
+    await clean(library)
+
+
+# -- the loan: collected at the desk, returned at the desk (rows lend, return, return and hand off) -----------------
+async def test_a_collected_book_is_on_loan_until_returned_and_then_goes_to_the_next_reader(library: Library) -> None:
+    lib = with_window(library, 0.5)
+    book_id, held = await held_by_someone(lib)
+    (next_one,) = await new_users(lib, 1)
+    loan = await lib.lend(book_id)
+    assert loan.lent_at is not None and loan.ready_until is None
+    shown = await lib.get_reservation(held.reservation_id)
+    assert shown.lent_at == loan.lent_at and shown.ready_until is None  # the views show the loan
+    with pytest.raises(Conflict) as again:
+        await lib.lend(book_id)
+    assert again.value.kind is ConflictKind.NOT_ON_LOAN
+    place = await lib.join(book_id, next_one.user_id)
+    assert isinstance(place, Place)
+    await asyncio.sleep(0.6)
+    await lib.sweep()  # a loan has no pickup window: nothing ends it but the desk
+    assert (await lib.locks.read(book_id, serial=True)).holds(held.reservation_id)
+    for refused in (lib.cancel(held.reservation_id, held.user_id), lib.move(held.reservation_id, held.user_id)):
+        with pytest.raises(Conflict) as own:
+            await refused
+        assert own.value.kind is ConflictKind.ON_LOAN
+    await clean(lib)
+    ended = await lib.take_back(book_id)
+    assert ended.reservation_id == held.reservation_id
+    lock = await lib.locks.read(book_id, serial=True)
+    assert lock.holds(place.reservation_id) and lock.lent_at is None and lock.ready_until is not None
+    with pytest.raises(NotFound):
+        await lib.get_reservation(held.reservation_id)
+    with pytest.raises(Conflict) as not_lent:
+        await lib.take_back(book_id)
+    assert not_lent.value.kind is ConflictKind.NOT_ON_LOAN
+    past, _ = await lib.past_holds(held.user_id)
+    assert [line.outcome for line in past][:2] == [HoldEnd.RETURNED, HoldEnd.COLLECTED]
+    await lib.cancel(place.reservation_id, next_one.user_id)
+    await clean(lib)
+
+
+async def test_a_collection_racing_the_readers_cancel_either_lends_or_cancels_never_both(library: Library) -> None:
+    lent = cancelled = 0
+    for _ in range(8):
+        book_id, held = await held_by_someone(library)
+        loan, cancel = await asyncio.gather(
+            library.lend(book_id), library.cancel(held.reservation_id, held.user_id), return_exceptions=True
+        )
+        lock = await library.locks.read(book_id, serial=True)
+        if isinstance(loan, Reservation):
+            lent += 1
+            assert isinstance(cancel, Conflict) and cancel.kind is ConflictKind.ON_LOAN, cancel
+            assert lock.holds(held.reservation_id) and lock.lent_at is not None
+            await library.take_back(book_id)
+        else:
+            cancelled += 1
+            assert cancel is None and isinstance(loan, Conflict), (loan, cancel)
+        assert (await library.locks.read(book_id, serial=True)).state is LockState.FREE
+    assert lent + cancelled == 8
+    await clean(library)
+
+
+async def test_the_desk_lends_and_takes_back_over_http_and_a_reader_may_not(
+    http: aiohttp.ClientSession, library: Library
+) -> None:
+    book_id, held = await held_by_someone(library)
+    path = f"/api/books/{book_id}/loan"
+    status, body, _ = await call(http, "DELETE", path)
+    assert_error(status, body, 409)
+    status, loan, _ = await call(http, "POST", path)
+    assert status == 200 and loan["status"] == "on_loan" and loan["lent_at"], loan
+    status, body, _ = await call(http, "POST", path)
+    assert_error(status, body, 409)
+    status, back, _ = await call(http, "DELETE", path)
+    assert status == 200 and back["status"] == "returned" and back["reservation_id"] == str(held.reservation_id)
+    status, body, _ = await call(http, "POST", "/api/books/not-a-uuid/loan")
+    assert_error(status, body, 400, "book_id")
+    await clean(library)

@@ -121,7 +121,11 @@ class ModelLocks:
 
     async def read_waiting_for(self, user_id: int) -> list[Lock]:
         await self.gate.point(f"read locks {user_id} waits for", frozenset({("lock", ANY)}), False, ())
-        return [lock for lock in self.rows.values() if lock.queued(user_id) is not None]
+        return [lock for lock in self.rows.values() if lock.in_queue(user_id) is not None]
+
+    async def read_resuming_by(self, at: datetime) -> list[Lock]:
+        await self.gate.point("read resuming locks", frozenset({("lock", ANY)}), False, ())
+        return [lock for lock in self.rows.values() if lock.resume_at is not None and lock.resume_at <= at]
 
     async def send(self, transition: Transition, book_id: UUID, values: dict[str, Any]) -> tuple[bool, Lock]:
         label = f"{transition.name} on lock {self.name(book_id)}"
@@ -207,14 +211,14 @@ class ModelStore:
         reserved_at, written = found.get("reserved_at")
         version = found.get("version")[0]
         until = found.get("ready_until")[0]
-        window = {"ready_until": until}
+        window = {"ready_until": until, "lent_at": found.get("lent_at")[0]}
         if table == "reservations":
             book_id = found.get("book_id")[0]
             if book_id is None:
                 return None  # only a move's hint is left of it
             moving_to, hinted = found.get("moving_to")
             user_id = found.get("user_id")[0]
-            return ViewRow(key, book_id, user_id, reserved_at, version, written, moving_to, hinted, until)
+            return ViewRow(key, book_id, user_id, reserved_at, version, written, moving_to, hinted, **window)
         if table == "user_reservations":
             user_id, book_id = key
             return ViewRow(found.get("reservation_id")[0], book_id, user_id, reserved_at, version, written, **window)
@@ -250,7 +254,7 @@ class ModelStore:
             label += f", drop {self.name(came_from)} at {drop_at}"
         fault = await self.gate.point(label, frozenset(parts), True, PLAIN_FAULTS, blind=True)
         _raise_before(fault, label)  # a logged batch: whole, or not at all
-        common = {"reserved_at": r.reserved_at, "ready_until": r.ready_until, "version": v}
+        common = {"reserved_at": r.reserved_at, "ready_until": r.ready_until, "lent_at": r.lent_at, "version": v}
         self._at("reservations", r.reservation_id).insert({"book_id": r.book_id, "user_id": r.user_id} | common, v)
         self._at("user_reservations", (r.user_id, r.book_id)).insert({"reservation_id": r.reservation_id} | common, v)
         self._at("book_reservations", r.book_id).insert(

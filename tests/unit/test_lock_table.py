@@ -17,7 +17,7 @@ def state_condition(t: Transition) -> Any:
     return next(c.value for c in t.when if c.column == "state")
 
 
-QUEUE_ONLY = (T.JOIN, T.JOIN_FIRST, T.LEAVE)
+QUEUE_ONLY = (T.JOIN, T.JOIN_FIRST, T.LEAVE, T.SUSPEND, T.RESUME, T.LEAVE_SUSPENDED)
 
 
 @pytest.mark.parametrize("t", T.ALL, ids=lambda t: t.name)
@@ -27,8 +27,8 @@ def test_each_entry_names_the_states_it_leaves_and_says_what_it_does_to_the_view
         assert t.leaves == (None,)
         return
     if t in QUEUE_ONLY:
-        # A join or leave changes the queue only: the hold's version stays, so no fence, undo or move decision
-        # conditioned on the exact version of a hold fails because a reader joined or left its queue.
+        # A join, leave, suspension or resumption changes the queue only: the hold's version stays, so no fence, undo
+        # or move decision conditioned on the exact version of a hold fails because a reader joined or left its queue.
         assert "version" not in t.sets and not any(c.column == "version" for c in t.when), t.name
         return
     leaves = state_condition(t)
@@ -43,7 +43,7 @@ def test_the_statements_read_as_the_table_says() -> None:
     take, order = table._cql["take"]
     assert take.startswith("UPDATE ks.reservation_by_book_id SET state = 'held', ")
     assert "IF state = 'free' AND version < ?" in take
-    assert [p.name for p in order][-2:] == ["book_id", NEW]
+    assert [p.name for p in order][-3:] == ["book_id", NEW, "user_id"]  # the taker's suspended place, last
     confirm, order = table._cql["confirm"]
     assert "IF state = 'incoming' AND reservation_id = ? AND move_from_version = ? AND version = ?" in confirm
     assert order[-1].name == EXPECTED
@@ -51,7 +51,7 @@ def test_the_statements_read_as_the_table_says() -> None:
 
 def test_every_transition_into_free_records_when_and_clears_only_what_its_state_set() -> None:
     into_free = [t for t in T.ALL if t.sets.get("state") == LockState.FREE.value and not t.insert and t is not T.REVIVE]
-    assert {t.name for t in into_free} == {"release", "release exactly", "abandon", "finish out"}
+    assert {t.name for t in into_free} == {"release", "release exactly", "abandon", "finish out", "return"}
     for t in into_free:
         assert t.sets["freed_at"].name == NEW, t.name
     # A reserve/cancel cycle leaves three null cells (tombstones) on the lock row, not more.
@@ -70,10 +70,10 @@ def test_a_lost_answer_counts_as_applied_only_for_a_state_that_names_the_same_re
 
 def test_a_refusal_for_a_version_too_low_is_told_apart_from_a_state_that_changed() -> None:
     free = Lock(uuid4(), LockState.FREE, version=50)
-    assert T.TAKE.only_version_too_low(free, {NEW: 40})
-    assert not T.TAKE.failing(free, {NEW: 60})
+    assert T.TAKE.only_version_too_low(free, {NEW: 40, "user_id": 1})
+    assert not T.TAKE.failing(free, {NEW: 60, "user_id": 1})
     held = Lock(free.book_id, LockState.HELD, uuid4(), 1, None, 50)
-    assert not T.TAKE.only_version_too_low(held, {NEW: 40})
+    assert not T.TAKE.only_version_too_low(held, {NEW: 40, "user_id": 1})
 
 
 def test_a_read_refuses_a_take_on_what_a_paxos_round_would_refuse_and_never_on_the_version() -> None:
@@ -81,11 +81,12 @@ def test_a_read_refuses_a_take_on_what_a_paxos_round_would_refuse_and_never_on_t
     conditions of the state, never `version < new`, which only makes the runner send again higher."""
     book, someone = uuid4(), uuid4()
     assert {t.name for t in T.ALL if t.refused_by_read} == {"take", "move in"}
-    assert T.TAKE.refuses(Lock(book, LockState.HELD, someone, 1, None, 10), {})
-    assert T.TAKE.refuses(Lock(book, LockState.WITHDRAWN, version=10), {})
-    assert T.TAKE.refuses(Lock(book, None), {})  # no such book
-    assert T.TAKE.refuses(Lock(book, LockState.INCOMING, someone, 1, None, 10), {})  # settled by the use case
-    assert not T.TAKE.refuses(Lock(book, LockState.FREE, version=10**18), {})  # however high its version
+    taker = {"user_id": 2}
+    assert T.TAKE.refuses(Lock(book, LockState.HELD, someone, 1, None, 10), taker)
+    assert T.TAKE.refuses(Lock(book, LockState.WITHDRAWN, version=10), taker)
+    assert T.TAKE.refuses(Lock(book, None), taker)  # no such book
+    assert T.TAKE.refuses(Lock(book, LockState.INCOMING, someone, 1, None, 10), taker)  # settled by the use case
+    assert not T.TAKE.refuses(Lock(book, LockState.FREE, version=10**18), taker)  # however high its version
 
 
 def test_the_queue_is_ordered_by_its_joins_and_taken_only_by_the_queues_own_transitions() -> None:
@@ -103,8 +104,8 @@ def test_the_queue_is_ordered_by_its_joins_and_taken_only_by_the_queues_own_tran
     # With a reader waiting, nothing but a hand-off takes the book from its holder or gives a free one away.
     assert T.RELEASE.refuses(two, {"reservation_id": holder})
     free_with_queue = Lock(book, LockState.FREE, version=40, waiting=two.waiting, queue_seq=30)
-    assert T.TAKE.refuses(free_with_queue, {})
-    assert T.MOVE_IN.refuses(free_with_queue, {})
+    assert T.TAKE.refuses(free_with_queue, {"user_id": 4})
+    assert T.MOVE_IN.refuses(free_with_queue, {"user_id": 4})
     entry = two.next_in_line()
     assert entry is not None
     hand = {"reservation_id": holder, "next_user_id": 2, "next_reservation_id": first, "next_entry": entry.cell()}
@@ -120,9 +121,9 @@ def test_the_queue_statements_name_the_entry_they_change() -> None:
     table = CassandraLockTable(SimpleNamespace(settings=SimpleNamespace(keyspace="ks")))  # type: ignore[arg-type]
     join, _ = table._cql["join"]
     assert "SET waiting[?] = ?, queue_seq = ?" in join
-    assert "IF state = 'held' AND user_id != ? AND waiting[?] = null AND queue_seq < ?" in join
+    assert "IF state = 'held' AND user_id != ? AND waiting[?] = null AND suspended[?] = null AND queue_seq < ?" in join
     hand, _ = table._cql["hand off"]
-    assert "IF state = 'held' AND reservation_id = ? AND waiting[?] = ? AND version < ?" in hand
+    assert "IF state = 'held' AND reservation_id = ? AND lent_at = null AND waiting[?] = ? AND version < ?" in hand
     assert "AND waiting = null" in table._cql["take"][0] and "AND waiting = null" in table._cql["release"][0]
 
 

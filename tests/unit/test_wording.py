@@ -84,7 +84,7 @@ def test_a_conflict_about_another_book_does_not_borrow_this_ones_title() -> None
         (Forbidden.not_owner(RESERVATION), "That reservation belongs to another reader."),
         (
             Conflict.book_in_use(BOOK, RESERVATION),
-            "That book is reserved, so it cannot be deleted yet: cancel the reservation first.",
+            "That book is reserved or readers are in its queue, so it cannot be deleted yet.",
         ),
     ],
 )
