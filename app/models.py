@@ -499,5 +499,10 @@ class InvalidInput(LibraryError):
         self.field = field
 
 
+class OutOfRange(InvalidInput):
+    """A well-formed value the rules refuse for what it says now: a suspension's end that has passed, or is too far
+    ahead (a 422: the request is well formed, and the same one may be right another day)."""
+
+
 class DatabaseUnavailable(LibraryError):
     """Cassandra could not reach the required consistency (too few replicas, or a timeout)."""

@@ -16,7 +16,7 @@ from collections.abc import Sized
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from app.models import InvalidInput
+from app.models import InvalidInput, OutOfRange
 
 # -- text: titles, authors, genres, readers' names and e-mail addresses, catalogue filters -------------------------
 # Long enough for any real title or name, short enough that one row can never grow a page of the catalogue beyond
@@ -235,25 +235,29 @@ def is_card_number(value: object, minimum: int = FIRST_CARD) -> bool:
     return not isinstance(value, bool) and isinstance(value, int) and minimum <= value <= MAX_CARD
 
 
-def check_suspension(value: object, time_zone: str, *, now: datetime, field: str = "until") -> datetime:
+def parse_suspension(value: object, time_zone: str, field: str = "until") -> datetime:
     """The end of a suspension, as UTC: a date ("2026-12-20": from the start of that day, the library's time) or a time
-    with its offset ("2026-12-20T09:00:00+01:00"); after `now`, and at most MAX_SUSPEND_DAYS ahead."""
+    with its offset ("2026-12-20T09:00:00+01:00")."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"{field} must be a date such as 2026-12-20", field=field)
     text = value.strip()
     try:
         if len(text) == 10:
-            day = datetime.strptime(text, "%Y-%m-%d")
-            until = day.replace(tzinfo=ZoneInfo(time_zone))
+            until = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=ZoneInfo(time_zone))
         else:
             until = datetime.fromisoformat(text)
             if until.tzinfo is None:
                 raise ValueError("no offset")
-    except ValueError:
+        return until.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidInput(f"{field} must be a date such as 2026-12-20", field=field) from None
-    until = until.astimezone(UTC)
+
+
+def check_suspension(until: datetime, *, now: datetime, field: str = "until") -> datetime:
+    """A suspension's end must come after `now`, and at most MAX_SUSPEND_DAYS later (OutOfRange, a 422: the same date
+    may be right another day)."""
     if until <= now:
-        raise InvalidInput(f"{field} must be a date to come, not one that has passed", field=field)
+        raise OutOfRange(f"{field} must be a date to come, not one that has passed", field=field)
     if until > now + timedelta(days=MAX_SUSPEND_DAYS):
-        raise InvalidInput(f"{field} must be at most {MAX_SUSPEND_DAYS} days ahead", field=field)
+        raise OutOfRange(f"{field} must be at most {MAX_SUSPEND_DAYS} days ahead", field=field)
     return until

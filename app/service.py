@@ -59,7 +59,7 @@ from app.models import (
     Unauthenticated,
     User,
 )
-from app.rules import check_pin, check_pin_as_typed, check_suspension
+from app.rules import check_pin, check_pin_as_typed, check_suspension, parse_suspension
 
 if TYPE_CHECKING:
     from app.repository import Library
@@ -256,7 +256,10 @@ class LibraryService:
         """Suspends the caller's (or, at the desk, the reader named) place in the book's queue until a date to come
         (app/rules.py, `check_suspension`): it keeps its position, and the book passes it by until then."""
         reader = acting_for(caller, named)
-        end = check_suspension(until, time_zone, now=datetime.now(UTC))
+        end = parse_suspension(until, time_zone)
+        if not any(p.user_id == reader for p in await self.reservations.queue(book_id)):
+            raise NotFound.not_waiting(book_id, reader)  # said before the date's range: there is nothing to suspend
+        check_suspension(end, now=datetime.now(UTC))
         place = await self.reservations.suspend(book_id, reader, end)
         held = Reservation(place.reservation_id, book_id, reader, datetime.now(UTC))
         detail = f"suspended the place of {{reader}} in the queue for {{book}} until {end:%Y-%m-%d %H:%M} UTC"

@@ -24,6 +24,7 @@ from app.models import (
     InvalidInput,
     LibraryError,
     NotFound,
+    OutOfRange,
     TooManyAttempts,
     Unauthenticated,
 )
@@ -43,6 +44,7 @@ MAX_TOKEN_LENGTH = 200
 RETRY_AFTER_SECONDS = 5
 
 _STATUS: tuple[tuple[type[LibraryError], int], ...] = (
+    (OutOfRange, 422),
     (InvalidInput, 400),
     (Unauthenticated, 401),
     (Forbidden, 403),

@@ -477,6 +477,7 @@ def document(*, production: bool = False) -> dict[str, Any]:
                     "responses": {
                         "200": _json(_ref("Place"), "The place, suspended"),
                         "400": BAD_REQUEST,
+                        "422": _error("The date has passed, or is more than a year ahead"),
                         "404": _error("Not in the book's queue"),
                         "409": _error("The place is suspended already"),
                         "503": UNAVAILABLE,
@@ -810,8 +811,9 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "until": {
                     "type": "string",
-                    "description": "A date (2026-12-20: from the start of that day, the library's time) or a time with "
-                    "its offset, to come, at most a year ahead",
+                    "format": "date",
+                    "description": "A date to come, at most a year ahead: the place is active again from the start of "
+                    "that day (the library's time). A time with its offset is taken too.",
                 },
                 "user_id": {**USER_ID_SCHEMA, "description": "The reader, if not the caller (librarians only)"},
             },

@@ -15,6 +15,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import aiohttp
@@ -65,6 +66,12 @@ EXPECTED: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {
     ("/api/books/([^/]+)/queue", "get"): (401, 200, 200, 200),
     ("/api/books/([^/]+)/queue", "post"): (401, 201, 409, 201),
     ("/api/books/([^/]+)/queue", "delete"): (401, 404, 404, 404),
+    # nobody is in the owner's book's queue: suspending or resuming a place one does not have is a 404
+    ("/api/books/([^/]+)/queue/suspension", "put"): (401, 404, 404, 404),
+    ("/api/books/([^/]+)/queue/suspension", "delete"): (401, 404, 404, 404),
+    # the desk's: the owner's ready hold is lent (200); a return of a book not on loan is a 409
+    ("/api/books/([^/]+)/loan", "post"): (401, 403, 403, 200),
+    ("/api/books/([^/]+)/loan", "delete"): (401, 403, 403, 409),
     ("/api/users/([^/]+)/queues", "get"): (401, 403, 200, 200),
     ("/api/users/([^/]+)/history", "get"): (401, 403, 200, 200),
     ("/api/reservations", "get"): (401, 403, 200, 200),
@@ -89,6 +96,10 @@ EXPECTED: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {
     ("/books/([^/]+)/queue", "post"): (SIGN_IN, 302, 302, 302),  # the owner's book: others join, the owner is told
     ("/books/([^/]+)/leave", "post"): (SIGN_IN, 302, 302, 302),  # nobody waits: a message says so
     ("/books/([^/]+)/hold", "post"): (SIGN_IN, 403, 403, 302),  # the desk's: a hold for the card named
+    ("/books/([^/]+)/suspend", "post"): (SIGN_IN, 302, 302, 302),  # nobody waits: a message says so
+    ("/books/([^/]+)/resume", "post"): (SIGN_IN, 302, 302, 302),
+    ("/books/([^/]+)/collect", "post"): (SIGN_IN, 403, 403, 302),  # the desk's
+    ("/books/([^/]+)/return", "post"): (SIGN_IN, 403, 403, 302),
     ("/books/([^/]+)/edit", "post"): (SIGN_IN, 403, 403, 302),
     ("/books/([^/]+)/delete", "post"): (SIGN_IN, 403, 403, 302),
     ("/me", "get"): (SIGN_IN, 200, 200, 200),
@@ -188,6 +199,7 @@ def body_for(pattern: str, method: str, cell: Cell) -> dict[str, Any] | None:
         ("/api/reservations", "post"): {"book_id": str(cell.free_book), "user_id": cell.owner.user_id},
         ("/api/reservations/([^/]+)", "patch"): {"user_id": cell.owner.user_id},
         ("/api/books/([^/]+)/queue", "post"): {},
+        ("/api/books/([^/]+)/queue/suspension", "put"): {"until": (date.today() + timedelta(days=5)).isoformat()},
         ("/make_reservation", "post"): {"book_id": str(cell.free_book), "user_id": cell.owner.user_id},
         ("/update_reservation", "post"): {"book_id": str(cell.book), "user_id": cell.owner.user_id},
         ("/remove_reservation", "post"): {"book_id": str(cell.book), "user_id": cell.owner.user_id},
@@ -197,6 +209,7 @@ def body_for(pattern: str, method: str, cell: Cell) -> dict[str, Any] | None:
         "/books/add": {"title": "Matrix Book", "author": "M. Author", "genre": "Matrix"},
         "/books/([^/]+)/edit": {"title": "Matrix Book", "author": "M. Author", "genre": "Edited"},
         "/books/([^/]+)/hold": {"card": str(cell.other.user_id)},
+        "/books/([^/]+)/suspend": {"until": (date.today() + timedelta(days=5)).isoformat()},
         "/readers/add": {"name": "New Reader", "email": "new@example.org", "pin": "1234"},
         "/readers/([^/]+)/edit": {"name": "Owen Owner", "email": "owen@example.org"},
         "/readers/([^/]+)/active": {"active": "no"},

@@ -19,6 +19,7 @@ import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -838,6 +839,19 @@ async def test_a_reader_joins_a_queue_leaves_it_and_finds_the_book_ready_when_th
 
     await page.goto(f"{web_url}/books/{book.book_id}")
     await press(page, page.locator("article button:has-text('Join the queue')"))
+    # Away for a while: the place is suspended until a date, kept, and resumed.
+    await page.goto(f"{web_url}/me")
+    away = (datetime.now(UTC) + timedelta(days=10)).date()
+    place = page.locator(f"#place-{book.book_id}")
+    await place.get_by_label("Away until").fill(away.isoformat())
+    await press(page, place.locator("button:has-text('Suspend my place')"))
+    await expect(page.locator(".flash-success")).to_contain_text(f"Your place in the queue for “{book.title}” is")
+    await expect(page.locator(".flash-success")).to_contain_text(f"suspended until {away.day} {away:%B %Y}")
+    await expect(place).to_contain_text(f"Suspended until {away.day} {away:%B %Y}")
+    await shot(page, "23-place-suspended")
+    await press(page, place.locator("button:has-text('Resume my place')"))
+    await expect(page.locator(".flash-success")).to_contain_text("is active again: you are next in line")
+    await expect(place.locator("button:has-text('Suspend my place')")).to_have_count(1)
     await library.cancel(held.reservation_id, holder.user_id)  # the holder lets go: the book is handed on
     await page.goto(f"{web_url}/me")
     mine = page.locator("ul.reservations li.item")

@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -97,6 +98,7 @@ class Scene:
     held_book_id: uuid.UUID
     reservation_id: uuid.UUID
     others_book_id: uuid.UUID  # held by the librarian: the reader may join its queue
+    lent_book_id: uuid.UUID  # collected by the reader: on loan (the desk's "Mark returned")
 
 
 @pytest.fixture
@@ -112,7 +114,15 @@ async def scene(library: Library) -> Scene:
     others = await library.create_book(f"{word} Annals", "Cyra Forge", "Mystery", 1952)
     await library.reserve(others.book_id, librarian.user_id)
     await library.join(held.book_id, librarian.user_id)
-    return Scene(word, reader, librarian, free.book_id, held.book_id, reservation.reservation_id, others.book_id)
+    lent = await library.create_book(f"{word} Codex", "Cyra Forge", "Mystery", 1953)
+    await library.reserve(lent.book_id, reader.user_id)
+    await library.lend(lent.book_id)
+    away = await library.create_book(f"{word} Gazette", "Cyra Forge", "Mystery", 1954)
+    await library.reserve(away.book_id, librarian.user_id)
+    await library.join(away.book_id, reader.user_id)  # a place the reader suspends: "Resume my place" on /me
+    await library.suspend(away.book_id, reader.user_id, datetime.now(UTC) + timedelta(days=3))
+    ids = (free.book_id, held.book_id, reservation.reservation_id, others.book_id, lent.book_id)
+    return Scene(word, reader, librarian, *ids)
 
 
 @pytest.fixture
@@ -144,6 +154,7 @@ def pages_to_walk(scene: Scene) -> dict[str, list[str]]:
             "/",
             f"/?q={q}",
             *book_pages,
+            f"/books/{scene.lent_book_id}",
             "/me",
             "/readers",
             f"/readers/{scene.reader.user_id}",
@@ -249,5 +260,6 @@ async def test_every_form_carries_the_xsrf_token_and_is_refused_without_it(
         assert response.status == 302, await response.text()
     held = await library.holder(scene.free_book_id)
     assert held is not None and held.user_id == scene.reader.user_id
+    await library.take_back(scene.lent_book_id)  # a loan ends at the desk, never by the reader's cancel
     for reservation in (await library.user_reservations(scene.reader.user_id)).items:
         await library.cancel(reservation.reservation_id, scene.reader.user_id)

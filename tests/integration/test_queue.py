@@ -750,9 +750,12 @@ async def test_suspending_over_http_refuses_a_past_date_a_second_suspension_and_
     status, body, _ = await call(http, "PUT", path, {"until": soon_day, "user_id": reader["user_id"]})
     assert_error(status, body, 404)  # not in the queue
     await call(http, "POST", f"/api/books/{book_id}/queue", {"user_id": reader["user_id"]})
-    for bad in ("2020-01-01", "tomorrow", "", None, (datetime.now(UTC) + timedelta(days=400)).date().isoformat()):
+    for bad in ("tomorrow", "", None, "2026-13-45"):
         status, body, _ = await call(http, "PUT", path, {"until": bad, "user_id": reader["user_id"]})
         assert_error(status, body, 400, "until")
+    for out_of_range in ("2020-01-01", (datetime.now(UTC) + timedelta(days=400)).date().isoformat()):
+        status, body, _ = await call(http, "PUT", path, {"until": out_of_range, "user_id": reader["user_id"]})
+        assert_error(status, body, 422, "until")
     until = (datetime.now(UTC) + timedelta(days=10)).date().isoformat()
     status, place, _ = await call(http, "PUT", path, {"until": until, "user_id": reader["user_id"]})
     assert status == 200 and place["status"] == "waiting" and place["suspended_until"].startswith(until), place
