@@ -623,6 +623,8 @@ class Reservations:
 
     async def _renew(self, lock: Lock) -> Reservation:
         for _ in range(ATTEMPTS):
+            if lock.lent_at is not None:  # collected meanwhile (the restamp's condition refused it): a loan now
+                raise Conflict.on_loan(lock.book_id, lock.reservation_id)
             if (lock.renewals or 0) >= self.max_renewals:
                 assert lock.reservation_id is not None
                 raise Conflict.renewed_enough(lock.reservation_id, self.max_renewals)

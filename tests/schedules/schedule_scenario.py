@@ -10,6 +10,7 @@ operations the search interleaves, each on its own app instance (its own version
     heal      reader 3 reserves Y                    instance at +1 h, settle time 0: a refused take heals/settles
     repair    one pass of Audit.audit(repair=True)   instance at +1 h, settle time 0
     withdraw  the librarian withdraws Y              instance at  0 ms
+    lend      the desk marks X collected (R1 lent)   instance at +1 ms
 
 Requests' instances have a settle time of an hour (they leave every move in flight to the request making it); the
 heal's and the repair's have 0 and a clock an hour ahead, so they act on everything they meet. Each instance's wall
@@ -78,6 +79,7 @@ OPS: dict[str, OpSpec] = {
         OpSpec("heal", int(HOUR * 1e6), 0, lambda w, i: i.reservations.reserve(Y, 3)),
         OpSpec("repair", int(HOUR * 1e6), 0, lambda w, i: Audit(i.runner, i.reservations).audit(repair=True)),
         OpSpec("withdraw", 0, HOUR, lambda w, i: i.reservations.withdraw(Y)),
+        OpSpec("lend", 1_000, HOUR, lambda w, i: i.reservations.lend(X)),
     )
 }
 
