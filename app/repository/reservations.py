@@ -428,8 +428,11 @@ class Reservations:
                     await self.store.delete_if_naming(rid, user_id, book_id)
                 else:
                     # Handed on: the reader's row goes above the hand-off; the book's is the next holder's, at that
-                    # same version, and theirs to keep.
+                    # same version, and theirs to keep. Their views may never have been written, though (the hand-off's
+                    # answer was lost, and the lock changed again before it was read back: the desk lent the book),
+                    # so a book row still naming this reservation goes at its own write time, below theirs.
                     await self.store.delete_user_row(user_id, book_id, lock.handed_at)
+                    await self.store.delete_if_naming(rid, user_id, book_id)
             above = max(above, lock.freed_at or 0, lock.handed_at or 0)
         await self.store.delete_reservation_row(rid, above)
         await self._free_seat_of(user_id, rid)
@@ -1019,15 +1022,16 @@ class Reservations:
                 if lock.queued(user_id) is not None:
                     return place_in(lock, user_id)  # active already (this request's own, whose answer was lost)
                 raise NotFound.not_waiting(book_id, user_id)
-            resumed = await self._resume(lock, paused)
-            if resumed is None:
+            if await self._resume(lock, paused) is None:
                 continue  # the queue changed meanwhile: look again
-            if resumed.state is LockState.FREE:
+            # The lock is read again: a resume pins only the reader's entry, so the state it left (a release since
+            # the read above may have freed the book) is known only from the lock itself.
+            resumed = await self.locks.read(book_id, serial=True)
+            if resumed.state is LockState.FREE and resumed.waiting:
                 await self.promote(book_id)
-                now_lock = await self.locks.read(book_id, serial=True)
-                if now_lock.holds(paused.reservation_id):
-                    return now_lock.reservation()
-                resumed = now_lock
+                resumed = await self.locks.read(book_id, serial=True)
+            if resumed.holds(paused.reservation_id):
+                return resumed.reservation()
             if resumed.in_queue(user_id) is None:
                 raise NotFound.not_waiting(book_id, user_id)
             return place_in(resumed, user_id)
@@ -1043,14 +1047,14 @@ class Reservations:
             due = lock.due(now())
             if not due:
                 break
-            resumed = await self._resume(lock, due[0])
-            done += resumed is not None
-        if lock.state is LockState.FREE and lock.waiting:
-            await self.promote(lock.book_id)
+            done += await self._resume(lock, due[0]) is not None
+        if done:
+            await self.promote(lock.book_id)  # reads the lock itself: a free book with a reader waiting is theirs
         return done
 
     async def _resume(self, lock: Lock, paused: Waiting) -> Lock | None:
-        """suspended -> waiting for one entry, from the suspensions as read: the lock it made, or None if refused."""
+        """suspended -> waiting for one entry, from the suspensions as read: None if refused. The lock returned is
+        `lock` with the entry moved: its other columns are as read, not as they are now."""
         active = replace(paused, suspended_until=None)
         done = await self.locks.run(
             T.RESUME,

@@ -994,7 +994,10 @@ class CollectHandler(ActionHandler):
 
     async def act(self, raw_id: str) -> Done:
         book = await self.library.get_book(parse_uuid(raw_id, "book_id"))
-        loan = await self.service.lend(self.caller, book.book_id)
+        try:
+            loan = await self.service.lend(self.caller, book.book_id)
+        except Conflict as error:
+            return Done(error_words(error, book=book), kind="error")
         reader = await _user_or_none(self.library, loan.user_id)
         who = f"{reader.name} (card {loan.user_id})" if reader else f"card {loan.user_id}"
         return Done(f"“{book.title}” is on loan to {who} until it is returned here.")
@@ -1007,7 +1010,10 @@ class ReturnHandler(ActionHandler):
 
     async def act(self, raw_id: str) -> Done:
         book = await self.library.get_book(parse_uuid(raw_id, "book_id"))
-        await self.service.take_back(self.caller, book.book_id)
+        try:
+            await self.service.take_back(self.caller, book.book_id)
+        except Conflict as error:
+            return Done(error_words(error, book=book), kind="error")
         holder = await self.library.holder(book.book_id)
         after = "it is ready for the next reader in its queue" if holder else "nobody waits for it: it is available"
         return Done(f"“{book.title}” is back: {after}.")

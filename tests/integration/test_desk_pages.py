@@ -114,3 +114,33 @@ async def test_the_desk_places_a_hold_for_a_reader_from_the_books_page(
     assert "There is no reader with that card number." in page
     await library.leave(book.book_id, reader.user_id)
     await library.cancel(held.reservation_id, holder.user_id)
+
+
+async def test_the_desk_marks_a_ready_hold_collected_then_returned_and_the_book_goes_to_the_queue(
+    desk: aiohttp.ClientSession, library: Library, reader: User
+) -> None:
+    """Issue 22: "Mark collected" makes the hold a loan (shown on the book's page and the reader's, and no longer the
+    reader's to cancel); "Mark returned" hands the book to the next in line. Both steps are in the desk log."""
+    word = "Ln" + uuid.uuid4().hex[:6]
+    book = await library.create_book(f"{word} Loan", "Lena Lend", "Drama", 2003)
+    holder = await new_account(library, Role.READER, "Lou Loaned", pin=None)
+    held = await library.reserve(book.book_id, holder.user_id)
+    await library.join(book.book_id, reader.user_id)
+    token = await xsrf(desk)
+    form = {"_xsrf": token, "next": f"/books/{book.book_id}"}
+    async with desk.post(f"/books/{book.book_id}/collect", data=form, allow_redirects=True) as response:
+        page = html.unescape(await response.text())
+    assert f"“{book.title}” is on loan to {holder.name} (card {holder.user_id}) until it is returned here." in page
+    assert "On loan" in page and "Mark returned" in page and "Mark collected" not in page
+    assert (await library.get_reservation(held.reservation_id)).lent_at is not None
+    async with desk.post(f"/books/{book.book_id}/collect", data=form, allow_redirects=True) as response:
+        page = html.unescape(await response.text())
+    assert f"“{book.title}” is on loan already." in page  # a second click says so, and changes nothing
+    async with desk.post(f"/books/{book.book_id}/return", data=form, allow_redirects=True) as response:
+        page = html.unescape(await response.text())
+    assert f"“{book.title}” is back: it is ready for the next reader in its queue." in page
+    holder_now = await library.holder(book.book_id)
+    assert holder_now is not None and holder_now.user_id == reader.user_id
+    logged = [a.action for a in await library.staff_actions() if a.book_id == book.book_id]
+    assert sorted(logged) == ["collect", "return"]
+    await library.cancel(holder_now.reservation_id, reader.user_id)

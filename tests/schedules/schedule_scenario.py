@@ -11,6 +11,8 @@ operations the search interleaves, each on its own app instance (its own version
     repair    one pass of Audit.audit(repair=True)   instance at +1 h, settle time 0
     withdraw  the librarian withdraws Y              instance at  0 ms
     lend      the desk marks X collected (R1 lent)   instance at +1 ms
+    queue     reader 4 joins X's queue, suspends     instance at -1 ms
+              the place a day, and resumes it
 
 Requests' instances have a settle time of an hour (they leave every move in flight to the request making it); the
 heal's and the repair's have 0 and a clock an hour ahead, so they act on everything they meet. Each instance's wall
@@ -52,6 +54,15 @@ HOUR = 3600.0
 EPOCH = datetime(1970, 1, 1)
 
 
+async def _queue(instance: Instance) -> Any:
+    """Reader 4 joins X's queue (a free X is simply reserved), suspends the place for a day, and resumes it."""
+    joined = await instance.reservations.join(X, 4)
+    if isinstance(joined, Reservation):
+        return joined
+    await instance.reservations.suspend(X, 4, reservations_module.now() + timedelta(days=1))
+    return await instance.reservations.resume(X, 4)
+
+
 @dataclass(frozen=True)
 class OpSpec:
     name: str
@@ -80,6 +91,7 @@ OPS: dict[str, OpSpec] = {
         OpSpec("repair", int(HOUR * 1e6), 0, lambda w, i: Audit(i.runner, i.reservations).audit(repair=True)),
         OpSpec("withdraw", 0, HOUR, lambda w, i: i.reservations.withdraw(Y)),
         OpSpec("lend", 1_000, HOUR, lambda w, i: i.reservations.lend(X)),
+        OpSpec("queue", -1_000, HOUR, lambda w, i: _queue(i)),
     )
 }
 
