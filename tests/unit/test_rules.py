@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -292,3 +293,29 @@ def test_a_limit_changed_in_the_rules_changes_everywhere(monkeypatch: pytest.Mon
     assert properties["title"]["maxLength"] == 500 and properties["author"]["maxLength"] == MAX_TEXT
     assert _csv_problems(tmp_path, title, "1999") == []
     test_the_documents_limits_are_the_rules()
+
+
+# -- a suspension's end (issue 22) ------------------------------------------------------------------------------------
+def test_a_suspension_ends_at_the_start_of_the_day_named_in_the_librarys_time_zone() -> None:
+    assert rules.parse_suspension("2026-12-20", "Europe/Paris") == datetime(2026, 12, 19, 23, 0, tzinfo=UTC)
+    assert rules.parse_suspension(" 2026-12-20 ", "UTC") == datetime(2026, 12, 20, tzinfo=UTC)
+    assert rules.parse_suspension("2026-12-20T09:00:00+01:00", "UTC") == datetime(2026, 12, 20, 8, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "typed", ["", "  ", None, 20261220, "tomorrow", "2026-13-45", "2026-12-20T09:00:00", "20-12-2026"]
+)
+def test_a_suspension_end_that_is_no_date_is_refused_naming_the_field(typed: object) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        rules.parse_suspension(typed, "UTC")
+    assert refused.value.field == "until" and not isinstance(refused.value, rules.OutOfRange)
+
+
+def test_a_suspension_must_end_after_now_and_within_the_most_days_ahead() -> None:
+    now = datetime(2026, 12, 7, 12, tzinfo=UTC)
+    assert rules.check_suspension(now + timedelta(seconds=1), now=now) == now + timedelta(seconds=1)
+    assert rules.check_suspension(now + timedelta(days=rules.MAX_SUSPEND_DAYS), now=now)
+    for wrong in (now, now - timedelta(days=1), now + timedelta(days=rules.MAX_SUSPEND_DAYS, seconds=1)):
+        with pytest.raises(rules.OutOfRange) as refused:
+            rules.check_suspension(wrong, now=now)
+        assert refused.value.field == "until"
