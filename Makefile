@@ -9,7 +9,7 @@ UV := $(UV_HOME)/bin/uv
 # uv uses $(PYTHON) as it is and never downloads an interpreter of its own.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup system-packages lock run test test-unit test-schedules test-grow-shrink lint
+.PHONY: setup system-packages lock run test test-unit test-schedules test-schedules-deep test-grow-shrink lint
 
 setup: system-packages $(UV)  ## system packages (JDK 17, Maven...) when missing, then .venv/ exactly as uv.lock says
 	$(UV) sync --locked --quiet --python $(PYTHON)
@@ -67,6 +67,10 @@ test-unit: | $(VENV_PYTHON)  ## the tests that need no Cassandra (tests/unit/), 
 # The schedule search on a model of Cassandra (no Cassandra): every schedule of a small scope, in a few minutes.
 test-schedules: | $(VENV_PYTHON)  ## the schedule search (tests/schedules/): every pair, every triple up to two preemptions
 	$(VENV_PYTHON) -m pytest tests/schedules
+
+# The same, with the queue's triples searched with two preemptions as well (about five CPU minutes more).
+test-schedules-deep: | $(VENV_PYTHON)  ## the schedule search with every triple, the queue's too, up to two preemptions
+	SCHEDULES_DEEP=1 $(VENV_PYTHON) -m pytest tests/schedules
 
 lint: | $(VENV_PYTHON) $(UV)  ## ruff, the type checker, and uv.lock and requirements.txt in step with pyproject.toml
 	$(VENV_PYTHON) -m ruff check .
