@@ -253,7 +253,8 @@ class ConflictKind(StrEnum):
     ALREADY_WAITING = "already_waiting"  # a reader is in a book's queue once
     PLACE_SUSPENDED = "place_suspended"  # the reader's place in the book's queue is suspended: resume it first
     ON_LOAN = "on_loan"  # the book is on loan to the reader: only the desk's return ends it
-    NOT_ON_LOAN = "not_on_loan"  # a return of a book that is not on loan, or a collection of one that is
+    NOT_ON_LOAN = "not_on_loan"  # a collection or return of a book nobody holds ready, or that is not on loan
+    ALREADY_LENT = "already_lent"  # a collection of a book on loan already
     RENEWED_ENOUGH = "renewed_enough"  # a hold renewed as often as allowed
     LIMIT_REACHED = "limit_reached"  # a reader holds (or waits for) as many books as the library allows
     RESERVATION_CHANGED = "reservation_changed"  # a move overtaken by another change of the reservation
@@ -337,8 +338,13 @@ class Conflict(LibraryError):
 
     @staticmethod
     def not_on_loan(book_id: UUID, lent: bool) -> Conflict:
-        what = "is on loan already" if lent else "is not on loan"
-        return Conflict(f"book {book_id} {what}", kind=ConflictKind.NOT_ON_LOAN, book_id=book_id)
+        if lent:
+            return Conflict(f"book {book_id} is on loan already", kind=ConflictKind.ALREADY_LENT, book_id=book_id)
+        return Conflict(f"book {book_id} is not on loan", kind=ConflictKind.NOT_ON_LOAN, book_id=book_id)
+
+    @staticmethod
+    def nothing_to_collect(book_id: UUID) -> Conflict:
+        return Conflict(f"nobody holds book {book_id} ready to collect", kind=ConflictKind.NOT_ON_LOAN, book_id=book_id)
 
     @staticmethod
     def limit_reached(user_id: int, kind: str, limit: int) -> Conflict:

@@ -723,8 +723,10 @@ class Reservations:
                 if not await self.settle(lock):
                     raise Conflict.reservation_changed(lock.reservation_id)  # type: ignore[arg-type]
                 continue
-            if lock.state is not LockState.HELD or lock.lent_at is not None:
-                raise Conflict.not_on_loan(book_id, lent=lock.lent_at is not None)
+            if lock.state is not LockState.HELD:
+                raise Conflict.nothing_to_collect(book_id)
+            if lock.lent_at is not None:
+                raise Conflict.not_on_loan(book_id, lent=True)
             rid, user_id = lock.reservation_id, lock.user_id
             assert rid is not None and user_id is not None
             lent = await self.locks.run(

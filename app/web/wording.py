@@ -156,11 +156,10 @@ def _conflict_words(error: Conflict, book: str) -> str:
         return "Your place in the queue for this book is suspended: resume it, and you keep your place in line."
     if kind is ConflictKind.ON_LOAN:
         return "This book is on loan to you: it stays yours until it is returned at the library's desk."
+    if kind is ConflictKind.ALREADY_LENT:
+        return f"{book} is on loan already."
     if kind is ConflictKind.NOT_ON_LOAN:
-        return (
-            f"{book} is on loan already." if "already" in str(error) else f"{book} is not ready to be collected or "
-            "returned: check whose reservation it is."
-        )
+        return f"{book} is not ready to be collected or returned: check whose reservation it is."
     if kind is ConflictKind.LIMIT_REACHED:
         return (
             "You have as many reservations or places in queues as the library allows at once: cancel one, or wait "

@@ -784,7 +784,7 @@ async def test_a_collected_book_is_on_loan_until_returned_and_then_goes_to_the_n
     assert shown.lent_at == loan.lent_at and shown.ready_until is None  # the views show the loan
     with pytest.raises(Conflict) as again:
         await lib.lend(book_id)
-    assert again.value.kind is ConflictKind.NOT_ON_LOAN
+    assert again.value.kind is ConflictKind.ALREADY_LENT
     place = await lib.join(book_id, next_one.user_id)
     assert isinstance(place, Place)
     await asyncio.sleep(0.6)
