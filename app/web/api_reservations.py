@@ -15,7 +15,7 @@ from app.models import DatabaseUnavailable, InvalidInput, Reservation
 from app.web.base import JsonHandler
 from app.web.encoding import encode_json
 from app.web.parsing import parse_page_size, parse_user_id, parse_user_id_text, parse_uuid, required
-from app.web.representations import reservation_json
+from app.web.representations import hold_json
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +43,13 @@ class ReservationsHandler(JsonHandler):
                 raise InvalidInput("a book's reservations come on one page: no page token applies", field="page")
             held = await self.library.book_reservations(parse_uuid(raw_book, "book_id"))
             items = [r for r in held if user_id is None or r.user_id == user_id]
-            self.write_page([reservation_json(r) for r in items[:page_size]], None)
+            self.write_page([hold_json(r) for r in items[:page_size]], None)
             return
         if user_id is not None:
             result = await self.library.user_reservations(user_id, page_size=page_size, page=page)
         else:
             result = await self.library.list_reservations(page_size=page_size, page=page)
-        self.write_page([reservation_json(r) for r in result.items], result.next_page)
+        self.write_page([hold_json(r) for r in result.items], result.next_page)
 
     async def stream_all(self) -> None:
         """Every reservation as one JSON array, as the earlier system answered: written and flushed a Cassandra page
@@ -64,7 +64,7 @@ class ReservationsHandler(JsonHandler):
             batch: list[Reservation] | None = first
             while batch is not None:
                 if batch:
-                    self.write((b"," if written else b"") + b",".join(encode_json(reservation_json(r)) for r in batch))
+                    self.write((b"," if written else b"") + b",".join(encode_json(hold_json(r)) for r in batch))
                     written += len(batch)
                     await self.flush()
                 batch = await anext(pages, None)
@@ -85,7 +85,7 @@ class ReservationsHandler(JsonHandler):
             )
         # A client that retries with the same key gets the first request's answer, never a second reservation.
         reservation = await self.service.reserve(self.caller, book_id, named, data.get("idempotency_key"))
-        self.created(f"/api/reservations/{reservation.reservation_id}", reservation_json(reservation))
+        self.created(f"/api/reservations/{reservation.reservation_id}", hold_json(reservation))
 
 
 class ReservationHandler(JsonHandler):
@@ -93,7 +93,7 @@ class ReservationHandler(JsonHandler):
 
     async def get(self, raw_id: str) -> None:
         reservation = await self.service.reservation(self.caller, parse_uuid(raw_id, "reservation_id"))
-        self.write_json(reservation_json(reservation))
+        self.write_json(hold_json(reservation))
 
     async def patch(self, raw_id: str) -> None:
         """With `book_id`, move the reservation to that book; without, renew its time."""
@@ -102,7 +102,7 @@ class ReservationHandler(JsonHandler):
         named = parse_user_id(data["user_id"]) if data.get("user_id") is not None else None
         new_book = parse_uuid(data["book_id"], "book_id") if data.get("book_id") is not None else None
         reservation = await self.service.move(self.caller, reservation_id, named, new_book)
-        self.write_json(reservation_json(reservation))
+        self.write_json(hold_json(reservation))
 
     async def delete(self, raw_id: str) -> None:
         reservation_id = parse_uuid(raw_id, "reservation_id")

@@ -827,6 +827,7 @@ def _schemas() -> dict[str, Any]:
                 "book_id": UUID_SCHEMA,
                 "user_id": {"type": "integer"},
                 "reserved_at": timestamp,
+                "ready_until": timestamp,
                 "lent_at": timestamp,
             },
         },
@@ -843,6 +844,7 @@ def _schemas() -> dict[str, Any]:
                         "user_id": {"type": "integer"},
                         "reserved_at": timestamp,
                         "ready_until": timestamp,
+                        "lent_at": timestamp,
                     },
                 },
             ]
@@ -897,8 +899,10 @@ def _schemas() -> dict[str, Any]:
                 "reserved_at": timestamp,
                 "ready_until": {
                     **timestamp,
-                    "description": "Collect it by then: after that it goes to the next reader",
+                    "description": "Collect it by then: after that it goes to the next reader (null: on loan, or "
+                    "made before holds had a pickup window)",
                 },
+                "lent_at": {**timestamp, "description": "Collected at the desk then: on loan until returned"},
             },
         },
         "ReservationCreate": {

@@ -52,6 +52,17 @@ def reservation_json(reservation: Reservation) -> dict[str, Any]:
     }
 
 
+def hold_json(reservation: Reservation) -> dict[str, Any]:
+    """A reservation as the API shows it: with its pickup window's end, or when it was collected (on loan). The
+    earlier system's endpoints keep `reservation_json`, their contract."""
+    r = reservation
+    return {
+        **reservation_json(r),
+        "ready_until": timestamp(r.ready_until) if r.ready_until else None,
+        "lent_at": timestamp(r.lent_at) if r.lent_at else None,
+    }
+
+
 def place_json(place: Place) -> dict[str, Any]:
     """A reader's place in a book's queue: `status` 'waiting', beside a reservation's 'ready' (`joined_json`)."""
     return {
@@ -67,7 +78,7 @@ def place_json(place: Place) -> dict[str, Any]:
 
 def loan_json(loan: Reservation, status: str) -> dict[str, Any]:
     """A book collected at the desk ('on_loan'), or whose loan ended ('returned')."""
-    return {"status": status, **reservation_json(loan), "lent_at": timestamp(loan.lent_at) if loan.lent_at else None}
+    return {"status": status, **hold_json(loan)}
 
 
 def past_hold_json(line: PastHold) -> dict[str, Any]:
@@ -82,7 +93,7 @@ def past_hold_json(line: PastHold) -> dict[str, Any]:
 
 def joined_json(joined: Place | Reservation) -> dict[str, Any]:
     """What a join made: a place in the queue, or, for a book that was free, the reservation itself (`ready`)."""
-    return place_json(joined) if isinstance(joined, Place) else {"status": "ready", **reservation_json(joined)}
+    return place_json(joined) if isinstance(joined, Place) else {"status": "ready", **hold_json(joined)}
 
 
 def caller_json(caller: Caller) -> dict[str, Any]:
