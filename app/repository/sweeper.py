@@ -1,10 +1,12 @@
-"""Each instance's sweep of holds whose pickup window has passed (`Reservations.sweep`), in the background.
+"""Each instance's sweep of holds whose pickup window has passed, and of suspended places in queues whose date has
+come (`Reservations.sweep`), in the background.
 
 No lease, unlike the repair: every hold a sweep ends is ended only from the exact state it read (a conditional
 release or hand-off at that version), so sweeps on any number of instances at once end each hold once and cost only
 their reads. Nothing waits on a sweep to be correct, only to be prompt: a hold past its window stays the reader's
 until something ends it, and a reserve or join that meets it ends it first. The worst-case delay between a window's
-end and its hold's end is the sweep's interval plus one sweep's duration (with several instances, less).
+end and its hold's end is the sweep's interval plus one sweep's duration (with several instances, less); the same
+bounds the delay of a suspended place's return to the queue (found through the index on the lock's `resume_at`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ class Sweeper:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        log.info("holds past their pickup window are ended every %g s by this instance's sweep", self.every)
+        log.info("holds past their pickup window, and suspensions that ended, are swept every %g s", self.every)
         self._task = asyncio.create_task(self._run(), name="hold sweeper")
 
     async def stop(self) -> None:

@@ -819,6 +819,8 @@ async def test_a_reader_joins_a_queue_leaves_it_and_finds_the_book_ready_when_th
     reader = await new_account(library, name="Quinn Queue")
     held = await library.reserve(book.book_id, holder.user_id)
     await sign_in(page, web_url, reader)
+    await search(page, web_url, word)  # the catalogue offers the queue where it offered nothing
+    await expect(result(page, book.book_id).locator("button:has-text('Join the queue')")).to_have_count(1)
     await page.goto(f"{web_url}/books/{book.book_id}")
     await expect(page.locator("#book-status")).to_contain_text("Reserved by another reader")
     await expect(page.locator("#book-status")).to_contain_text("Nobody is waiting for it.")
