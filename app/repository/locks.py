@@ -400,6 +400,8 @@ _NOBODY_WAITING = Condition("waiting", "=", None)
 # The queue's entries, by the reader they belong to: the joining or leaving reader's, and the next reader's.
 _ENTRY = Element("waiting", _UID)
 _SUSPENDED_ENTRY = Element("suspended", _UID)
+# The queue's own transitions that change only an entry leave any state a lock row can be in.
+_ANY_STATE = tuple(LockState)
 # A reader with a suspended place may not take the book past it (nor join twice): they resume it instead.
 _NOT_SUSPENDED = Condition(_SUSPENDED_ENTRY, "=", None)
 _NOBODY_SUSPENDED = Condition("suspended", "=", None)
@@ -546,7 +548,7 @@ class T:
     )
     LEAVE = Transition(
         "leave",
-        (LockState.FREE, LockState.HELD, LockState.INCOMING, LockState.OUTGOING, LockState.WITHDRAWN),
+        _ANY_STATE,
         (Condition(_ENTRY, "=", Param("entry")),),
         {_ENTRY: None},
         views="none",
@@ -585,14 +587,14 @@ class T:
     )
     RESUME = Transition(
         "resume",
-        (LockState.FREE, LockState.HELD, LockState.INCOMING, LockState.OUTGOING, LockState.WITHDRAWN),
+        _ANY_STATE,
         (Condition(_SUSPENDED_ENTRY, "=", Param("entry")), _SUSPENSIONS_AS_READ),
         {_SUSPENDED_ENTRY: None, _ENTRY: Param("resumed_entry"), **_NEXT_SUSPENSIONS},
         views="none (a free book it leaves with a reader waiting is then promoted)",
     )
     LEAVE_SUSPENDED = Transition(
         "leave suspended",
-        (LockState.FREE, LockState.HELD, LockState.INCOMING, LockState.OUTGOING, LockState.WITHDRAWN),
+        _ANY_STATE,
         (Condition(_SUSPENDED_ENTRY, "=", Param("entry")), _SUSPENSIONS_AS_READ),
         {_SUSPENDED_ENTRY: None, **_NEXT_SUSPENSIONS},
         views="none",
