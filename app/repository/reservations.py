@@ -466,10 +466,17 @@ class Reservations:
         lock = await self.locks.read(book_id)
         if lock.state is not LockState.HELD or lock.user_id != user_id or lock.reservation_id is None:
             raise NotFound(f"reader {user_id} holds no reservation of book {book_id}", book_id=book_id, user_id=user_id)
-        return await self.move(lock.reservation_id, user_id, known=lock)
+        # The earlier system's renewal had no limit, and its contract no refusal for one: its scripts renew at will.
+        return await self.move(lock.reservation_id, user_id, known=lock, limited=False)
 
     async def move(
-        self, reservation_id: UUID, user_id: int, new_book_id: UUID | None = None, *, known: Lock | None = None
+        self,
+        reservation_id: UUID,
+        user_id: int,
+        new_book_id: UUID | None = None,
+        *,
+        known: Lock | None = None,
+        limited: bool = True,
     ) -> Reservation:
         """Move the caller's reservation to another book, or renew its time when no book (or the same one) is given.
 
@@ -477,7 +484,8 @@ class Reservations:
         source, at the version the source is held at), the source goes HELD -> OUTGOING only in the state this move
         read (the decision: a renew, cancel or other move in between makes it fail, and the target is abandoned),
         then the target is confirmed HELD above every version the source had, the views follow, and the source is
-        freed. Each step after the decision is the same code whoever runs it (`_finish_move`). `known`: the lock of the
+        freed. Each step after the decision is the same code whoever runs it (`_finish_move`). `limited`: a renewal is
+        refused past `max_renewals` (the earlier system's renewal is not). `known`: the lock of the
         book the reservation is thought to be on, just read at QUORUM; it stands for `locate`'s first read when it holds
         the reservation on the book its row names."""
         row = await self._owned(reservation_id, user_id)
@@ -494,7 +502,7 @@ class Reservations:
         if source.lent_at is not None:
             raise Conflict.on_loan(source.book_id, reservation_id)  # a loan is neither renewed nor moved here
         if new_book_id is None or new_book_id == source.book_id:
-            return await self._renew(source)
+            return await self._renew(source, limited=limited)
         assert source.version is not None
         # The hint comes before the take, so a cancel can always find a target this move took.
         await self.store.hint(reservation_id, new_book_id, source.version)
@@ -624,11 +632,11 @@ class Reservations:
             await self.store.delete_book_rows(target.user_id, target.book_id, abandoned.lock.version)
         return abandoned.applied
 
-    async def _renew(self, lock: Lock) -> Reservation:
+    async def _renew(self, lock: Lock, *, limited: bool = True) -> Reservation:
         for _ in range(ATTEMPTS):
             if lock.lent_at is not None:  # collected meanwhile (the restamp's condition refused it): a loan now
                 raise Conflict.on_loan(lock.book_id, lock.reservation_id)
-            if (lock.renewals or 0) >= self.max_renewals:
+            if limited and (lock.renewals or 0) >= self.max_renewals:
                 assert lock.reservation_id is not None
                 raise Conflict.renewed_enough(lock.reservation_id, self.max_renewals)
             renewed = await self._restamp(lock, renew=True)

@@ -12,6 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from app.rules import MAX_RENEWALS
+
 
 @pytest.fixture
 async def http(web_url: str, staff_headers: dict[str, str]) -> AsyncIterator[aiohttp.ClientSession]:
@@ -64,11 +66,12 @@ async def test_make_update_remove(http: aiohttp.ClientSession) -> None:
     status, body = await post(http, "/make_reservation", {"book_id": book_id, "user_id": other})
     is_error(status, body, 409)
 
-    status, body = await post(http, "/update_reservation", request)
-    is_message(status, body, 200)
-    assert body["message"] == "Reservation updated successfully."
-    assert body["reservation"]["reservation_id"] == made["reservation_id"]
-    assert body["reservation"]["reserved_at"] >= made["reserved_at"]
+    for _ in range(MAX_RENEWALS + 2):  # the earlier system's renewal has no limit (found by python -m bench peer)
+        status, body = await post(http, "/update_reservation", request)
+        is_message(status, body, 200)
+        assert body["message"] == "Reservation updated successfully."
+        assert body["reservation"]["reservation_id"] == made["reservation_id"]
+        assert body["reservation"]["reserved_at"] >= made["reserved_at"]
 
     status, body = await post(http, "/update_reservation", {"book_id": book_id, "user_id": other})
     is_error(status, body, 404)
