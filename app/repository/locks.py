@@ -776,9 +776,16 @@ class CassandraLockTable:
 
     async def read_waiting_for(self, user_id: int) -> list[Lock]:
         locks: dict[UUID, Lock] = {}
-        for cql in self._read_waiting_for:  # active places, then suspended ones (an entry moves between them)
+        # Active places, suspended ones, then active ones again: an entry moves between the two maps (a suspension,
+        # a resumption), and one move between two reads is caught by the next, so a deletion of the reader never
+        # misses a place (only a suspension and a resumption both within the reads could hide one).
+        active, suspended = self._read_waiting_for
+        for cql in (active, suspended, active):
             async for rows in self.db.pages(cql, [user_id], page_size=HELD_PER_PAGE):
-                locks.update((row.book_id, lock_from_row(row.book_id, row)) for row in rows)
+                for row in rows:
+                    lock = lock_from_row(row.book_id, row)
+                    if lock.in_queue(user_id) is not None:  # (a later read may find the entry gone from both)
+                        locks[lock.book_id] = lock
         return list(locks.values())
 
     async def read_resuming_by(self, at: datetime) -> list[Lock]:

@@ -729,7 +729,7 @@ class Reservations:
                 raise UnknownBook(book_id)
             if lock.in_between:
                 if not await self.settle(lock):
-                    raise Conflict.reservation_changed(lock.reservation_id)  # type: ignore[arg-type]
+                    raise Conflict.nothing_to_collect(book_id)  # a move at work on it: the reader is changing books
                 continue
             if lock.state is not LockState.HELD:
                 raise Conflict.nothing_to_collect(book_id)
