@@ -847,3 +847,19 @@ async def test_the_desk_lends_and_takes_back_over_http_and_a_reader_may_not(
     status, body, _ = await call(http, "POST", "/api/books/not-a-uuid/loan")
     assert_error(status, body, 400, "book_id")
     await clean(library)
+
+
+async def test_a_reader_whose_place_is_suspended_cannot_be_deleted(library: Library) -> None:
+    """A deletion looks for the reader's places in both maps (three indexed reads: an entry moving between them is
+    not missed); a suspended place is a place."""
+    book_id, held = await held_by_someone(library)
+    (away,) = await new_users(library, 1)
+    await library.join(book_id, away.user_id)
+    await library.suspend(book_id, away.user_id, soon(3600))
+    with pytest.raises(Conflict) as refused:
+        await library.delete_user(away.user_id)
+    assert refused.value.kind is ConflictKind.READER_WAITING
+    await library.leave(book_id, away.user_id)
+    await library.delete_user(away.user_id)
+    await library.cancel(held.reservation_id, held.user_id)
+    await clean(library)
