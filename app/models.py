@@ -337,9 +337,11 @@ class Conflict(LibraryError):
         )
 
     @staticmethod
-    def not_on_loan(book_id: UUID, lent: bool) -> Conflict:
-        if lent:
-            return Conflict(f"book {book_id} is on loan already", kind=ConflictKind.ALREADY_LENT, book_id=book_id)
+    def already_lent(book_id: UUID) -> Conflict:
+        return Conflict(f"book {book_id} is on loan already", kind=ConflictKind.ALREADY_LENT, book_id=book_id)
+
+    @staticmethod
+    def not_on_loan(book_id: UUID) -> Conflict:
         return Conflict(f"book {book_id} is not on loan", kind=ConflictKind.NOT_ON_LOAN, book_id=book_id)
 
     @staticmethod

@@ -52,6 +52,7 @@ from app.models import (
     InvalidInput,
     LibraryError,
     NotFound,
+    OutOfRange,
     PastHold,
     Place,
     Reservation,
@@ -257,9 +258,14 @@ class LibraryService:
         (app/rules.py, `check_suspension`): it keeps its position, and the book passes it by until then."""
         reader = acting_for(caller, named)
         end = parse_suspension(until, time_zone)
-        if not any(p.user_id == reader for p in await self.reservations.queue(book_id)):
-            raise NotFound.not_waiting(book_id, reader)  # said before the date's range: there is nothing to suspend
-        check_suspension(end, now=datetime.now(UTC))
+        try:
+            check_suspension(end, now=datetime.now(UTC))
+        except OutOfRange:
+            # "Not in the queue" comes first: there is nothing to suspend, whatever the date (the queue is read only
+            # for a date refused, never on the way to a suspension).
+            if not any(p.user_id == reader for p in await self.reservations.queue(book_id)):
+                raise NotFound.not_waiting(book_id, reader) from None
+            raise
         place = await self.reservations.suspend(book_id, reader, end)
         held = Reservation(place.reservation_id, book_id, reader, datetime.now(UTC))
         detail = f"suspended the place of {{reader}} in the queue for {{book}} until {end:%Y-%m-%d %H:%M} UTC"

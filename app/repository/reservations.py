@@ -669,28 +669,37 @@ class Reservations:
             return False
         assert ended.lock.version is not None
         await self._step("expire.ended", lock=lock, version=ended.lock.version)
-        row = await self.store.reservation_row(rid)
-        seen = [row] if row is not None else [ViewRow(rid, lock.book_id, user_id, None, None, None)]
-        await self._clear_ended(seen, lock.book_id, ended.lock.version, handed=handed)
+        await self._clear_ended(await self._rows_of_ended(lock), lock.book_id, ended.lock.version, handed=handed)
         metrics.EXPIRED.inc()
         await self._ended(user_id, HoldEnd.EXPIRED, rid, lock.book_id, lock.reserved_at)
         return True
 
+    async def _rows_of_ended(self, lock: Lock) -> list[ViewRow]:
+        """The rows a hold `lock` showed, ended by an expiry or a return, is cleared from: its reservation's row, or
+        what the lock says of it when that row is gone already."""
+        rid, user_id = lock.reservation_id, lock.user_id
+        assert rid is not None and user_id is not None
+        row = await self.store.reservation_row(rid)
+        return [row] if row is not None else [ViewRow(rid, lock.book_id, user_id, None, None, None)]
+
+    def _swept_by(self) -> datetime:
+        """Anything due before this should have been swept: two sweep intervals, each with its pass, and the settle
+        time ago. The audit's line for a hold nobody ended, or a suspension nobody resumed, in time."""
+        return now() - timedelta(seconds=self.settle_after_seconds + 2 * self.sweep_seconds)
+
     def overdue(self, lock: Lock) -> bool:
-        """A hold past its pickup window for longer than a sweep takes to end it (two sweep intervals, each with its
-        pass, and the settle time): the audit's line for a hold nobody ended in time."""
-        late = timedelta(seconds=self.settle_after_seconds + 2 * self.sweep_seconds)
-        return lock.expired(now() - late)
+        """A hold past its pickup window for longer than a sweep takes to end it."""
+        return lock.expired(self._swept_by())
 
     def late_resumptions(self, lock: Lock) -> tuple[Waiting, ...]:
-        """The suspended places of `lock` past their end for longer than a sweep takes to resume them (as `overdue`)."""
-        late = timedelta(seconds=self.settle_after_seconds + 2 * self.sweep_seconds)
-        return lock.due(now() - late)
+        """The suspended places of `lock` past their end for longer than a sweep takes to resume them."""
+        return lock.due(self._swept_by())
 
     async def sweep(self) -> int:
-        """Ends every hold whose pickup window has passed (one indexed read of the held locks, or a scan of every
-        lock while that index cannot answer). Harmless beside any number of other sweeps: each end is conditioned on
-        the exact state read. Returns how many this sweep ended."""
+        """Resumes every suspended place whose date has come (one indexed read of `resume_at`), then ends every hold
+        whose pickup window has passed (one indexed read of the held locks, or a scan of every lock while that index
+        cannot answer). Harmless beside any number of other sweeps: each change is conditioned on the exact state
+        read. Returns how many holds this sweep ended."""
         at, gate = now(), asyncio.Semaphore(SWEEP_CONCURRENCY)
         # Suspensions that ended first, so that a hold expiring on the same book goes to a reader just resumed.
         resuming = await self.locks.read_resuming_by(at)
@@ -734,7 +743,7 @@ class Reservations:
             if lock.state is not LockState.HELD:
                 raise Conflict.nothing_to_collect(book_id)
             if lock.lent_at is not None:
-                raise Conflict.not_on_loan(book_id, lent=True)
+                raise Conflict.already_lent(book_id)
             rid, user_id = lock.reservation_id, lock.user_id
             assert rid is not None and user_id is not None
             lent = await self.locks.run(
@@ -765,7 +774,7 @@ class Reservations:
                     await self._remove_released([row])
                 return tried
             if lock.state is not LockState.HELD or lock.lent_at is None:
-                raise Conflict.not_on_loan(book_id, lent=False)
+                raise Conflict.not_on_loan(book_id)
             tried = lock.reservation()
             ended, handed = await self._end_exactly(lock, T.RETURN, T.RETURN_HAND_OFF)
             if not ended.applied:
@@ -773,9 +782,7 @@ class Reservations:
             version, loan = ended.lock.version, lock.reservation()
             assert version is not None
             await self._step("return.ended", lock=lock, version=version)
-            row = await self.store.reservation_row(loan.reservation_id)
-            seen = [row] if row is not None else [ViewRow(loan.reservation_id, book_id, loan.user_id, None, None, None)]
-            await self._clear_ended(seen, book_id, version, handed=handed)
+            await self._clear_ended(await self._rows_of_ended(lock), book_id, version, handed=handed)
             await self._ended(loan.user_id, HoldEnd.RETURNED, loan.reservation_id, book_id, loan.lent_at)
             return loan
         raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
@@ -936,10 +943,7 @@ class Reservations:
             paused = lock.suspension(user_id)
             if paused is None:
                 if tried is not None and lock.in_queue(user_id) is None:
-                    paused = tried  # left by this request's own send, whose answer was lost
-                    await self._free_seat_of(user_id, paused.reservation_id)
-                    await self._ended(user_id, HoldEnd.LEFT, paused.reservation_id, book_id, None)
-                    return paused.reservation_id
+                    return await self._left(book_id, user_id, tried)  # this request's own send, its answer lost
                 break
             tried = paused
             # A suspended place: taken out of the other map, as read (`suspend_seq`); a change of it meanwhile (its
@@ -948,9 +952,7 @@ class Reservations:
                 T.LEAVE_SUSPENDED, book_id, user_id=user_id, entry=paused.cell(), **_suspensions_without(lock, paused)
             )
             if left.applied:
-                await self._free_seat_of(user_id, paused.reservation_id)
-                await self._ended(user_id, HoldEnd.LEFT, paused.reservation_id, book_id, None)
-                return paused.reservation_id
+                return await self._left(book_id, user_id, paused)
         else:
             raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
         entry = lock.queued(user_id)
@@ -963,8 +965,7 @@ class Reservations:
         for _ in range(ATTEMPTS):
             left = await self.locks.run(T.LEAVE, book_id, user_id=user_id, entry=entry.cell())
             if left.applied:
-                await self._free_seat_of(user_id, entry.reservation_id)
-                await self._ended(user_id, HoldEnd.LEFT, entry.reservation_id, book_id, None)
+                await self._left(book_id, user_id, entry)
                 return
             lock = await self.locks.read(book_id, serial=True)
             if lock.queued(user_id) == entry:
@@ -975,6 +976,12 @@ class Reservations:
                 await self._free_seat_of(user_id, entry.reservation_id)
             return  # gone from the queue (a lost answer of ours, or a hand-off that cancel ended)
         raise DatabaseUnavailable("database unavailable: the change could not be confirmed; try again")
+
+    async def _left(self, book_id: UUID, user_id: int, entry: Waiting) -> UUID:
+        """A place (active or suspended) the reader left: its seat freed, and a line in their history."""
+        await self._free_seat_of(user_id, entry.reservation_id)
+        await self._ended(user_id, HoldEnd.LEFT, entry.reservation_id, book_id, None)
+        return entry.reservation_id
 
     async def _give_back(self, lock: Lock, entry: Waiting, user_id: int) -> None:
         """A reader who left the queue just as the book came to them: the reservation it made is cancelled. Its views

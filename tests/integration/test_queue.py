@@ -831,7 +831,7 @@ async def test_a_collection_racing_the_readers_cancel_either_lends_or_cancels_ne
     await clean(library)
 
 
-async def test_the_desk_lends_and_takes_back_over_http_and_a_reader_may_not(
+async def test_the_desk_lends_and_takes_back_over_http(
     http: aiohttp.ClientSession, library: Library
 ) -> None:
     book_id, held = await held_by_someone(library)
